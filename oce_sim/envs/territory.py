@@ -1,0 +1,247 @@
+"""``oce_sim/Territory-v0``: orchestrate customer engagement in one sales territory."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from oce_sim.config import CHANNELS, ENTITIES, ScenarioConfig, StageLike, load_scenario
+from oce_sim.metrics import episode_kpis, reward_components
+from oce_sim.world import dispatch
+from oce_sim.world.response import REP_VISIT
+from oce_sim.world.simulation import World
+
+SEGMENT_FEATURES: tuple[str, ...] = (
+    "share_of_customers",
+    "observed_rx_share",
+    "days_since_rep_visit",
+    "days_since_any_touch",
+    "email_consent_share",
+    "need_known_share",
+    "message_progress",
+    "engagement_rate",
+)
+GLOBAL_FEATURES: tuple[str, ...] = (
+    "episode_progress",
+    "data_staleness",
+    "suggestion_acceptance",
+    "field_capacity_per_customer",
+) + tuple(f"stage_{entity}" for entity in ENTITIES)
+STALE_DAYS = 60.0
+
+
+class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
+    """
+    ## Description
+
+    A pharma brand engages the HCPs of one territory through field reps and marketing channels (remote
+    detail, email, webinars; HCPs also visit the website on their own).  Ground truth (latent needs, channel
+    preferences, adoption state, confusion, fatigue, consent) evolves in a SimPy simulation; the agent is
+    the *orchestrator* and sees only what its maturity stage lets it see, through a data pipeline with
+    latency, coverage gaps and noise.  See ``docs/MODEL.md`` for the equations and sources.
+
+    ## Action Space
+
+    ``MultiDiscrete([7] * 9)``: one *play* per customer segment for the next decision epoch.  Segments are
+    what the orchestrator can tell apart (potential tier ``low/mid/high`` x believed state
+    ``non_prescriber/trialing/adopter``, in ``env.unwrapped.segment_names`` order).  Plays
+    (``env.unwrapped.play_names``):
+
+    | index | play | needs |
+    |---|---|---|
+    | 0 | hold | - |
+    | 1 | rep_visit_biweekly: suggest visits to customers not seen for 14 days | field capacity |
+    | 2 | rep_visit_monthly: same, 28 days | field capacity |
+    | 3 | rep_visit_ask: visit and ask the questions the system cannot answer | sales stage >= 2 |
+    | 4 | remote_detail (14-day cadence, inside-sales capacity) | marketing stage 3, remote opt-in |
+    | 5 | email (7-day cadence, 30-day cap) | marketing stage 3, email opt-in |
+    | 6 | webinar_invite (next scheduled webinar) | marketing stage 3, email opt-in |
+
+    The executor picks customers (value x overdue), one message per customer (next theme in the intended
+    order, or the known need) and respects consent, caps and capacity.  Rep suggestions are executed only
+    if the rep accepts them.  ``action_masks()`` returns the flattened ``(63,)`` boolean mask
+    (sb3-contrib convention); a masked play is replaced by *hold* and counted in ``info["masked_actions"]``.
+    An action outside the space raises ``ValueError``.
+
+    ## Observation Space
+
+    ``Box(0, 1, (80,), float32)``: for each segment the 8 features of ``SEGMENT_FEATURES`` (from the
+    orchestrator's view, never the ground truth), then ``GLOBAL_FEATURES``: episode progress, data
+    staleness, observed suggestion acceptance, field capacity per customer and the four entity stages / 3.
+
+    ## Rewards
+
+    Brand value of the epoch's prescriptions minus channel costs, divided by ``env.reward_scale_usd``.
+    ``info["reward_components"]`` holds the named parts in USD (``rx_value``, ``rep_visit_cost``,
+    ``remote_detail_cost``, ``email_cost``, ``webinar_cost``, ``profit``).
+
+    ## Starting State
+
+    A population drawn from the scenario with ``reset(seed=...)``; the view holds 28 days of syndicated
+    prescription history.
+
+    ## Episode End
+
+    Never terminates; truncates at ``env.horizon_days`` (default 364 days = 52 weekly decisions).
+    ``info["kpis"]`` holds the running episode KPIs (prescriptions, profit, cost, ROI, reach, frequency,
+    engagement rate, confusion events, unsubscribes, suggestion acceptance...).
+
+    ## Arguments
+
+    ```python
+    gymnasium.make("oce_sim/Territory-v0", scenario="default", stage=None, config=None)
+    ```
+    * ``scenario``: built-in name (``oce-sim scenarios``), a YAML path, a mapping or a ``ScenarioConfig``.
+    * ``stage``: 0-3, a stage name, or a mapping ``{customer, sales, marketing, it}``; overrides the scenario.
+    * ``config``: nested overrides, e.g. ``{"population": {"n_hcps": 200}, "env": {"horizon_days": 182}}``.
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        scenario: str | Mapping[str, Any] | ScenarioConfig | None = None,
+        stage: StageLike | None = None,
+        config: Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+    ):
+        self.scenario: ScenarioConfig = load_scenario(scenario, stage=stage, overrides=config)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        settings = self.scenario.env
+        self.horizon_days = settings.horizon_days
+        self.decision_interval_days = settings.decision_interval_days
+        self.reward_scale_usd = settings.reward_scale_usd
+        self.segment_names = dispatch.SEGMENTS
+        self.play_names = dispatch.PLAYS
+        self.action_space = spaces.MultiDiscrete(np.full(dispatch.N_SEGMENTS, dispatch.N_PLAYS, dtype=np.int64))
+        n_obs = dispatch.N_SEGMENTS * len(SEGMENT_FEATURES) + len(GLOBAL_FEATURES)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(n_obs,), dtype=np.float32)
+        self.world: World | None = None
+        self._day = 0
+
+    # ---------------------------------------------------------------------------------------------- API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        world_seed = seed if seed is not None else int(self.np_random.integers(0, 2**63 - 1))
+        self.world = World(self.scenario, seed=world_seed)
+        self._day = 0
+        self._masked_total = 0
+        self._series: list[dict[str, float]] = []
+        return self._observation(), self._info(None, 0, {})
+
+    def step(self, action: Any):
+        if self.world is None:
+            raise RuntimeError("call reset() before step()")
+        plays = self._validate(action)
+        mask = self.world.action_mask()
+        allowed = mask[np.arange(dispatch.N_SEGMENTS), plays]
+        masked = int((~allowed).sum())
+        self._masked_total += masked
+        self.world.ledger.masked_actions += masked
+        plays = np.where(allowed, plays, dispatch.HOLD)
+        before = self.world.ledger.snapshot()
+        self.world.apply_plays(plays)
+        self._day = min(self.horizon_days, self._day + self.decision_interval_days)
+        self.world.run_until(self._day)
+        components = reward_components(before, self.world.ledger)
+        reward = components["profit"] / self.reward_scale_usd
+        truncated = self._day >= self.horizon_days
+        info = self._info(plays, masked, components)
+        self._series.append({"day": float(self._day), **components, **self._channel_counts()})
+        if truncated:
+            info["series"] = list(self._series)
+        return self._observation(), float(reward), False, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        if self.world is None:
+            raise RuntimeError("call reset() before action_masks()")
+        return self.world.action_mask().ravel()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.world is None:
+            return None
+        k = episode_kpis(self.world)
+        return (f"day {self._day:>3}  Rx {k['prescriptions']:.0f}  profit ${k['profit_usd']:,.0f}  "
+                f"reach {k['reach']:.0%}  confusion {k['confusion_events']:.0f}  unsub {k['unsubscribes']:.0f}")
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _validate(self, action: Any) -> np.ndarray:
+        arr = np.asarray(action)
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        if arr.shape != self.action_space.shape or arr.dtype.kind not in "iu" or not self.action_space.contains(arr.astype(np.int64)):
+            raise ValueError(
+                f"action must be {dispatch.N_SEGMENTS} integers in [0, {dispatch.N_PLAYS - 1}] "
+                f"(one play per segment: {', '.join(self.play_names)}); got {action!r}"
+            )
+        return arr.astype(np.int64)
+
+    def _channel_counts(self) -> dict[str, float]:
+        assert self.world is not None
+        return {f"delivered_{name}": float(v) for name, v in zip(CHANNELS, self.world.ledger.delivered)}
+
+    def _observation(self) -> np.ndarray:
+        world = self.world
+        assert world is not None
+        view, pop = world.view, world.pop
+        segment = world.segments()
+        now = world.now
+        counts = np.bincount(segment, minlength=dispatch.N_SEGMENTS).astype(float)
+        denom = np.maximum(1.0, counts)
+
+        def seg_mean(values: np.ndarray) -> np.ndarray:
+            return np.bincount(segment, weights=values, minlength=dispatch.N_SEGMENTS) / denom
+
+        since_rep = np.minimum(STALE_DAYS, now - view.last_touch_day[:, REP_VISIT]) / STALE_DAYS
+        since_any = np.minimum(STALE_DAYS, now - view.last_touch_day.max(axis=1)) / STALE_DAYS
+        features = np.stack(
+            [
+                counts / pop.n_hcps,
+                seg_mean(np.minimum(1.0, view.observed_rx_share() / 0.5)),
+                seg_mean(since_rep),
+                seg_mean(since_any),
+                seg_mean(view.email_consent.astype(float)),
+                seg_mean(view.need_known.astype(float)),
+                seg_mean(view.progress / pop.n_themes),
+                seg_mean(view.engagement_rate()),
+            ],
+            axis=1,
+        )
+        stage = self.scenario.stage
+        answered = view.suggestions_accepted + view.suggestions_dismissed
+        acceptance = view.suggestions_accepted / answered if answered and stage.sales >= 1 else 0.0
+        capacity = world.field_calls_per_epoch * world.field.n_reps / pop.n_hcps
+        global_features = np.array(
+            [
+                self._day / self.horizon_days,
+                min(STALE_DAYS, now - view.published_through_day) / STALE_DAYS,
+                acceptance,
+                min(1.0, capacity),
+                stage.customer / 3,
+                stage.sales / 3,
+                stage.marketing / 3,
+                stage.it / 3,
+            ]
+        )
+        obs = np.concatenate([features.ravel(), global_features]).astype(np.float32)
+        return np.clip(obs, 0.0, 1.0)
+
+    def _info(self, plays: np.ndarray | None, masked: int, components: dict[str, float]) -> dict[str, Any]:
+        assert self.world is not None
+        return {
+            "day": self._day,
+            "plays": plays,
+            "masked_actions": masked,
+            "masked_actions_total": self._masked_total,
+            "reward_components": components,
+            "kpis": episode_kpis(self.world),
+        }

@@ -1,0 +1,23 @@
+"""Every environment id, registered in one place."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENTRY_POINT = "oce_sim.envs.territory:TerritoryEnv"
+
+# id -> default keyword arguments
+ENV_IDS: dict[str, dict] = {
+    # mid-size territory of a mature market, 52 weekly decisions
+    "oce_sim/Territory-v0": {},
+    # one rep, 120 HCPs, half a year: quick experiments and tests
+    "oce_sim/TerritorySmall-v0": {"scenario": "small"},
+    # default territory, stage 3 (intervention): every channel under the orchestrator's control
+    "oce_sim/TerritoryIntervention-v0": {"stage": 3},
+}
+
+
+def register_envs() -> None:
+    for env_id, kwargs in ENV_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs), disable_env_checker=False)

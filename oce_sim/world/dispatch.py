@@ -1,0 +1,168 @@
+"""The orchestrator's action language: a play per customer segment, and the executor that turns it into touches.
+
+Segments are what the orchestrator can tell apart from its own view: potential tier (syndicated deciles) x
+believed prescribing state (from observed Rx, as stale and noisy as the pipeline makes it).  A *play* says
+how to engage a segment during the next decision epoch; the executor picks the customers (next best
+customer), the channel's cadence, and one message per customer (next best message) from the view only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from oce_sim.config import ScenarioConfig, StageConfig
+from oce_sim.world.field import choose_theme
+from oce_sim.world.population import Population
+from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT
+from oce_sim.world.view import OrchestratorView
+
+TIERS: tuple[str, ...] = ("low", "mid", "high")
+BELIEFS: tuple[str, ...] = ("non_prescriber", "trialing", "adopter")
+SEGMENTS: tuple[str, ...] = tuple(f"{tier}_{belief}" for tier in TIERS for belief in BELIEFS)
+N_SEGMENTS = len(SEGMENTS)
+
+PLAYS: tuple[str, ...] = (
+    "hold",
+    "rep_visit_biweekly",
+    "rep_visit_monthly",
+    "rep_visit_ask",
+    "remote_detail",
+    "email",
+    "webinar_invite",
+)
+N_PLAYS = len(PLAYS)
+HOLD, REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REMOTE, EMAIL_PLAY, WEBINAR_PLAY = range(N_PLAYS)
+REP_PLAYS = (REP_BIWEEKLY, REP_MONTHLY, REP_ASK)
+MARKETING_PLAYS = (REMOTE, EMAIL_PLAY, WEBINAR_PLAY)
+# Minimum days between two touches of the same channel that a play asks for.
+PLAY_CADENCE_DAYS = np.array([np.inf, 14.0, 28.0, 14.0, 14.0, 7.0, np.inf])
+QUEUE_OVERBOOKING = 1.25  # suggestions beyond nominal capacity, since some are dismissed
+
+
+def segment_of(pop: Population, view: OrchestratorView) -> np.ndarray:
+    return pop.potential_tier.astype(np.int64) * len(BELIEFS) + view.believed_stage()
+
+
+@dataclass
+class Plan:
+    """Touches the executor scheduled for one epoch (rep queues are handed to the field force)."""
+
+    queue_hcp: np.ndarray
+    queue_theme: np.ndarray
+    queue_ask: np.ndarray
+    email_hcp: np.ndarray
+    email_theme: np.ndarray
+    remote_hcp: np.ndarray
+    remote_theme: np.ndarray
+    remote_day_offset: np.ndarray
+    webinar_hcp: np.ndarray
+
+
+def controllable_plays(stage: StageConfig, config: ScenarioConfig, rep_capacity: bool) -> np.ndarray:
+    """Plays the stage gives the orchestrator authority over (before looking at any segment)."""
+    allowed = np.zeros(N_PLAYS, dtype=bool)
+    allowed[HOLD] = True
+    allowed[[REP_BIWEEKLY, REP_MONTHLY]] = rep_capacity
+    allowed[REP_ASK] = rep_capacity and stage.sales >= 2
+    if stage.marketing >= 3:
+        allowed[REMOTE] = config.channels.remote_detail.calls_per_day > 0
+        allowed[EMAIL_PLAY] = True
+        allowed[WEBINAR_PLAY] = config.channels.webinar.seats > 0
+    return allowed
+
+
+def action_mask(
+    pop: Population, view: OrchestratorView, segment: np.ndarray, controllable: np.ndarray
+) -> np.ndarray:
+    """``[N_SEGMENTS, N_PLAYS]``: what may be played on each segment given control and known eligibility."""
+    counts = np.bincount(segment, minlength=N_SEGMENTS)
+    email_ok = np.bincount(segment, weights=view.email_consent, minlength=N_SEGMENTS) > 0
+    remote_ok = np.bincount(segment, weights=view.remote_consent, minlength=N_SEGMENTS) > 0
+    reachable = np.bincount(segment, weights=(pop.rep >= 0) & ~view.no_see, minlength=N_SEGMENTS) > 0
+    unknown_need = np.bincount(segment, weights=~view.need_known, minlength=N_SEGMENTS) > 0
+    mask = np.tile(controllable, (N_SEGMENTS, 1))
+    present = counts > 0
+    mask[:, 1:] &= present[:, None]
+    mask[:, [REP_BIWEEKLY, REP_MONTHLY]] &= reachable[:, None]
+    mask[:, REP_ASK] &= reachable & unknown_need
+    mask[:, REMOTE] &= remote_ok
+    mask[:, EMAIL_PLAY] &= email_ok
+    mask[:, WEBINAR_PLAY] &= email_ok
+    return mask
+
+
+def customer_value(pop: Population, access_factor: np.ndarray) -> np.ndarray:
+    """Public value estimate used to rank customers: class volume x formulary access."""
+    return pop.class_rx_per_day * access_factor
+
+
+def plan_epoch(
+    plays: np.ndarray,
+    day: float,
+    epoch_days: int,
+    pop: Population,
+    view: OrchestratorView,
+    config: ScenarioConfig,
+    value: np.ndarray,
+    field_calls_per_epoch: float,
+    n_reps: int,
+    sent_last_30_days,
+) -> Plan:
+    """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``."""
+    segment = segment_of(pop, view)
+    play = plays[segment]
+    theme = choose_theme(view.progress, view.need_relevance())  # one message per customer per epoch
+
+    # Rep suggestions: due customers of rep plays, ranked by value x overdue, per rep.
+    since_visit = day - view.last_touch_day[:, REP_VISIT]
+    cadence = PLAY_CADENCE_DAYS[play]
+    is_rep = np.isin(play, REP_PLAYS) & (pop.rep >= 0) & ~view.no_see
+    due = is_rep & (since_visit >= cadence)
+    prefers_other = (view.preferred_channel >= 0) & (view.preferred_channel != REP_VISIT)
+    priority = value * np.minimum(3.0, since_visit / np.where(np.isfinite(cadence), cadence, 1.0))
+    priority = priority * np.where(prefers_other, 0.5, 1.0)
+    cand = np.flatnonzero(due)
+    per_rep = int(np.ceil(field_calls_per_epoch * QUEUE_OVERBOOKING)) if n_reps else 0
+    queue_hcp = np.full((n_reps, per_rep), -1, dtype=np.int64)
+    if cand.size and per_rep:
+        order = cand[np.lexsort((-priority[cand], pop.rep[cand]))]
+        reps = pop.rep[order]
+        first = np.searchsorted(reps, np.arange(n_reps))
+        rank = np.arange(order.size) - first[reps]
+        keep = rank < per_rep
+        queue_hcp[reps[keep], rank[keep]] = order[keep]
+    safe = np.maximum(queue_hcp, 0)
+    queue_theme = theme[safe]
+    queue_ask = (queue_hcp >= 0) & (play[safe] == REP_ASK) & ~view.need_known[safe]
+    suggested = np.zeros(pop.n_hcps, dtype=bool)
+    suggested[queue_hcp[queue_hcp >= 0]] = True
+
+    # Non-personal channels (intervention stage): skip customers the field visits this epoch, so that two
+    # stakeholders never stack on one customer; the same message per customer keeps them consistent.
+    email_due = (play == EMAIL_PLAY) & view.email_consent & ~suggested
+    email_due &= day - view.last_touch_day[:, EMAIL] >= PLAY_CADENCE_DAYS[EMAIL_PLAY]
+    email_hcp = np.flatnonzero(email_due)
+    email_hcp = email_hcp[sent_last_30_days(email_hcp, EMAIL) < config.channels.email.cap_per_30_days]
+
+    remote = config.channels.remote_detail
+    remote_due = (play == REMOTE) & view.remote_consent & ~suggested
+    remote_due &= day - view.last_touch_day[:, REMOTE_DETAIL] >= PLAY_CADENCE_DAYS[REMOTE]
+    prefers_remote = view.preferred_channel == REMOTE_DETAIL
+    remote_cand = np.flatnonzero(remote_due)
+    remote_cand = remote_cand[sent_last_30_days(remote_cand, REMOTE_DETAIL) < remote.cap_per_30_days]
+    remote_rank = remote_cand[np.argsort(-(value[remote_cand] * np.where(prefers_remote[remote_cand], 1.5, 1.0)),
+                                         kind="stable")]
+    working_days = max(1, int(round(epoch_days * 5 / 7)))
+    remote_hcp = remote_rank[: remote.calls_per_day * working_days]
+    remote_offset = np.arange(remote_hcp.size) // max(1, remote.calls_per_day)
+
+    webinar_hcp = np.flatnonzero((play == WEBINAR_PLAY) & view.email_consent)
+    return Plan(queue_hcp, queue_theme, queue_ask, email_hcp, theme[email_hcp], remote_hcp, theme[remote_hcp],
+                remote_offset, webinar_hcp)
+
+
+def calendar_theme(day: float, period_days: float, n_themes: int) -> int:
+    """Marketing's campaign calendar: one theme per period, in the intended order, for everyone."""
+    return int(day // period_days) % n_themes

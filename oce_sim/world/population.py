@@ -1,0 +1,146 @@
+"""Ground-truth population: HCPs, KOL influence network, accounts and rep territories (NumPy arrays)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from oce_sim.config import CHANNELS, ScenarioConfig
+
+ARCHETYPES: tuple[str, ...] = ("traditional", "digital_first", "no_see")
+ACCESS_LEVELS: tuple[str, ...] = ("open", "restricted", "blocked")
+ADOPTION_STATES: tuple[str, ...] = ("unaware", "aware", "trialing", "adopter")
+
+# Latent channel preference (0..1) by archetype, before individual noise; columns follow CHANNELS.
+_CHANNEL_PREFERENCE_BY_ARCHETYPE = np.array(
+    [
+        # rep_visit remote email webinar website
+        [0.85, 0.35, 0.35, 0.45, 0.25],  # traditional
+        [0.45, 0.70, 0.80, 0.65, 0.85],  # digital_first
+        [0.15, 0.55, 0.65, 0.50, 0.60],  # no_see
+    ]
+)
+
+
+@dataclass
+class Population:
+    """Static attributes of the customers; dynamic state lives in :class:`oce_sim.world.state.HcpState`."""
+
+    n_hcps: int
+    n_themes: int
+    specialty: np.ndarray  # 0 primary care, 1 specialist
+    decile: np.ndarray  # prescribing potential decile 1..10 (public, syndicated data)
+    class_rx_per_day: np.ndarray  # class prescriptions written per working day
+    archetype: np.ndarray  # index into ARCHETYPES
+    channel_fit: np.ndarray  # [n, C] latent channel preference in 0..1
+    need: np.ndarray  # [n, T] latent need over themes, rows sum to 1
+    need_relevance: np.ndarray  # [n, T] need / max(need): 1 for the most-needed theme
+    contact_tolerance_per_month: np.ndarray
+    account: np.ndarray  # account index
+    is_kol: np.ndarray
+    kol_edge_follower: np.ndarray  # influence edges: follower index
+    kol_edge_kol: np.ndarray  # influence edges: KOL index
+    rep: np.ndarray  # territory: rep index, -1 if unassigned
+    rep_knows_need: np.ndarray  # rep's private knowledge at start
+    email_consent: np.ndarray
+    remote_consent: np.ndarray
+    initial_state: np.ndarray  # adoption state index
+    n_accounts: int
+    initial_account_access: np.ndarray  # index into ACCESS_LEVELS
+
+    @property
+    def potential_tier(self) -> np.ndarray:
+        """0 low (deciles 1-4), 1 mid (5-7), 2 high (8-10)."""
+        return np.digitize(self.decile, [5, 8]).astype(np.int8)
+
+
+def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Population:
+    pop = config.population
+    n = pop.n_hcps
+    specialty = (rng.random(n) < pop.specialist_share).astype(np.int8)
+    decile = rng.integers(1, 11, size=n).astype(np.int8)
+    class_rx_per_week = pop.top_decile_class_rx_per_week / pop.decile_rx_ratio ** (10 - decile)
+    class_rx_per_week = class_rx_per_week * rng.lognormal(0.0, 0.25, size=n)
+    class_rx_per_day = class_rx_per_week / 5.0
+
+    shares = np.array([pop.archetypes.traditional, pop.archetypes.digital_first, pop.archetypes.no_see])
+    archetype = rng.choice(len(ARCHETYPES), size=n, p=shares / shares.sum()).astype(np.int8)
+    channel_fit = np.clip(
+        _CHANNEL_PREFERENCE_BY_ARCHETYPE[archetype] + rng.normal(0.0, 0.12, size=(n, len(CHANNELS))), 0.02, 1.0
+    )
+
+    need = rng.dirichlet(np.full(pop.n_themes, pop.need_concentration), size=n)
+    need_relevance = need / need.max(axis=1, keepdims=True)
+    lo, hi = pop.contact_tolerance_per_month
+    tolerance = rng.uniform(lo, hi, size=n)
+
+    n_accounts = max(1, int(np.ceil(n / pop.hcps_per_account)))
+    account = rng.integers(0, n_accounts, size=n).astype(np.int32)
+    access_shares = np.array([pop.access.open, pop.access.restricted, pop.access.blocked])
+    account_access = rng.choice(3, size=n_accounts, p=access_shares / access_shares.sum()).astype(np.int8)
+
+    # KOLs are drawn among high-potential HCPs; each influences followers of the same specialty.
+    n_kols = int(round(pop.kol_share * n))
+    is_kol = np.zeros(n, dtype=bool)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    if n_kols > 0:
+        weights = decile.astype(float) ** 2
+        kols = rng.choice(n, size=n_kols, replace=False, p=weights / weights.sum())
+        is_kol[kols] = True
+        for kol in kols:
+            same = np.flatnonzero((specialty == specialty[kol]) & ~is_kol)
+            if same.size == 0 or pop.kol_followers == 0:
+                continue
+            followers = rng.choice(same, size=min(pop.kol_followers, same.size), replace=False)
+            rows.append(followers)
+            cols.append(np.full(followers.size, kol))
+    edge_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    edge_cols = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+
+    # Territories: contiguous blocks of HCPs (geography), every HCP covered while there are reps.
+    if pop.n_reps > 0:
+        rep = (np.arange(n) * pop.n_reps // n).astype(np.int32)
+        rep = rep[rng.permutation(n)]
+    else:
+        rep = np.full(n, -1, dtype=np.int32)
+    rep_knows_need = (rng.random(n) < pop.rep_knowledge_share) & (rep >= 0)
+
+    digital = archetype == ARCHETYPES.index("digital_first")
+    email_consent = rng.random(n) < np.where(digital, np.minimum(1.0, pop.email_opt_in + 0.25), pop.email_opt_in)
+    remote_consent = rng.random(n) < np.where(digital, np.minimum(1.0, pop.remote_opt_in + 0.2), pop.remote_opt_in)
+
+    u = rng.random(n)
+    cut_adopter = pop.initial_adopter_share
+    cut_trial = cut_adopter + pop.initial_trialing_share
+    cut_aware = cut_trial + pop.initial_aware_share
+    # High-potential HCPs are likelier to already prescribe: scale the draw by decile.
+    u_scaled = u * (1.25 - 0.05 * decile)
+    initial_state = np.select(
+        [u_scaled < cut_adopter, u_scaled < cut_trial, u_scaled < cut_aware], [3, 2, 1], default=0
+    ).astype(np.int8)
+
+    return Population(
+        n_hcps=n,
+        n_themes=pop.n_themes,
+        specialty=specialty,
+        decile=decile,
+        class_rx_per_day=class_rx_per_day,
+        archetype=archetype,
+        channel_fit=channel_fit,
+        need=need,
+        need_relevance=need_relevance,
+        contact_tolerance_per_month=tolerance,
+        account=account,
+        is_kol=is_kol,
+        kol_edge_follower=edge_rows.astype(np.int64),
+        kol_edge_kol=edge_cols.astype(np.int64),
+        rep=rep,
+        rep_knows_need=rep_knows_need,
+        email_consent=email_consent,
+        remote_consent=remote_consent,
+        initial_state=initial_state,
+        n_accounts=n_accounts,
+        initial_account_access=account_access,
+    )

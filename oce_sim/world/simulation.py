@@ -1,0 +1,433 @@
+"""The SimPy world: timed processes for the field force, marketing calendar, webinars, HCP-initiated portal
+visits, the data pipeline and formulary reviews, over vectorised customer state.
+
+Time is in days (day ``d`` spans ``[d, d+1)``; days with ``d % 7 < 5`` are working days).  Within a day:
+00:00 decisions, 02:00 pipeline batches, 08:00 the field day, 10:00 marketing sends, 18:00 webinars,
+23:00 the day's touches are applied, customers move through adoption states and write prescriptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+import numpy as np
+import simpy
+
+from oce_sim.config import ScenarioConfig
+from oce_sim.world import dispatch
+from oce_sim.world.field import FieldForce, choose_theme
+from oce_sim.world.population import Population, generate_population
+from oce_sim.world.response import (
+    EMAIL,
+    N_CHANNELS,
+    ORIGIN_CALENDAR,
+    ORIGIN_CUSTOMER,
+    ORIGIN_ORCHESTRATOR,
+    REMOTE_DETAIL,
+    WEBINAR,
+    WEBSITE,
+    CustomerState,
+    ResponseModel,
+    TouchBatch,
+    TouchOutcome,
+)
+from oce_sim.world.streams import RandomStreams
+from oce_sim.world.view import RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
+
+HOUR = 1.0 / 24.0
+EXOGENOUS_BLOCK_DAYS = 28
+
+
+def is_working_day(day: int) -> bool:
+    return day % 7 < 5
+
+
+def add_working_days(day: float, n: int) -> int:
+    """The ``n``-th working day on or after ``day`` (0 = first working day on or after)."""
+    d = int(np.ceil(day - 1e-9))
+    while not is_working_day(d):
+        d += 1
+    for _ in range(int(n)):
+        d += 1
+        while not is_working_day(d):
+            d += 1
+    return d
+
+
+def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) -> np.ndarray:
+    """Inverse-CDF Poisson draw: monotone in ``lam`` for a fixed ``u`` (coupled common random numbers)."""
+    p = np.exp(-lam)
+    cdf = p.copy()
+    count = np.zeros(u.shape, dtype=np.int32)
+    for k in range(1, max_count + 1):
+        above = u > cdf
+        if not above.any():
+            break
+        count += above
+        p = p * lam / k
+        cdf = cdf + p
+    return count
+
+
+@dataclass
+class Ledger:
+    """Running totals the KPIs are computed from."""
+
+    rx: float = 0.0
+    rx_value_usd: float = 0.0
+    cost_usd: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
+    delivered: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
+    engaged: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
+    confusion_events: int = 0
+    out_of_sequence: int = 0
+    unsubscribes: int = 0
+    blocked_no_consent: int = 0
+    blocked_cap: int = 0
+    suggestions_accepted: int = 0
+    suggestions_dismissed: int = 0
+    suggestions_expired: int = 0
+    questions_answered: int = 0
+    webinar_events: int = 0
+    masked_actions: int = 0
+
+    def snapshot(self) -> "Ledger":
+        return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()})
+
+
+class World:
+    """Ground truth plus the company's systems, advanced by SimPy."""
+
+    def __init__(self, config: ScenarioConfig, seed: int | None = None):
+        self.config = config
+        self.stage = config.stage
+        self.streams = RandomStreams(seed)
+        self.pop: Population = generate_population(config, self.streams.population)
+        self.state = CustomerState.initial(self.pop)
+        self.response = ResponseModel(config, self.pop)
+        self.view = OrchestratorView(config, self.pop)
+        self.pipeline = DataPipeline(config.pipeline_level())
+        self.field = FieldForce(config, self.pop, self.streams.stream("field"))
+        self.ledger = Ledger()
+        self.env = simpy.Environment()
+        self._touch_buffer: dict[int, list[TouchBatch]] = defaultdict(list)
+        self._pending_notes: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
+        self._rng_touches = self.streams.stream("touches")
+        self._rng_field = self.streams.stream("field")
+        self._rng_pipeline = self.streams.stream("pipeline")
+        self._rng_webinar = self.streams.stream("webinar")
+        self._blocks: dict[str, tuple[int, np.ndarray]] = {}
+        self._webinar_registered = np.zeros(self.pop.n_hcps, dtype=bool)
+        self._digest = hashlib.sha256() if config.env.record_events else None
+        self.event_log: list[DayRecord] = []
+        self.daily_rx: list[int] = []
+        self.access_upgrades = 0
+        working_days_per_epoch = config.env.decision_interval_days * 5 / 7
+        self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
+
+        self._load_history()
+        self.env.process(self._day_cycle())
+        self.env.process(self._pipeline_batches())
+        self.env.process(self._field_days())
+        self.env.process(self._webinars())
+        self.env.process(self._access_reviews())
+        if self.stage.marketing < 3:
+            self.env.process(self._marketing_emails())
+            self.env.process(self._marketing_remote())
+        if self.stage.customer >= 3:
+            self._customer_declarations()
+
+    def _load_history(self) -> None:
+        """Syndicated Rx history for the weeks before day 0, as the pipeline would have delivered it."""
+        lam = self.response.expected_rx_per_day(self.state)
+        empty = TouchBatch.empty()
+        outcome = self.response.apply_touches(self.state, empty, -1.0, self._rng_touches)
+        for day in range(-RX_WINDOW_DAYS, 0):
+            rx = poisson_from_uniform(self.streams.daily("rx", 10_000 + day).random(self.pop.n_hcps), lam)
+            rx = rx if is_working_day(day) else np.zeros_like(rx)
+            self.view.absorb(DayRecord(day=day, touches=outcome, rx=rx), self.pipeline.level, self._rng_pipeline)
+
+    # ----------------------------------------------------------------------------------------- helpers
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def exogenous_uniforms(self, name: str, day: int) -> np.ndarray:
+        """Per-HCP uniforms for ``day`` that no policy can change (drawn in fixed 28-day blocks)."""
+        block = day // EXOGENOUS_BLOCK_DAYS
+        cached = self._blocks.get(name)
+        if cached is None or cached[0] != block:
+            rng = self.streams.daily(name, block)
+            cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))
+            self._blocks[name] = cached
+        return cached[1][day % EXOGENOUS_BLOCK_DAYS]
+
+    def schedule_touches(self, batch: TouchBatch) -> None:
+        if len(batch) == 0:
+            return
+        days = np.floor(batch.time).astype(np.int64)
+        for d in np.unique(days):
+            sel = days == d
+            self._touch_buffer[int(d)].append(
+                TouchBatch(*(getattr(batch, f)[sel] for f in TouchBatch.__dataclass_fields__))
+            )
+
+    def _touches(self, hcp: np.ndarray, channel: int, theme: np.ndarray | int, origin: int, time: np.ndarray | float,
+                 engaged_hint: int = -1) -> TouchBatch:
+        n = hcp.size
+        return TouchBatch(
+            hcp=hcp.astype(np.int64),
+            channel=np.full(n, channel, dtype=np.int8),
+            theme=np.broadcast_to(np.asarray(theme, dtype=np.int8), (n,)).copy(),
+            origin=np.full(n, origin, dtype=np.int8),
+            question=np.zeros(n, dtype=bool),
+            engaged_hint=np.full(n, engaged_hint, dtype=np.int8),
+            time=np.broadcast_to(np.asarray(time, dtype=float), (n,)).copy(),
+        )
+
+    def sent_last_30_days(self, hcp: np.ndarray, channel: int) -> np.ndarray:
+        """The channel system's own count of deliveries (exact: every system knows its own sends)."""
+        return self.state.sent_last_30_days(hcp, channel, self.now)
+
+    def marketing_theme(self, hcp: np.ndarray, day: float) -> np.ndarray:
+        """Marketing's message: the calendar's (stage 0) or personalised from shared insight (stages 1-2)."""
+        if self.stage.marketing == 0:
+            theme = dispatch.calendar_theme(day, self.config.marketing.theme_period_days, self.pop.n_themes)
+            return np.full(hcp.size, theme, dtype=np.int64)
+        return choose_theme(self.view.progress[hcp], self.view.need_relevance()[hcp])
+
+    def public_value(self) -> np.ndarray:
+        access = self.response.access_factor[self.state.account_access[self.pop.account]]
+        return dispatch.customer_value(self.pop, access)
+
+    # ------------------------------------------------------------------------------------ orchestrator API
+    def action_mask(self) -> np.ndarray:
+        self._refresh_oracle_view()
+        controllable = dispatch.controllable_plays(self.stage, self.config, self.field.capacity_available)
+        return dispatch.action_mask(self.pop, self.view, dispatch.segment_of(self.pop, self.view), controllable)
+
+    def segments(self) -> np.ndarray:
+        self._refresh_oracle_view()
+        return dispatch.segment_of(self.pop, self.view)
+
+    def apply_plays(self, plays: np.ndarray) -> None:
+        """Execute one play per segment for the next decision epoch, starting now."""
+        self._refresh_oracle_view()
+        day = self.now
+        epoch = self.config.env.decision_interval_days
+        plan = dispatch.plan_epoch(plays, day, epoch, self.pop, self.view, self.config, self.public_value(),
+                                   self.field_calls_per_epoch, self.field.n_reps, self.sent_last_30_days)
+        self.ledger.suggestions_expired += self.field.set_queue(plan.queue_hcp, plan.queue_theme, plan.queue_ask)
+        if plan.email_hcp.size:
+            send = add_working_days(day, 0) + 10 * HOUR
+            open_time = send + self.config.channels.email.open_delay_days
+            self.schedule_touches(self._touches(plan.email_hcp, EMAIL, plan.email_theme, ORIGIN_ORCHESTRATOR, open_time))
+        if plan.remote_hcp.size:
+            delay = self.config.channels.remote_detail.delay_days
+            days = np.array([add_working_days(day + delay, int(k)) for k in range(int(plan.remote_day_offset.max()) + 1)])
+            times = days[plan.remote_day_offset] + 11 * HOUR
+            self.schedule_touches(self._touches(plan.remote_hcp, REMOTE_DETAIL, plan.remote_theme, ORIGIN_ORCHESTRATOR, times))
+        if plan.webinar_hcp.size:
+            self._register_for_webinar(plan.webinar_hcp)
+
+    def run_until(self, day: float) -> None:
+        if day > self.env.now:
+            self.env.run(until=day)
+
+    def _refresh_oracle_view(self) -> None:
+        if self.config.env.oracle_view:
+            self.view.sync_ground_truth(self.pop, self.state, self.now)
+            self.view.stage_override = np.select([self.state.adoption == 3, self.state.adoption == 2], [2, 1], 0)
+
+    # ------------------------------------------------------------------------------------------ processes
+    def _day_cycle(self):
+        while True:
+            day = int(round(self.env.now))
+            self._portal_visits(day)
+            yield self.env.timeout(day + 23 * HOUR - self.env.now)
+            self._end_of_day(day)
+            yield self.env.timeout(day + 1 - self.env.now)
+
+    def _portal_visits(self, day: int) -> None:
+        """HCP-initiated website visits: digital, aware customers pull the theme they need."""
+        rate = self.config.channels.website.visits_per_day_digital * self.pop.channel_fit[:, WEBSITE]
+        rate = rate * np.where(self.state.adoption >= 1, 1.0, 0.2)
+        visitors = np.flatnonzero(self.exogenous_uniforms("website", day) < rate)
+        if visitors.size:
+            theme = self.pop.need.argmax(axis=1)[visitors]
+            self.schedule_touches(self._touches(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1))
+
+    def _end_of_day(self, day: int) -> None:
+        batch = TouchBatch.concat(self._touch_buffer.pop(day, []))
+        outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
+        working = is_working_day(day)
+        rx = np.zeros(self.pop.n_hcps, dtype=np.int32)
+        if working:
+            lam = self.response.expected_rx_per_day(self.state)
+            rx = poisson_from_uniform(self.exogenous_uniforms("rx", day), lam)
+        self.response.end_of_day(self.state, working, self.exogenous_uniforms("transitions", day))
+        self._book(outcome, rx)
+        record = self._make_record(day, outcome, rx)
+        self.pipeline.submit(record)
+        if self._digest is not None:
+            for array in (outcome.hcp, outcome.channel, outcome.theme, outcome.engaged, outcome.conflict, rx):
+                self._digest.update(np.ascontiguousarray(array).tobytes())
+            self.event_log.append(record)
+        self.daily_rx.append(int(rx.sum()))
+
+    def _book(self, outcome: TouchOutcome, rx: np.ndarray) -> None:
+        led = self.ledger
+        led.rx += float(rx.sum())
+        led.rx_value_usd += float(rx.sum()) * self.config.economics.rx_value_usd
+        led.cost_usd += np.bincount(outcome.channel, weights=outcome.cost_usd, minlength=N_CHANNELS)
+        led.delivered += np.bincount(outcome.channel, minlength=N_CHANNELS)
+        led.engaged += np.bincount(outcome.channel[outcome.engaged], minlength=N_CHANNELS)
+        led.confusion_events += int(outcome.conflict.sum())
+        led.out_of_sequence += int(outcome.out_of_sequence.sum())
+        led.unsubscribes += int(outcome.unsubscribed.sum())
+        led.blocked_no_consent += outcome.blocked_no_consent
+        led.blocked_cap += outcome.blocked_cap
+
+    def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray) -> DayRecord:
+        notes = self._pending_notes.pop(day, [])
+        need_hcp = [h for kind, h in notes if kind == "need"]
+        # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
+        if self.stage.customer >= 1:
+            portal = outcome.hcp[outcome.channel == WEBSITE]
+            if portal.size:
+                need_hcp.append(portal[~self.view.need_known[portal]])
+        hcp = np.unique(np.concatenate(need_hcp)) if need_hcp else np.zeros(0, dtype=np.int64)
+        noise = self._rng_pipeline.normal(0.0, 0.05, size=(hcp.size, self.pop.n_themes))
+        values = np.clip(self.pop.need[hcp] + noise, 1e-3, None)
+        no_see = [h for kind, h in notes if kind == "no_see"]
+        preferred = [h for kind, h in notes if kind == "preferred"]
+        pref_hcp = np.concatenate(preferred) if preferred else np.zeros(0, dtype=np.int64)
+        dismissed = sum(int(h.size) for kind, h in notes if kind == "dismissed")
+        return DayRecord(
+            day=day,
+            touches=outcome,
+            rx=rx,
+            need_hcp=hcp,
+            need_values=values / values.sum(axis=1, keepdims=True),
+            no_see_hcp=np.concatenate(no_see) if no_see else np.zeros(0, dtype=np.int64),
+            preferred_hcp=pref_hcp,
+            preferred_channel=self.pop.channel_fit[pref_hcp].argmax(axis=1),
+            suggestions_dismissed=dismissed,
+        )
+
+    def _field_days(self):
+        while True:
+            day = int(np.floor(self.env.now))
+            start = day + 8 * HOUR
+            if start > self.env.now:
+                yield self.env.timeout(start - self.env.now)
+            if is_working_day(day) and self.field.capacity_available:
+                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage.sales)
+                self.schedule_touches(worked.batch)
+                led = self.ledger
+                led.suggestions_accepted += worked.accepted
+                led.suggestions_dismissed += worked.dismissed
+                led.questions_answered += int(worked.answered_hcp.size)
+                notes = self._pending_notes[day]
+                notes.append(("need", worked.answered_hcp))
+                notes.append(("need", worked.noted_hcp))
+                notes.append(("no_see", worked.no_see_hcp))
+                notes.append(("dismissed", np.zeros(worked.dismissed, dtype=np.int64)))
+                # The reps are busy until the end of their working day.
+                yield self.env.timeout(self.config.channels.rep_visit.working_minutes_per_day / 1440.0)
+            yield self.env.timeout(day + 1 + 8 * HOUR - self.env.now)
+
+    def _pipeline_batches(self):
+        level = self.pipeline.level
+        yield self.env.timeout(2 * HOUR)
+        while True:
+            self.pipeline.publish(self.env.now, self.view, self._rng_pipeline)
+            yield self.env.timeout(level.batch_interval_days)
+
+    def _marketing_emails(self):
+        cal = self.config.marketing
+        yield self.env.timeout(2 + 10 * HOUR)
+        while True:
+            day = self.env.now
+            if is_working_day(int(day)):
+                hcp = np.flatnonzero(self.view.email_consent)
+                hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
+                open_time = day + self.config.channels.email.open_delay_days
+                self.schedule_touches(self._touches(hcp, EMAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, open_time))
+            yield self.env.timeout(cal.email_interval_days)
+
+    def _marketing_remote(self):
+        cal = self.config.marketing
+        remote = self.config.channels.remote_detail
+        yield self.env.timeout(4 + 11 * HOUR)
+        while True:
+            day = self.env.now
+            if remote.calls_per_day > 0:
+                hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
+                hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
+                capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
+                hcp = hcp[:capacity]
+                offsets = np.arange(hcp.size) // remote.calls_per_day
+                if hcp.size:
+                    days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
+                    times = days[offsets] + 11 * HOUR
+                    self.schedule_touches(self._touches(hcp, REMOTE_DETAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, times))
+            yield self.env.timeout(cal.remote_interval_days)
+
+    def _register_for_webinar(self, hcp: np.ndarray) -> None:
+        web = self.config.channels.webinar
+        hcp = hcp[~self._webinar_registered[hcp]]
+        event_day = self._next_webinar_day()
+        theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
+        p = web.base_registration * (0.4 + 0.6 * self.pop.channel_fit[hcp, WEBINAR])
+        p = p * (0.5 + 0.5 * self.pop.need_relevance[hcp, theme])
+        registered = hcp[self._rng_webinar.random(hcp.size) < p]
+        self._webinar_registered[registered] = True
+
+    def _next_webinar_day(self) -> float:
+        web = self.config.channels.webinar
+        k = max(0, int(np.ceil((self.now - web.first_day) / web.interval_days)))
+        return web.first_day + k * web.interval_days
+
+    def _webinars(self):
+        web = self.config.channels.webinar
+        while True:
+            event_day = self._next_webinar_day()
+            invite_time = max(self.env.now, event_day - 7)
+            if invite_time > self.env.now:
+                yield self.env.timeout(invite_time - self.env.now)
+            if self.stage.marketing < 3 and self.config.marketing.invite_all_to_webinars:
+                self._register_for_webinar(np.flatnonzero(self.view.email_consent))
+            yield self.env.timeout(event_day + 18 * HOUR - self.env.now)
+            registered = np.flatnonzero(self._webinar_registered)
+            show = registered[self._rng_webinar.random(registered.size) < web.show_rate]
+            if show.size > web.seats:
+                show = self._rng_webinar.choice(show, size=web.seats, replace=False)
+            self._webinar_registered[:] = False
+            if web.seats > 0 and registered.size:
+                theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
+                self.schedule_touches(self._touches(show, WEBINAR, theme, ORIGIN_CALENDAR, self.env.now, 1))
+                self.ledger.cost_usd[WEBINAR] += web.fixed_cost_usd
+                self.ledger.webinar_events += 1
+            yield self.env.timeout(1.0)
+
+    def _access_reviews(self):
+        interval = self.config.response.access_review_interval_days
+        while True:
+            yield self.env.timeout(interval)
+            rng = self.streams.daily("access", int(self.env.now))
+            self.access_upgrades += self.response.review_access(self.state, rng)
+
+    def _customer_declarations(self) -> None:
+        """Customer stage 3: a share of HCPs choose an experience package, declaring needs and channel."""
+        rng = self.streams.daily("population", 0)
+        declared = np.flatnonzero(rng.random(self.pop.n_hcps) < self.config.pipeline.declare_share)
+        self._pending_notes[0].append(("need", declared))
+        self._pending_notes[0].append(("preferred", declared))
+
+    # ------------------------------------------------------------------------------------------- results
+    def event_digest(self) -> str:
+        if self._digest is None:
+            raise RuntimeError("event hashing needs env.record_events: true")
+        return self._digest.hexdigest()
+

@@ -1,0 +1,150 @@
+"""What the orchestrator knows: its view of the world, fed by a data pipeline with latency.
+
+The pipeline publishes each day's records after ``latency_days``, in batches every ``batch_interval_days``,
+keeping only channels that are integrated (``covered_channels``) and losing ``missing_share`` of the rows;
+observed prescriptions carry multiplicative noise.  Nothing here reads the ground truth directly except
+:meth:`OrchestratorView.sync_ground_truth`, used only for the oracle bound.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from oce_sim.config import CHANNELS, PipelineLevel, ScenarioConfig
+from oce_sim.world.population import Population
+from oce_sim.world.response import N_CHANNELS, REP_VISIT, CustomerState, TouchOutcome
+
+RX_WINDOW_DAYS = 28
+NEVER = -1e9
+
+
+@dataclass
+class DayRecord:
+    """Everything that happened on one day, as the company's systems recorded it."""
+
+    day: int
+    touches: TouchOutcome
+    rx: np.ndarray
+    need_hcp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    need_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
+    no_see_hcp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    preferred_hcp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    preferred_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    suggestions_dismissed: int = 0
+
+
+class OrchestratorView:
+    """The orchestrator's belief arrays, one row per HCP."""
+
+    def __init__(self, config: ScenarioConfig, pop: Population):
+        n, t = pop.n_hcps, pop.n_themes
+        self.pop = pop
+        self.n_themes = t
+        self.last_touch_day = np.full((n, N_CHANNELS), NEVER)
+        self.progress = np.zeros(n, dtype=np.int64)
+        # Opt-in lists are known at the start; unsubscribes reach the view through the pipeline.
+        self.email_consent = pop.email_consent.copy()
+        self.remote_consent = pop.remote_consent.copy()
+        self.need = np.full((n, t), 1.0 / t)
+        self.need_known = np.zeros(n, dtype=bool)
+        self.no_see = np.zeros(n, dtype=bool)
+        self.preferred_channel = np.full(n, -1, dtype=np.int64)
+        self.delivered = np.zeros((n, N_CHANNELS))
+        self.engaged = np.zeros((n, N_CHANNELS))
+        self.rx_ring = np.zeros((RX_WINDOW_DAYS, n), dtype=np.float32)
+        self.rx_days_seen = 0
+        self.published_through_day = -1
+        self.suggestions_accepted = 0
+        self.suggestions_dismissed = 0
+        self.stage_override: np.ndarray | None = None  # oracle bound only
+        # Class volume comes from syndicated data: known to every stage.
+        self.class_rx_per_day = pop.class_rx_per_day
+
+    # ------------------------------------------------------------------------------------------- beliefs
+    def observed_rx_share(self) -> np.ndarray:
+        days = max(1, min(self.rx_days_seen, RX_WINDOW_DAYS))
+        working = days * 5.0 / 7.0
+        return self.rx_ring.sum(axis=0) / np.maximum(1e-9, self.class_rx_per_day * working)
+
+    def believed_stage(self) -> np.ndarray:
+        """0 non-prescriber, 1 trialing, 2 adopter, from observed prescriptions."""
+        if self.stage_override is not None:
+            return self.stage_override
+        share = self.observed_rx_share()
+        return np.where(share <= 0.0, 0, np.where(share < 0.2, 1, 2)).astype(np.int64)
+
+    def engagement_rate(self) -> np.ndarray:
+        return self.engaged.sum(axis=1) / np.maximum(1.0, self.delivered.sum(axis=1))
+
+    def need_relevance(self) -> np.ndarray:
+        return self.need / np.maximum(1e-9, self.need.max(axis=1, keepdims=True))
+
+    # ------------------------------------------------------------------------------------------- updates
+    def absorb(self, record: DayRecord, level: PipelineLevel, rng: np.random.Generator) -> None:
+        covered = np.array([name in level.covered_channels for name in CHANNELS])
+        touches = record.touches
+        keep = covered[touches.channel] & (rng.random(touches.hcp.size) >= level.missing_share)
+        h = touches.hcp[keep]
+        c = touches.channel[keep].astype(np.int64)
+        np.maximum.at(self.last_touch_day, (h, c), float(record.day))
+        np.add.at(self.delivered, (h, c), 1.0)
+        eng = touches.engaged[keep]
+        np.add.at(self.engaged, (h[eng], c[eng]), 1.0)
+        th = touches.theme[keep].astype(np.int64)
+        advance = eng & (th == self.progress[h])
+        np.maximum.at(self.progress, h[advance], th[advance] + 1)
+        unsub = touches.unsubscribed[keep]
+        self.email_consent[h[unsub & (c == 2)]] = False
+        self.remote_consent[h[unsub & (c == 1)]] = False
+        rep_suggested = (c == REP_VISIT) & (touches.origin[keep] == 0)
+        self.suggestions_accepted += int(rep_suggested.sum())
+        self.suggestions_dismissed += record.suggestions_dismissed
+
+        # Prescriptions: syndicated data, always bought, with noise and gaps.
+        noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=record.rx.size)
+        present = rng.random(record.rx.size) >= level.missing_share
+        self.rx_ring[record.day % RX_WINDOW_DAYS] = np.where(present, record.rx * noise, 0.0)
+        self.rx_days_seen += 1
+
+        if record.need_hcp.size:
+            self.need[record.need_hcp] = record.need_values
+            self.need_known[record.need_hcp] = True
+        self.no_see[record.no_see_hcp] = True
+        self.preferred_channel[record.preferred_hcp] = record.preferred_channel
+        self.published_through_day = max(self.published_through_day, record.day)
+
+    def sync_ground_truth(self, pop: Population, state: CustomerState, day: float) -> None:
+        """Oracle bound only: replace beliefs with the truth."""
+        self.progress = state.progress.astype(np.int64)
+        self.email_consent = state.email_consent.copy()
+        self.remote_consent = state.remote_consent.copy()
+        self.need = pop.need.copy()
+        self.need_known[:] = True
+        self.no_see = pop.archetype == 2
+        self.preferred_channel = pop.channel_fit.argmax(axis=1)
+        sent = state.sent_days.max(axis=2).astype(float)
+        self.last_touch_day = np.where(sent > NEVER / 2, sent, NEVER)
+        self.published_through_day = int(day)
+
+
+class DataPipeline:
+    """Holds each day's record until the batch that is allowed to publish it runs."""
+
+    def __init__(self, level: PipelineLevel):
+        self.level = level
+        self.pending: deque[DayRecord] = deque()
+
+    def submit(self, record: DayRecord) -> None:
+        self.pending.append(record)
+
+    def publish(self, now: float, view: OrchestratorView, rng: np.random.Generator) -> int:
+        """Publish every record at least ``latency_days`` old; returns how many days were published."""
+        published = 0
+        while self.pending and self.pending[0].day + 1 + self.level.latency_days <= now + 1e-9:
+            view.absorb(self.pending.popleft(), self.level, rng)
+            published += 1
+        return published
+
