@@ -377,7 +377,7 @@ def format_validation_error(error: ValidationError) -> list[str]:
     for item in error.errors():
         loc = tuple(item["loc"])
         path = ".".join(str(part) for part in loc) or "(top level)"
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             allowed = _allowed_fields(ScenarioConfig, loc[:-1])
             message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
