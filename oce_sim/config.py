@@ -72,7 +72,7 @@ class AccessShares(_Model):
 
 
 class PopulationConfig(_Model):
-    n_hcps: int = Field(400, ge=1, le=2_000_000)
+    n_hcps: int = Field(600, ge=1, le=2_000_000)
     n_reps: int = Field(4, ge=0, le=50_000)
     specialist_share: float = Field(0.3, ge=0.0, le=1.0)
     archetypes: ArchetypeShares = ArchetypeShares()
@@ -133,15 +133,15 @@ class ResponseConfig(_Model):
     unsubscribe_per_excess: float = Field(0.08, ge=0.0, le=1.0)
     # daily transition probabilities of the hidden adoption chain
     p_unaware_to_aware: tuple[float, float] = Field((0.001, 0.03), description="(base, per unit response)")
-    p_aware_to_trial: float = Field(0.012, ge=0.0, le=1.0, description="per unit response, times access")
-    p_trial_to_adopt: tuple[float, float] = Field((0.004, 0.02), description="(base, per unit response)")
+    p_aware_to_trial: float = Field(0.004, ge=0.0, le=1.0, description="per unit response, times access")
+    p_trial_to_adopt: tuple[float, float] = Field((0.004, 0.01), description="(base, per unit response)")
     p_trial_reject: float = Field(0.006, ge=0.0, le=1.0, description="times (1 - response)(1 + confusion)")
     p_adopter_lapse: float = Field(0.0025, ge=0.0, le=1.0, description="times (1 - 0.8 response)(1 + confusion)")
     peer_effect_per_adopter_kol: float = Field(0.002, ge=0.0, le=1.0)
     brand_share_by_state: tuple[float, float, float, float] = Field(
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
-    share_lift_from_response: float = Field(0.08, ge=0.0, le=1.0, description="extra share at full response")
+    share_lift_from_response: float = Field(0.04, ge=0.0, le=1.0, description="extra share at full response")
     access_factor: dict[str, float] = Field(
         default_factory=lambda: {"open": 1.0, "restricted": 0.4, "blocked": 0.05}
     )

@@ -45,7 +45,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Action Space
 
-    ``MultiDiscrete([7] * 9)``: one *play* per customer segment for the next decision epoch.  Segments are
+    ``MultiDiscrete([8] * 9)``: one *play* per customer segment for the next decision epoch.  Segments are
     what the orchestrator can tell apart (potential tier ``low/mid/high`` x believed state
     ``non_prescriber/trialing/adopter``, in ``env.unwrapped.segment_names`` order).  Plays
     (``env.unwrapped.play_names``):
@@ -59,10 +59,11 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     | 4 | remote_detail (14-day cadence, inside-sales capacity) | marketing stage 3, remote opt-in |
     | 5 | email (7-day cadence, 30-day cap) | marketing stage 3, email opt-in |
     | 6 | webinar_invite (next scheduled webinar) | marketing stage 3, email opt-in |
+    | 7 | rep_visit_plus_email: biweekly visits, email to those not visited this epoch | marketing stage 3 |
 
     The executor picks customers (value x overdue), one message per customer (next theme in the intended
     order, or the known need) and respects consent, caps and capacity.  Rep suggestions are executed only
-    if the rep accepts them.  ``action_masks()`` returns the flattened ``(63,)`` boolean mask
+    if the rep accepts them.  ``action_masks()`` returns the flattened ``(72,)`` boolean mask
     (sb3-contrib convention); a masked play is replaced by *hold* and counted in ``info["masked_actions"]``.
     An action outside the space raises ``ValueError``.
 

@@ -31,13 +31,15 @@ PLAYS: tuple[str, ...] = (
     "remote_detail",
     "email",
     "webinar_invite",
+    "rep_visit_plus_email",
 )
 N_PLAYS = len(PLAYS)
-HOLD, REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REMOTE, EMAIL_PLAY, WEBINAR_PLAY = range(N_PLAYS)
-REP_PLAYS = (REP_BIWEEKLY, REP_MONTHLY, REP_ASK)
-MARKETING_PLAYS = (REMOTE, EMAIL_PLAY, WEBINAR_PLAY)
+HOLD, REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REMOTE, EMAIL_PLAY, WEBINAR_PLAY, REP_PLUS_EMAIL = range(N_PLAYS)
+REP_PLAYS = (REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REP_PLUS_EMAIL)
+MARKETING_PLAYS = (REMOTE, EMAIL_PLAY, WEBINAR_PLAY, REP_PLUS_EMAIL)
 # Minimum days between two touches of the same channel that a play asks for.
-PLAY_CADENCE_DAYS = np.array([np.inf, 14.0, 28.0, 14.0, 14.0, 7.0, np.inf])
+PLAY_CADENCE_DAYS = np.array([np.inf, 14.0, 28.0, 14.0, 14.0, 7.0, np.inf, 14.0])
+EMAIL_CADENCE_DAYS = 7.0
 QUEUE_OVERBOOKING = 1.25  # suggestions beyond nominal capacity, since some are dismissed
 
 
@@ -70,6 +72,7 @@ def controllable_plays(stage: StageConfig, config: ScenarioConfig, rep_capacity:
         allowed[REMOTE] = config.channels.remote_detail.calls_per_day > 0
         allowed[EMAIL_PLAY] = True
         allowed[WEBINAR_PLAY] = config.channels.webinar.seats > 0
+        allowed[REP_PLUS_EMAIL] = rep_capacity
     return allowed
 
 
@@ -90,6 +93,7 @@ def action_mask(
     mask[:, REMOTE] &= remote_ok
     mask[:, EMAIL_PLAY] &= email_ok
     mask[:, WEBINAR_PLAY] &= email_ok
+    mask[:, REP_PLUS_EMAIL] &= reachable | email_ok
     return mask
 
 
@@ -119,7 +123,7 @@ def plan_epoch(
     since_visit = day - view.last_touch_day[:, REP_VISIT]
     cadence = PLAY_CADENCE_DAYS[play]
     is_rep = np.isin(play, REP_PLAYS) & (pop.rep >= 0) & ~view.no_see
-    due = is_rep & (since_visit >= cadence)
+    due = is_rep & (since_visit >= cadence) & (value > 0)
     prefers_other = (view.preferred_channel >= 0) & (view.preferred_channel != REP_VISIT)
     priority = value * np.minimum(3.0, since_visit / np.where(np.isfinite(cadence), cadence, 1.0))
     priority = priority * np.where(prefers_other, 0.5, 1.0)
@@ -141,8 +145,8 @@ def plan_epoch(
 
     # Non-personal channels (intervention stage): skip customers the field visits this epoch, so that two
     # stakeholders never stack on one customer; the same message per customer keeps them consistent.
-    email_due = (play == EMAIL_PLAY) & view.email_consent & ~suggested
-    email_due &= day - view.last_touch_day[:, EMAIL] >= PLAY_CADENCE_DAYS[EMAIL_PLAY]
+    email_due = np.isin(play, (EMAIL_PLAY, REP_PLUS_EMAIL)) & view.email_consent & ~suggested
+    email_due &= day - view.last_touch_day[:, EMAIL] >= EMAIL_CADENCE_DAYS
     email_hcp = np.flatnonzero(email_due)
     email_hcp = email_hcp[sent_last_30_days(email_hcp, EMAIL) < config.channels.email.cap_per_30_days]
 

@@ -57,6 +57,7 @@ class FieldForce:
         self.knows_need = pop.rep_knows_need.copy()
         self.knows_no_see = pop.rep_knows_need & (pop.archetype == 2)
         self.failed_visits = np.zeros(pop.n_hcps, dtype=np.int16)
+        self.seen_visits = np.zeros(pop.n_hcps, dtype=np.int16)
         self.rep_progress = np.zeros(pop.n_hcps, dtype=np.int64)
         self.last_visit_day = np.full(pop.n_hcps, NEVER)
         mean_call = visit.visit_minutes + visit.travel_minutes
@@ -171,7 +172,9 @@ class FieldForce:
         self.knows_need[learned] = True
         failed = ex_h[~ex_success]
         np.add.at(self.failed_visits, failed, 1)
-        self.knows_no_see[failed[self.failed_visits[failed] >= 2]] = True
+        np.add.at(self.seen_visits, ex_h[ex_success], 1)
+        # Two failed calls and never a meeting: the rep concludes the HCP does not see reps.
+        self.knows_no_see[failed[(self.failed_visits[failed] >= 2) & (self.seen_visits[failed] == 0)]] = True
 
         answered = hcp[ask & executed & success]
         noted = ex_h[ex_success & self.knows_need[ex_h]] if sales_stage >= 2 else np.zeros(0, dtype=np.int64)

@@ -25,6 +25,7 @@ from oce_sim.world.response import (
     ORIGIN_CUSTOMER,
     ORIGIN_ORCHESTRATOR,
     REMOTE_DETAIL,
+    REP_VISIT,
     WEBINAR,
     WEBSITE,
     CustomerState,
@@ -33,6 +34,7 @@ from oce_sim.world.response import (
     TouchOutcome,
 )
 from oce_sim.world.streams import RandomStreams
+from oce_sim.world.uplift import expected_touch_value_usd
 from oce_sim.world.view import RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
 
 HOUR = 1.0 / 24.0
@@ -196,7 +198,12 @@ class World:
             return np.full(hcp.size, theme, dtype=np.int64)
         return choose_theme(self.view.progress[hcp], self.view.need_relevance()[hcp])
 
-    def public_value(self) -> np.ndarray:
+    def customer_priority(self) -> np.ndarray:
+        """How the executor ranks customers: public value, or the true net value of a visit (oracle)."""
+        if self.config.env.oracle_view:
+            days_left = self.config.env.horizon_days - self.now
+            gain = expected_touch_value_usd(self, REP_VISIT, days_left) - self.response.visit_cost
+            return np.maximum(gain, 0.0)
         access = self.response.access_factor[self.state.account_access[self.pop.account]]
         return dispatch.customer_value(self.pop, access)
 
@@ -215,7 +222,7 @@ class World:
         self._refresh_oracle_view()
         day = self.now
         epoch = self.config.env.decision_interval_days
-        plan = dispatch.plan_epoch(plays, day, epoch, self.pop, self.view, self.config, self.public_value(),
+        plan = dispatch.plan_epoch(plays, day, epoch, self.pop, self.view, self.config, self.customer_priority(),
                                    self.field_calls_per_epoch, self.field.n_reps, self.sent_last_30_days)
         self.ledger.suggestions_expired += self.field.set_queue(plan.queue_hcp, plan.queue_theme, plan.queue_ask)
         if plan.email_hcp.size:

@@ -1,0 +1,34 @@
+"""Orchestration strategies: maturity-stage heuristics, controls, the oracle bound and trained models."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from agents.base import Policy
+from agents.controls import NoPromotion, RandomMasked
+from agents.oracle import Oracle
+from agents.stage_heuristics import Instruction, Insight, Intervention, Involvement
+from agents.trained import TrainedModel
+
+STRATEGIES: dict[str, Callable[[], Policy]] = {
+    "instruction": Instruction,
+    "insight": Insight,
+    "involvement": Involvement,
+    "intervention": Intervention,
+    "no_promotion": NoPromotion,
+    "random": RandomMasked,
+    "oracle": Oracle,
+}
+STAGE_STRATEGIES: tuple[str, ...] = ("instruction", "insight", "involvement", "intervention")
+
+
+def make_strategy(name: str) -> Policy | TrainedModel:
+    """A built-in strategy by name, or a trained model from a ``.zip`` path."""
+    if name in STRATEGIES:
+        return STRATEGIES[name]()
+    if name.endswith(".zip"):
+        return TrainedModel(name)
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)} or a model .zip path")
+
+
+__all__ = ["Policy", "STRATEGIES", "STAGE_STRATEGIES", "TrainedModel", "make_strategy"]

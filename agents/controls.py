@@ -1,0 +1,37 @@
+"""Controls: no promotion at all, and random masked plays."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from agents.base import N_SEG, Observation, Policy
+from oce_sim.world import dispatch
+
+
+class NoPromotion(Policy):
+    """Holds every segment.  Run at stage 3 so that no marketing calendar runs either."""
+
+    name = "no_promotion"
+    stage = 3
+
+    def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        return np.full(N_SEG, dispatch.HOLD)
+
+
+class RandomMasked(Policy):
+    """A uniformly random allowed play per segment (all channels, stage 3)."""
+
+    name = "random"
+    stage = 3
+
+    def __init__(self, seed: int | None = None):
+        self._rng = np.random.default_rng(seed)
+
+    def reset(self, env: gym.Env, seed: int | None = None) -> None:
+        super().reset(env, seed)
+        if seed is not None:
+            self._rng = np.random.default_rng([seed, 7])
+
+    def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        return np.array([self._rng.choice(np.flatnonzero(row)) for row in mask])

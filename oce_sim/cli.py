@@ -1,0 +1,243 @@
+"""The ``oce-sim`` command line: scenarios, validate, run, compare, train, bench."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oce_sim.config import ScenarioConfig, ScenarioError, builtin_scenarios, load_scenario
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Simulate orchestrated customer engagement: compare maturity stages, train RL orchestrators, benchmark.",
+)
+console = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+SCENARIO_ARG = typer.Argument("default", help="Built-in scenario name (see `oce-sim scenarios`) or a YAML path.")
+
+
+def fail(message: str, problems: list[str] | None = None, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    for problem in problems or []:
+        err.print(f"  - {problem}")
+    raise typer.Exit(code)
+
+
+def resolve(scenario: str, stage: Optional[int] = None) -> ScenarioConfig:
+    try:
+        return load_scenario(scenario, stage=stage)
+    except ScenarioError as exc:
+        fail(f"invalid scenario {exc.source}", exc.problems)
+        raise  # unreachable
+
+
+def check_positive(name: str, value: int, minimum: int = 1) -> None:
+    if value < minimum:
+        fail(f"{name} must be >= {minimum}, got {value}")
+
+
+def check_stage(stage: Optional[int]) -> None:
+    if stage is not None and not 0 <= stage <= 3:
+        fail(f"--stage must be 0-3 (0 instruction, 1 insight, 2 involvement, 3 intervention), got {stage}")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    table = Table(title="built-in scenarios")
+    for column in ("name", "stage (c/s/m/it)", "HCPs", "reps", "description"):
+        table.add_column(column)
+    for name in builtin_scenarios():
+        config = load_scenario(name)
+        s = config.stage
+        table.add_row(name, f"{s.customer}/{s.sales}/{s.marketing}/{s.it}", str(config.population.n_hcps),
+                      str(config.population.n_reps), config.description)
+    console.print(table)
+
+
+@app.command()
+def validate(file: Path = typer.Argument(..., help="Scenario YAML to check.")) -> None:
+    """Check a scenario file: exit 0, or exit 2 with every problem listed by field path."""
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    config = resolve(str(file))
+    console.print(f"[green]OK[/] {file}: scenario '{config.name}', stage {config.stage.model_dump()}")
+
+
+@app.command()
+def run(
+    scenario: str = SCENARIO_ARG,
+    strategy: str = typer.Option("intervention", help="Strategy name (see `oce-sim compare`) or a trained model .zip."),
+    episodes: int = typer.Option(5, help="Episodes (seeds seed .. seed+episodes-1)."),
+    seed: int = typer.Option(0, help="First seed."),
+    stage: Optional[int] = typer.Option(None, help="Run at this stage instead of the strategy's own (0-3)."),
+    out: Path = typer.Option(Path("results/run"), help="Output folder."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Run one strategy or trained model on a scenario; writes tidy results.csv and summary.json."""
+    from oce_sim import evaluation
+
+    check_positive("--episodes", episodes)
+    check_stage(stage)
+    config = resolve(scenario)
+    policy = _make_policy(strategy)
+    results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
+                                          stages={policy.name: stage}, progress=progress)
+    summary = evaluation.paired_summary(results, baseline=None)
+    evaluation.write_results(out, results, summary, {"scenario": config.name, "strategy": strategy, "episodes": episodes, "seed": seed})
+    _print_table(evaluation.format_table(summary, None), f"{config.name}: {policy.name}")
+    console.print(f"results: {out / 'results.csv'}")
+
+
+@app.command()
+def compare(
+    scenario: str = SCENARIO_ARG,
+    episodes: int = typer.Option(10, help="Paired episodes per strategy."),
+    seed: int = typer.Option(0, help="First seed; every strategy sees the same seeds (common random numbers)."),
+    out: Path = typer.Option(Path("results/compare"), help="Output folder."),
+    model: Optional[Path] = typer.Option(None, help="A trained model .zip (or run folder) to add to the comparison."),
+    strategies: str = typer.Option("instruction,insight,involvement,intervention,no_promotion,random,oracle",
+                                   help="Comma-separated strategies."),
+    baseline: str = typer.Option("instruction", help="Strategy the paired differences are taken against."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """The main job: every stage strategy (and a trained model) on paired seeds, with 95% CIs vs instruction."""
+    from oce_sim import evaluation
+
+    check_positive("--episodes", episodes)
+    config = resolve(scenario)
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    policies = {}
+    for name in names:
+        policy = _make_policy(name)
+        policies[policy.name] = policy
+    if model is not None:
+        policy = _make_policy(str(model))
+        policies[policy.name] = policy
+    if baseline not in policies:
+        fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
+    started = time.time()
+    results, series = evaluation.evaluate(policies, config, episodes, seed, progress=progress)
+    summary = evaluation.paired_summary(results, baseline=baseline)
+    meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
+            "strategies": list(policies), "seconds": round(time.time() - started, 1)}
+    evaluation.write_results(out, results, summary, meta)
+    figures = evaluation.plot_figures(results, series, out, config.name)
+    _print_table(evaluation.format_table(summary, baseline),
+                 f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}]")
+    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}")
+    console.print("figures: " + ", ".join(str(p) for p in figures))
+
+
+@app.command()
+def train(
+    scenario: str = SCENARIO_ARG,
+    algo: str = typer.Option("maskable-ppo", help="maskable-ppo, ppo or a2c."),
+    timesteps: int = typer.Option(200_000, help="Total environment steps."),
+    seed: int = typer.Option(0, help="Seed."),
+    stage: Optional[int] = typer.Option(None, help="Train at this stage (0-3) instead of the scenario's."),
+    n_envs: int = typer.Option(4, help="Environments stepped together."),
+    checkpoint_every: int = typer.Option(50_000, help="Checkpoint period in steps."),
+    out: Path = typer.Option(Path("runs"), help="Folder for run folders scenario__algo__seed__time."),
+    resume: bool = typer.Option(False, help="Continue the latest matching run from its last checkpoint."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
+    from oce_sim.training import ALGOS, TrainArgs
+    from oce_sim.training import train as do_train
+
+    if algo not in ALGOS:
+        fail(f"--algo must be one of {', '.join(ALGOS)}, got {algo!r}")
+    check_positive("--timesteps", timesteps)
+    check_positive("--n-envs", n_envs)
+    check_stage(stage)
+    resolve(scenario, stage)
+    args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
+                     n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress)
+    try:
+        run_dir = do_train(args)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+        return
+    console.print(f"run folder: {run_dir}  (model.zip, learning_curve.csv, tb/ for TensorBoard)")
+
+
+@app.command()
+def bench(
+    suite: str = typer.Option("quick", help="Benchmark suite: quick or full."),
+    check: bool = typer.Option(False, help="Compare with the committed golden file; exit 1 on regression."),
+    update: bool = typer.Option(False, help="Rewrite the golden file from this run."),
+    perf: bool = typer.Option(False, help="Also measure performance (steps/s, national scale, floors)."),
+    out: Path = typer.Option(Path("results/bench"), help="Output folder."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Run every strategy on every benchmark scenario; tidy results, a Markdown table, a regression gate."""
+    from oce_sim import bench as bench_mod
+
+    if check and update:
+        fail("--check and --update are exclusive: check against the golden file, or rewrite it")
+    try:
+        code = bench_mod.run_bench(suite=suite, check=check, update=update, perf=perf, out=out, progress=progress,
+                                   console=console)
+    except bench_mod.BenchError as exc:
+        fail(str(exc))
+        return
+    raise typer.Exit(code)
+
+
+def _make_policy(name: str):
+    from agents import STRATEGIES, TrainedModel, make_strategy
+
+    path = Path(name)
+    if path.is_dir() and (path / "model.zip").exists():
+        from oce_sim.training import run_stage
+
+        return TrainedModel(path / "model.zip", stage=run_stage(path))
+    if name.endswith(".zip"):
+        if not path.is_file():
+            fail(f"model file not found: {name}")
+        try:
+            from oce_sim.training import run_stage
+
+            return TrainedModel(path, stage=run_stage(path.parent))
+        except ValueError as exc:
+            fail(str(exc))
+    try:
+        return make_strategy(name)
+    except ValueError:
+        fail(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}, a model .zip or a run folder")
+
+
+def _print_table(frame, title: str) -> None:
+    """Metrics as rows and strategies as columns, so the table fits a terminal."""
+    table = Table(title=title, show_lines=True)
+    table.add_column("metric")
+    for strategy in frame.index:
+        table.add_column(str(strategy), justify="right")
+    for metric in frame.columns:
+        table.add_row(metric, *[str(v).replace(" [", "\n[") for v in frame[metric].to_numpy()])
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,163 @@
+"""Train an orchestration policy with Stable-Baselines3 / sb3-contrib on the CPU.
+
+Run folders are named ``scenario__algo__seed__time`` and hold the resolved scenario (``config.yaml``), the
+arguments (``args.json``), TensorBoard logs (``tb/``), periodic checkpoints (``checkpoints/``), episode
+monitor logs, the final ``model.zip`` and ``learning_curve.csv``/``.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from oce_sim.config import ScenarioConfig, dump_yaml, load_scenario
+from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.evaluation import atomic_save_figure, atomic_write_text
+
+ALGOS = ("maskable-ppo", "ppo", "a2c")
+
+
+@dataclass
+class TrainArgs:
+    scenario: str = "default"
+    algo: str = "maskable-ppo"
+    timesteps: int = 200_000
+    seed: int = 0
+    out: str = "runs"
+    stage: int | None = None
+    n_envs: int = 4
+    checkpoint_every: int = 50_000
+    resume: bool = False
+    learning_rate: float = 3e-4
+    n_steps: int = 256
+    batch_size: int = 256
+    n_epochs: int = 5
+    gamma: float = 0.99
+    ent_coef: float = 0.01
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    progress_bar: bool = True
+
+
+def make_env_fn(config: ScenarioConfig, monitor_dir: Path | None, rank: int):
+    def _init():
+        from stable_baselines3.common.monitor import Monitor
+
+        env = TerritoryEnv(scenario=config)
+        if monitor_dir is not None:
+            env = Monitor(env, str(monitor_dir / f"env{rank}"))
+        return env
+
+    return _init
+
+
+def _latest_run(out: Path, prefix: str) -> Path | None:
+    runs = sorted(p for p in out.glob(f"{prefix}__*") if p.is_dir() and (p / "args.json").exists())
+    return runs[-1] if runs else None
+
+
+def _latest_checkpoint(run: Path) -> tuple[Path | None, int]:
+    best: tuple[Path | None, int] = (None, 0)
+    for path in (run / "checkpoints").glob("model_*_steps.zip"):
+        match = re.search(r"_(\d+)_steps", path.name)
+        if match and int(match.group(1)) > best[1]:
+            best = (path, int(match.group(1)))
+    return best
+
+
+def train(args: TrainArgs) -> Path:
+    """Train (or resume) and return the run folder."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    if args.algo not in ALGOS:
+        raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {args.algo!r}")
+    config = load_scenario(args.scenario, stage=args.stage)
+    out = Path(args.out)
+    prefix = f"{config.name}__{args.algo}__{args.seed}"
+    run = _latest_run(out, prefix) if args.resume else None
+    checkpoint, done_steps = _latest_checkpoint(run) if run else (None, 0)
+    if args.resume and run is None:
+        raise FileNotFoundError(f"--resume: no earlier run {prefix}__* under {out}")
+    if run is None:
+        run = out / f"{prefix}__{time.strftime('%Y%m%d-%H%M%S')}"
+        run.mkdir(parents=True, exist_ok=False)
+        atomic_write_text(run / "config.yaml", dump_yaml(config))
+        atomic_write_text(run / "args.json", json.dumps(asdict(args), indent=2))
+    (run / "monitor").mkdir(exist_ok=True)
+
+    vec = DummyVecEnv([make_env_fn(config, run / "monitor", i) for i in range(args.n_envs)])
+    vec.seed(args.seed)
+    cls = {"maskable-ppo": MaskablePPO, "ppo": PPO, "a2c": A2C}[args.algo]
+    if checkpoint is not None:
+        model = cls.load(checkpoint, env=vec, device="cpu", tensorboard_log=str(run / "tb"))
+    else:
+        kwargs: dict[str, Any] = dict(learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef,
+                                      n_steps=args.n_steps, seed=args.seed, device="cpu", verbose=0,
+                                      tensorboard_log=str(run / "tb"),
+                                      policy_kwargs=dict(net_arch=list(args.net_arch)))
+        if args.algo != "a2c":
+            kwargs.update(batch_size=args.batch_size, n_epochs=args.n_epochs)
+        else:
+            kwargs["n_steps"] = 16
+        model = cls("MlpPolicy", vec, **kwargs)
+    remaining = max(0, args.timesteps - done_steps)
+    checkpoints = CheckpointCallback(save_freq=max(1, args.checkpoint_every // args.n_envs),
+                                     save_path=str(run / "checkpoints"), name_prefix="model")
+    if remaining:
+        model.learn(total_timesteps=remaining, callback=checkpoints, progress_bar=args.progress_bar,
+                    reset_num_timesteps=checkpoint is None, tb_log_name="run")
+    tmp = run / ".model.tmp.zip"
+    model.save(tmp)
+    tmp.replace(run / "model.zip")
+    write_learning_curve(run)
+    vec.close()
+    return run
+
+
+def write_learning_curve(run: Path) -> pd.DataFrame:
+    frames = []
+    for path in sorted((run / "monitor").glob("*.monitor.csv")):
+        frames.append(pd.read_csv(path, skiprows=1))
+    if not frames:
+        return pd.DataFrame()
+    curve = pd.concat(frames).sort_values("t").reset_index(drop=True)
+    curve["timesteps"] = curve["l"].cumsum()
+    curve = curve.rename(columns={"r": "episode_reward", "l": "episode_length", "t": "wall_seconds"})
+    atomic_write_text(run / "learning_curve.csv", curve.to_csv(index=False))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(curve["timesteps"], curve["episode_reward"], alpha=0.3, label="episode")
+    window = max(1, len(curve) // 20)
+    ax.plot(curve["timesteps"], curve["episode_reward"].rolling(window, min_periods=1).mean(), label=f"rolling mean ({window})")
+    ax.set_xlabel("timesteps")
+    ax.set_ylabel("episode reward (profit / reward_scale_usd)")
+    ax.set_title(run.name)
+    ax.legend()
+    atomic_save_figure(fig, run / "learning_curve.png")
+    plt.close(fig)
+    return curve
+
+
+def run_stage(run: Path) -> int | None:
+    """The stage a run was trained at (so it is evaluated with the same information and authority)."""
+    path = run / "config.yaml"
+    if not path.exists():
+        return None
+    config = load_scenario(path)
+    stages = {config.stage.customer, config.stage.sales, config.stage.marketing, config.stage.it}
+    return stages.pop() if len(stages) == 1 else None
+
+
+__all__ = ["ALGOS", "TrainArgs", "train", "write_learning_curve", "run_stage"]

@@ -1,0 +1,61 @@
+"""Expected profit of one touch per customer, computed on the ground truth (oracle bound only).
+
+A myopic estimate: probability of engagement x impact on goodwill x marginal response (Hill slope) x the
+value of one unit of response over the goodwill's remaining carryover, by adoption state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from oce_sim.world.field import choose_theme
+from oce_sim.world.response import REP_VISIT, WEBINAR
+
+if TYPE_CHECKING:
+    from oce_sim.world.simulation import World
+
+
+def expected_touch_value_usd(world: "World", channel: int, days_left: float) -> np.ndarray:
+    """Expected incremental brand value (USD, before cost) of one touch on ``channel`` for every HCP."""
+    cfg = world.config
+    r = cfg.response
+    pop, state, model = world.pop, world.state, world.response
+    n = pop.n_hcps
+    theme = choose_theme(state.progress, pop.need_relevance)
+    fit = pop.channel_fit[:, channel]
+    relevance = pop.need_relevance[np.arange(n), theme]
+    fatigue = np.exp(-2.0 * model.fatigue_excess(state, np.arange(n)))
+    seq, _ = model.sequence_factor(state.progress, theme)
+    if channel == REP_VISIT:
+        p_engage = world.field.availability[pop.archetype]
+    elif channel == WEBINAR:
+        web = cfg.channels.webinar
+        p_engage = web.base_registration * (0.4 + 0.6 * fit) * (0.5 + 0.5 * relevance) * web.show_rate
+    else:
+        p_engage = model.base_engagement[channel] * (0.4 + 0.6 * fit) * (0.6 + 0.4 * relevance) * fatigue
+    impact = model.channel_effect[channel] * fit * relevance * seq * (1.0 - state.confusion) * fatigue
+    g = np.maximum(state.goodwill, 1e-6)
+    k, a = r.hill_half_saturation, r.hill_shape
+    slope = a * g ** (a - 1) * k**a / (g**a + k**a) ** 2
+    slope = np.where(state.goodwill <= 1e-6, model.hill(impact) / np.maximum(impact, 1e-9), slope)
+    working_left = max(0.0, days_left * 5.0 / 7.0)
+    carry = (1.0 - model.goodwill_decay ** working_left) / (1.0 - model.goodwill_decay)
+    access = model.access_factor[state.account_access[pop.account]]
+    rx_day_value = pop.class_rx_per_day * access * cfg.economics.rx_value_usd
+    share = model.brand_share
+    # value of being one state higher for the rest of the horizon, roughly half of it on average
+    half = 0.5 * working_left
+    gain_next = np.select(
+        [state.adoption == 0, state.adoption == 1, state.adoption == 2],
+        [
+            r.p_unaware_to_aware[1] * r.p_aware_to_trial * 0.5 * (share[2] - share[1]),
+            r.p_aware_to_trial * access * (share[2] - share[1]),
+            r.p_trial_to_adopt[1] * (share[3] - share[2]),
+        ],
+        default=r.p_adopter_lapse * 0.8 * (share[3] - share[1]),
+    ) * half
+    lift_now = np.where(state.adoption >= 2, r.share_lift_from_response, 0.0)
+    value_per_response_day = rx_day_value * (gain_next + lift_now)
+    return p_engage * impact * slope * carry * value_per_response_day

@@ -1,0 +1,120 @@
+"""Shared helpers for the oce-sim test suite.
+
+Everything here keeps territories small (120 HCPs, one rep) and horizons short so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import oce_sim  # noqa: F401  (registers the environment ids)
+from oce_sim.config import deep_merge
+from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.world import dispatch
+
+ENV_ID = "oce_sim/Territory-v0"
+N_SEGMENTS = dispatch.N_SEGMENTS
+N_PLAYS = dispatch.N_PLAYS
+
+# A one-rep territory of 120 HCPs over eight weekly decisions.
+SMALL: dict[str, Any] = {"population": {"n_hcps": 120, "n_reps": 1}, "env": {"horizon_days": 56}}
+
+# KPIs that count things (never negative).
+COUNT_KPIS = (
+    "prescriptions",
+    "rx_value_usd",
+    "cost_usd",
+    "reach",
+    "frequency",
+    "engagement_rate",
+    "confusion_events",
+    "out_of_sequence_touches",
+    "unsubscribes",
+    "questions_answered",
+    "blocked_touches",
+    "masked_actions",
+    "adopters_end",
+)
+COST_COMPONENTS = ("rep_visit_cost", "remote_detail_cost", "email_cost", "webinar_cost")
+
+Policy = Callable[[int, TerritoryEnv, np.random.Generator], np.ndarray]
+
+
+def small_config(*overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``SMALL`` deep-merged with each override in turn."""
+    merged: dict[str, Any] = dict(SMALL)
+    for override in overrides:
+        merged = deep_merge(merged, override)
+    return merged
+
+
+def make_env(stage: Any = None, config: Mapping[str, Any] | None = None, scenario: Any = None) -> TerritoryEnv:
+    """An unwrapped small TerritoryEnv (``config`` is merged over ``SMALL``)."""
+    return TerritoryEnv(scenario=scenario, stage=stage, config=small_config(config or {}))
+
+
+def plays(*pairs: tuple[Any, int], default: int = dispatch.HOLD) -> np.ndarray:
+    """Action with ``default`` everywhere and ``play`` on the given segment index (or slice)."""
+    action = np.full(N_SEGMENTS, default, dtype=np.int64)
+    for where, play in pairs:
+        action[where] = play
+    return action
+
+
+def constant(play: int) -> Policy:
+    return lambda step, env, rng: np.full(N_SEGMENTS, play, dtype=np.int64)
+
+
+def masked_random(step: int, env: TerritoryEnv, rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random play per segment among the plays ``action_masks()`` allows."""
+    mask = env.action_masks().reshape(N_SEGMENTS, N_PLAYS)
+    return np.array([rng.choice(np.flatnonzero(row)) for row in mask], dtype=np.int64)
+
+
+def run_episode(env: TerritoryEnv, policy: Policy, seed: int, policy_seed: int = 0):
+    """Reset with ``seed`` and play ``policy`` to truncation; returns (observations, rewards, infos)."""
+    rng = np.random.default_rng(policy_seed)
+    obs, info = env.reset(seed=seed)
+    observations, rewards, infos = [obs], [], [info]
+    for step in range(10_000):
+        obs, reward, terminated, truncated, info = env.step(policy(step, env, rng))
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        assert not terminated, "the territory environment never terminates"
+        if truncated:
+            break
+    else:  # pragma: no cover - guards against a missing truncation
+        pytest.fail("episode did not truncate")
+    return observations, rewards, infos
+
+
+def episode_kpis(stage: Any, policy: Policy, seed: int, config: Mapping[str, Any] | None = None) -> dict[str, float]:
+    env = make_env(stage=stage, config=config)
+    _, _, infos = run_episode(env, policy, seed)
+    return infos[-1]["kpis"]
+
+
+@pytest.fixture
+def small_env() -> TerritoryEnv:
+    return make_env()
+
+
+@pytest.fixture
+def gym_make() -> Callable[..., gym.Env]:
+    """``gymnasium.make`` that closes what it made at teardown."""
+    made: list[gym.Env] = []
+
+    def _make(*args: Any, **kwargs: Any) -> gym.Env:
+        env = gym.make(*args, **kwargs)
+        made.append(env)
+        return env
+
+    yield _make
+    for env in made:
+        env.close()
