@@ -205,7 +205,7 @@ class WebinarConfig(_Model):
 
 
 class WebsiteConfig(_Model):
-    visits_per_day_digital: float = Field(0.02, ge=0.0, description="portal visits per aware digital HCP")
+    visits_per_day_digital: float = Field(0.02, ge=0.0, description="portal visits per day at full website fit (x0.2 while unaware)")
 
 
 class ChannelsConfig(_Model):

@@ -104,6 +104,7 @@ def customer_value(pop: Population, access_factor: np.ndarray) -> np.ndarray:
 
 def plan_epoch(
     plays: np.ndarray,
+    segment: np.ndarray,
     day: float,
     epoch_days: int,
     pop: Population,
@@ -115,7 +116,6 @@ def plan_epoch(
     sent_last_30_days,
 ) -> Plan:
     """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``."""
-    segment = segment_of(pop, view)
     play = plays[segment]
     theme = choose_theme(view.progress, view.need_relevance())  # one message per customer per epoch
 
@@ -128,6 +128,8 @@ def plan_epoch(
     priority = value * np.minimum(3.0, since_visit / np.where(np.isfinite(cadence), cadence, 1.0))
     priority = priority * np.where(prefers_other, 0.5, 1.0)
     cand = np.flatnonzero(due)
+    # The CRM knows its own calls at once and keeps suggestions within the per-HCP visit cap.
+    cand = cand[sent_last_30_days(cand, REP_VISIT) < config.channels.rep_visit.cap_per_30_days]
     per_rep = int(np.ceil(field_calls_per_epoch * QUEUE_OVERBOOKING)) if n_reps else 0
     queue_hcp = np.full((n_reps, per_rep), -1, dtype=np.int64)
     if cand.size and per_rep:

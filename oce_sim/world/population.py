@@ -25,7 +25,7 @@ _CHANNEL_PREFERENCE_BY_ARCHETYPE = np.array(
 
 @dataclass
 class Population:
-    """Static attributes of the customers; dynamic state lives in :class:`oce_sim.world.state.HcpState`."""
+    """Static attributes of the customers; dynamic state lives in :class:`oce_sim.world.response.CustomerState`."""
 
     n_hcps: int
     n_themes: int
@@ -99,7 +99,7 @@ def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Pop
     edge_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     edge_cols = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
 
-    # Territories: contiguous blocks of HCPs (geography), every HCP covered while there are reps.
+    # Territories: equal-sized random territories, every HCP covered while there are reps.
     if pop.n_reps > 0:
         rep = (np.arange(n) * pop.n_reps // n).astype(np.int32)
         rep = rep[rng.permutation(n)]

@@ -109,7 +109,7 @@ class World:
         self.response = ResponseModel(config, self.pop)
         self.view = OrchestratorView(config, self.pop)
         self.pipeline = DataPipeline(config.pipeline_level())
-        self.field = FieldForce(config, self.pop, self.streams.stream("field"))
+        self.field = FieldForce(config, self.pop, self.streams.stream("territories"))
         self.ledger = Ledger()
         self.env = simpy.Environment()
         self._touch_buffer: dict[int, list[TouchBatch]] = defaultdict(list)
@@ -124,6 +124,8 @@ class World:
         self.event_log: list[DayRecord] = []
         self.daily_rx: list[int] = []
         self.access_upgrades = 0
+        self._mask_cache: tuple[float, np.ndarray] | None = None
+        self._segment_cache: tuple[float, np.ndarray] | None = None
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
 
@@ -209,20 +211,25 @@ class World:
 
     # ------------------------------------------------------------------------------------ orchestrator API
     def action_mask(self) -> np.ndarray:
-        self._refresh_oracle_view()
-        controllable = dispatch.controllable_plays(self.stage, self.config, self.field.capacity_available)
-        return dispatch.action_mask(self.pop, self.view, dispatch.segment_of(self.pop, self.view), controllable)
+        if self._mask_cache is None or self._mask_cache[0] != self.now:
+            controllable = dispatch.controllable_plays(self.stage, self.config, self.field.capacity_available)
+            mask = dispatch.action_mask(self.pop, self.view, self.segments(), controllable)
+            self._mask_cache = (self.now, mask)
+        return self._mask_cache[1].copy()
 
     def segments(self) -> np.ndarray:
-        self._refresh_oracle_view()
-        return dispatch.segment_of(self.pop, self.view)
+        """Segment of every HCP as the orchestrator sees it now (the view only changes as time passes)."""
+        if self._segment_cache is None or self._segment_cache[0] != self.now:
+            self._refresh_oracle_view()
+            self._segment_cache = (self.now, dispatch.segment_of(self.pop, self.view))
+        return self._segment_cache[1]
 
     def apply_plays(self, plays: np.ndarray) -> None:
         """Execute one play per segment for the next decision epoch, starting now."""
         self._refresh_oracle_view()
         day = self.now
         epoch = self.config.env.decision_interval_days
-        plan = dispatch.plan_epoch(plays, day, epoch, self.pop, self.view, self.config, self.customer_priority(),
+        plan = dispatch.plan_epoch(plays, self.segments(), day, epoch, self.pop, self.view, self.config, self.customer_priority(),
                                    self.field_calls_per_epoch, self.field.n_reps, self.sent_last_30_days)
         self.ledger.suggestions_expired += self.field.set_queue(plan.queue_hcp, plan.queue_theme, plan.queue_ask)
         if plan.email_hcp.size:

@@ -1,9 +1,11 @@
 """Named random streams.
 
-One ``SeedSequence`` from ``reset(seed=...)`` is split into named streams.  Streams that drive exogenous
-events (``population``, ``transitions``, ``rx``, ``website``...) draw a fresh per-day generator keyed by
-``(stream, day)``, so the same seed gives the same population and the same exogenous draws whatever the
-policy does (common random numbers for paired comparisons).
+One ``SeedSequence`` from ``reset(seed=...)`` is split into named streams.  The population comes from its
+own stream; exogenous per-HCP draws (``transitions``, ``rx``, ``website``) come from generators keyed by
+``(stream, 28-day block)`` (see ``World.exogenous_uniforms``), so the same seed gives the same population
+and the same exogenous draws whatever the policy does (common random numbers for paired comparisons).
+Policy-dependent draws (touch engagement, rep acceptance, pipeline noise) use their own streams so that
+they never shift the exogenous ones.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ STREAM_NAMES: tuple[str, ...] = (
     "website",
     "pipeline",
     "access",
+    "territories",
 )
 
 
