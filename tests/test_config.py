@@ -152,6 +152,7 @@ def test_per_entity_stage_reaches_the_environment():
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="BUG oce_sim/config.py load_scenario/deep_merge: a partial stage mapping replaces a scenario's "
     "integer stage instead of overriding one entity, so the other entities fall back to the default (1).",
 )

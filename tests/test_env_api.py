@@ -151,6 +151,23 @@ def test_action_masks_shape_and_hold(stage):
         assert info["masked_actions"] == 0
 
 
+@pytest.mark.parametrize("stage", [1, 3])
+def test_masked_count_matches_the_mask(stage):
+    env = make_env(stage=stage)
+    env.reset(seed=21)
+    rng = np.random.default_rng(21)
+    total = 0
+    for _ in range(8):
+        grid = env.action_masks().reshape(N_SEGMENTS, N_PLAYS)
+        action = rng.integers(0, N_PLAYS, size=N_SEGMENTS)
+        allowed = grid[np.arange(N_SEGMENTS), action]
+        _, _, _, _, info = env.step(action)
+        assert info["masked_actions"] == int((~allowed).sum())
+        np.testing.assert_array_equal(info["plays"], np.where(allowed, action, dispatch.HOLD))
+        total += info["masked_actions"]
+    assert info["masked_actions_total"] == info["kpis"]["masked_actions"] == total > 0
+
+
 def test_action_masks_requires_reset():
     env = make_env()
     with pytest.raises(RuntimeError):

@@ -15,10 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oce_sim.config import CHANNELS, ENTITIES, deep_merge
+from oce_sim.config import CHANNELS, ENTITIES, builtin_scenarios, deep_merge
+from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.world import dispatch
-from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT
-from oce_sim.world.simulation import is_working_day
+from oce_sim.config import load_scenario
+from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT, TouchBatch
+from oce_sim.world.simulation import World, is_working_day
 
 from conftest import COST_COMPONENTS, COUNT_KPIS, constant, make_env, masked_random, run_episode
 
@@ -208,6 +210,16 @@ def test_invariants_when_caps_and_consent_bind(seed, policy_seed, cap, it):
     check_episode(*record_episode(seed, stage, policy_seed, (0.2, 0.4), 480.0, extra))
 
 
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=st.sampled_from(sorted(builtin_scenarios())), seed=st.integers(0, 2**32 - 1),
+       stage=st.one_of(st.none(), stages), policy_seed=st.integers(0, 2**16))
+def test_invariants_on_full_builtin_scenarios(scenario, seed, stage, policy_seed):
+    """Full-size built-in territories over their whole horizon (about 0.5 s an episode)."""
+    env = TerritoryEnv(scenario=scenario, stage=stage, config={"env": {"record_events": True}})
+    check_episode(env, *run_episode(env, masked_random, seed=seed, policy_seed=policy_seed))
+
+
 # ------------------------------------------------------------------------------------------------ the checks bite
 
 
@@ -226,17 +238,45 @@ def test_consent_check_is_exercised():
 
 
 def test_cap_check_is_exercised():
-    """Biweekly visit suggestions against a one-visit-per-30-days cap: the second visit is blocked."""
+    """Touches scheduled straight into the world beyond the caps are blocked by the channel systems."""
+    config = load_scenario("small", stage=3, overrides={  # stage 3: no marketing calendar of its own
+        "population": {"email_opt_in": 1.0},
+        "channels": {"rep_visit": {"cap_per_30_days": 1}, "email": {"cap_per_30_days": 2}},
+        "env": {"record_events": True},
+    })
+    world = World(config, seed=3)
+    hcp = np.arange(10)
+    for day in (1, 8, 15, 22):  # four of each within 30 days
+        for channel in (REP_VISIT, EMAIL):
+            world.schedule_touches(TouchBatch(
+                hcp=hcp, channel=np.full(hcp.size, channel, dtype=np.int8), theme=np.zeros(hcp.size, dtype=np.int8),
+                origin=np.zeros(hcp.size, dtype=np.int8), question=np.zeros(hcp.size, dtype=bool),
+                engaged_hint=np.ones(hcp.size, dtype=np.int8), time=np.full(hcp.size, day + 0.5)))
+    world.run_until(30)
+    delivered = defaultdict(int)
+    for record in world.event_log:
+        t = record.touches
+        for h, c in zip(t.hcp.tolist(), t.channel.tolist()):
+            if h < hcp.size and c in (REP_VISIT, EMAIL):
+                delivered[c] += 1
+    led = world.ledger
+    assert delivered[REP_VISIT] == led.delivered[REP_VISIT] == hcp.size  # one visit each, three blocked
+    assert hcp.size <= delivered[EMAIL] == led.delivered[EMAIL] <= 2 * hcp.size  # (an unsubscribe blocks too)
+    assert led.blocked_cap + led.blocked_no_consent == 8 * hcp.size - delivered[REP_VISIT] - delivered[EMAIL]
+    assert led.blocked_cap >= 3 * hcp.size
+    assert cap_violations(world) == []
+
+
+def test_caps_hold_with_tight_caps_in_the_environment():
     config = {
-        "population": {"n_hcps": 120, "n_reps": 1},
-        "channels": {"rep_visit": {"cap_per_30_days": 1}},
+        "population": {"n_hcps": 120, "n_reps": 1, "email_opt_in": 1.0},
+        "channels": {"rep_visit": {"cap_per_30_days": 1}, "email": {"cap_per_30_days": 1}},
         "env": {"horizon_days": 84, "record_events": True},
     }
-    env = make_env(stage=1, config=config)
-    run_episode(env, constant(dispatch.REP_BIWEEKLY), seed=3)
+    env = make_env(stage=3, config=config)
+    run_episode(env, masked_random, seed=3, policy_seed=1)
     world = env.world
-    assert world.ledger.blocked_cap > 0
-    assert world.ledger.delivered[REP_VISIT] > 0
+    assert world.ledger.delivered[REP_VISIT] > 0 and world.ledger.delivered[EMAIL] > 0
     assert cap_violations(world) == []
 
 
