@@ -9,6 +9,8 @@ import oce_sim.config as config_module
 from oce_sim import ScenarioConfig, ScenarioError, load_scenario
 from oce_sim.config import STAGE_NAMES, StageConfig, builtin_scenarios, dump_yaml
 
+from oce_sim.envs.territory import TerritoryEnv
+
 from conftest import make_env
 
 
@@ -206,9 +208,10 @@ def test_yaml_file_loading(tmp_path):
     # str paths work, overrides apply last
     assert load_scenario(str(path), overrides={"population": {"n_hcps": 5}}).population.n_hcps == 5
     # the file drives the environment
-    env = make_env(scenario=str(path), config={})
+    env = TerritoryEnv(scenario=str(path), config={"env": {"horizon_days": 14}})
     env.reset(seed=0)
-    assert env.world.pop.n_hcps == 120  # make_env's SMALL overrides win over the file
+    assert env.world.pop.n_hcps == 77 and env.world.field.n_reps == 2
+    assert env.world.stage.sales == 3
 
 
 def test_dump_yaml_round_trip(tmp_path):
