@@ -438,11 +438,24 @@ def load_scenario(
 ) -> ScenarioConfig:
     """Resolve defaults <- scenario file <- ``stage`` <- ``overrides`` into a validated config."""
     data, source = scenario_data(scenario)
+    data = _stage_as_mapping(data)
+    if overrides:
+        overrides = _stage_as_mapping(overrides)
     if stage is not None:
         data = deep_merge(data, {"stage": stage}) if isinstance(stage, Mapping) else {**data, "stage": stage}
     if overrides:
         data = deep_merge(data, overrides)
     return build_config(data, source)
+
+
+def _stage_as_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Spell a uniform stage (``2`` or ``"involvement"``) per entity, so a partial mapping overrides one entity."""
+    value = data.get("stage")
+    if isinstance(value, str) and value in STAGE_NAMES:
+        value = STAGE_NAMES.index(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3:
+        return {**data, "stage": StageConfig.uniform(value).model_dump()}
+    return dict(data)
 
 
 def dump_yaml(config: ScenarioConfig) -> str:

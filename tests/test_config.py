@@ -152,12 +152,6 @@ def test_per_entity_stage_reaches_the_environment():
     assert obs[-4:].tolist() == pytest.approx([1.0, 2 / 3, 0.0, 1.0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG oce_sim/config.py load_scenario/deep_merge: a partial stage mapping replaces a scenario's "
-    "integer stage instead of overriding one entity, so the other entities fall back to the default (1).",
-)
 def test_partial_stage_mapping_keeps_scenario_stage():
     # launch_kol is an intervention-stage (3) scenario; overriding only marketing must keep the rest at 3.
     stage = load_scenario("launch_kol", stage={"marketing": 0}).stage

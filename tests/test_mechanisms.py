@@ -246,13 +246,6 @@ def test_same_contact_with_lower_tolerance_causes_more_unsubscribes():
     assert n_touchy > 3 * max(1.0, n_tolerant), (n_touchy, n_tolerant)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG oce_sim/world/dispatch.py plan_epoch: the 7-day email cadence is checked against "
-    "view.last_touch_day, which holds the open day (send + open_delay_days), so with weekly decisions the "
-    "email play only sends every other week.",
-)
 def test_weekly_email_play_sends_weekly():
     config = {"population": {"email_opt_in": 1.0}, "env": {"horizon_days": 56, "record_events": True}}
     env = make_env(stage=3, config=config)

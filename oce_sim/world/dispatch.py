@@ -114,6 +114,7 @@ def plan_epoch(
     field_calls_per_epoch: float,
     n_reps: int,
     sent_last_30_days,
+    own_send_day: np.ndarray,
 ) -> Plan:
     """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``."""
     play = plays[segment]
@@ -148,13 +149,14 @@ def plan_epoch(
     # Non-personal channels (intervention stage): skip customers the field visits this epoch, so that two
     # stakeholders never stack on one customer; the same message per customer keeps them consistent.
     email_due = np.isin(play, (EMAIL_PLAY, REP_PLUS_EMAIL)) & view.email_consent & ~suggested
-    email_due &= day - view.last_touch_day[:, EMAIL] >= EMAIL_CADENCE_DAYS
+    # Cadence counts from the executor's own send days, which it knows exactly (deliveries come later).
+    email_due &= day - own_send_day[:, EMAIL] >= EMAIL_CADENCE_DAYS
     email_hcp = np.flatnonzero(email_due)
     email_hcp = email_hcp[sent_last_30_days(email_hcp, EMAIL) < config.channels.email.cap_per_30_days]
 
     remote = config.channels.remote_detail
     remote_due = (play == REMOTE) & view.remote_consent & ~suggested
-    remote_due &= day - view.last_touch_day[:, REMOTE_DETAIL] >= PLAY_CADENCE_DAYS[REMOTE]
+    remote_due &= day - own_send_day[:, REMOTE_DETAIL] >= PLAY_CADENCE_DAYS[REMOTE]
     prefers_remote = view.preferred_channel == REMOTE_DETAIL
     remote_cand = np.flatnonzero(remote_due)
     remote_cand = remote_cand[sent_last_30_days(remote_cand, REMOTE_DETAIL) < remote.cap_per_30_days]

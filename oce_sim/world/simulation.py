@@ -125,6 +125,7 @@ class World:
         self.daily_rx: list[int] = []
         self.access_upgrades = 0
         self._mask_cache: tuple[float, np.ndarray] | None = None
+        self.own_send_day = np.full((self.pop.n_hcps, N_CHANNELS), -1e9)  # the executor's own sends
         self._segment_cache: tuple[float, np.ndarray] | None = None
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
@@ -230,16 +231,19 @@ class World:
         day = self.now
         epoch = self.config.env.decision_interval_days
         plan = dispatch.plan_epoch(plays, self.segments(), day, epoch, self.pop, self.view, self.config, self.customer_priority(),
-                                   self.field_calls_per_epoch, self.field.n_reps, self.sent_last_30_days)
+                                   self.field_calls_per_epoch, self.field.n_reps, self.sent_last_30_days,
+                                   self.own_send_day)
         self.ledger.suggestions_expired += self.field.set_queue(plan.queue_hcp, plan.queue_theme, plan.queue_ask)
         if plan.email_hcp.size:
             send = add_working_days(day, 0) + 10 * HOUR
+            self.own_send_day[plan.email_hcp, EMAIL] = day
             open_time = send + self.config.channels.email.open_delay_days
             self.schedule_touches(self._touches(plan.email_hcp, EMAIL, plan.email_theme, ORIGIN_ORCHESTRATOR, open_time))
         if plan.remote_hcp.size:
             delay = self.config.channels.remote_detail.delay_days
             days = np.array([add_working_days(day + delay, int(k)) for k in range(int(plan.remote_day_offset.max()) + 1)])
             times = days[plan.remote_day_offset] + 11 * HOUR
+            self.own_send_day[plan.remote_hcp, REMOTE_DETAIL] = day
             self.schedule_touches(self._touches(plan.remote_hcp, REMOTE_DETAIL, plan.remote_theme, ORIGIN_ORCHESTRATOR, times))
         if plan.webinar_hcp.size:
             self._register_for_webinar(plan.webinar_hcp)
