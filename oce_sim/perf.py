@@ -52,29 +52,33 @@ TARGETS: dict[str, float] = {
 # Sizes: (full, quick)
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
-        "env_warmup_episodes": 10,
-        "env_measure_episodes": 200,  # 10,400 steps
-        "env_checkpoint_episodes": 10,
+        "env_warmup_episodes": 40,  # 2,080 steps: until the heap (and the stale-world backlog) settles
+        "env_measure_episodes": 240,  # 12,480 steps
+        "env_checkpoint_episodes": 20,
         "train_timesteps": 4096,
         "national_hcps": NATIONAL_HCPS,
         "national_reps": NATIONAL_REPS,
         "national_days": NATIONAL_DAYS,
         "simpy_events": 1_000_000,
         "numpy_iterations": 300,
+        "scaling_days": 91,
+        "scaling_max_hcps": 40_000,
         "profile_env_steps": 1040,
         "profile_national_hcps": 20_000,
         "profile_national_days": 91,
     },
     "quick": {
-        "env_warmup_episodes": 4,
+        "env_warmup_episodes": 10,
         "env_measure_episodes": 40,  # 2,080 steps
-        "env_checkpoint_episodes": 5,
+        "env_checkpoint_episodes": 10,
         "train_timesteps": 2048,
         "national_hcps": 20_000,
         "national_reps": 133,
         "national_days": 91,
         "simpy_events": 200_000,
         "numpy_iterations": 60,
+        "scaling_days": 28,
+        "scaling_max_hcps": 10_000,
         "profile_env_steps": 260,
         "profile_national_hcps": 10_000,
         "profile_national_days": 28,
@@ -137,11 +141,15 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _in_subprocess(fn: Callable[..., dict], *args: Any) -> dict:
-    """Run ``fn(*args)`` in a fresh spawned interpreter (own heap, own ``ru_maxrss``)."""
-    single_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    saved = {k: os.environ.get(k) for k in single_thread}
-    os.environ.update(single_thread)
+def _in_subprocess(fn: Callable[..., dict], *args: Any, single_thread: bool = True) -> dict:
+    """Run ``fn(*args)`` in a fresh spawned interpreter (own heap, own ``ru_maxrss``).
+
+    ``single_thread`` limits BLAS/OpenMP pools to one thread (the one-core measurements); training keeps the
+    library defaults, as ``oce-sim train`` does.
+    """
+    limits = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"} if single_thread else {}
+    saved = {k: os.environ.get(k) for k in limits}
+    os.environ.update(limits)
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             return pool.submit(fn, *args).result()
@@ -194,34 +202,45 @@ def _measure_env_stepping(warmup_episodes: int, measure_episodes: int, checkpoin
             steps += 1
         return steps, env_time
 
+    def checkpoint(steps: int, episodes: int) -> dict:
+        # RSS as the process runs, then after a full collection: dead Worlds sit in reference cycles (SimPy
+        # processes are generators holding the World) until the cyclic GC runs, which makes the raw figure
+        # noisy; growth of the collected figure is memory that stays reachable, i.e. a leak.
+        raw = current_rss_mib()
+        gc.collect()
+        return {"steps": steps, "episodes": episodes, "rss_mib": round(raw, 2), "rss_after_gc_mib": round(current_rss_mib(), 2)}
+
     for ep in range(warmup_episodes):
         episode(seed + ep)
-    rss_start = current_rss_mib()
-    checkpoints = [{"steps": 0, "episodes": 0, "rss_mib": round(rss_start, 2)}]
+    checkpoints = [checkpoint(0, 0)]
     steps = 0
     env_time = 0.0
+    gc_time = 0.0
     started = timer()
     for ep in range(measure_episodes):
         n, t = episode(seed + warmup_episodes + ep)
         steps += n
         env_time += t
         if (ep + 1) % checkpoint_episodes == 0 or ep + 1 == measure_episodes:
-            checkpoints.append({"steps": steps, "episodes": ep + 1, "rss_mib": round(current_rss_mib(), 2)})
-    wall = timer() - started
+            t0 = timer()
+            checkpoints.append(checkpoint(steps, ep + 1))
+            gc_time += timer() - t0
+    wall = timer() - started - gc_time
     env.close()
 
     steps_per_episode = steps / max(1, measure_episodes)
     unwrapped = env.unwrapped
     n_hcps = unwrapped.scenario.population.n_hcps
     days_per_step = unwrapped.decision_interval_days
-    # Memory: least-squares slope over the second half of the checkpoints (after the heap has settled).
+    # Memory: least-squares slope of the collected RSS over every checkpoint after warm-up; N = half the steps.
     xs = np.array([c["steps"] for c in checkpoints], dtype=float)
-    ys = np.array([c["rss_mib"] for c in checkpoints], dtype=float)
-    half = xs >= xs[-1] / 2
-    slope = float(np.polyfit(xs[half], ys[half], 1)[0]) if half.sum() >= 2 else float("nan")
+    ys = np.array([c["rss_after_gc_mib"] for c in checkpoints], dtype=float)
+    raw = np.array([c["rss_mib"] for c in checkpoints], dtype=float)
+    slope = float(np.polyfit(xs, ys, 1)[0]) if xs.size >= 2 else float("nan")
+    raw_slope = float(np.polyfit(xs, raw, 1)[0]) if xs.size >= 2 else float("nan")
     first_half = xs <= xs[-1] / 2
-    n_mid = int(xs[first_half].max()) if first_half.any() else 0
-    rss_mid = float(ys[first_half][-1]) if first_half.any() else float("nan")
+    n_mid = int(xs[first_half].max())
+    rss_mid = float(ys[first_half][-1])
     return {
         "cpu": cpu,
         "scenario": "default",
@@ -240,7 +259,7 @@ def _measure_env_stepping(warmup_episodes: int, measure_episodes: int, checkpoin
         "policy_share_of_loop": 1.0 - env_time / wall,
         "memory": {
             "checkpoints": checkpoints,
-            "rss_after_warmup_mib": rss_start,
+            "rss_after_warmup_mib": float(ys[0]),
             "n_steps": n_mid,
             "rss_after_n_mib": rss_mid,
             "two_n_steps": steps,
@@ -248,6 +267,8 @@ def _measure_env_stepping(warmup_episodes: int, measure_episodes: int, checkpoin
             "growth_n_to_2n_mib": float(ys[-1] - rss_mid),
             "slope_mib_per_100k_steps": slope * 1e5,
             "extrapolated_growth_mib_per_1m_steps": slope * 1e6,
+            "raw_rss_range_mib": [float(raw.min()), float(raw.max())],
+            "raw_slope_mib_per_100k_steps": raw_slope * 1e5,
             "measured_steps": steps + int(warmup_episodes * steps_per_episode),
             "peak_rss_mib": peak_rss_mib(),
         },
@@ -255,10 +276,16 @@ def _measure_env_stepping(warmup_episodes: int, measure_episodes: int, checkpoin
 
 
 # ------------------------------------------------------------------------------- 1b. env share in training
-def _measure_training_share(timesteps: int, seed: int) -> dict:
-    """MaskablePPO (as ``oce-sim train``) over a DummyVecEnv of 4 TerritoryEnv; env calls timed by wrapping."""
+def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None = None) -> dict:
+    """MaskablePPO (as ``oce-sim train``) over a DummyVecEnv of 4 TerritoryEnv; env calls timed by wrapping.
+
+    ``torch_threads`` None keeps torch's default thread pool (what ``oce-sim train`` runs with).
+    """
     import gymnasium as gym
     import torch
+
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -320,6 +347,7 @@ def _measure_training_share(timesteps: int, seed: int) -> dict:
         "net_arch": [64, 64],
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
+        "torch_threads_setting": "default" if torch_threads is None else "set",
         "timesteps": steps,
         "wall_s": wall,
         "env_s": env_s,
@@ -402,6 +430,44 @@ def _measure_national(strategy: str, n_hcps: int, n_reps: int, days: int, seed: 
     }
 
 
+# ------------------------------------------------------------------------------------ 2b. cost per simulated day
+SCALING_HCPS = (150, 600, 2_400, 10_000, 40_000, 100_000)
+
+
+def _measure_scaling(hcps: list[int], days: int, seed: int) -> dict:
+    """Seconds per simulated day against territory size (default scenario, random masked policy, 150 HCPs per rep).
+
+    A least-squares line ``ms/day = fixed + per_hcp * n`` splits the cost into the per-day overhead (Python,
+    SimPy and per-call NumPy overhead, independent of size) and the marginal cost of one more HCP.
+    """
+    cpu = _pin_one_cpu()
+    import numpy as np
+
+    from oce_sim.envs.territory import TerritoryEnv
+
+    rng = np.random.default_rng(seed)
+    points = []
+    for n in hcps:
+        config = {"population": {"n_hcps": n, "n_reps": max(1, round(n / 150))}, "env": {"horizon_days": days}}
+        env = TerritoryEnv(config=config)
+        env.reset(seed=seed)
+        timer = time.perf_counter
+        t0 = timer()
+        done, steps = False, 0
+        while not done:
+            _, _, terminated, truncated, _ = env.step(_random_masked_plays(rng, env.action_masks()))
+            done = terminated or truncated
+            steps += 1
+        seconds = timer() - t0
+        points.append({"n_hcps": n, "days": days, "steps": steps, "seconds": seconds,
+                       "ms_per_sim_day": 1000 * seconds / days, "us_per_hcp_day": 1e6 * seconds / (days * n)})
+    x = np.array([p["n_hcps"] for p in points], dtype=float)
+    y = np.array([p["ms_per_sim_day"] for p in points])
+    per_hcp, fixed = np.polyfit(x, y, 1)
+    return {"cpu": cpu, "points": points, "fixed_ms_per_sim_day": float(fixed), "marginal_us_per_hcp_day": float(1000 * per_hcp),
+            "note": "default scenario (stage 1), random masked policy, 150 HCPs per rep; step() time only"}
+
+
 # ---------------------------------------------------------------------------------------------- 3. floors
 def _measure_floors(simpy_events: int, numpy_iterations: int, n_hcps: int) -> dict:
     """SimPy's bare event rate and a NumPy vectorised state update over ``n_hcps`` HCPs, pinned to one CPU."""
@@ -459,7 +525,7 @@ def _profile_tree(root, total: float, top: int) -> dict:
     by_package: dict[str, float] = {}
 
     def key_of(frame) -> str:
-        return f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
+        return f"{frame.function} ({_short_path(frame.file_path or '<built-in>')}:{frame.line_no})"
 
     def walk(frame, ancestors: frozenset) -> None:
         if frame.is_synthetic:
@@ -478,6 +544,16 @@ def _profile_tree(root, total: float, top: int) -> dict:
     return _profile_tables(self_time, incl_time, by_package, total, top, "pyinstrument (sampling, 1 ms)")
 
 
+def _short_path(path: str) -> str:
+    """``.../site-packages/numpy/lib/x.py`` -> ``numpy/lib/x.py``; ``/repo/oce_sim/world/y.py`` -> ``oce_sim/world/y.py``."""
+    path = path.replace("\\", "/")
+    for marker in ("/site-packages/", "/oce_sim/", "/agents/"):
+        if marker in path:
+            cut = path.rindex(marker)
+            return path[cut + len("/site-packages/"):] if marker == "/site-packages/" else path[cut + 1:]
+    return path.rsplit("/", 1)[-1]
+
+
 def _package_of(path: str) -> str:
     path = path.replace("\\", "/")
     for name in ("oce_sim", "agents", "simpy", "numpy", "gymnasium", "stable_baselines3", "torch"):
@@ -493,7 +569,8 @@ def _profile_tables(self_time, incl_time, by_package, total, top, tool) -> dict:
         ranked = sorted(table.items(), key=lambda kv: -kv[1])[:top]
         return [{"function": k, "seconds": v, "share": v / total if total else float("nan")} for k, v in ranked]
 
-    own_code = {k: v for k, v in incl_time.items() if "oce_sim/" in k or "agents/" in k}
+    own_code = {k: v for k, v in incl_time.items()
+                if ("oce_sim/" in k or "agents/" in k) and "oce_sim/perf.py" not in k}
     return {
         "tool": tool,
         "total_s": total,
@@ -516,7 +593,7 @@ def _profile_cprofile(run: Callable[[], None], top: int) -> dict:
     incl_time: dict[str, float] = {}
     by_package: dict[str, float] = {}
     for (path, line, func), (_, _, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
-        short = "/".join(Path(path).parts[-2:]) if path != "~" else "<built-in>"
+        short = _short_path(path) if path != "~" else "<built-in>"
         key = f"{func} ({short}:{line})"
         self_time[key] = self_time.get(key, 0.0) + tottime
         incl_time[key] = max(incl_time.get(key, 0.0), cumtime)
@@ -635,11 +712,11 @@ def run_perf(quick: bool = False, progress: bool = True, sizes: dict[str, Any] |
                               "machine": _machine(), "phases": {}}
     started = time.perf_counter()
 
-    def phase(name: str, fn: Callable[..., dict], *args: Any) -> dict:
+    def phase(name: str, fn: Callable[..., dict], *args: Any, single_thread: bool = True) -> dict:
         _log(progress, f"{name} ...")
         load_before = _loadavg()
         t0 = time.perf_counter()
-        out = _in_subprocess(fn, *args)
+        out = _in_subprocess(fn, *args, single_thread=single_thread)
         seconds = time.perf_counter() - t0
         result["phases"][name] = {"seconds": seconds, "loadavg_before": load_before, "loadavg_after": _loadavg()}
         _log(progress, f"{name} done in {seconds:.1f} s")
@@ -648,12 +725,18 @@ def run_perf(quick: bool = False, progress: bool = True, sizes: dict[str, Any] |
     result["floors"] = phase("floors", _measure_floors, size["simpy_events"], size["numpy_iterations"], NATIONAL_HCPS)
     result["env_stepping"] = phase("env_stepping", _measure_env_stepping, size["env_warmup_episodes"],
                                    size["env_measure_episodes"], size["env_checkpoint_episodes"], seed)
-    result["training"] = phase("training", _measure_training_share, size["train_timesteps"], seed)
+    result["training"] = phase("training", _measure_training_share, size["train_timesteps"], seed, single_thread=False)
+    if not quick:
+        # The learner's share depends on torch's thread pool; one thread is the other common setting.
+        result["training_one_thread"] = phase("training (torch 1 thread)", _measure_training_share,
+                                              size["train_timesteps"], seed, 1)
     national: dict[str, dict] = {}
     for strategy in STAGE_STRATEGIES:
         national[strategy] = phase(f"national:{strategy}", _measure_national, strategy, size["national_hcps"],
                                    size["national_reps"], size["national_days"], seed)
     result["national"] = {"strategies": national, **_national_scaling(national, size)}
+    result["scaling"] = phase("scaling", _measure_scaling, [n for n in SCALING_HCPS if n <= size["scaling_max_hcps"]],
+                              size["scaling_days"], seed)
     slowest = max(national, key=lambda s: national[s]["wall_s"])
     result["profile"] = phase("profile", _measure_profiles, size["profile_env_steps"], slowest,
                               size["profile_national_hcps"], size["profile_national_days"], seed)
@@ -779,6 +862,11 @@ def format_perf_markdown(result: dict) -> str:
         f"{_f(tr['learner_ms_per_step'], '.2f')} |")
     add(f"| env ms per step that would meet the target | {_f(tr['env_ms_per_step_at_target'], '.2f')} "
         f"(speed-up needed {_f(tr['env_speedup_needed'], '.1f')}x) |")
+    one = result.get("training_one_thread")
+    if one:
+        add(f"| same with torch at 1 thread: env share / env ms / learner ms per step | {_f(one['env_share'], '.1%')} / "
+            f"{_f(one['env_ms_per_step'], '.2f')} / {_f(one['learner_ms_per_step'], '.2f')} (speed-up needed "
+            f"{_f(one['env_speedup_needed'], '.1f')}x) |")
     add("")
     add("### 2. National scale")
     add("")
@@ -802,6 +890,18 @@ def format_perf_markdown(result: dict) -> str:
             row += f" {_f(nat['extrapolated_wall_s'][s], '.1f')} |"
         add(row)
     add("")
+    sc = result.get("scaling")
+    if sc:
+        add("Cost per simulated day against territory size (" + sc["note"] + f", {sc['points'][0]['days']} days each):")
+        add("")
+        add("| HCPs | ms per simulated day | us per HCP-day |")
+        add("|---:|---:|---:|")
+        for p in sc["points"]:
+            add(f"| {p['n_hcps']:,} | {_f(p['ms_per_sim_day'], '.2f')} | {_f(p['us_per_hcp_day'], '.2f')} |")
+        add("")
+        add(f"Least-squares fit: **{_f(sc['fixed_ms_per_sim_day'], '.2f')} ms fixed per simulated day + "
+            f"{_f(sc['marginal_us_per_hcp_day'], '.3f')} us per HCP-day**.")
+        add("")
     add("### 3. Reference floors (same run, one pinned CPU)")
     add("")
     simpy_rate = fl["simpy"]["events_per_s"]
@@ -819,17 +919,19 @@ def format_perf_markdown(result: dict) -> str:
     add("### 4. Memory flatness")
     add("")
     add(f"RSS of one process stepping the default scenario (random masked policy), read at episode boundaries "
-        f"after {env['warmup_steps']:,} warm-up steps; {mem['measured_steps']:,} steps measured in all (not 1M):")
+        f"after {env['warmup_steps']:,} warm-up steps; {mem['measured_steps']:,} steps measured in all (not 1M). "
+        f"'collected' is after `gc.collect()`: dead Worlds live in reference cycles until the cyclic GC runs.")
     add("")
-    add("| after steps (N, 2N) | RSS MiB |")
-    add("|---:|---:|")
-    add(f"| 0 (after warm-up) | {_f(mem['rss_after_warmup_mib'], '.1f')} |")
-    add(f"| {mem['n_steps']:,} | {_f(mem['rss_after_n_mib'], '.1f')} |")
-    add(f"| {mem['two_n_steps']:,} | {_f(mem['rss_after_2n_mib'], '.1f')} |")
+    add("| steps after warm-up | RSS MiB (as running) | RSS MiB (collected) |")
+    add("|---:|---:|---:|")
+    for c in mem["checkpoints"]:
+        mark = " (N)" if c["steps"] == mem["n_steps"] else (" (2N)" if c["steps"] == mem["two_n_steps"] else "")
+        add(f"| {c['steps']:,}{mark} | {_f(c['rss_mib'], '.1f')} | {_f(c['rss_after_gc_mib'], '.1f')} |")
     add("")
-    add(f"Growth N -> 2N: {_f(mem['growth_n_to_2n_mib'], '+.2f')} MiB; fitted slope over the second half "
-        f"{_f(mem['slope_mib_per_100k_steps'], '+.2f')} MiB per 100k steps "
-        f"(extrapolated {_f(mem['extrapolated_growth_mib_per_1m_steps'], '+.1f')} MiB per 1M steps).")
+    add(f"Growth N -> 2N (collected): {_f(mem['growth_n_to_2n_mib'], '+.2f')} MiB; least-squares slope "
+        f"{_f(mem['slope_mib_per_100k_steps'], '+.2f')} MiB per 100k steps (collected; as running "
+        f"{_f(mem['raw_slope_mib_per_100k_steps'], '+.2f')}), i.e. {_f(mem['extrapolated_growth_mib_per_1m_steps'], '+.1f')} "
+        f"MiB per 1M steps if extrapolated linearly.")
     add("")
     prof = result.get("profile")
     if prof:

