@@ -208,7 +208,8 @@ def _make_policy(name: str):
         try:
             from oce_sim.training import run_stage
 
-            return TrainedModel(path, stage=run_stage(path.parent))
+            run = next((p for p in (path.parent, path.parent.parent) if (p / "config.yaml").exists()), path.parent)
+            return TrainedModel(path, stage=run_stage(run))
         except ValueError as exc:
             fail(str(exc))
     try:
