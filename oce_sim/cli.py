@@ -149,6 +149,7 @@ def train(
     checkpoint_every: int = typer.Option(50_000, help="Checkpoint period in steps."),
     out: Path = typer.Option(Path("runs"), help="Folder for run folders scenario__algo__seed__time."),
     resume: bool = typer.Option(False, help="Continue the latest matching run from its last checkpoint."),
+    reward: str = typer.Option("expected", help="Training reward: expected (less noise) or realized prescriptions."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
@@ -160,9 +161,12 @@ def train(
     check_positive("--timesteps", timesteps)
     check_positive("--n-envs", n_envs)
     check_stage(stage)
+    if reward not in ("expected", "realized"):
+        fail(f"--reward must be expected or realized, got {reward!r}")
     resolve(scenario, stage)
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
-                     n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress)
+                     n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
+                     reward=reward)
     try:
         run_dir = do_train(args)
     except FileNotFoundError as exc:

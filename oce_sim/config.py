@@ -281,6 +281,11 @@ class EnvSettings(_Model):
     horizon_days: int = Field(364, ge=7, le=3650)
     decision_interval_days: int = Field(7, ge=1, le=91)
     reward_scale_usd: float = Field(10_000.0, gt=0.0, description="reward = profit / this")
+    reward: Literal["realized", "expected"] = Field(
+        "realized",
+        description="value realised prescriptions, or their expectation given the true state (less noise, "
+        "same mean: for training)",
+    )
     oracle_view: bool = Field(False, description="orchestrator sees the ground truth (oracle bound)")
     record_events: bool = Field(False, description="keep the full event log (for hashing and debugging)")
 

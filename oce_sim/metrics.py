@@ -35,9 +35,10 @@ def reward_components(before: "Ledger", after: "Ledger") -> dict[str, float]:
     """Named parts of one step's reward, in USD."""
     cost = after.cost_usd - before.cost_usd
     rx_value = after.rx_value_usd - before.rx_value_usd
-    parts = {"rx_value": float(rx_value)}
+    parts = {"rx_value": float(rx_value), "expected_rx_value": float(after.expected_rx_value_usd - before.expected_rx_value_usd)}
     parts.update({f"{name}_cost": float(cost[i]) for i, name in enumerate(CHANNELS) if name != "website"})
     parts["profit"] = float(rx_value - cost.sum())
+    parts["expected_profit"] = float(parts["expected_rx_value"] - cost.sum())
     return parts
 
 

@@ -248,7 +248,8 @@ def test_reward_components(scale):
     assert infos[0]["reward_components"] == {}
     for reward, info in zip(rewards, infos[1:]):
         parts = info["reward_components"]
-        assert set(parts) == {"rx_value", "profit", *COST_COMPONENTS}
+        assert set(parts) == {"rx_value", "profit", "expected_rx_value", "expected_profit", *COST_COMPONENTS}
+        assert parts["expected_profit"] == pytest.approx(parts["expected_rx_value"] - sum(parts[c] for c in COST_COMPONENTS))
         assert all(parts[name] >= 0 for name in ("rx_value", *COST_COMPONENTS))
         assert parts["profit"] == pytest.approx(parts["rx_value"] - sum(parts[c] for c in COST_COMPONENTS))
         assert reward == pytest.approx(parts["profit"] / scale)
@@ -292,3 +293,25 @@ def test_render_ansi():
     assert isinstance(text, str) and "Rx" in text and "profit" in text
     with pytest.raises(ValueError):
         type(env)(scenario="small", render_mode="human")
+
+
+def test_expected_reward_has_the_same_mean_with_less_noise():
+    """``env.reward: expected`` values the expected Rx given the true state: close to realised, smoother."""
+    import gymnasium as gym
+
+    rewards = {}
+    for mode in ("realized", "expected"):
+        env = gym.make("oce_sim/TerritorySmall-v0", config={"env": {"reward": mode}}).unwrapped
+        env.reset(seed=3)
+        done, got = False, []
+        while not done:
+            _, reward, terminated, truncated, info = env.step(np.ones(9, dtype=np.int64))
+            parts = info["reward_components"]
+            key = "profit" if mode == "realized" else "expected_profit"
+            assert reward == pytest.approx(parts[key] / env.reward_scale_usd)
+            got.append(reward)
+            done = terminated or truncated
+        rewards[mode] = np.array(got)
+    # common random numbers: the same world, so the two sums differ only by Poisson noise
+    assert rewards["expected"].sum() == pytest.approx(rewards["realized"].sum(), rel=0.05)
+    assert np.std(np.diff(rewards["expected"])) < np.std(np.diff(rewards["realized"]))

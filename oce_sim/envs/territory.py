@@ -77,7 +77,10 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Brand value of the epoch's prescriptions minus channel costs, divided by ``env.reward_scale_usd``.
     ``info["reward_components"]`` holds the named parts in USD (``rx_value``, ``rep_visit_cost``,
-    ``remote_detail_cost``, ``email_cost``, ``webinar_cost``, ``profit``).
+    ``remote_detail_cost``, ``email_cost``, ``webinar_cost``, ``profit``, and ``expected_rx_value`` /
+    ``expected_profit``).  With ``config={"env": {"reward": "expected"}}`` the reward values the *expected*
+    prescriptions given the true state instead of the Poisson draw: same mean, much less noise (for
+    training; KPIs always count realised prescriptions).
 
     ## Starting State
 
@@ -121,6 +124,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.horizon_days = settings.horizon_days
         self.decision_interval_days = settings.decision_interval_days
         self.reward_scale_usd = settings.reward_scale_usd
+        self._reward_component = "profit" if settings.reward == "realized" else "expected_profit"
         self.segment_names = dispatch.SEGMENTS
         self.play_names = dispatch.PLAYS
         self.action_space = spaces.MultiDiscrete(np.full(dispatch.N_SEGMENTS, dispatch.N_PLAYS, dtype=np.int64))
@@ -154,7 +158,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self._day = min(self.horizon_days, self._day + self.decision_interval_days)
         self.world.run_until(self._day)
         components = reward_components(before, self.world.ledger)
-        reward = components["profit"] / self.reward_scale_usd
+        reward = components[self._reward_component] / self.reward_scale_usd
         truncated = self._day >= self.horizon_days
         info = self._info(plays, masked, components)
         self._series.append({"day": float(self._day), **components, **self._channel_counts()})

@@ -78,6 +78,7 @@ class Ledger:
 
     rx: float = 0.0
     rx_value_usd: float = 0.0
+    expected_rx_value_usd: float = 0.0
     cost_usd: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
     delivered: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
     engaged: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
@@ -289,6 +290,7 @@ class World:
         if working:
             lam = self.response.expected_rx_per_day(self.state)
             rx = poisson_from_uniform(self.exogenous_uniforms("rx", day), lam)
+            self.ledger.expected_rx_value_usd += float(lam.sum()) * self.config.economics.rx_value_usd
         self.response.end_of_day(self.state, working, self.exogenous_uniforms("transitions", day))
         self._book(outcome, rx)
         record = self._make_record(day, outcome, rx)

@@ -1,0 +1,183 @@
+"""The ``oce-sim`` command line, driven in-process with typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from oce_sim.cli import app
+from oce_sim.config import builtin_scenarios
+from oce_sim.evaluation import RESULT_COLUMNS
+
+FIGURES = ("kpis_by_strategy.png", "cumulative_prescriptions.png", "channel_mix.png")
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args])
+
+    return invoke
+
+
+def assert_clean_exit(result, code: int, *fragments: str) -> str:
+    """Exit ``code`` by ``typer.Exit`` (no exception escaped), no traceback, each fragment in the output."""
+    output = result.output
+    assert result.exit_code == code, output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in output
+    flat = " ".join(output.split())  # rich wraps long lines
+    for fragment in fragments:
+        assert fragment in flat, f"{fragment!r} not in {flat!r}"
+    return flat
+
+
+def test_help_lists_every_command(cli):
+    flat = assert_clean_exit(cli("--help"), 0)
+    for command in ("scenarios", "validate", "run", "compare", "train", "bench"):
+        assert command in flat
+
+
+def test_scenarios_lists_default_and_benchmark_scenarios(cli):
+    flat = assert_clean_exit(cli("scenarios"), 0, "default", "small", "benchmark/mature_primary_care")
+    for name in builtin_scenarios():
+        assert name in flat
+    assert sum(name.startswith("benchmark/") for name in builtin_scenarios()) == 4
+
+
+# ----------------------------------------------------------------------------------------------- validate
+
+
+def test_validate_accepts_a_good_file(cli, tmp_path):
+    good = tmp_path / "mine.yaml"
+    good.write_text("description: mine\nstage: {customer: 1, sales: 2, marketing: 1, it: 0}\n"
+                    "population: {n_hcps: 50, n_reps: 1}\n")
+    assert_clean_exit(cli("validate", good), 0, "OK", "'mine'")
+    assert_clean_exit(cli("validate", "scenarios/small.yaml"), 0, "OK", "'small'")
+
+
+def test_validate_lists_every_problem_by_field_path(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nstage: 7\npopulation: {n_hcps: -5, bogus: 1}\n"
+                   "channels:\n  rep_visit: {cost_specialist_usd: abc}\neconomics: {rx_value_usd: -1}\n")
+    result = cli("validate", bad)
+    flat = assert_clean_exit(result, 2, "error: invalid scenario")
+    problems = [line.strip()[2:] for line in result.output.splitlines() if line.strip().startswith("- ")]
+    paths = [p.split(":")[0] for p in problems]
+    assert paths == ["stage", "population.n_hcps", "population.bogus", "channels.rep_visit.cost_specialist_usd",
+                     "economics.rx_value_usd"]
+    assert "unknown key; allowed:" in flat and "n_reps" in flat  # says what is allowed
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("population: [1, 2\n", "not valid YAML"),
+    ("- just\n- a list\n", "must be a mapping"),
+])
+def test_validate_rejects_malformed_yaml(cli, tmp_path, text, fragment):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert_clean_exit(cli("validate", bad), 2, fragment)
+
+
+def test_validate_missing_file(cli, tmp_path):
+    assert_clean_exit(cli("validate", tmp_path / "nope.yaml"), 2, "no such file")
+
+
+# ------------------------------------------------------------------------------------------ run / compare
+
+
+def test_run_writes_results_and_summary(cli, tmp_path):
+    out = tmp_path / "run"
+    assert_clean_exit(cli("run", "small", "--strategy", "intervention", "--episodes", "1", "--seed", "3",
+                          "--out", out, "--no-progress"), 0, "results:")
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns) == RESULT_COLUMNS
+    assert set(results.strategy) == {"intervention"} and set(results.seed) == {3}
+    assert set(results.stage) == {"3-intervention"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scenario"] == "small" and summary["strategy"] == "intervention"
+    assert {row["metric"] for row in summary["summary"]} >= {"profit_usd", "prescriptions"}
+
+
+def test_run_at_another_stage(cli, tmp_path):
+    out = tmp_path / "run"
+    assert_clean_exit(cli("run", "small", "--strategy", "insight", "--stage", "2", "--episodes", "1",
+                          "--out", out, "--no-progress"), 0)
+    assert set(pd.read_csv(out / "results.csv").stage) == {"2-involvement"}
+
+
+def test_compare_writes_results_summary_figures_and_prints_the_table(cli, tmp_path):
+    out = tmp_path / "compare"
+    result = cli("compare", "small", "--episodes", "2", "--strategies", "instruction,intervention",
+                 "--out", out, "--no-progress")
+    flat = assert_clean_exit(result, 0, "small: mean over 2 paired seeds", "profit_usd", "confusion_events",
+                             "instruction", "intervention", "results:", "figures:")
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns) == RESULT_COLUMNS
+    assert set(results.strategy) == {"instruction", "intervention"}
+    assert results.groupby("strategy")["seed"].apply(lambda s: sorted(set(s))).tolist() == [[0, 1], [0, 1]]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"] == "instruction" and summary["strategies"] == ["instruction", "intervention"]
+    interv = [r for r in summary["summary"] if r["strategy"] == "intervention" and r["metric"] == "profit_usd"]
+    assert len(interv) == 1 and interv[0]["diff_low"] <= interv[0]["diff_mean"] <= interv[0]["diff_high"]
+    for name in FIGURES:
+        assert (out / name).stat().st_size > 5_000
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "no temporary files left"
+    assert "[" in flat, "the CI of the paired difference is printed"
+
+
+# -------------------------------------------------------------------------------------------- bad input
+
+BAD_INPUT = {
+    "unknown strategy": (["run", "small", "--strategy", "nope", "--episodes", "1"], "unknown strategy 'nope'"),
+    "unknown strategy in compare": (["compare", "small", "--strategies", "instruction,nope", "--episodes", "1"],
+                                    "unknown strategy 'nope'"),
+    "zero episodes (run)": (["run", "small", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+    "zero episodes (compare)": (["compare", "small", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+    "unknown scenario": (["run", "no_such_scenario", "--episodes", "1"], "unknown scenario name"),
+    "missing scenario file": (["compare", "missing/file.yaml", "--episodes", "1"], "no such file"),
+    "missing model (run)": (["run", "small", "--strategy", "missing/model.zip", "--episodes", "1"],
+                            "model file not found"),
+    "missing model (compare)": (["compare", "small", "--model", "missing/model.zip", "--episodes", "1"],
+                                "model file not found"),
+    "unknown algo": (["train", "small", "--algo", "nope", "--timesteps", "10"], "--algo must be one of"),
+    "stage 9 (run)": (["run", "small", "--stage", "9", "--episodes", "1"], "--stage must be 0-3"),
+    "stage 9 (train)": (["train", "small", "--stage", "9", "--timesteps", "10"], "--stage must be 0-3"),
+    "zero timesteps": (["train", "small", "--timesteps", "0"], "--timesteps must be >= 1"),
+    "baseline not compared": (["compare", "small", "--strategies", "insight", "--episodes", "1"],
+                              "--baseline 'instruction' is not among the strategies"),
+    "check and update": (["bench", "--check", "--update"], "--check and --update are exclusive"),
+    "unknown suite": (["bench", "--suite", "nope"], "--suite 'nope' not found"),
+}
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_exits_2_with_a_clear_message(cli, tmp_path, args, message):
+    out = tmp_path / "out"
+    result = cli(*args, "--out", out)
+    assert_clean_exit(result, 2, "error:", message)
+    assert not out.exists(), "nothing is written on bad input"
+
+
+def test_train_resume_without_an_earlier_run_is_a_clear_error(cli, tmp_path):
+    result = cli("train", "small", "--timesteps", "10", "--resume", "--out", tmp_path / "runs", "--no-progress")
+    assert_clean_exit(result, 2, "error:", "--resume: no earlier run small__maskable-ppo__0__*")
+
+
+def test_model_that_is_not_a_model_is_a_clear_error(cli, tmp_path):
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"not a zip")
+    result = cli("run", "small", "--strategy", fake, "--episodes", "1", "--out", tmp_path / "out")
+    assert_clean_exit(result, 2, "error:", "is not a model saved by oce-sim train")
+
+
+def test_typer_usage_errors_are_exit_2(cli):
+    result = cli("run", "small", "--episodes", "many")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Invalid value for '--episodes'" in result.output
