@@ -150,6 +150,8 @@ def train(
     out: Path = typer.Option(Path("runs"), help="Folder for run folders scenario__algo__seed__time."),
     resume: bool = typer.Option(False, help="Continue the latest matching run from its last checkpoint."),
     reward: str = typer.Option("expected", help="Training reward: expected (less noise) or realized prescriptions."),
+    init_from: Optional[str] = typer.Option(None, help="Behaviour-clone this strategy first (e.g. intervention)."),
+    learning_rate: float = typer.Option(1e-3, help="Learning rate."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
@@ -161,12 +163,20 @@ def train(
     check_positive("--timesteps", timesteps)
     check_positive("--n-envs", n_envs)
     check_stage(stage)
+    if init_from is not None:
+        from agents import STRATEGIES
+
+        if init_from not in STRATEGIES or init_from == "oracle":
+            fail(f"--init-from must be a strategy that uses only the view: "
+                 f"{', '.join(s for s in STRATEGIES if s != 'oracle')}; got {init_from!r}")
+        if algo != "maskable-ppo":
+            fail("--init-from needs --algo maskable-ppo")
     if reward not in ("expected", "realized"):
         fail(f"--reward must be expected or realized, got {reward!r}")
     resolve(scenario, stage)
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
-                     reward=reward)
+                     reward=reward, init_from=init_from, learning_rate=learning_rate)
     try:
         run_dir = do_train(args)
     except FileNotFoundError as exc:

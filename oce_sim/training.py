@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from oce_sim.config import ScenarioConfig, dump_yaml, load_scenario
@@ -43,6 +44,9 @@ class TrainArgs:
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     progress_bar: bool = True
     reward: str = "expected"  # expected-value reward: same mean as realised profit, far less noise
+    init_from: str | None = None  # behaviour-clone this strategy before PPO (kickstarting)
+    init_episodes: int = 40
+    init_epochs: int = 40
 
 
 def make_env_fn(config: ScenarioConfig, monitor_dir: Path | None, rank: int):
@@ -122,6 +126,10 @@ def train(args: TrainArgs) -> Path:
         else:
             kwargs["n_steps"] = 16
         model = cls("MlpPolicy", vec, **kwargs)
+    if args.init_from and checkpoint is None:
+        if args.algo != "maskable-ppo":
+            raise ValueError("--init-from needs --algo maskable-ppo")
+        behaviour_clone(model, config, args.init_from, args.init_episodes, args.init_epochs, args.seed)
     remaining = max(0, args.timesteps - done_steps)
     checkpoints = CheckpointCallback(save_freq=max(1, args.checkpoint_every // args.n_envs),
                                      save_path=str(run / "checkpoints"), name_prefix="model",
@@ -136,6 +144,51 @@ def train(args: TrainArgs) -> Path:
     write_learning_curve(run)
     vec.close()
     return run
+
+
+def behaviour_clone(model: Any, config: ScenarioConfig, teacher_name: str, episodes: int, epochs: int, seed: int,
+                    entropy_weight: float = 0.02) -> float:
+    """Fit the policy to a strategy's masked actions (cross-entropy), keeping some entropy for exploration.
+
+    Teacher episodes use seeds far from the training seeds.  Returns the final mean log-likelihood.
+    """
+    import torch
+    from agents import make_strategy
+
+    teacher = make_strategy(teacher_name)
+    teacher_config = load_scenario(config.model_dump(mode="python"))
+    observations, actions, masks = [], [], []
+    for episode in range(episodes):
+        env = TerritoryEnv(scenario=teacher_config)
+        obs, _ = env.reset(seed=seed + 1_000_000 + episode)
+        teacher.reset(env, seed)
+        done = False
+        while not done:
+            mask = env.action_masks()
+            action, _ = teacher.predict(obs, action_masks=mask)
+            observations.append(obs)
+            actions.append(action)
+            masks.append(mask)
+            obs, _, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+    obs_t = torch.as_tensor(np.array(observations), dtype=torch.float32)
+    act_t = torch.as_tensor(np.array(actions), dtype=torch.int64)
+    mask_a = np.array(masks)
+    policy = model.policy
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    log_likelihood = float("nan")
+    for _ in range(epochs):
+        order = torch.randperm(len(obs_t), generator=generator)
+        for start in range(0, len(order), 256):
+            idx = order[start:start + 256]
+            _, log_prob, entropy = policy.evaluate_actions(obs_t[idx], act_t[idx], action_masks=mask_a[idx.numpy()])
+            loss = -log_prob.mean() - entropy_weight * entropy.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            log_likelihood = float(log_prob.mean().detach())
+    return log_likelihood
 
 
 def write_learning_curve(run: Path) -> pd.DataFrame:

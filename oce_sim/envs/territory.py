@@ -29,6 +29,8 @@ GLOBAL_FEATURES: tuple[str, ...] = (
     "data_staleness",
     "suggestion_acceptance",
     "field_capacity_per_customer",
+    "epoch_parity",
+    "epoch_in_four",
 ) + tuple(f"stage_{entity}" for entity in ENTITIES)
 STALE_DAYS = 60.0
 
@@ -69,9 +71,10 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Observation Space
 
-    ``Box(0, 1, (80,), float32)``: for each segment the 8 features of ``SEGMENT_FEATURES`` (from the
+    ``Box(0, 1, (82,), float32)``: for each segment the 8 features of ``SEGMENT_FEATURES`` (from the
     orchestrator's view, never the ground truth), then ``GLOBAL_FEATURES``: episode progress, data
-    staleness, observed suggestion acceptance, field capacity per customer and the four entity stages / 3.
+    staleness, observed suggestion acceptance, field capacity per customer, calendar position (epoch
+    parity, epoch within a four-epoch cycle) and the four entity stages / 3.
 
     ## Rewards
 
@@ -104,7 +107,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release (82 observation features, 8 plays).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -225,12 +228,15 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         answered = view.suggestions_accepted + view.suggestions_dismissed
         acceptance = view.suggestions_accepted / answered if answered and stage.sales >= 1 else 0.0
         capacity = world.field_calls_per_epoch * world.field.n_reps / pop.n_hcps
+        epoch = self._day // self.decision_interval_days
         global_features = np.array(
             [
                 self._day / self.horizon_days,
                 min(STALE_DAYS, now - view.published_through_day) / STALE_DAYS,
                 acceptance,
                 min(1.0, capacity),
+                epoch % 2,  # calendar position, so that a policy can alternate channels week by week
+                (epoch % 4) / 3,
                 stage.customer / 3,
                 stage.sales / 3,
                 stage.marketing / 3,
