@@ -42,6 +42,7 @@ def main() -> None:
         world_v, k_visit = run(visit_all, seed)
         _, k_hold = run(hold, seed)
         world_e, k_email = run(email_all, seed)
+        world_c, _ = run(hold, seed, stage=1)  # the marketing calendar invites every opted-in HCP to webinars
         extra_rx = (k_visit["prescriptions"] - k_hold["prescriptions"]) / max(1.0, k_visit["touches_rep_visit"])
         working_days = sum(1 for d in range(world_v.config.env.horizon_days) if d % 7 < 5)
         calls = k_visit["touches_rep_visit"] / (working_days * world_v.config.population.n_reps)
@@ -50,6 +51,8 @@ def main() -> None:
             ("extra Rx per extra detail (within the year)", "0.15 (0.32 with persistence)", extra_rx),
             ("rep calls per day", "about 8", calls),
             ("email open rate", "0.11-0.42", led.engaged[2] / max(1, led.delivered[2])),
+            ("webinar attendees per event", "7.8-14.9 (speaker programmes)",
+             world_c.ledger.delivered[3] / max(1, world_c.ledger.webinar_events)),
             ("unsubscribes per 1000 emails", "low; more sends did not raise them", 1000 * k_email["unsubscribes"] / max(1, k_email["touches_email"])),
         ]
     df = pd.DataFrame(rows, columns=["quantity", "reference", "simulated"])
