@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from stable_baselines3.common.callbacks import BaseCallback
 
 from oce_sim.config import ScenarioConfig, dump_yaml, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
@@ -47,6 +48,7 @@ class TrainArgs:
     init_from: str | None = None  # behaviour-clone this strategy before PPO (kickstarting)
     init_episodes: int = 40
     init_epochs: int = 40
+    value_warmup_steps: int = 20_000  # after a warm start: train only the critic this long
 
 
 def make_env_fn(config: ScenarioConfig, monitor_dir: Path | None, rank: int):
@@ -80,7 +82,7 @@ def train(args: TrainArgs) -> Path:
     import torch
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import A2C, PPO
-    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
     if args.algo not in ALGOS:
@@ -134,8 +136,11 @@ def train(args: TrainArgs) -> Path:
     checkpoints = CheckpointCallback(save_freq=max(1, args.checkpoint_every // args.n_envs),
                                      save_path=str(run / "checkpoints"), name_prefix="model",
                                      save_vecnormalize=True)
+    callbacks: list[Any] = [checkpoints]
+    if args.init_from and checkpoint is None and args.value_warmup_steps > 0:
+        callbacks.append(ActorFreeze(args.value_warmup_steps))
     if remaining:
-        model.learn(total_timesteps=remaining, callback=checkpoints, progress_bar=args.progress_bar,
+        model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=args.progress_bar,
                     reset_num_timesteps=checkpoint is None, tb_log_name="run")
     tmp = run / ".model.tmp.zip"
     model.save(tmp)
@@ -144,6 +149,31 @@ def train(args: TrainArgs) -> Path:
     write_learning_curve(run)
     vec.close()
     return run
+
+
+class ActorFreeze(BaseCallback):
+    """Keep the (warm-started) actor fixed for ``steps`` so that the critic learns before PPO moves it."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+        self._frozen = False
+
+    def _actor_parameters(self) -> list[Any]:
+        policy = self.model.policy
+        return [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters()]
+
+    def _on_training_start(self) -> None:
+        self._frozen = True
+        for parameter in self._actor_parameters():
+            parameter.requires_grad_(False)
+
+    def _on_step(self) -> bool:
+        if self._frozen and self.num_timesteps >= self.steps:
+            for parameter in self._actor_parameters():
+                parameter.requires_grad_(True)
+            self._frozen = False
+        return True
 
 
 def behaviour_clone(model: Any, config: ScenarioConfig, teacher_name: str, episodes: int, epochs: int, seed: int,

@@ -115,7 +115,7 @@ def first_run(tmp_path_factory):
         run=run,
         out=out,
         files=sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()),
-        checkpoints=sorted(p.name for p in (run / "checkpoints").iterdir()),
+        checkpoints=sorted(p.name for p in (run / "checkpoints").glob("*.zip")),
         num_timesteps=num_timesteps(run),
         curve=pd.read_csv(run / "learning_curve.csv"),
     )
@@ -128,9 +128,12 @@ def test_run_folder_layout(first_run):
     match = RUN_NAME.match(run.name)
     assert match and match.group(1) == "maskable-ppo" and match.group(2) == "0"
     assert [p.name for p in first_run["out"].iterdir()] == [run.name]
-    for name in ("config.yaml", "args.json", "model.zip", "learning_curve.csv", "learning_curve.png"):
+    for name in ("config.yaml", "args.json", "model.zip", "learning_curve.csv", "learning_curve.png",
+                 "vecnormalize.pkl"):
         assert name in first_run["files"], name
     assert first_run["checkpoints"] == ["model_1000_steps.zip", "model_500_steps.zip"]
+    for steps in (500, 1000):  # reward-normalisation statistics are checkpointed with the model
+        assert f"checkpoints/model_vecnormalize_{steps}_steps.pkl" in first_run["files"]
     assert any(f.startswith("tb/") and "tfevents" in f for f in first_run["files"]), "TensorBoard logs"
     args = json.loads((run / "args.json").read_text())
     assert args["algo"] == "maskable-ppo" and args["timesteps"] == 1_000 and args["n_envs"] == 2
@@ -163,7 +166,7 @@ def test_resume_continues_the_same_run_folder(first_run):
     assert [p.name for p in out.iterdir()] == [run.name], "no new run folder"
     assert num_timesteps(run) > first_run["num_timesteps"]
     assert num_timesteps(run) >= 2_000
-    checkpoints = sorted(int(re.search(r"_(\d+)_", p.name).group(1)) for p in (run / "checkpoints").iterdir())
+    checkpoints = sorted(int(re.search(r"_(\d+)_", p.name).group(1)) for p in (run / "checkpoints").glob("*.zip"))
     assert checkpoints == [500, 1_000, 1_500, 2_000], "checkpoints continue the step count"
     # resuming again with nothing left to do keeps the run (from its last checkpoint, as documented)
     before = num_timesteps(run)

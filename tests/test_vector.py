@@ -47,9 +47,10 @@ def single():
 def test_vector_env_steps_with_hold_actions(vec_cls):
     vec = vec_cls([make] * 2)
     assert vec.single_action_space.shape == (N_SEGMENTS,)
-    assert vec.observation_space.shape == (2, 80)
+    n_obs = make().observation_space.shape[0]
+    assert vec.observation_space.shape == (2, n_obs)
     observations, rewards, truncations = rollout(vec, 2, dispatch.HOLD)
-    assert observations.shape == (N_STEPS + 1, 2, 80) and observations.dtype == np.float32
+    assert observations.shape == (N_STEPS + 1, 2, n_obs) and observations.dtype == np.float32
     assert ((observations >= 0) & (observations <= 1)).all()
     assert rewards.shape == (N_STEPS, 2) and np.isfinite(rewards).all()
     assert truncations[2].all() and not truncations[:2].any(), "truncates at the horizon"
