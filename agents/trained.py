@@ -22,7 +22,7 @@ class TrainedModel:
         if not self.path.is_file():
             raise FileNotFoundError(f"model file not found: {self.path}")
         self.model, self.algo = load_model(self.path)
-        self.name = f"model:{self.path.stem}"
+        self.name = f"rl_{self.algo}"
         self.stage = stage
 
     def reset(self, env: gym.Env, seed: int | None = None) -> None:
