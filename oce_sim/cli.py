@@ -152,6 +152,7 @@ def train(
     reward: str = typer.Option("expected", help="Training reward: expected (less noise) or realized prescriptions."),
     init_from: Optional[str] = typer.Option(None, help="Behaviour-clone this strategy first (e.g. intervention)."),
     learning_rate: float = typer.Option(1e-3, help="Learning rate."),
+    value_warmup_steps: int = typer.Option(0, help="After --init-from: steps that train only the critic."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
@@ -162,6 +163,7 @@ def train(
         fail(f"--algo must be one of {', '.join(ALGOS)}, got {algo!r}")
     check_positive("--timesteps", timesteps)
     check_positive("--n-envs", n_envs)
+    check_positive("--value-warmup-steps", value_warmup_steps, minimum=0)
     check_stage(stage)
     if init_from is not None:
         from agents import STRATEGIES
@@ -176,7 +178,8 @@ def train(
     resolve(scenario, stage)
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
-                     reward=reward, init_from=init_from, learning_rate=learning_rate)
+                     reward=reward, init_from=init_from, learning_rate=learning_rate,
+                     value_warmup_steps=value_warmup_steps)
     try:
         run_dir = do_train(args)
     except FileNotFoundError as exc:

@@ -48,7 +48,7 @@ class TrainArgs:
     init_from: str | None = None  # behaviour-clone this strategy before PPO (kickstarting)
     init_episodes: int = 40
     init_epochs: int = 40
-    value_warmup_steps: int = 20_000  # after a warm start: train only the critic this long
+    value_warmup_steps: int = 0  # after a warm start: train only the critic this long (opt-in)
 
 
 def make_env_fn(config: ScenarioConfig, monitor_dir: Path | None, rank: int):
