@@ -75,6 +75,7 @@ _FALLBACK = {
     dispatch.REMOTE: [dispatch.EMAIL_PLAY],
     dispatch.EMAIL_PLAY: [],
     dispatch.WEBINAR_PLAY: [dispatch.EMAIL_PLAY],
+    dispatch.REP_PLUS_EMAIL: [dispatch.REP_BIWEEKLY, dispatch.REP_MONTHLY, dispatch.EMAIL_PLAY],
 }
 
 

@@ -36,15 +36,30 @@ class TrainedModel:
         return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
 
 
+def detect_algorithm(path: Path) -> str:
+    """The algorithm of a saved SB3 zip, from its stored data (policy class and PPO's clip range)."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    try:
+        data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
+    except Exception as exc:  # not a zip, or not an SB3 save
+        raise ValueError(f"{path} is not a model saved by oce-sim train ({exc})") from None
+    if not data or "policy_class" not in data:
+        raise ValueError(f"{path} is not a model saved by oce-sim train (no policy in the archive)")
+    policy = getattr(data["policy_class"], "__name__", str(data["policy_class"]))
+    if "Maskable" in policy:
+        return "maskable-ppo"
+    return "ppo" if "clip_range" in data else "a2c"
+
+
 def load_model(path: Path):
-    """Load a zip saved by ``oce-sim train``; the algorithm is read from the zip's metadata."""
+    """Load a zip saved by ``oce-sim train`` with the class it was trained with."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import A2C, PPO
 
-    errors = []
-    for algo, cls in (("maskable-ppo", MaskablePPO), ("ppo", PPO), ("a2c", A2C)):
-        try:
-            return cls.load(path, device="cpu"), algo
-        except Exception as exc:  # the wrong class fails on its policy kwargs; try the next
-            errors.append(f"{algo}: {exc}")
-    raise ValueError(f"{path} is not a model saved by oce-sim train ({'; '.join(errors)})")
+    algo = detect_algorithm(path)
+    cls = {"maskable-ppo": MaskablePPO, "ppo": PPO, "a2c": A2C}[algo]
+    try:
+        return cls.load(path, device="cpu"), algo
+    except Exception as exc:
+        raise ValueError(f"{path} could not be loaded as {algo}: {exc}") from None

@@ -52,12 +52,15 @@ class TrainArgs:
 
 
 def make_env_fn(config: ScenarioConfig, monitor_dir: Path | None, rank: int):
+    # One monitor file per env and training session, so that a resumed session never truncates the first.
+    session = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+
     def _init():
         from stable_baselines3.common.monitor import Monitor
 
         env = TerritoryEnv(scenario=config)
         if monitor_dir is not None:
-            env = Monitor(env, str(monitor_dir / f"env{rank}"))
+            env = Monitor(env, str(monitor_dir / f"env{rank}.{session}"))
         return env
 
     return _init
@@ -146,6 +149,10 @@ def train(args: TrainArgs) -> Path:
     model.save(tmp)
     tmp.replace(run / "model.zip")
     vec.save(str(stats_path))
+    # The final model is also the latest checkpoint, so that a later --resume never rolls it back.
+    final_steps = int(model.num_timesteps)
+    model.save(run / "checkpoints" / f"model_{final_steps}_steps.zip")
+    vec.save(str(run / "checkpoints" / f"model_vecnormalize_{final_steps}_steps.pkl"))
     write_learning_curve(run)
     vec.close()
     return run
@@ -224,10 +231,15 @@ def behaviour_clone(model: Any, config: ScenarioConfig, teacher_name: str, episo
 def write_learning_curve(run: Path) -> pd.DataFrame:
     frames = []
     for path in sorted((run / "monitor").glob("*.monitor.csv")):
-        frames.append(pd.read_csv(path, skiprows=1))
-    if not frames:
+        with path.open(encoding="utf-8") as handle:
+            header = json.loads(handle.readline().lstrip("#"))
+        frame = pd.read_csv(path, skiprows=1)
+        frame["t"] = frame["t"] + header["t_start"]  # wall time since the epoch, across sessions
+        frames.append(frame)
+    if not frames or all(f.empty for f in frames):
         return pd.DataFrame()
     curve = pd.concat(frames).sort_values("t").reset_index(drop=True)
+    curve["t"] = curve["t"] - curve["t"].min()
     curve["timesteps"] = curve["l"].cumsum()
     curve = curve.rename(columns={"r": "episode_reward", "l": "episode_length", "t": "wall_seconds"})
     atomic_write_text(run / "learning_curve.csv", curve.to_csv(index=False))

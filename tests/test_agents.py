@@ -96,9 +96,6 @@ def test_apply_mask_falls_back_to_allowed_plays():
     assert out[5] == dispatch.REP_MONTHLY and out[6] == dispatch.HOLD  # allowed plays are kept
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="BUG agents/base.py _FALLBACK has no entry for REP_PLUS_EMAIL (7): apply_mask raises "
-                          "KeyError when rep_visit_plus_email is masked (any stage < 3)")
 def test_apply_mask_handles_a_masked_rep_visit_plus_email():
     mask = np.zeros((N_SEGMENTS, N_PLAYS), dtype=bool)
     mask[:, [dispatch.HOLD, dispatch.REP_BIWEEKLY, dispatch.REP_MONTHLY]] = True  # stage < 3: no marketing
