@@ -64,8 +64,11 @@ SIZES: dict[str, dict[str, Any]] = {
         "scaling_days": 91,
         "scaling_max_hcps": 40_000,
         "profile_env_steps": 1040,
-        "profile_national_hcps": 20_000,
+        "profile_national_hcps": 100_000,
         "profile_national_days": 91,
+        "retention_hcps": 100_000,
+        "retention_days": 14,
+        "retention_episodes": 10,
     },
     "quick": {
         "env_warmup_episodes": 10,
@@ -80,8 +83,11 @@ SIZES: dict[str, dict[str, Any]] = {
         "scaling_days": 28,
         "scaling_max_hcps": 10_000,
         "profile_env_steps": 260,
-        "profile_national_hcps": 10_000,
+        "profile_national_hcps": 20_000,
         "profile_national_days": 28,
+        "retention_hcps": 20_000,
+        "retention_days": 14,
+        "retention_episodes": 6,
     },
 }
 
@@ -382,6 +388,40 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
         "env_speedup_needed": env_s / env_s_at_target if env_s_at_target > 0 else float("nan"),
         "peak_rss_mib": peak_rss_mib(),
     }
+
+
+# ------------------------------------------------------------------------------ 4b. large Worlds across resets
+def _measure_reset_retention(n_hcps: int, days: int, episodes: int, seed: int) -> dict:
+    """RSS and live Worlds over repeated ``reset`` of one large env (no forced GC until the end).
+
+    A World is only freed by the cyclic GC (its SimPy processes are generators that hold it), and the GC's
+    trigger counts Python objects, not bytes: large dead Worlds can pile up between collections.
+    """
+    cpu = _pin_one_cpu()
+    import weakref
+
+    import numpy as np
+
+    from oce_sim.envs.territory import TerritoryEnv
+
+    env = TerritoryEnv(config={"population": {"n_hcps": n_hcps, "n_reps": max(1, round(n_hcps / 150))},
+                               "env": {"horizon_days": days}})
+    rng = np.random.default_rng(seed)
+    refs: list = []
+    rows = []
+    for ep in range(episodes):
+        env.reset(seed=seed + ep)
+        refs.append(weakref.ref(env.world))
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(_random_masked_plays(rng, env.action_masks()))
+            done = terminated or truncated
+        rows.append({"episode": ep + 1, "rss_mib": current_rss_mib(), "live_worlds": sum(r() is not None for r in refs)})
+    gc.collect()
+    after = {"rss_mib": current_rss_mib(), "live_worlds": sum(r() is not None for r in refs)}
+    return {"cpu": cpu, "n_hcps": n_hcps, "days": days, "episodes": rows, "after_gc_collect": after,
+            "max_live_worlds": max(r["live_worlds"] for r in rows), "peak_rss_mib": peak_rss_mib(),
+            "rss_after_first_episode_mib": rows[0]["rss_mib"]}
 
 
 # ------------------------------------------------------------------------------------------ 2. national scale
@@ -763,6 +803,8 @@ def run_perf(quick: bool = False, progress: bool = True, sizes: dict[str, Any] |
     result["national"] = {"strategies": national, **_national_scaling(national, size)}
     result["scaling"] = phase("scaling", _measure_scaling, [n for n in SCALING_HCPS if n <= size["scaling_max_hcps"]],
                               size["scaling_days"], seed)
+    result["reset_retention"] = phase("reset_retention", _measure_reset_retention, size["retention_hcps"],
+                                      size["retention_days"], size["retention_episodes"], seed)
     slowest = max(national, key=lambda s: national[s]["wall_s"])
     result["profile"] = phase("profile", _measure_profiles, size["profile_env_steps"], slowest,
                               size["profile_national_hcps"], size["profile_national_days"], seed)
@@ -966,6 +1008,22 @@ def format_perf_markdown(result: dict) -> str:
         f"{_f(mem['raw_slope_mib_per_100k_steps'], '+.2f')} as running, MiB per 100k steps). The heap grows during the "
         f"first episodes (warm-up) and is not counted.")
     add("")
+    ret = result.get("reset_retention")
+    if ret:
+        add(f"Large Worlds across resets: one process resetting a {ret['n_hcps']:,}-HCP env {len(ret['episodes'])} times "
+            f"({ret['days']} days per episode), no forced collection:")
+        add("")
+        add("| after episode | RSS MiB | Worlds still alive |")
+        add("|---:|---:|---:|")
+        for r in ret["episodes"]:
+            add(f"| {r['episode']} | {_f(r['rss_mib'], ',.0f')} | {r['live_worlds']} |")
+        add(f"| then `gc.collect()` | {_f(ret['after_gc_collect']['rss_mib'], ',.0f')} | "
+            f"{ret['after_gc_collect']['live_worlds']} |")
+        add("")
+        add(f"Up to {ret['max_live_worlds']} dead Worlds wait for the cyclic GC (a World is referenced by its own SimPy "
+            f"process generators), so peak RSS reaches {_f(ret['peak_rss_mib'], ',.0f')} MiB against "
+            f"{_f(ret['rss_after_first_episode_mib'], ',.0f')} MiB after the first episode.")
+        add("")
     prof = result.get("profile")
     if prof:
         add("### 5. Profile hot spots")
