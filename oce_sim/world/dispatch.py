@@ -36,6 +36,7 @@ PLAYS: tuple[str, ...] = (
 N_PLAYS = len(PLAYS)
 HOLD, REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REMOTE, EMAIL_PLAY, WEBINAR_PLAY, REP_PLUS_EMAIL = range(N_PLAYS)
 REP_PLAYS = (REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REP_PLUS_EMAIL)
+MARKETING_PLAYS = (REMOTE, EMAIL_PLAY, WEBINAR_PLAY, REP_PLUS_EMAIL)  # need marketing stage 3
 # Minimum days between two touches of the same channel that a play asks for.
 PLAY_CADENCE_DAYS = np.array([np.inf, 14.0, 28.0, 14.0, 14.0, 7.0, np.inf, 14.0])
 EMAIL_CADENCE_DAYS = 7.0
