@@ -140,6 +140,8 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         world_seed = seed if seed is not None else int(self.np_random.integers(0, 2**63 - 1))
+        if self.world is not None:
+            self.world.close()
         self.world = World(self.scenario, seed=world_seed)
         self._day = 0
         self._masked_total = 0
@@ -168,6 +170,12 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         if truncated:
             info["series"] = list(self._series)
         return self._observation(), float(reward), False, truncated, info
+
+    def close(self) -> None:
+        if self.world is not None:
+            self.world.close()
+            self.world = None
+        super().close()
 
     def action_masks(self) -> np.ndarray:
         if self.world is None:

@@ -89,8 +89,9 @@ def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Pop
         weights = decile.astype(float) ** 2
         kols = rng.choice(n, size=n_kols, replace=False, p=weights / weights.sum())
         is_kol[kols] = True
+        candidates = {int(spec): np.flatnonzero((specialty == spec) & ~is_kol) for spec in np.unique(specialty)}
         for kol in kols:
-            same = np.flatnonzero((specialty == specialty[kol]) & ~is_kol)
+            same = candidates[int(specialty[kol])]
             if same.size == 0 or pop.kol_followers == 0:
                 continue
             followers = rng.choice(same, size=min(pop.kol_followers, same.size), replace=False)

@@ -59,16 +59,19 @@ def add_working_days(day: float, n: int) -> int:
 
 def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) -> np.ndarray:
     """Inverse-CDF Poisson draw: monotone in ``lam`` for a fixed ``u`` (coupled common random numbers)."""
-    p = np.exp(-lam)
-    cdf = p.copy()
     count = np.zeros(u.shape, dtype=np.int32)
+    p = np.exp(-lam)
+    active = np.flatnonzero(u > p)  # only HCPs whose draw is above the CDF so far go on
+    u, lam, p = u[active], lam[active], p[active]
+    cdf = p.copy()
     for k in range(1, max_count + 1):
-        above = u > cdf
-        if not above.any():
+        if active.size == 0:
             break
-        count += above
+        count[active] += 1
         p = p * lam / k
         cdf = cdf + p
+        above = u > cdf
+        active, u, lam, p, cdf = active[above], u[above], lam[above], p[above], cdf[above]
     return count
 
 
@@ -453,6 +456,14 @@ class World:
         self._pending_notes[0].append(("preferred", declared))
 
     # ------------------------------------------------------------------------------------------- results
+    def close(self) -> None:
+        """Release the large arrays now: the SimPy generators hold a reference cycle to the World, so
+        without this a dead national-scale World would wait for the cyclic garbage collector."""
+        for name in ("state", "pop", "view", "pipeline", "field", "response", "_blocks", "event_log"):
+            setattr(self, name, None)
+        self._touch_buffer.clear()
+        self._pending_notes.clear()
+
     def event_digest(self) -> str:
         if self._digest is None:
             raise RuntimeError("event hashing needs env.record_events: true")

@@ -104,9 +104,13 @@ class OrchestratorView:
         self.suggestions_dismissed += record.suggestions_dismissed
 
         # Prescriptions: syndicated data, always bought, with noise and gaps.
-        noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=record.rx.size)
-        present = rng.random(record.rx.size) >= level.missing_share
-        self.rx_ring[record.day % RX_WINDOW_DAYS] = np.where(present, record.rx * noise, 0.0)
+        # Noise and losses only matter where something was prescribed (zero stays zero).
+        written = np.flatnonzero(record.rx)
+        noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=written.size)
+        present = rng.random(written.size) >= level.missing_share
+        row = self.rx_ring[record.day % RX_WINDOW_DAYS]
+        row[:] = 0.0
+        row[written] = np.where(present, record.rx[written] * noise, 0.0)
         self.rx_days_seen += 1
 
         if record.need_hcp.size:
