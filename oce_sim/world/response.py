@@ -72,6 +72,13 @@ class TouchOutcome:
     blocked_no_consent: int = 0
     blocked_cap: int = 0
 
+    @classmethod
+    def empty(cls) -> "TouchOutcome":
+        z = np.zeros(0)
+        flags = z.astype(bool)
+        return cls(z.astype(np.int64), z.astype(np.int8), z.astype(np.int8), z.astype(np.int8), flags, flags.copy(),
+                   flags.copy(), flags.copy(), flags.copy(), z, z.copy())
+
 
 @dataclass
 class CustomerState:
@@ -178,10 +185,7 @@ class ResponseModel:
     ) -> TouchOutcome:
         """Deliver a day's touches in time order; an HCP's k-th touch of the day sees its earlier ones."""
         if len(batch) == 0:
-            z = np.zeros(0)
-            return TouchOutcome(z.astype(np.int64), z.astype(np.int8), z.astype(np.int8), z.astype(np.int8),
-                                z.astype(bool), z.astype(bool), z.astype(bool), z.astype(bool), z.astype(bool),
-                                z, z)
+            return TouchOutcome.empty()
         order = np.lexsort((batch.time, batch.hcp))
         hcp_sorted = batch.hcp[order]
         start = np.r_[True, hcp_sorted[1:] != hcp_sorted[:-1]]

@@ -151,8 +151,7 @@ class World:
     def _load_history(self) -> None:
         """Syndicated Rx history for the weeks before day 0, as the pipeline would have delivered it."""
         lam = self.response.expected_rx_per_day(self.state)
-        empty = TouchBatch.empty()
-        outcome = self.response.apply_touches(self.state, empty, -1.0, self._rng_touches)
+        outcome = TouchOutcome.empty()
         for day in range(-RX_WINDOW_DAYS, 0):
             rx = poisson_from_uniform(self.streams.daily("rx", 10_000 + day).random(self.pop.n_hcps), lam)
             rx = rx if is_working_day(day) else np.zeros_like(rx)
@@ -177,7 +176,7 @@ class World:
         if len(batch) == 0:
             return
         days = np.floor(batch.time).astype(np.int64)
-        if days[0] == days[-1] and days.min() == days.max():
+        if days.min() == days.max():
             self._touch_buffer[int(days[0])].append(batch)
             return
         for d in np.unique(days):

@@ -8,6 +8,7 @@ observed prescriptions carry multiplicative noise.  Nothing here reads the groun
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -34,6 +35,14 @@ class DayRecord:
     preferred_hcp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     preferred_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     suggestions_dismissed: int = 0
+
+
+@functools.lru_cache(maxsize=16)
+def covered_mask(covered_channels: tuple[str, ...]) -> np.ndarray:
+    """Boolean mask over CHANNELS of the integrated channels (computed once per pipeline level)."""
+    mask = np.array([name in covered_channels for name in CHANNELS])
+    mask.flags.writeable = False
+    return mask
 
 
 class OrchestratorView:
@@ -84,7 +93,7 @@ class OrchestratorView:
 
     # ------------------------------------------------------------------------------------------- updates
     def absorb(self, record: DayRecord, level: PipelineLevel, rng: np.random.Generator) -> None:
-        covered = np.array([name in level.covered_channels for name in CHANNELS])
+        covered = covered_mask(level.covered_channels)
         touches = record.touches
         keep = covered[touches.channel] & (rng.random(touches.hcp.size) >= level.missing_share)
         h = touches.hcp[keep]
