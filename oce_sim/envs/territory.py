@@ -10,8 +10,10 @@ from gymnasium import spaces
 
 from oce_sim.config import CHANNELS, ENTITIES, ScenarioConfig, StageLike, load_scenario
 from oce_sim.metrics import episode_kpis, reward_components
-from oce_sim.world import dispatch
+from oce_sim.world import dispatch, kernels
 from oce_sim.world.response import REP_VISIT
+
+assert REP_VISIT == 0  # segment_features reads the rep-visit column as column 0
 from oce_sim.world.simulation import World
 
 SEGMENT_FEATURES: tuple[str, ...] = (
@@ -209,29 +211,12 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         world = self.world
         assert world is not None
         view, pop = world.view, world.pop
-        segment = world.segments()
+        features = kernels.segment_features(
+            world.segments(), dispatch.N_SEGMENTS, view.observed_rx_share(), view.last_touch_day, world.now,
+            STALE_DAYS, view.email_consent, view.need_known, view.progress, float(pop.n_themes), view.engaged,
+            view.delivered,
+        )  # fmt: skip
         now = world.now
-        counts = np.bincount(segment, minlength=dispatch.N_SEGMENTS).astype(float)
-        denom = np.maximum(1.0, counts)
-
-        def seg_mean(values: np.ndarray) -> np.ndarray:
-            return np.bincount(segment, weights=values, minlength=dispatch.N_SEGMENTS) / denom
-
-        since_rep = np.minimum(STALE_DAYS, now - view.last_touch_day[:, REP_VISIT]) / STALE_DAYS
-        since_any = np.minimum(STALE_DAYS, now - view.last_touch_day.max(axis=1)) / STALE_DAYS
-        features = np.stack(
-            [
-                counts / pop.n_hcps,
-                seg_mean(np.minimum(1.0, view.observed_rx_share() / 0.5)),
-                seg_mean(since_rep),
-                seg_mean(since_any),
-                seg_mean(view.email_consent.astype(float)),
-                seg_mean(view.need_known.astype(float)),
-                seg_mean(view.progress / pop.n_themes),
-                seg_mean(view.engagement_rate()),
-            ],
-            axis=1,
-        )
         stage = self.scenario.stage
         answered = view.suggestions_accepted + view.suggestions_dismissed
         acceptance = view.suggestions_accepted / answered if answered and stage.sales >= 1 else 0.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oce_sim.config import ScenarioConfig, StageConfig
-from oce_sim.world.field import choose_theme
+from oce_sim.world import kernels
 from oce_sim.world.population import Population
 from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT
 from oce_sim.world.view import OrchestratorView
@@ -37,6 +37,8 @@ N_PLAYS = len(PLAYS)
 HOLD, REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REMOTE, EMAIL_PLAY, WEBINAR_PLAY, REP_PLUS_EMAIL = range(N_PLAYS)
 REP_PLAYS = (REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REP_PLUS_EMAIL)
 MARKETING_PLAYS = (REMOTE, EMAIL_PLAY, WEBINAR_PLAY, REP_PLUS_EMAIL)  # need marketing stage 3
+IS_REP_PLAY = np.isin(np.arange(N_PLAYS), REP_PLAYS)
+SENDS_EMAIL = np.isin(np.arange(N_PLAYS), (EMAIL_PLAY, REP_PLUS_EMAIL))
 # Minimum days between two touches of the same channel that a play asks for.
 PLAY_CADENCE_DAYS = np.array([np.inf, 14.0, 28.0, 14.0, 14.0, 7.0, np.inf, 14.0])
 EMAIL_CADENCE_DAYS = 7.0
@@ -118,12 +120,12 @@ def plan_epoch(
 ) -> Plan:
     """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``."""
     play = plays[segment]
-    theme = choose_theme(view.progress, view.need_relevance())  # one message per customer per epoch
+    theme = kernels.choose_themes(view.progress, view.need_relevance())  # one message per customer per epoch
 
     # Rep suggestions: due customers of rep plays, ranked by value x overdue, per rep.
     since_visit = day - view.last_touch_day[:, REP_VISIT]
     cadence = PLAY_CADENCE_DAYS[play]
-    is_rep = np.isin(play, REP_PLAYS) & (pop.rep >= 0) & ~view.no_see
+    is_rep = IS_REP_PLAY[play] & (pop.rep >= 0) & ~view.no_see
     due = is_rep & (since_visit >= cadence) & (value > 0)
     prefers_other = (view.preferred_channel >= 0) & (view.preferred_channel != REP_VISIT)
     priority = value * np.minimum(3.0, since_visit / np.where(np.isfinite(cadence), cadence, 1.0))
@@ -148,7 +150,7 @@ def plan_epoch(
 
     # Non-personal channels (intervention stage): skip customers the field visits this epoch, so that two
     # stakeholders never stack on one customer; the same message per customer keeps them consistent.
-    email_due = np.isin(play, (EMAIL_PLAY, REP_PLUS_EMAIL)) & view.email_consent & ~suggested
+    email_due = SENDS_EMAIL[play] & view.email_consent & ~suggested
     # Cadence counts from the executor's own send days, which it knows exactly (deliveries come later).
     email_due &= day - own_send_day[:, EMAIL] >= EMAIL_CADENCE_DAYS
     email_hcp = np.flatnonzero(email_due)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from oce_sim.config import CHANNELS, ScenarioConfig
+from oce_sim.world import kernels
 from oce_sim.world.population import ACCESS_LEVELS, Population
 
 REP_VISIT, REMOTE_DETAIL, EMAIL, WEBINAR, WEBSITE = range(len(CHANNELS))
@@ -22,6 +23,7 @@ ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN, ORIGIN_CALENDAR, ORIGIN_CUSTOMER = range(4)
 # Weight of a delivered touch in the contact load that drives fatigue.
 CONTACT_LOAD = np.array([1.0, 1.0, 0.5, 1.0, 0.0])
 CAP_RING = 8  # longest 30-day cap supported
+assert (REP_VISIT, REMOTE_DETAIL, EMAIL) == (kernels._REP_VISIT, kernels._REMOTE_DETAIL, kernels._EMAIL)
 
 
 @dataclass
@@ -153,6 +155,28 @@ class ResponseModel:
         self._up_peer = np.array([1.0, 1.0, 0.0, 0.0])
         self._down_base = np.array([0.0, 0.0, r.p_trial_reject, r.p_adopter_lapse])
         self._down_damp = np.array([0.0, 0.0, 1.0, 0.8])
+        self.caps = self.caps.astype(np.int64)
+        touch_values = {
+            "load_to_monthly": self.load_to_monthly,
+            "confusion_window_days": r.confusion_window_days,
+            "confusion_theme_distance": r.confusion_theme_distance,
+            "confusion_increment": r.confusion_increment,
+            "out_of_sequence_factor": r.out_of_sequence_factor,
+            "repeat_theme_factor": r.repeat_theme_factor,
+            "unsubscribe_base": r.unsubscribe_base,
+            "unsubscribe_per_excess": r.unsubscribe_per_excess,
+        }
+        self._touch_params = np.array([touch_values[name] for name in kernels.TOUCH_PARAMS], dtype=float)
+        day_values = {
+            "share_lift_from_response": r.share_lift_from_response,
+            "hill_shape": r.hill_shape,
+            "hill_half_saturation_pow": r.hill_half_saturation ** r.hill_shape,
+            "peer_effect_per_adopter_kol": r.peer_effect_per_adopter_kol if self._has_kols else 0.0,
+            "goodwill_decay": self.goodwill_decay,
+            "confusion_decay": self.confusion_decay,
+            "load_decay": self.load_decay,
+        }
+        self._day_params = np.array([day_values[name] for name in kernels.DAY_PARAMS], dtype=float)
 
     # ------------------------------------------------------------------------------------------- response
     def hill(self, goodwill: np.ndarray) -> np.ndarray:
@@ -183,126 +207,45 @@ class ResponseModel:
     def apply_touches(
         self, state: CustomerState, batch: TouchBatch, day: float, rng: np.random.Generator
     ) -> TouchOutcome:
-        """Deliver a day's touches in time order; an HCP's k-th touch of the day sees its earlier ones."""
+        """Deliver a day's touches in time order; an HCP's later touches see the effect of its earlier ones.
+
+        Each touch of the batch gets two uniforms (engagement, unsubscribe), in delivery order.
+        """
         if len(batch) == 0:
             return TouchOutcome.empty()
         order = np.lexsort((batch.time, batch.hcp))
-        hcp_sorted = batch.hcp[order]
-        start = np.r_[True, hcp_sorted[1:] != hcp_sorted[:-1]]
-        group_start = np.maximum.accumulate(np.where(start, np.arange(order.size), 0))
-        rank = np.arange(order.size) - group_start
-        if rank.max() == 0:
-            return self._apply_unique(state, batch, order, day, rng)
-        outcomes: list[TouchOutcome] = []
-        blocked_consent = blocked_cap = 0
-        for k in range(int(rank.max()) + 1):
-            idx = order[rank == k]
-            out = self._apply_unique(state, batch, idx, day, rng)
-            blocked_consent += out.blocked_no_consent
-            blocked_cap += out.blocked_cap
-            outcomes.append(out)
-        merged = TouchOutcome(
-            *(np.concatenate([getattr(o, f) for o in outcomes]) for f in list(TouchOutcome.__dataclass_fields__)[:11]),
-            blocked_no_consent=blocked_consent,
-            blocked_cap=blocked_cap,
-        )
-        return merged
-
-    def _apply_unique(
-        self, state: CustomerState, batch: TouchBatch, idx: np.ndarray, day: float, rng: np.random.Generator
-    ) -> TouchOutcome:
-        r = self.config.response
-        pop = self.pop
-        h = batch.hcp[idx]
-        c = batch.channel[idx].astype(np.int64)
-        t = batch.theme[idx].astype(np.int64)
-        # The channel systems block what consent or caps forbid (no touch without consent).
-        no_consent = ((c == EMAIL) & ~state.email_consent[h]) | ((c == REMOTE_DETAIL) & ~state.remote_consent[h])
-        recent = (state.sent_days[h, c, :] > day - 30.0).sum(axis=1)
-        over_cap = (recent >= self.caps[c]) & ~no_consent
-        ok = ~(no_consent | over_cap)
-        blocked_consent, blocked_cap = int(no_consent.sum()), int(over_cap.sum())
-        h, c, t, idx = h[ok], c[ok], t[ok], idx[ok]
-        n = h.size
-        origin = batch.origin[idx]
-        question = batch.question[idx]
-        hint = batch.engaged_hint[idx]
-
-        fit = pop.channel_fit[h, c]
-        relevance = pop.need_relevance[h, t]
-        excess = self.fatigue_excess(state, h)
-        fatigue = np.exp(-2.0 * excess)
-        p_engage = self.base_engagement[c] * (0.4 + 0.6 * fit) * (0.6 + 0.4 * relevance) * fatigue
-        u = rng.random((n, 2))
-        engaged = np.where(hint >= 0, hint == 1, u[:, 0] < p_engage)
-
-        seq_factor, ahead = self.sequence_factor(state.progress[h], t)
-        source = SOURCE_OF_CHANNEL[c]
-        pushed = source < N_STAKEHOLDERS
-        last_day = state.last_stakeholder_day[h]
-        last_theme = state.last_stakeholder_theme[h]
-        other = np.arange(N_STAKEHOLDERS)[None, :] != source[:, None]
-        recent_other = other & (day - last_day <= r.confusion_window_days)
-        contradicts = np.abs(last_theme.astype(np.int64) - t[:, None]) >= r.confusion_theme_distance
-        conflict = engaged & pushed & (recent_other & contradicts).any(axis=1)
-        state.confusion[h] = np.where(conflict, np.minimum(1.0, state.confusion[h] + r.confusion_increment),
-                                      state.confusion[h])
-
-        impact = np.where(
-            engaged,
-            self.channel_effect[c] * fit * relevance * seq_factor * (1.0 - state.confusion[h]) * fatigue,
-            0.0,
-        )
-        state.goodwill[h] += impact
-        state.progress[h] = np.where(engaged & (t == state.progress[h]), t + 1, state.progress[h])
-        eng_pushed = engaged & pushed
-        src_e, h_e = source[eng_pushed].astype(np.int64), h[eng_pushed]
-        state.last_stakeholder_day[h_e, src_e] = day
-        state.last_stakeholder_theme[h_e, src_e] = t[eng_pushed]
-
-        # Unsubscribes: over-contact on opt-in channels loses consent for good.
-        opt_in = (c == EMAIL) | (c == REMOTE_DETAIL)
-        p_unsub = r.unsubscribe_base + r.unsubscribe_per_excess * excess
-        unsub = opt_in & (u[:, 1] < p_unsub)
-        state.email_consent[h[unsub & (c == EMAIL)]] = False
-        state.remote_consent[h[unsub & (c == REMOTE_DETAIL)]] = False
-
-        state.contact_load[h] += CONTACT_LOAD[c] * np.where(c == REP_VISIT, engaged, 1.0)
-        pointer = state.sent_pointer[h, c].astype(np.int64)
-        state.sent_days[h, c, pointer] = day
-        state.sent_pointer[h, c] = (pointer + 1) % CAP_RING
-        state.ever_delivered[h] = True
-        cost = np.where(c == REP_VISIT, self.visit_cost[h], self.unit_cost[c])
-        return TouchOutcome(h, c.astype(np.int8), t.astype(np.int8), origin, question, engaged, conflict,
-                            ahead & eng_pushed, unsub, impact, cost, blocked_consent, blocked_cap)
+        u = rng.random((order.size, 2))
+        rows, engaged, conflict, ahead, unsub, impact, cost, blocked_consent, blocked_cap = kernels.deliver_touches(
+            order, batch.hcp, batch.channel, batch.theme, batch.engaged_hint, u, float(day),
+            state.email_consent, state.remote_consent, state.sent_days, state.sent_pointer, state.contact_load,
+            state.confusion, state.goodwill, state.progress, state.last_stakeholder_day,
+            state.last_stakeholder_theme, state.ever_delivered,
+            self.pop.channel_fit, self.pop.need_relevance, self.tolerance, self.visit_cost,
+            self.caps, self.base_engagement, self.channel_effect, self.unit_cost, SOURCE_OF_CHANNEL, CONTACT_LOAD,
+            self._touch_params,
+        )  # fmt: skip
+        return TouchOutcome(batch.hcp[rows], batch.channel[rows], batch.theme[rows], batch.origin[rows],
+                            batch.question[rows], engaged, conflict, ahead, unsub, impact, cost,
+                            int(blocked_consent), int(blocked_cap))
 
     # ---------------------------------------------------------------------------------------- daily update
-    def end_of_day(self, state: CustomerState, working_day: bool, u_transition: np.ndarray) -> None:
-        """Adoption transitions (working days), then carryover, confusion and fatigue decay."""
-        r = self.config.response
+    def advance_day(
+        self, state: CustomerState, working_day: bool, u_rx: np.ndarray, u_transition: np.ndarray
+    ) -> tuple[np.ndarray, float]:
+        """End of day: prescriptions (Poisson draws from ``u_rx``, working days only) and adoption transitions
+        from the day's goodwill, then carryover, confusion and fatigue decay.
+
+        Returns the day's prescriptions per HCP and their expected total (``expected_rx_per_day`` summed).
+        """
         pop = self.pop
-        if working_day:
-            response = self.hill(state.goodwill)
-            access = self.access_factor[state.account_access[pop.account]]
-            peer = np.zeros(pop.n_hcps)
-            if self._has_kols:
-                adopting = state.adoption[pop.kol_edge_kol] == 3
-                peer = r.peer_effect_per_adopter_kol * np.bincount(
-                    pop.kol_edge_follower[adopting], minlength=pop.n_hcps
-                )
-            s = state.adoption
-            confusion = state.confusion
-            # Per-state coefficients gathered by index instead of branching (same equations as docs/MODEL.md).
-            up_base, up_slope, up_peer = self._up_base[s], self._up_slope[s], self._up_peer[s]
-            up_gate = np.where(s == 1, access, np.where(s == 2, 1.0 - confusion, 1.0))
-            p_up = (up_base + up_slope * response + up_peer * peer) * up_gate
-            p_down = (self._down_base[s] * (1.0 - self._down_damp[s] * response)) * (1.0 + confusion)
-            up = u_transition < p_up
-            down = ~up & (u_transition > 1.0 - p_down)
-            state.adoption = np.where(up, s + 1, np.where(down, 1, s)).astype(np.int8)
-        state.goodwill *= self.goodwill_decay
-        state.confusion *= self.confusion_decay
-        state.contact_load *= self.load_decay
+        rx = np.zeros(pop.n_hcps, dtype=np.int32)
+        expected = kernels.daily_update(
+            bool(working_day), u_rx, u_transition, state.adoption, state.goodwill, state.confusion,
+            state.contact_load, state.account_access, pop.account, pop.class_rx_per_day, self.brand_share,
+            self.access_factor, pop.kol_edge_kol, pop.kol_edge_follower, self._up_base, self._up_slope,
+            self._up_peer, self._down_base, self._down_damp, self._day_params, rx,
+        )  # fmt: skip
+        return rx, float(expected)
 
     def review_access(self, state: CustomerState, rng: np.random.Generator) -> int:
         """Quarterly formulary reviews: accounts whose HCPs use the brand tend to open access."""

@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from oce_sim.config import ScenarioConfig
-from oce_sim.world import dispatch
+from oce_sim.world import dispatch, kernels
 from oce_sim.world.field import FieldForce, choose_theme
 from oce_sim.world.population import Population, generate_population
 from oce_sim.world.response import (
@@ -117,7 +117,7 @@ class World:
         self.ledger = Ledger()
         self.env = simpy.Environment()
         self._touch_buffer: dict[int, list[TouchBatch]] = defaultdict(list)
-        self._pending_notes: dict[int, list[tuple[str, np.ndarray]]] = defaultdict(list)
+        self._pending_notes: dict[int, list[tuple[str, np.ndarray | int]]] = defaultdict(list)
         self._rng_touches = self.streams.stream("touches")
         self._rng_field = self.streams.stream("field")
         self._rng_pipeline = self.streams.stream("pipeline")
@@ -172,8 +172,12 @@ class World:
             self._blocks[name] = cached
         return cached[1][day % EXOGENOUS_BLOCK_DAYS]
 
-    def schedule_touches(self, batch: TouchBatch) -> None:
+    def schedule_touches(self, batch: TouchBatch, day: int | None = None) -> None:
+        """Queue touches for the end of the day they happen on (``day``, when the caller knows it is one day)."""
         if len(batch) == 0:
+            return
+        if day is not None:
+            self._touch_buffer[day].append(batch)
             return
         days = np.floor(batch.time).astype(np.int64)
         if days.min() == days.max():
@@ -278,71 +282,71 @@ class World:
 
     def _portal_visits(self, day: int) -> None:
         """HCP-initiated website visits: digital, aware customers pull the theme they need."""
-        rate = self._portal_rate * np.where(self.state.adoption >= 1, 1.0, 0.2)
-        visitors = np.flatnonzero(self.exogenous_uniforms("website", day) < rate)
+        visitors = kernels.portal_visitors(self.exogenous_uniforms("website", day), self._portal_rate,
+                                           self.state.adoption, 0.2)
         if visitors.size:
             theme = self._top_need[visitors]
-            self.schedule_touches(self._touches(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1))
+            self.schedule_touches(self._touches(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1), day)
 
     def _end_of_day(self, day: int) -> None:
         batch = TouchBatch.concat(self._touch_buffer.pop(day, []))
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
-        rx = np.zeros(self.pop.n_hcps, dtype=np.int32)
-        if working:
-            lam = self.response.expected_rx_per_day(self.state)
-            rx = poisson_from_uniform(self.exogenous_uniforms("rx", day), lam)
-            self.ledger.expected_rx_value_usd += float(lam.sum()) * self.config.economics.rx_value_usd
-        self.response.end_of_day(self.state, working, self.exogenous_uniforms("transitions", day))
-        self._book(outcome, rx)
+        rx, expected_rx = self.response.advance_day(
+            self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day)
+        )
+        self.ledger.expected_rx_value_usd += expected_rx * self.config.economics.rx_value_usd
+        rx_total = self._book(outcome, rx)
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
         if self._digest is not None:
             for array in (outcome.hcp, outcome.channel, outcome.theme, outcome.engaged, outcome.conflict, rx):
                 self._digest.update(np.ascontiguousarray(array).tobytes())
             self.event_log.append(record)
-        self.daily_rx.append(int(rx.sum()))
+        self.daily_rx.append(int(rx_total))
 
-    def _book(self, outcome: TouchOutcome, rx: np.ndarray) -> None:
+    def _book(self, outcome: TouchOutcome, rx: np.ndarray) -> float:
         led = self.ledger
-        led.rx += float(rx.sum())
-        led.rx_value_usd += float(rx.sum()) * self.config.economics.rx_value_usd
-        led.cost_usd += np.bincount(outcome.channel, weights=outcome.cost_usd, minlength=N_CHANNELS)
-        led.delivered += np.bincount(outcome.channel, minlength=N_CHANNELS)
-        led.engaged += np.bincount(outcome.channel[outcome.engaged], minlength=N_CHANNELS)
-        led.confusion_events += int(outcome.conflict.sum())
-        led.out_of_sequence += int(outcome.out_of_sequence.sum())
-        led.unsubscribes += int(outcome.unsubscribed.sum())
+        rx_total = float(rx.sum())
+        led.rx += rx_total
+        led.rx_value_usd += rx_total * self.config.economics.rx_value_usd
+        conflicts, out_of_sequence, unsubscribes = kernels.book_touches(
+            outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
+            outcome.unsubscribed, led.cost_usd, led.delivered, led.engaged,
+        )  # fmt: skip
+        led.confusion_events += int(conflicts)
+        led.out_of_sequence += int(out_of_sequence)
+        led.unsubscribes += int(unsubscribes)
         led.blocked_no_consent += outcome.blocked_no_consent
         led.blocked_cap += outcome.blocked_cap
+        return rx_total
 
     def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray) -> DayRecord:
-        notes = self._pending_notes.pop(day, [])
-        need_hcp = [h for kind, h in notes if kind == "need"]
+        notes = self._pending_notes.pop(day, ())
+        need_hcp = [h for kind, h in notes if kind == "need" and h.size]
         # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
         if self.stage.customer >= 1:
             portal = outcome.hcp[outcome.channel == WEBSITE]
             if portal.size:
                 need_hcp.append(portal[~self.view.need_known[portal]])
-        hcp = np.unique(np.concatenate(need_hcp)) if need_hcp else np.zeros(0, dtype=np.int64)
-        values = self.pop.need[hcp]
-        if hcp.size:
-            values = np.clip(values + self._rng_pipeline.normal(0.0, 0.05, size=values.shape), 1e-3, None)
-        no_see = [h for kind, h in notes if kind == "no_see"]
-        preferred = [h for kind, h in notes if kind == "preferred"]
-        pref_hcp = np.concatenate(preferred) if preferred else np.zeros(0, dtype=np.int64)
-        dismissed = sum(int(h.size) for kind, h in notes if kind == "dismissed")
-        return DayRecord(
-            day=day,
-            touches=outcome,
-            rx=rx,
-            need_hcp=hcp,
-            need_values=values / np.maximum(1e-9, values.sum(axis=1, keepdims=True)),
-            no_see_hcp=np.concatenate(no_see) if no_see else np.zeros(0, dtype=np.int64),
-            preferred_hcp=pref_hcp,
-            preferred_channel=self.pop.channel_fit[pref_hcp].argmax(axis=1),
-            suggestions_dismissed=dismissed,
-        )
+        record = DayRecord(day=day, touches=outcome, rx=rx)
+        if need_hcp:
+            hcp = np.unique(np.concatenate(need_hcp))
+            if hcp.size:
+                values = np.clip(self.pop.need[hcp] + self._rng_pipeline.normal(0.0, 0.05, size=(hcp.size, self.pop.n_themes)),
+                                 1e-3, None)
+                record.need_hcp = hcp
+                record.need_values = values / np.maximum(1e-9, values.sum(axis=1, keepdims=True))
+        for kind, h in notes:
+            if kind == "no_see" and h.size:
+                record.no_see_hcp = np.concatenate([record.no_see_hcp, h])
+            elif kind == "preferred" and h.size:
+                record.preferred_hcp = np.concatenate([record.preferred_hcp, h])
+            elif kind == "dismissed":
+                record.suggestions_dismissed += int(h)
+        if record.preferred_hcp.size:
+            record.preferred_channel = self.pop.channel_fit[record.preferred_hcp].argmax(axis=1)
+        return record
 
     def _field_days(self):
         while True:
@@ -361,7 +365,7 @@ class World:
                 notes.append(("need", worked.answered_hcp))
                 notes.append(("need", worked.noted_hcp))
                 notes.append(("no_see", worked.no_see_hcp))
-                notes.append(("dismissed", np.zeros(worked.dismissed, dtype=np.int64)))
+                notes.append(("dismissed", worked.dismissed))
                 # The reps are busy until the end of their working day.
                 yield self.env.timeout(self.config.channels.rep_visit.working_minutes_per_day / 1440.0)
             yield self.env.timeout(day + 1 + 8 * HOUR - self.env.now)

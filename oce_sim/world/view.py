@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from oce_sim.config import CHANNELS, PipelineLevel, ScenarioConfig
+from oce_sim.world import kernels
 from oce_sim.world.population import Population
-from oce_sim.world.response import N_CHANNELS, REP_VISIT, CustomerState, TouchOutcome
+from oce_sim.world.response import N_CHANNELS, CustomerState, TouchOutcome
 
 RX_WINDOW_DAYS = 28
 NEVER = -1e9
@@ -71,12 +72,19 @@ class OrchestratorView:
         self.stage_override: np.ndarray | None = None  # oracle bound only
         # Class volume comes from syndicated data: known to every stage.
         self.class_rx_per_day = pop.class_rx_per_day
+        self._cache: dict[str, np.ndarray] = {}  # derived beliefs, valid until the view next changes
 
     # ------------------------------------------------------------------------------------------- beliefs
     def observed_rx_share(self) -> np.ndarray:
-        days = max(1, min(self.rx_days_seen, RX_WINDOW_DAYS))
-        working = days * 5.0 / 7.0
-        return self.rx_ring.sum(axis=0) / np.maximum(1e-9, self.class_rx_per_day * working)
+        """Observed brand share over the last 28 days of published data (cached until the next publication)."""
+        cached = self._cache.get("rx_share")
+        if cached is None:
+            days = max(1, min(self.rx_days_seen, RX_WINDOW_DAYS))
+            working = days * 5.0 / 7.0
+            cached = self.rx_ring.sum(axis=0) / np.maximum(1e-9, self.class_rx_per_day * working)
+            cached.flags.writeable = False
+            self._cache["rx_share"] = cached
+        return cached
 
     def believed_stage(self) -> np.ndarray:
         """0 non-prescriber, 1 trialing, 2 adopter, from observed prescriptions."""
@@ -89,27 +97,23 @@ class OrchestratorView:
         return self.engaged.sum(axis=1) / np.maximum(1.0, self.delivered.sum(axis=1))
 
     def need_relevance(self) -> np.ndarray:
-        return self.need / np.maximum(1e-9, self.need.max(axis=1, keepdims=True))
+        cached = self._cache.get("need_relevance")
+        if cached is None:
+            cached = self.need / np.maximum(1e-9, self.need.max(axis=1, keepdims=True))
+            cached.flags.writeable = False
+            self._cache["need_relevance"] = cached
+        return cached
 
     # ------------------------------------------------------------------------------------------- updates
     def absorb(self, record: DayRecord, level: PipelineLevel, rng: np.random.Generator) -> None:
-        covered = covered_mask(level.covered_channels)
+        self._cache.clear()
         touches = record.touches
-        keep = covered[touches.channel] & (rng.random(touches.hcp.size) >= level.missing_share)
-        h = touches.hcp[keep]
-        c = touches.channel[keep].astype(np.int64)
-        np.maximum.at(self.last_touch_day, (h, c), float(record.day))
-        np.add.at(self.delivered, (h, c), 1.0)
-        eng = touches.engaged[keep]
-        np.add.at(self.engaged, (h[eng], c[eng]), 1.0)
-        th = touches.theme[keep].astype(np.int64)
-        advance = eng & (th == self.progress[h])
-        np.maximum.at(self.progress, h[advance], th[advance] + 1)
-        unsub = touches.unsubscribed[keep]
-        self.email_consent[h[unsub & (c == 2)]] = False
-        self.remote_consent[h[unsub & (c == 1)]] = False
-        rep_suggested = (c == REP_VISIT) & (touches.origin[keep] == 0)
-        self.suggestions_accepted += int(rep_suggested.sum())
+        u_keep = rng.random(touches.hcp.size)
+        self.suggestions_accepted += kernels.absorb_touches(
+            float(record.day), touches.hcp, touches.channel, touches.theme, touches.origin, touches.engaged,
+            touches.unsubscribed, u_keep, covered_mask(level.covered_channels), level.missing_share,
+            self.last_touch_day, self.delivered, self.engaged, self.progress, self.email_consent, self.remote_consent,
+        )  # fmt: skip
         self.suggestions_dismissed += record.suggestions_dismissed
 
         # Prescriptions: syndicated data, always bought, with noise and gaps.
@@ -131,6 +135,7 @@ class OrchestratorView:
 
     def sync_ground_truth(self, pop: Population, state: CustomerState, day: float) -> None:
         """Oracle bound only: replace beliefs with the truth."""
+        self._cache.clear()
         self.progress = state.progress.astype(np.int64)
         self.email_consent = state.email_consent.copy()
         self.remote_consent = state.remote_consent.copy()

@@ -1,0 +1,521 @@
+"""Compiled (Numba) inner loops of the simulated day.
+
+A territory's day is a few hundred touches and a few hundred HCPs, so array-at-a-time NumPy spends most of its
+time in call overhead; these loops do the same work in one call each.  The equations are those of
+``docs/MODEL.md`` and of the NumPy reference functions kept beside them (``ResponseModel.expected_rx_per_day``,
+``poisson_from_uniform``, ``choose_theme``), which the tests compare them with.  Every random number is drawn
+by the caller from the world's named streams and passed in, so the kernels themselves are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Channel indices (same order as oce_sim.config.CHANNELS; asserted in oce_sim.world.response).
+_REP_VISIT, _REMOTE_DETAIL, _EMAIL = 0, 1, 2
+_N_STAKEHOLDERS = 3
+_MAX_POISSON_COUNT = 30
+
+# Layout of the scalar parameter vector of deliver_touches.
+TOUCH_PARAMS: tuple[str, ...] = (
+    "load_to_monthly",
+    "confusion_window_days",
+    "confusion_theme_distance",
+    "confusion_increment",
+    "out_of_sequence_factor",
+    "repeat_theme_factor",
+    "unsubscribe_base",
+    "unsubscribe_per_excess",
+)
+# Layout of the scalar parameter vector of daily_update.
+DAY_PARAMS: tuple[str, ...] = (
+    "share_lift_from_response",
+    "hill_shape",
+    "hill_half_saturation_pow",
+    "peer_effect_per_adopter_kol",
+    "goodwill_decay",
+    "confusion_decay",
+    "load_decay",
+)
+# Layout of the scalar parameter vector of field_day.
+FIELD_PARAMS: tuple[str, ...] = (
+    "travel_minutes",
+    "visit_minutes",
+    "question_minutes",
+    "working_minutes_per_day",
+    "own_pick_revisit_days",
+    "trust_learning_rate",
+    "learn_need_per_visit",
+    "day_start_hours",
+)
+
+
+@njit(cache=True)
+def poisson_inverse_cdf(u: float, lam: float) -> int:
+    """Smallest k with CDF(k) >= u (at most 30): monotone in ``lam`` for a fixed ``u``."""
+    p = math.exp(-lam)
+    cdf = p
+    k = 0
+    while u > cdf and k < _MAX_POISSON_COUNT:
+        k += 1
+        p = p * lam / k
+        cdf += p
+    return k
+
+
+@njit(cache=True)
+def next_theme(belief: int, relevance: np.ndarray, use_relevance: bool) -> int:
+    """Scalar ``choose_theme``: the next theme in order, or an earlier one a known need makes worth repeating."""
+    n_themes = relevance.size
+    limit = min(belief, n_themes - 1)
+    best, best_score = 0, -np.inf
+    for theme in range(n_themes):
+        if theme <= limit:
+            weight = 1.0 if theme == belief else 0.5
+            score = (relevance[theme] if use_relevance else 1.0) * weight
+        else:
+            score = -1.0
+        if score > best_score:
+            best, best_score = theme, score
+    return best
+
+
+@njit(cache=True)
+def deliver_touches(
+    order, hcp, channel, theme, engaged_hint, u, day,
+    email_consent, remote_consent, sent_days, sent_pointer, contact_load, confusion, goodwill, progress,
+    last_stakeholder_day, last_stakeholder_theme, ever_delivered,
+    channel_fit, need_relevance, tolerance, visit_cost,
+    caps, base_engagement, channel_effect, unit_cost, source_of_channel, contact_weight, params,
+):  # fmt: skip
+    """Deliver one day's touches in ``order`` (by HCP, then time), updating the customer state in place.
+
+    Returns ``(rows, engaged, conflict, out_of_sequence, unsubscribed, impact, cost_usd, blocked_no_consent,
+    blocked_cap)`` where ``rows`` indexes the delivered touches of the input batch, in delivery order.
+    """
+    load_to_monthly, window, distance, increment = params[0], params[1], params[2], params[3]
+    out_of_sequence_factor, repeat_factor, unsub_base, unsub_per_excess = params[4], params[5], params[6], params[7]
+    n = order.size
+    rows = np.empty(n, dtype=np.int64)
+    engaged_out = np.zeros(n, dtype=np.bool_)
+    conflict_out = np.zeros(n, dtype=np.bool_)
+    ahead_out = np.zeros(n, dtype=np.bool_)
+    unsub_out = np.zeros(n, dtype=np.bool_)
+    impact_out = np.zeros(n)
+    cost_out = np.zeros(n)
+    blocked_consent = 0
+    blocked_cap = 0
+    k = 0
+    ring = sent_days.shape[2]
+    for i in range(n):
+        j = order[i]
+        h = hcp[j]
+        c = channel[j]
+        t = theme[j]
+        # The channel systems block what consent or caps forbid.
+        if (c == _EMAIL and not email_consent[h]) or (c == _REMOTE_DETAIL and not remote_consent[h]):
+            blocked_consent += 1
+            continue
+        recent = 0
+        for slot in range(ring):
+            if sent_days[h, c, slot] > day - 30.0:
+                recent += 1
+        if recent >= caps[c]:
+            blocked_cap += 1
+            continue
+        fit = channel_fit[h, c]
+        relevance = need_relevance[h, t]
+        excess = max(0.0, contact_load[h] * load_to_monthly / tolerance[h] - 1.0)
+        fatigue = math.exp(-2.0 * excess)
+        if engaged_hint[j] >= 0:
+            engaged = engaged_hint[j] == 1
+        else:
+            p_engage = base_engagement[c] * (0.4 + 0.6 * fit) * (0.6 + 0.4 * relevance) * fatigue
+            engaged = u[i, 0] < p_engage
+        heard = progress[h]
+        if t == heard:
+            sequence = 1.0
+        elif t > heard:
+            sequence = out_of_sequence_factor
+        else:
+            sequence = repeat_factor
+        source = source_of_channel[c]
+        pushed = source < _N_STAKEHOLDERS
+        conflict = False
+        if engaged and pushed:
+            for other in range(_N_STAKEHOLDERS):
+                if other != source and day - last_stakeholder_day[h, other] <= window:
+                    if abs(np.int64(last_stakeholder_theme[h, other]) - np.int64(t)) >= distance:
+                        conflict = True
+        if conflict:
+            confusion[h] = min(1.0, confusion[h] + increment)
+        impact = 0.0
+        if engaged:
+            impact = channel_effect[c] * fit * relevance * sequence * (1.0 - confusion[h]) * fatigue
+            goodwill[h] += impact
+            if t == heard:
+                progress[h] = t + 1
+            if pushed:
+                last_stakeholder_day[h, source] = day
+                last_stakeholder_theme[h, source] = t
+        # Over-contact on opt-in channels loses consent for good.
+        unsubscribed = False
+        if c == _EMAIL or c == _REMOTE_DETAIL:
+            if u[i, 1] < unsub_base + unsub_per_excess * excess:
+                unsubscribed = True
+                if c == _EMAIL:
+                    email_consent[h] = False
+                else:
+                    remote_consent[h] = False
+        if c == _REP_VISIT:
+            contact_load[h] += contact_weight[c] * (1.0 if engaged else 0.0)
+        else:
+            contact_load[h] += contact_weight[c]
+        pointer = sent_pointer[h, c]
+        sent_days[h, c, pointer] = day
+        sent_pointer[h, c] = (pointer + 1) % ring
+        ever_delivered[h] = True
+        rows[k] = j
+        engaged_out[k] = engaged
+        conflict_out[k] = conflict
+        ahead_out[k] = engaged and pushed and t > heard
+        unsub_out[k] = unsubscribed
+        impact_out[k] = impact
+        cost_out[k] = visit_cost[h] if c == _REP_VISIT else unit_cost[c]
+        k += 1
+    return (rows[:k], engaged_out[:k], conflict_out[:k], ahead_out[:k], unsub_out[:k], impact_out[:k],
+            cost_out[:k], blocked_consent, blocked_cap)
+
+
+@njit(cache=True)
+def daily_update(
+    working, u_rx, u_transition, adoption, goodwill, confusion, contact_load, account_access, account,
+    class_rx_per_day, brand_share, access_factor, kol_edge_kol, kol_edge_follower,
+    up_base, up_slope, up_peer, down_base, down_damp, params, rx_out,
+):  # fmt: skip
+    """End of day: prescriptions and adoption transitions (working days), then carryover and decay.
+
+    Writes the day's prescriptions into ``rx_out`` and returns their expected total.
+    """
+    share_lift, hill_shape, hill_k_pow, peer_per_kol = params[0], params[1], params[2], params[3]
+    goodwill_decay, confusion_decay, load_decay = params[4], params[5], params[6]
+    n = goodwill.size
+    expected_total = 0.0
+    if working:
+        peer_count = np.zeros(n)
+        for e in range(kol_edge_kol.size):
+            if adoption[kol_edge_kol[e]] == 3:
+                peer_count[kol_edge_follower[e]] += 1.0
+        for i in range(n):
+            g = max(goodwill[i], 0.0) ** hill_shape
+            response = g / (g + hill_k_pow)
+            state = adoption[i]
+            access = access_factor[account_access[account[i]]]
+            share = brand_share[state] + (share_lift * response if state >= 2 else 0.0)
+            lam = class_rx_per_day[i] * share * access
+            expected_total += lam
+            rx_out[i] = poisson_inverse_cdf(u_rx[i], lam)
+            if state == 1:
+                gate = access
+            elif state == 2:
+                gate = 1.0 - confusion[i]
+            else:
+                gate = 1.0
+            p_up = (up_base[state] + up_slope[state] * response + up_peer[state] * (peer_per_kol * peer_count[i])) * gate
+            p_down = (down_base[state] * (1.0 - down_damp[state] * response)) * (1.0 + confusion[i])
+            u = u_transition[i]
+            if u < p_up:
+                adoption[i] = state + 1
+            elif u > 1.0 - p_down:
+                adoption[i] = 1
+    else:
+        rx_out[:] = 0
+    for i in range(n):
+        goodwill[i] *= goodwill_decay
+        confusion[i] *= confusion_decay
+        contact_load[i] *= load_decay
+    return expected_total
+
+
+@njit(cache=True)
+def absorb_touches(
+    day, hcp, channel, theme, origin, engaged, unsubscribed, u_keep, covered, missing_share,
+    last_touch_day, delivered, engaged_count, progress, email_consent, remote_consent,
+):  # fmt: skip
+    """The view records a published day's touches (integrated channels only, minus lost rows).
+
+    Returns how many of them were rep visits the orchestrator had suggested.
+    """
+    suggested_visits = 0
+    for i in range(hcp.size):
+        c = channel[i]
+        if not covered[c] or u_keep[i] < missing_share:
+            continue
+        h = hcp[i]
+        if day > last_touch_day[h, c]:
+            last_touch_day[h, c] = day
+        delivered[h, c] += 1.0
+        if engaged[i]:
+            engaged_count[h, c] += 1.0
+            if theme[i] == progress[h]:
+                progress[h] = theme[i] + 1
+        if unsubscribed[i]:
+            if c == _EMAIL:
+                email_consent[h] = False
+            elif c == _REMOTE_DETAIL:
+                remote_consent[h] = False
+        if c == _REP_VISIT and origin[i] == 0:
+            suggested_visits += 1
+    return suggested_visits
+
+
+@njit(cache=True)
+def field_day(
+    day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
+    rep_progress, failed_visits, seen_visits, own_order, view_progress, sales_stage, need_relevance,
+    availability, archetype, params,
+):  # fmt: skip
+    """All reps' working day: accept or dismiss suggestions, fill dismissed slots with own picks, visit in
+    order until the day is full, then learn (trust, needs, no-see).  ``u`` is ``[n_reps, slots, 4]``.
+
+    Returns the executed visits ``(hcp, theme, from_suggestion, asked, met, start_time)``, then the HCPs whose
+    need was answered or noted, the suggested HCPs the reps dismissed as no-see, the number of dismissed
+    suggestions that were used up and the number of accepted suggestions executed.
+    """
+    travel_minutes, visit_minutes, question_minutes, working_minutes = params[0], params[1], params[2], params[3]
+    revisit_days, trust_rate, learn_rate, day_start_hours = params[4], params[5], params[6], params[7]
+    n_reps, slots = u.shape[0], u.shape[1]
+    queue_len = queue_hcp.shape[1]
+    n_max = n_reps * slots
+    ex_hcp = np.empty(n_max, dtype=np.int64)
+    ex_theme = np.empty(n_max, dtype=np.int8)
+    ex_origin = np.empty(n_max, dtype=np.int8)
+    ex_ask = np.empty(n_max, dtype=np.bool_)
+    ex_met = np.empty(n_max, dtype=np.int8)
+    ex_time = np.empty(n_max)
+    answered = np.empty(n_max, dtype=np.int64)
+    noted = np.empty(n_max, dtype=np.int64)
+    no_see = np.empty(n_max, dtype=np.int64)
+    n_ex = n_answered = n_noted = n_no_see = 0
+    dismissed_total = accepted_total = 0
+    ones = np.ones(need_relevance.shape[1])
+
+    sugg = np.empty(slots, dtype=np.int64)
+    sugg_theme = np.empty(slots, dtype=np.int64)
+    sugg_ask = np.empty(slots, dtype=np.bool_)
+    accept = np.empty(slots, dtype=np.bool_)
+    dismissed = np.empty(slots, dtype=np.bool_)
+    picks = np.empty(slots, dtype=np.int64)
+    visit = np.empty(slots, dtype=np.int64)
+    theme = np.empty(slots, dtype=np.int64)
+    ask = np.empty(slots, dtype=np.bool_)
+    met = np.empty(slots, dtype=np.bool_)
+    minutes = np.empty(slots)
+    finish = np.empty(slots)
+    executed = np.empty(slots, dtype=np.bool_)
+
+    anything = False
+    for r in range(n_reps):
+        for s in range(slots):
+            col = pointer[r] + s
+            if col < queue_len and queue_hcp[r, col] >= 0:
+                anything = True
+    if not anything:
+        return (ex_hcp[:0], ex_theme[:0], ex_origin[:0], ex_ask[:0], ex_met[:0], ex_time[:0], answered[:0],
+                noted[:0], no_see[:0], 0, 0)
+
+    for r in range(n_reps):
+        # Suggestions: accepted with probability = trust, unless the rep knows the HCP does not see reps.
+        n_dismissed = 0
+        for s in range(slots):
+            col = pointer[r] + s
+            if col < queue_len:
+                sugg[s], sugg_theme[s], sugg_ask[s] = queue_hcp[r, col], queue_theme[r, col], queue_ask[r, col]
+            else:
+                sugg[s], sugg_theme[s], sugg_ask[s] = -1, 0, False
+            has = sugg[s] >= 0
+            accept[s] = has and not knows_no_see[sugg[s]] and u[r, s, 0] < trust[r]
+            dismissed[s] = has and not accept[s]
+            if dismissed[s]:
+                n_dismissed += 1
+        # Own picks, in habit order: not seen lately and not known as no-see.
+        n_picks = 0
+        for col in range(own_order.shape[1]):
+            if n_picks >= n_dismissed:
+                break
+            h = own_order[r, col]
+            if h >= 0 and day - last_visit_day[h] >= revisit_days and not knows_no_see[h]:
+                picks[n_picks] = h
+                n_picks += 1
+        # The day: visits in slot order until the working minutes run out.
+        used_picks = 0
+        elapsed = 0.0
+        for s in range(slots):
+            if accept[s]:
+                h = sugg[s]
+            elif dismissed[s]:
+                h = picks[used_picks] if used_picks < n_picks else -1
+                used_picks += 1
+            else:
+                h = -1
+            visit[s] = h
+            if h < 0:
+                minutes[s] = 0.0
+                finish[s] = elapsed
+                executed[s] = False
+                met[s] = False
+                ask[s] = False
+                theme[s] = 0
+                continue
+            if accept[s]:
+                theme[s] = sugg_theme[s]
+            else:
+                # Own picks carry the rep's own message: what she believes comes next, shaped by what she knows.
+                belief = rep_progress[h] if sales_stage == 0 else max(rep_progress[h], view_progress[h])
+                theme[s] = next_theme(belief, need_relevance[h] if knows_need[h] else ones, True)
+            ask[s] = accept[s] and sugg_ask[s]
+            met[s] = u[r, s, 1] < availability[archetype[h]]
+            travel = travel_minutes * math.exp(0.3 * (u[r, s, 2] - 0.5))
+            if met[s]:
+                minutes[s] = travel + visit_minutes + (question_minutes if ask[s] else 0.0)
+            else:
+                minutes[s] = travel + 5.0
+            elapsed += minutes[s]
+            finish[s] = elapsed
+            executed[s] = elapsed <= working_minutes
+        # A suggestion accepted but not reached today stays in the queue for tomorrow.
+        consumed = slots
+        for s in range(slots):
+            if accept[s] and not executed[s]:
+                consumed = s
+                break
+        consumed = min(consumed, max(0, queue_len - pointer[r]))
+        pointer[r] += consumed
+        good = bad = 0
+        for s in range(slots):
+            if dismissed[s] and s < consumed:
+                dismissed_total += 1
+            if accept[s] and executed[s]:
+                accepted_total += 1
+                if met[s]:
+                    good += 1
+                else:
+                    bad += 1
+        if good + bad > 0:
+            trust[r] += trust_rate * (good / (good + bad) - trust[r])
+        # What the rep learns on her visits.
+        for s in range(slots):
+            if not executed[s]:
+                continue
+            h = visit[s]
+            last_visit_day[h] = day
+            if met[s]:
+                if theme[s] == rep_progress[h]:
+                    rep_progress[h] = theme[s] + 1
+                if u[r, s, 3] < learn_rate:
+                    knows_need[h] = True
+                seen_visits[h] += 1
+            else:
+                failed_visits[h] += 1
+        for s in range(slots):
+            if not executed[s]:
+                continue
+            h = visit[s]
+            # Two failed calls and never a meeting: the rep concludes the HCP does not see reps.
+            if not met[s] and failed_visits[h] >= 2 and seen_visits[h] == 0:
+                knows_no_see[h] = True
+            ex_hcp[n_ex] = h
+            ex_theme[n_ex] = theme[s]
+            ex_origin[n_ex] = 0 if accept[s] else 1
+            ex_ask[n_ex] = ask[s]
+            ex_met[n_ex] = 1 if met[s] else 0
+            ex_time[n_ex] = day + day_start_hours / 24.0 + (finish[s] - minutes[s]) / 1440.0
+            n_ex += 1
+            if ask[s] and met[s]:
+                answered[n_answered] = h
+                n_answered += 1
+            if sales_stage >= 2 and met[s] and knows_need[h]:
+                noted[n_noted] = h
+                n_noted += 1
+        if sales_stage >= 2:
+            for s in range(min(consumed, slots)):
+                if dismissed[s] and knows_no_see[sugg[s]]:
+                    no_see[n_no_see] = sugg[s]
+                    n_no_see += 1
+    return (ex_hcp[:n_ex], ex_theme[:n_ex], ex_origin[:n_ex], ex_ask[:n_ex], ex_met[:n_ex], ex_time[:n_ex],
+            answered[:n_answered], noted[:n_noted], no_see[:n_no_see], dismissed_total, accepted_total)
+
+
+@njit(cache=True)
+def book_touches(channel, engaged, cost_usd, conflict, out_of_sequence, unsubscribed, cost_total, delivered_total,
+                 engaged_total):  # fmt: skip
+    """Add delivered touches to the ledger's per-channel totals; returns (conflicts, out of sequence, unsubscribes)."""
+    n_conflict = n_out_of_sequence = n_unsub = 0
+    for i in range(channel.size):
+        c = channel[i]
+        cost_total[c] += cost_usd[i]
+        delivered_total[c] += 1.0
+        if engaged[i]:
+            engaged_total[c] += 1.0
+        n_conflict += conflict[i]
+        n_out_of_sequence += out_of_sequence[i]
+        n_unsub += unsubscribed[i]
+    return n_conflict, n_out_of_sequence, n_unsub
+
+
+@njit(cache=True)
+def portal_visitors(u, portal_rate, adoption, unaware_factor):
+    """HCPs who visit the website today: a digital-affinity rate, lower before they are aware of the brand."""
+    out = np.empty(u.size, dtype=np.int64)
+    k = 0
+    for i in range(u.size):
+        rate = portal_rate[i] * (1.0 if adoption[i] >= 1 else unaware_factor)
+        if u[i] < rate:
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def choose_themes(progress, relevance):
+    """``choose_theme`` for every HCP (see oce_sim.world.field.choose_theme)."""
+    n = progress.size
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = next_theme(np.int64(progress[i]), relevance[i], True)
+    return out
+
+
+@njit(cache=True)
+def segment_features(segment, n_segments, rx_share, last_touch_day, now, stale_days, email_consent, need_known,
+                     progress, n_themes, engaged, delivered):  # fmt: skip
+    """Per-segment means of the observation's segment features, ``[n_segments, 8]`` (see SEGMENT_FEATURES)."""
+    n, n_channels = last_touch_day.shape
+    sums = np.zeros((n_segments, 8))
+    for i in range(n):
+        s = segment[i]
+        last_any = last_touch_day[i, 0]
+        engaged_i = 0.0
+        delivered_i = 0.0
+        for c in range(n_channels):
+            last_any = max(last_any, last_touch_day[i, c])
+            engaged_i += engaged[i, c]
+            delivered_i += delivered[i, c]
+        sums[s, 0] += 1.0
+        sums[s, 1] += min(1.0, rx_share[i] / 0.5)
+        sums[s, 2] += min(stale_days, now - last_touch_day[i, 0]) / stale_days
+        sums[s, 3] += min(stale_days, now - last_any) / stale_days
+        sums[s, 4] += 1.0 if email_consent[i] else 0.0
+        sums[s, 5] += 1.0 if need_known[i] else 0.0
+        sums[s, 6] += progress[i] / n_themes
+        sums[s, 7] += engaged_i / max(1.0, delivered_i)
+    out = np.empty((n_segments, 8))
+    for s in range(n_segments):
+        count = sums[s, 0]
+        out[s, 0] = count / n
+        for f in range(1, 8):
+            out[s, f] = sums[s, f] / max(1.0, count)
+    return out
