@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import gymnasium as gym
 import numpy as np
 import pandas as pd
 from scipy import stats

@@ -311,7 +311,8 @@ def _measure_env_stepping(warmup_episodes: int, measure_episodes: int, checkpoin
 
 # ------------------------------------------------------------------------------- 1b. env share in training
 def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None = None) -> dict:
-    """MaskablePPO (as ``oce-sim train``) over a DummyVecEnv of 4 TerritoryEnv; env calls timed by wrapping.
+    """MaskablePPO as ``oce-sim train`` runs it (TrainArgs defaults), over a DummyVecEnv of TerritoryEnv with the
+    env calls timed by wrapping.
 
     ``torch_threads`` None keeps torch's default thread pool (what ``oce-sim train`` runs with).
     """
@@ -321,7 +322,9 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from oce_sim.training import TrainArgs
 
     from oce_sim.config import load_scenario
     from oce_sim.envs.territory import TerritoryEnv
@@ -355,12 +358,17 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
                 totals["action_masks"] += timer() - t0
                 counts["action_masks"] += 1
 
-    config = load_scenario(None)
-    n_envs = 4
+    # The hyperparameters, reward and reward normalisation of `oce-sim train` (TrainArgs defaults); a
+    # DummyVecEnv instead of its SubprocVecEnv, so that the env's time can be measured in this process.
+    args = TrainArgs()
+    config = load_scenario(None, overrides={"env": {"reward": args.reward}})
+    n_envs = args.n_envs
     vec = DummyVecEnv([lambda: TimedEnv(TerritoryEnv(scenario=config)) for _ in range(n_envs)])
     vec.seed(seed)
-    model = MaskablePPO("MlpPolicy", vec, n_steps=256, batch_size=256, n_epochs=5, learning_rate=3e-4, gamma=0.99,
-                        ent_coef=0.01, seed=seed, device="cpu", verbose=0, policy_kwargs=dict(net_arch=[64, 64]))
+    vec = VecNormalize(vec, norm_obs=False, norm_reward=True, gamma=args.gamma)
+    model = MaskablePPO("MlpPolicy", vec, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+                        learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef, seed=seed,
+                        device="cpu", verbose=0, policy_kwargs=dict(net_arch=list(args.net_arch)))
     started = timer()
     model.learn(total_timesteps=timesteps, progress_bar=False)
     wall = timer() - started
@@ -375,10 +383,13 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
     return {
         "algo": "MaskablePPO",
         "n_envs": n_envs,
-        "n_steps": 256,
-        "batch_size": 256,
-        "n_epochs": 5,
-        "net_arch": [64, 64],
+        "n_steps": args.n_steps,
+        "batch_size": args.batch_size,
+        "n_epochs": args.n_epochs,
+        "learning_rate": args.learning_rate,
+        "reward": args.reward,
+        "vec_normalize": "reward",
+        "net_arch": list(args.net_arch),
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
         "torch_threads_setting": "default" if torch_threads is None else "set",

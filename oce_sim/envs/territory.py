@@ -196,7 +196,8 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         arr = np.asarray(action)
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
-        if arr.shape != self.action_space.shape or arr.dtype.kind not in "iu" or not self.action_space.contains(arr.astype(np.int64)):
+        valid = arr.shape == self.action_space.shape and arr.dtype.kind in "iu"
+        if not (valid and arr.min() >= 0 and arr.max() < dispatch.N_PLAYS):
             raise ValueError(
                 f"action must be {dispatch.N_SEGMENTS} integers in [0, {dispatch.N_PLAYS - 1}] "
                 f"(one play per segment: {', '.join(self.play_names)}); got {action!r}"

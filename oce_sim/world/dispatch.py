@@ -15,7 +15,6 @@ import numpy as np
 from oce_sim.config import ScenarioConfig, StageConfig
 from oce_sim.world import kernels
 from oce_sim.world.population import Population
-from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT
 from oce_sim.world.view import OrchestratorView
 
 TIERS: tuple[str, ...] = ("low", "mid", "high")
@@ -82,13 +81,10 @@ def action_mask(
     pop: Population, view: OrchestratorView, segment: np.ndarray, controllable: np.ndarray
 ) -> np.ndarray:
     """``[N_SEGMENTS, N_PLAYS]``: what may be played on each segment given control and known eligibility."""
-    counts = np.bincount(segment, minlength=N_SEGMENTS)
-    email_ok = np.bincount(segment, weights=view.email_consent, minlength=N_SEGMENTS) > 0
-    remote_ok = np.bincount(segment, weights=view.remote_consent, minlength=N_SEGMENTS) > 0
-    reachable = np.bincount(segment, weights=(pop.rep >= 0) & ~view.no_see, minlength=N_SEGMENTS) > 0
-    unknown_need = np.bincount(segment, weights=~view.need_known, minlength=N_SEGMENTS) > 0
+    counts = kernels.segment_eligibility(segment, N_SEGMENTS, view.email_consent, view.remote_consent, pop.rep,
+                                         view.no_see, view.need_known)
+    present, email_ok, remote_ok, reachable, unknown_need = (counts > 0).T
     mask = np.tile(controllable, (N_SEGMENTS, 1))
-    present = counts > 0
     mask[:, 1:] &= present[:, None]
     mask[:, [REP_BIWEEKLY, REP_MONTHLY]] &= reachable[:, None]
     mask[:, REP_ASK] &= reachable & unknown_need
@@ -115,60 +111,33 @@ def plan_epoch(
     value: np.ndarray,
     field_calls_per_epoch: float,
     n_reps: int,
-    sent_last_30_days,
+    sent_days: np.ndarray,
     own_send_day: np.ndarray,
 ) -> Plan:
-    """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``."""
+    """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``.
+
+    * Rep suggestions: customers of rep plays that are due (not visited within the play's cadence, under the
+      30-day visit cap, which the CRM knows at once), ranked per rep by value x overdue (halved for customers
+      known to prefer another channel), ``QUEUE_OVERBOOKING`` x the rep's nominal calls per epoch.
+    * Email and remote detail skip customers the field visits this epoch, so that two stakeholders never stack
+      on one customer; their cadence counts from the executor's own send days.  Remote detail ranks by value
+      (x1.5 for customers known to prefer it) within inside-sales capacity.
+    * One message per customer per epoch: the next theme in order, or a known need worth repeating.
+    ``sent_days`` is the channel systems' own delivery log (``CustomerState.sent_days``).
+    """
     play = plays[segment]
-    theme = kernels.choose_themes(view.progress, view.need_relevance())  # one message per customer per epoch
-
-    # Rep suggestions: due customers of rep plays, ranked by value x overdue, per rep.
-    since_visit = day - view.last_touch_day[:, REP_VISIT]
-    cadence = PLAY_CADENCE_DAYS[play]
-    is_rep = IS_REP_PLAY[play] & (pop.rep >= 0) & ~view.no_see
-    due = is_rep & (since_visit >= cadence) & (value > 0)
-    prefers_other = (view.preferred_channel >= 0) & (view.preferred_channel != REP_VISIT)
-    priority = value * np.minimum(3.0, since_visit / np.where(np.isfinite(cadence), cadence, 1.0))
-    priority = priority * np.where(prefers_other, 0.5, 1.0)
-    cand = np.flatnonzero(due)
-    # The CRM knows its own calls at once and keeps suggestions within the per-HCP visit cap.
-    cand = cand[sent_last_30_days(cand, REP_VISIT) < config.channels.rep_visit.cap_per_30_days]
+    theme = kernels.choose_themes(view.progress, view.need_relevance())
+    channels = config.channels
+    remote = channels.remote_detail
     per_rep = int(np.ceil(field_calls_per_epoch * QUEUE_OVERBOOKING)) if n_reps else 0
-    queue_hcp = np.full((n_reps, per_rep), -1, dtype=np.int64)
-    if cand.size and per_rep:
-        order = cand[np.lexsort((-priority[cand], pop.rep[cand]))]
-        reps = pop.rep[order]
-        first = np.searchsorted(reps, np.arange(n_reps))
-        rank = np.arange(order.size) - first[reps]
-        keep = rank < per_rep
-        queue_hcp[reps[keep], rank[keep]] = order[keep]
-    safe = np.maximum(queue_hcp, 0)
-    queue_theme = theme[safe]
-    queue_ask = (queue_hcp >= 0) & (play[safe] == REP_ASK) & ~view.need_known[safe]
-    suggested = np.zeros(pop.n_hcps, dtype=bool)
-    suggested[queue_hcp[queue_hcp >= 0]] = True
-
-    # Non-personal channels (intervention stage): skip customers the field visits this epoch, so that two
-    # stakeholders never stack on one customer; the same message per customer keeps them consistent.
-    email_due = SENDS_EMAIL[play] & view.email_consent & ~suggested
-    # Cadence counts from the executor's own send days, which it knows exactly (deliveries come later).
-    email_due &= day - own_send_day[:, EMAIL] >= EMAIL_CADENCE_DAYS
-    email_hcp = np.flatnonzero(email_due)
-    email_hcp = email_hcp[sent_last_30_days(email_hcp, EMAIL) < config.channels.email.cap_per_30_days]
-
-    remote = config.channels.remote_detail
-    remote_due = (play == REMOTE) & view.remote_consent & ~suggested
-    remote_due &= day - own_send_day[:, REMOTE_DETAIL] >= PLAY_CADENCE_DAYS[REMOTE]
-    prefers_remote = view.preferred_channel == REMOTE_DETAIL
-    remote_cand = np.flatnonzero(remote_due)
-    remote_cand = remote_cand[sent_last_30_days(remote_cand, REMOTE_DETAIL) < remote.cap_per_30_days]
-    remote_rank = remote_cand[np.argsort(-(value[remote_cand] * np.where(prefers_remote[remote_cand], 1.5, 1.0)),
-                                         kind="stable")]
     working_days = max(1, int(round(epoch_days * 5 / 7)))
-    remote_hcp = remote_rank[: remote.calls_per_day * working_days]
+    queue_hcp, queue_theme, queue_ask, email_hcp, remote_hcp, webinar_hcp = kernels.plan_touches(
+        play, theme, float(day), value, pop.rep, n_reps, per_rep, view.last_touch_day, view.no_see,
+        view.preferred_channel, view.email_consent, view.remote_consent, view.need_known, sent_days, own_send_day,
+        PLAY_CADENCE_DAYS, IS_REP_PLAY, SENDS_EMAIL, REP_ASK, REMOTE, WEBINAR_PLAY, channels.rep_visit.cap_per_30_days,
+        channels.email.cap_per_30_days, remote.cap_per_30_days, EMAIL_CADENCE_DAYS, remote.calls_per_day * working_days,
+    )  # fmt: skip
     remote_offset = np.arange(remote_hcp.size) // max(1, remote.calls_per_day)
-
-    webinar_hcp = np.flatnonzero((play == WEBINAR_PLAY) & view.email_consent)
     return Plan(queue_hcp, queue_theme, queue_ask, email_hcp, theme[email_hcp], remote_hcp, theme[remote_hcp],
                 remote_offset, webinar_hcp)
 

@@ -198,12 +198,13 @@ def daily_update(
 ):  # fmt: skip
     """End of day: prescriptions and adoption transitions (working days), then carryover and decay.
 
-    Writes the day's prescriptions into ``rx_out`` and returns their expected total.
+    Writes the day's prescriptions into ``rx_out`` and returns their expected and drawn totals.
     """
     share_lift, hill_shape, hill_k_pow, peer_per_kol = params[0], params[1], params[2], params[3]
     goodwill_decay, confusion_decay, load_decay = params[4], params[5], params[6]
     n = goodwill.size
     expected_total = 0.0
+    rx_total = 0
     if working:
         peer_count = np.zeros(n)
         for e in range(kol_edge_kol.size):
@@ -218,6 +219,7 @@ def daily_update(
             lam = class_rx_per_day[i] * share * access
             expected_total += lam
             rx_out[i] = poisson_inverse_cdf(u_rx[i], lam)
+            rx_total += rx_out[i]
             if state == 1:
                 gate = access
             elif state == 2:
@@ -237,7 +239,7 @@ def daily_update(
         goodwill[i] *= goodwill_decay
         confusion[i] *= confusion_decay
         contact_load[i] *= load_decay
-    return expected_total
+    return expected_total, rx_total
 
 
 @njit(cache=True)
@@ -519,3 +521,151 @@ def segment_features(segment, n_segments, rx_share, last_touch_day, now, stale_d
         for f in range(1, 8):
             out[s, f] = sums[s, f] / max(1.0, count)
     return out
+
+
+@njit(cache=True)
+def segment_eligibility(segment, n_segments, email_consent, remote_consent, rep, no_see, need_known):
+    """Per segment: customers, email opt-ins, remote opt-ins, reachable by a rep, needs unknown (counts)."""
+    counts = np.zeros((n_segments, 5), dtype=np.int64)
+    for i in range(segment.size):
+        s = segment[i]
+        counts[s, 0] += 1
+        counts[s, 1] += email_consent[i]
+        counts[s, 2] += remote_consent[i]
+        counts[s, 3] += rep[i] >= 0 and not no_see[i]
+        counts[s, 4] += not need_known[i]
+    return counts
+
+
+@njit(cache=True)
+def plan_touches(
+    play, theme, day, value, rep, n_reps, per_rep, last_touch_day, no_see, preferred_channel, email_consent,
+    remote_consent, need_known, sent_days, own_send_day, play_cadence_days, is_rep_play, sends_email,
+    rep_ask_play, remote_play, webinar_play, rep_visit_cap, email_cap, remote_cap, email_cadence_days,
+    remote_capacity,
+):  # fmt: skip
+    """The executor's epoch plan from one play per customer (see ``oce_sim.world.dispatch.plan_epoch``)."""
+    n = play.size
+    ring = sent_days.shape[2]
+    # Rep suggestions: due customers of rep plays, ranked by value x overdue, per rep.
+    cand = np.empty(n, dtype=np.int64)
+    priority = np.empty(n)
+    n_cand = 0
+    for i in range(n):
+        p = play[i]
+        if not is_rep_play[p] or rep[i] < 0 or no_see[i] or value[i] <= 0:
+            continue
+        cadence = play_cadence_days[p]
+        since = day - last_touch_day[i, _REP_VISIT]
+        if not since >= cadence:
+            continue
+        recent = 0
+        for slot in range(ring):
+            if sent_days[i, _REP_VISIT, slot] > day - 30.0:
+                recent += 1
+        if recent >= rep_visit_cap:  # the CRM knows its own calls and keeps within the per-HCP visit cap
+            continue
+        overdue = min(3.0, since / (cadence if np.isfinite(cadence) else 1.0))
+        prefers_other = preferred_channel[i] >= 0 and preferred_channel[i] != _REP_VISIT
+        cand[n_cand] = i
+        priority[n_cand] = -(value[i] * overdue * (0.5 if prefers_other else 1.0))
+        n_cand += 1
+    order = np.argsort(priority[:n_cand], kind="mergesort")
+    queue_hcp = np.full((n_reps, per_rep), -1, dtype=np.int64)
+    queue_theme = np.zeros((n_reps, per_rep), dtype=np.int64)
+    queue_ask = np.zeros((n_reps, per_rep), dtype=np.bool_)
+    filled = np.zeros(n_reps, dtype=np.int64)
+    suggested = np.zeros(n, dtype=np.bool_)
+    for k in range(n_cand):
+        i = cand[order[k]]
+        r = rep[i]
+        if filled[r] < per_rep:
+            queue_hcp[r, filled[r]] = i
+            filled[r] += 1
+            suggested[i] = True
+    for r in range(n_reps):
+        for j in range(per_rep):
+            i = queue_hcp[r, j]
+            safe = i if i >= 0 else 0
+            queue_theme[r, j] = theme[safe]
+            queue_ask[r, j] = i >= 0 and play[safe] == rep_ask_play and not need_known[safe]
+    # Non-personal channels skip customers the field visits this epoch (no stacking of stakeholders); cadence
+    # counts from the executor's own send days, which it knows exactly.
+    email_hcp = np.empty(n, dtype=np.int64)
+    remote_cand = np.empty(n, dtype=np.int64)
+    remote_priority = np.empty(n)
+    webinar_hcp = np.empty(n, dtype=np.int64)
+    n_email = n_remote = n_webinar = 0
+    for i in range(n):
+        p = play[i]
+        if p == webinar_play and email_consent[i]:
+            webinar_hcp[n_webinar] = i
+            n_webinar += 1
+        if suggested[i]:
+            continue
+        if sends_email[p] and email_consent[i] and day - own_send_day[i, _EMAIL] >= email_cadence_days:
+            recent = 0
+            for slot in range(ring):
+                if sent_days[i, _EMAIL, slot] > day - 30.0:
+                    recent += 1
+            if recent < email_cap:
+                email_hcp[n_email] = i
+                n_email += 1
+        if p == remote_play and remote_consent[i] and day - own_send_day[i, _REMOTE_DETAIL] >= play_cadence_days[p]:
+            recent = 0
+            for slot in range(ring):
+                if sent_days[i, _REMOTE_DETAIL, slot] > day - 30.0:
+                    recent += 1
+            if recent < remote_cap:
+                remote_cand[n_remote] = i
+                remote_priority[n_remote] = -(value[i] * (1.5 if preferred_channel[i] == _REMOTE_DETAIL else 1.0))
+                n_remote += 1
+    remote_order = np.argsort(remote_priority[:n_remote], kind="mergesort")
+    n_take = min(n_remote, remote_capacity)
+    remote_hcp = np.empty(n_take, dtype=np.int64)
+    for k in range(n_take):
+        remote_hcp[k] = remote_cand[remote_order[k]]
+    return queue_hcp, queue_theme, queue_ask, email_hcp[:n_email], remote_hcp, webinar_hcp[:n_webinar]
+
+
+@njit(cache=True)
+def new_need_reports(noted_hcp, touch_hcp, touch_channel, portal_channel, portal_reveals, need_known, n_hcps):
+    """HCPs whose needs get recorded today, sorted and unique: those noted by reps (answers, notes, declarations)
+    and, when ``portal_reveals``, portal visitors whose need the view does not know yet."""
+    marked = np.zeros(n_hcps, dtype=np.bool_)
+    for i in range(noted_hcp.size):
+        marked[noted_hcp[i]] = True
+    if portal_reveals:
+        for i in range(touch_hcp.size):
+            h = touch_hcp[i]
+            if touch_channel[i] == portal_channel and not need_known[h]:
+                marked[h] = True
+    return np.flatnonzero(marked)
+
+
+@njit(cache=True)
+def noisy_need_shares(need, hcp, noise):
+    """Recorded needs: the true need shares plus recording noise, floored at 0.001 and renormalised."""
+    out = np.empty((hcp.size, need.shape[1]))
+    for k in range(hcp.size):
+        total = 0.0
+        for t in range(need.shape[1]):
+            value = max(need[hcp[k], t] + noise[k, t], 1e-3)
+            out[k, t] = value
+            total += value
+        for t in range(need.shape[1]):
+            out[k, t] /= max(1e-9, total)
+    return out
+
+
+@njit(cache=True)
+def publish_rx(row, rx, noise, u_present, missing_share):
+    """Write one day's syndicated Rx into the view's ring row: noisy, with lost rows; zero stays zero.
+    ``noise`` and ``u_present`` hold one draw per HCP with a prescription, in HCP order."""
+    k = 0
+    for i in range(rx.size):
+        if rx[i] > 0:
+            row[i] = rx[i] * noise[k] if u_present[k] >= missing_share else 0.0
+            k += 1
+        else:
+            row[i] = 0.0

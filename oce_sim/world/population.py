@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,10 +50,12 @@ class Population:
     n_accounts: int
     initial_account_access: np.ndarray  # index into ACCESS_LEVELS
 
-    @property
+    @functools.cached_property
     def potential_tier(self) -> np.ndarray:
-        """0 low (deciles 1-4), 1 mid (5-7), 2 high (8-10)."""
-        return np.digitize(self.decile, [5, 8]).astype(np.int8)
+        """0 low (deciles 1-4), 1 mid (5-7), 2 high (8-10); read-only (deciles never change)."""
+        tier = np.digitize(self.decile, [5, 8]).astype(np.int8)
+        tier.flags.writeable = False
+        return tier
 
 
 def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Population:

@@ -231,21 +231,22 @@ class ResponseModel:
     # ---------------------------------------------------------------------------------------- daily update
     def advance_day(
         self, state: CustomerState, working_day: bool, u_rx: np.ndarray, u_transition: np.ndarray
-    ) -> tuple[np.ndarray, float]:
+    ) -> tuple[np.ndarray, float, int]:
         """End of day: prescriptions (Poisson draws from ``u_rx``, working days only) and adoption transitions
         from the day's goodwill, then carryover, confusion and fatigue decay.
 
-        Returns the day's prescriptions per HCP and their expected total (``expected_rx_per_day`` summed).
+        Returns the day's prescriptions per HCP, their expected total (``expected_rx_per_day`` summed) and their
+        drawn total.
         """
         pop = self.pop
         rx = np.zeros(pop.n_hcps, dtype=np.int32)
-        expected = kernels.daily_update(
+        expected, drawn = kernels.daily_update(
             bool(working_day), u_rx, u_transition, state.adoption, state.goodwill, state.confusion,
             state.contact_load, state.account_access, pop.account, pop.class_rx_per_day, self.brand_share,
             self.access_factor, pop.kol_edge_kol, pop.kol_edge_follower, self._up_base, self._up_slope,
             self._up_peer, self._down_base, self._down_damp, self._day_params, rx,
         )  # fmt: skip
-        return rx, float(expected)
+        return rx, float(expected), int(drawn)
 
     def review_access(self, state: CustomerState, rng: np.random.Generator) -> int:
         """Quarterly formulary reviews: accounts whose HCPs use the brand tend to open access."""

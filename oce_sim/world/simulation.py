@@ -16,7 +16,7 @@ import simpy
 
 from oce_sim.config import ScenarioConfig
 from oce_sim.world import dispatch, kernels
-from oce_sim.world.field import FieldForce, choose_theme
+from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
 from oce_sim.world.response import (
     EMAIL,
@@ -38,6 +38,7 @@ from oce_sim.world.uplift import expected_touch_value_usd
 from oce_sim.world.view import RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
 
 HOUR = 1.0 / 24.0
+_NO_HCPS = np.zeros(0, dtype=np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 
 
@@ -123,6 +124,7 @@ class World:
         self._rng_pipeline = self.streams.stream("pipeline")
         self._rng_webinar = self.streams.stream("webinar")
         self._blocks: dict[str, tuple[int, np.ndarray]] = {}
+        self._constants: dict[int | str, np.ndarray] = {}
         self._webinar_registered = np.zeros(self.pop.n_hcps, dtype=bool)
         self._digest = hashlib.sha256() if config.env.record_events else None
         self.event_log: list[DayRecord] = []
@@ -196,13 +198,24 @@ class World:
         time_array = np.full(n, time, dtype=float) if np.isscalar(time) else np.asarray(time, dtype=float)
         return TouchBatch(
             hcp=hcp.astype(np.int64, copy=False),
-            channel=np.full(n, channel, dtype=np.int8),
+            channel=self._constant(channel, n),
             theme=theme_array,
-            origin=np.full(n, origin, dtype=np.int8),
-            question=np.zeros(n, dtype=bool),
-            engaged_hint=np.full(n, engaged_hint, dtype=np.int8),
+            origin=self._constant(origin, n),
+            question=self._constant(False, n),
+            engaged_hint=self._constant(engaged_hint, n),
             time=time_array,
         )
+
+    def _constant(self, value: int | bool, n: int) -> np.ndarray:
+        """A read-only int8 (bool for False) array of ``n`` copies of ``value``, sliced from a cached buffer."""
+        key = value if not isinstance(value, bool) else "False"
+        buffer = self._constants.get(key)
+        if buffer is None or buffer.size < n:
+            size = max(n, self.pop.n_hcps)
+            buffer = np.zeros(size, dtype=bool) if key == "False" else np.full(size, value, dtype=np.int8)
+            buffer.flags.writeable = False
+            self._constants[key] = buffer
+        return buffer[:n]
 
     def sent_last_30_days(self, hcp: np.ndarray, channel: int) -> np.ndarray:
         """The channel system's own count of deliveries (exact: every system knows its own sends)."""
@@ -213,7 +226,7 @@ class World:
         if self.stage.marketing == 0:
             theme = dispatch.calendar_theme(day, self.config.marketing.theme_period_days, self.pop.n_themes)
             return np.full(hcp.size, theme, dtype=np.int64)
-        return choose_theme(self.view.progress[hcp], self.view.need_relevance()[hcp])
+        return kernels.choose_themes(self.view.progress[hcp], self.view.need_relevance()[hcp])
 
     def customer_priority(self) -> np.ndarray:
         """How the executor ranks customers: public value, or the true net value of a visit (oracle)."""
@@ -245,7 +258,7 @@ class World:
         day = self.now
         epoch = self.config.env.decision_interval_days
         plan = dispatch.plan_epoch(plays, self.segments(), day, epoch, self.pop, self.view, self.config, self.customer_priority(),
-                                   self.field_calls_per_epoch, self.field.n_reps, self.sent_last_30_days,
+                                   self.field_calls_per_epoch, self.field.n_reps, self.state.sent_days,
                                    self.own_send_day)
         self.ledger.suggestions_expired += self.field.set_queue(plan.queue_hcp, plan.queue_theme, plan.queue_ask)
         if plan.email_hcp.size:
@@ -292,11 +305,11 @@ class World:
         batch = TouchBatch.concat(self._touch_buffer.pop(day, []))
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
-        rx, expected_rx = self.response.advance_day(
+        rx, expected_rx, rx_total = self.response.advance_day(
             self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day)
         )
         self.ledger.expected_rx_value_usd += expected_rx * self.config.economics.rx_value_usd
-        rx_total = self._book(outcome, rx)
+        self._book(outcome, rx_total)
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
         if self._digest is not None:
@@ -305,9 +318,8 @@ class World:
             self.event_log.append(record)
         self.daily_rx.append(int(rx_total))
 
-    def _book(self, outcome: TouchOutcome, rx: np.ndarray) -> float:
+    def _book(self, outcome: TouchOutcome, rx_total: int) -> None:
         led = self.ledger
-        rx_total = float(rx.sum())
         led.rx += rx_total
         led.rx_value_usd += rx_total * self.config.economics.rx_value_usd
         conflicts, out_of_sequence, unsubscribes = kernels.book_touches(
@@ -319,24 +331,22 @@ class World:
         led.unsubscribes += int(unsubscribes)
         led.blocked_no_consent += outcome.blocked_no_consent
         led.blocked_cap += outcome.blocked_cap
-        return rx_total
 
     def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray) -> DayRecord:
         notes = self._pending_notes.pop(day, ())
-        need_hcp = [h for kind, h in notes if kind == "need" and h.size]
-        # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
-        if self.stage.customer >= 1:
-            portal = outcome.hcp[outcome.channel == WEBSITE]
-            if portal.size:
-                need_hcp.append(portal[~self.view.need_known[portal]])
         record = DayRecord(day=day, touches=outcome, rx=rx)
-        if need_hcp:
-            hcp = np.unique(np.concatenate(need_hcp))
+        noted = [h for kind, h in notes if kind == "need" and h.size]
+        # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
+        portal_reveals = self.stage.customer >= 1 and outcome.hcp.size > 0
+        if noted or portal_reveals:
+            hcp = kernels.new_need_reports(
+                np.concatenate(noted) if noted else _NO_HCPS, outcome.hcp, outcome.channel, WEBSITE, portal_reveals,
+                self.view.need_known, self.pop.n_hcps,
+            )  # fmt: skip
             if hcp.size:
-                values = np.clip(self.pop.need[hcp] + self._rng_pipeline.normal(0.0, 0.05, size=(hcp.size, self.pop.n_themes)),
-                                 1e-3, None)
+                noise = self._rng_pipeline.normal(0.0, 0.05, size=(hcp.size, self.pop.n_themes))
                 record.need_hcp = hcp
-                record.need_values = values / np.maximum(1e-9, values.sum(axis=1, keepdims=True))
+                record.need_values = kernels.noisy_need_shares(self.pop.need, hcp, noise)
         for kind, h in notes:
             if kind == "no_see" and h.size:
                 record.no_see_hcp = np.concatenate([record.no_see_hcp, h])

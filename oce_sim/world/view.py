@@ -21,6 +21,11 @@ from oce_sim.world.response import N_CHANNELS, CustomerState, TouchOutcome
 
 RX_WINDOW_DAYS = 28
 NEVER = -1e9
+# Shared read-only "nothing recorded" defaults: most days record no needs, no-sees or preferences.
+_NO_HCPS = np.zeros(0, dtype=np.int64)
+_NO_NEEDS = np.zeros((0, 1))
+_NO_HCPS.flags.writeable = False
+_NO_NEEDS.flags.writeable = False
 
 
 @dataclass
@@ -30,11 +35,11 @@ class DayRecord:
     day: int
     touches: TouchOutcome
     rx: np.ndarray
-    need_hcp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    need_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))
-    no_see_hcp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    preferred_hcp: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    preferred_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    need_hcp: np.ndarray = field(default_factory=lambda: _NO_HCPS)
+    need_values: np.ndarray = field(default_factory=lambda: _NO_NEEDS)
+    no_see_hcp: np.ndarray = field(default_factory=lambda: _NO_HCPS)
+    preferred_hcp: np.ndarray = field(default_factory=lambda: _NO_HCPS)
+    preferred_channel: np.ndarray = field(default_factory=lambda: _NO_HCPS)
     suggestions_dismissed: int = 0
 
 
@@ -118,12 +123,10 @@ class OrchestratorView:
 
         # Prescriptions: syndicated data, always bought, with noise and gaps.
         # Noise and losses only matter where something was prescribed (zero stays zero).
-        written = np.flatnonzero(record.rx)
-        noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=written.size)
-        present = rng.random(written.size) >= level.missing_share
-        row = self.rx_ring[record.day % RX_WINDOW_DAYS]
-        row[:] = 0.0
-        row[written] = np.where(present, record.rx[written] * noise, 0.0)
+        written = int(np.count_nonzero(record.rx))
+        noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=written)
+        u_present = rng.random(written)
+        kernels.publish_rx(self.rx_ring[record.day % RX_WINDOW_DAYS], record.rx, noise, u_present, level.missing_share)
         self.rx_days_seen += 1
 
         if record.need_hcp.size:

@@ -1,0 +1,94 @@
+"""The compiled kernels agree with the NumPy reference equations they replace in the simulated day."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from oce_sim.config import load_scenario
+from oce_sim.world import kernels
+from oce_sim.world.field import choose_theme
+from oce_sim.world.response import EMAIL, REP_VISIT, TouchBatch
+from oce_sim.world.simulation import World, poisson_from_uniform
+
+unit = st.floats(0.0, 1.0, allow_nan=False, exclude_max=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(u=arrays(np.float64, 64, elements=unit), lam=arrays(np.float64, 64, elements=st.floats(0.0, 12.0)))
+def test_poisson_inverse_cdf_matches_the_vectorised_draw(u: np.ndarray, lam: np.ndarray) -> None:
+    scalar = np.array([kernels.poisson_inverse_cdf(a, b) for a, b in zip(u, lam)])
+    np.testing.assert_array_equal(scalar, poisson_from_uniform(u, lam))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    progress=arrays(np.int8, 40, elements=st.integers(0, 4)),
+    relevance=arrays(np.float64, (40, 4), elements=st.floats(0.0, 1.0)),
+)
+def test_choose_themes_matches_choose_theme(progress: np.ndarray, relevance: np.ndarray) -> None:
+    np.testing.assert_array_equal(kernels.choose_themes(progress, relevance), choose_theme(progress, relevance))
+
+
+def test_daily_update_draws_rx_from_the_expected_rate_and_decays_goodwill() -> None:
+    world = World(load_scenario("small"), seed=5)
+    state, model = world.state, world.response
+    rng = np.random.default_rng(0)
+    state.goodwill[:] = rng.gamma(1.0, 0.5, state.goodwill.size)
+    state.adoption[:] = rng.integers(0, 4, state.adoption.size)
+    goodwill_before = state.goodwill.copy()
+    expected_rate = model.expected_rx_per_day(state)
+    u_rx, u_transition = rng.random(state.goodwill.size), rng.random(state.goodwill.size)
+    rx, expected_total, drawn_total = model.advance_day(state, True, u_rx, u_transition)
+    assert expected_total == pytest.approx(expected_rate.sum(), rel=1e-12)
+    assert drawn_total == rx.sum()
+    np.testing.assert_array_equal(rx, poisson_from_uniform(u_rx, expected_rate))
+    np.testing.assert_allclose(state.goodwill, goodwill_before * model.goodwill_decay)
+    # a weekend: no prescriptions, no transitions, same decay
+    adoption = state.adoption.copy()
+    rx, expected_total, drawn_total = model.advance_day(state, False, u_rx, np.zeros_like(u_transition))
+    assert expected_total == 0.0 and drawn_total == 0 and not rx.any()
+    np.testing.assert_array_equal(state.adoption, adoption)
+
+
+def test_deliver_touches_sees_earlier_touches_of_the_same_day() -> None:
+    """Two emails to one HCP on one day: the second sees the first in the 30-day cap and the contact load."""
+    config = load_scenario("small", overrides={"channels": {"email": {"cap_per_30_days": 1}}})
+    world = World(config, seed=1)
+    hcp = int(np.flatnonzero(world.state.email_consent)[0])
+    n = 2
+    batch = TouchBatch(
+        hcp=np.full(n, hcp, dtype=np.int64), channel=np.full(n, EMAIL, dtype=np.int8),
+        theme=np.zeros(n, dtype=np.int8), origin=np.zeros(n, dtype=np.int8), question=np.zeros(n, dtype=bool),
+        engaged_hint=np.full(n, -1, dtype=np.int8), time=np.array([3.4, 3.5]),
+    )  # fmt: skip
+    outcome = world.response.apply_touches(world.state, batch, 3.0, np.random.default_rng(0))
+    assert outcome.hcp.size == 1 and outcome.blocked_cap == 1
+    assert world.state.sent_last_30_days(np.array([hcp]), EMAIL, 3.0)[0] == 1
+
+
+def test_field_day_respects_the_working_day_and_counts() -> None:
+    world = World(load_scenario("small", stage=1), seed=2)
+    field = world.field
+    per_rep = 30
+    queue = np.full((field.n_reps, per_rep), -1, dtype=np.int64)
+    for r in range(field.n_reps):
+        mine = np.flatnonzero(world.pop.rep == r)[:per_rep]
+        queue[r, : mine.size] = mine
+    field.set_queue(queue, np.zeros_like(queue), np.zeros(queue.shape, dtype=bool))
+    day = field.work_day(7, np.random.default_rng(0), world.view.progress, 1)
+    batch = day.batch
+    assert len(batch) > 0 and np.all(batch.channel == REP_VISIT)
+    # every visit starts within the working day, in order per rep
+    minutes_into_day = (batch.time - 7 - 8 / 24) * 1440
+    assert minutes_into_day.min() >= -1e-6
+    assert minutes_into_day.max() <= config_minutes(world) + 1e-6
+    assert day.accepted == int(np.sum(batch.origin == 0))
+    assert np.all(field.last_visit_day[batch.hcp] == 7)
+
+
+def config_minutes(world: World) -> float:
+    return world.config.channels.rep_visit.working_minutes_per_day
