@@ -409,6 +409,75 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
     }
 
 
+def _measure_training_wait_subproc(timesteps: int, seed: int) -> dict:
+    """MaskablePPO exactly as ``oce-sim train`` runs it: SubprocVecEnv workers, torch with one thread.
+
+    The envs step in other processes, so "time in the env" is the time the learner's process waits for them:
+    ``step_wait``, ``reset`` and the ``env_method`` calls that fetch the action masks.
+    """
+    import torch
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper, VecNormalize
+
+    from oce_sim.config import load_scenario
+    from oce_sim.envs.territory import TerritoryEnv
+    from oce_sim.training import TrainArgs
+
+    timer = time.perf_counter
+    waits = {"step_wait": 0.0, "reset": 0.0, "env_method": 0.0}
+
+    class TimedVec(VecEnvWrapper):
+        def reset(self):
+            t0 = timer()
+            try:
+                return self.venv.reset()
+            finally:
+                waits["reset"] += timer() - t0
+
+        def step_wait(self):
+            t0 = timer()
+            try:
+                return self.venv.step_wait()
+            finally:
+                waits["step_wait"] += timer() - t0
+
+        def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+            t0 = timer()
+            try:
+                return self.venv.env_method(method_name, *method_args, indices=indices, **method_kwargs)
+            finally:
+                waits["env_method"] += timer() - t0
+
+    args = TrainArgs()
+    torch.set_num_threads(1)
+    config = load_scenario(None, overrides={"env": {"reward": args.reward}})
+    vec = SubprocVecEnv([lambda: TerritoryEnv(scenario=config) for _ in range(args.n_envs)])
+    vec.seed(seed)
+    vec = VecNormalize(TimedVec(vec), norm_obs=False, norm_reward=True, gamma=args.gamma)
+    model = MaskablePPO("MlpPolicy", vec, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+                        learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef, seed=seed,
+                        device="cpu", verbose=0, policy_kwargs=dict(net_arch=list(args.net_arch)))
+    started = timer()
+    model.learn(total_timesteps=timesteps, progress_bar=False)
+    wall = timer() - started
+    vec.close()
+    wait_s = sum(waits.values())
+    steps = int(model.num_timesteps)
+    return {
+        "algo": "MaskablePPO",
+        "vec_env": "SubprocVecEnv",
+        "n_envs": args.n_envs,
+        "torch_threads": torch.get_num_threads(),
+        "timesteps": steps,
+        "wall_s": wall,
+        "env_wait_s": wait_s,
+        "env_wait_s_by_call": dict(waits),
+        "env_share": wait_s / wall,
+        "steps_per_s": steps / wall,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
 # ------------------------------------------------------------------------------ 4b. large Worlds across resets
 def _measure_reset_retention(n_hcps: int, days: int, episodes: int, seed: int) -> dict:
     """RSS and live Worlds over repeated ``reset`` of one large env (no forced GC until the end).
@@ -451,7 +520,16 @@ def _national_config(strategy: str, n_hcps: int, n_reps: int, days: int):
 
     policy = make_strategy(strategy)
     base = strategy_config(load_scenario(None), policy)
-    overrides = {"population": {"n_hcps": n_hcps, "n_reps": n_reps}, "env": {"horizon_days": days}}
+    # Inside-sales capacity and webinar seats are per territory in the scenario; scale them with the HCPs,
+    # as the reps are, so that a national run is the territory's channel mix at national size.
+    scale = n_hcps / base.population.n_hcps
+    channels = base.channels
+    overrides = {
+        "population": {"n_hcps": n_hcps, "n_reps": n_reps},
+        "channels": {"remote_detail": {"calls_per_day": round(channels.remote_detail.calls_per_day * scale)},
+                     "webinar": {"seats": round(channels.webinar.seats * scale)}},
+        "env": {"horizon_days": days},
+    }
     return policy, load_scenario(deep_merge(base.model_dump(mode="python"), overrides))
 
 
@@ -811,6 +889,9 @@ def run_perf(quick: bool = False, progress: bool = True, sizes: dict[str, Any] |
     result["env_stepping"] = phase("env_stepping", _measure_env_stepping, size["env_warmup_episodes"],
                                    size["env_measure_episodes"], size["env_checkpoint_episodes"], seed)
     result["training"] = phase("training", _measure_training_share, size["train_timesteps"], seed, single_thread=False)
+    # As `oce-sim train` runs it: envs in worker processes; the share is the learner's wait for them.
+    result["training_subproc"] = phase("training (SubprocVecEnv)", _measure_training_wait_subproc,
+                                       size["train_timesteps"], seed, single_thread=False)
     if not quick:
         # The learner's share depends on torch's thread pool; one thread is the other common setting.
         result["training_one_thread"] = phase("training (torch 1 thread)", _measure_training_share,

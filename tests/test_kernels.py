@@ -22,6 +22,7 @@ unit = st.floats(0.0, 1.0, allow_nan=False, exclude_max=True)
 def test_poisson_inverse_cdf_matches_the_vectorised_draw(u: np.ndarray, lam: np.ndarray) -> None:
     scalar = np.array([kernels.poisson_inverse_cdf(a, b) for a, b in zip(u, lam)])
     np.testing.assert_array_equal(scalar, poisson_from_uniform(u, lam))
+    np.testing.assert_array_equal(kernels.poisson_draws(u, lam), scalar)
 
 
 @settings(max_examples=60, deadline=None)

@@ -669,3 +669,12 @@ def publish_rx(row, rx, noise, u_present, missing_share):
             k += 1
         else:
             row[i] = 0.0
+
+
+@njit(cache=True)
+def poisson_draws(u, lam):
+    """``poisson_inverse_cdf`` elementwise (the compiled twin of ``simulation.poisson_from_uniform``)."""
+    out = np.empty(u.size, dtype=np.int32)
+    for i in range(u.size):
+        out[i] = poisson_inverse_cdf(u[i], lam[i])
+    return out

@@ -155,8 +155,8 @@ class World:
         lam = self.response.expected_rx_per_day(self.state)
         outcome = TouchOutcome.empty()
         for day in range(-RX_WINDOW_DAYS, 0):
-            rx = poisson_from_uniform(self.streams.daily("rx", 10_000 + day).random(self.pop.n_hcps), lam)
-            rx = rx if is_working_day(day) else np.zeros_like(rx)
+            u = self.streams.daily("rx", 10_000 + day).random(self.pop.n_hcps)
+            rx = kernels.poisson_draws(u, lam) if is_working_day(day) else np.zeros(self.pop.n_hcps, dtype=np.int32)
             self.view.absorb(DayRecord(day=day, touches=outcome, rx=rx), self.pipeline.level, self._rng_pipeline)
 
     # ----------------------------------------------------------------------------------------- helpers
