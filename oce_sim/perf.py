@@ -1044,6 +1044,13 @@ def format_perf_markdown(result: dict) -> str:
         add(f"| same with torch at 1 thread: env share / env ms / learner ms per step | {_f(one['env_share'], '.1%')} / "
             f"{_f(one['env_ms_per_step'], '.2f')} / {_f(one['learner_ms_per_step'], '.2f')} (speed-up needed "
             f"{_f(one['env_speedup_needed'], '.1f')}x) |")
+    sub = result.get("training_subproc")
+    if sub:
+        waits = sub["env_wait_s_by_call"]
+        add(f"| as `oce-sim train` runs it ({sub['vec_env']} of {sub['n_envs']}, torch {sub['torch_threads']} thread): "
+            f"share of wall time the learner waits for the envs (step_wait / reset / action-mask calls, s) | "
+            f"{_f(sub['env_share'], '.1%')} ({_f(waits['step_wait'], '.1f')} / {_f(waits['reset'], '.2f')} / "
+            f"{_f(waits['env_method'], '.2f')}); {_f(sub['steps_per_s'], ',.0f')} steps/s |")
     add("")
     add("### 2. National scale")
     add("")
