@@ -322,6 +322,7 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from oce_sim.training import TrainArgs
@@ -369,6 +370,7 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
     model = MaskablePPO("MlpPolicy", vec, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                         learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef, seed=seed,
                         device="cpu", verbose=0, policy_kwargs=dict(net_arch=list(args.net_arch)))
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder left in the temp dir
     started = timer()
     model.learn(total_timesteps=timesteps, progress_bar=False)
     wall = timer() - started
@@ -417,6 +419,7 @@ def _measure_training_wait_subproc(timesteps: int, seed: int) -> dict:
     """
     import torch
     from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper, VecNormalize
 
     from oce_sim.config import load_scenario
@@ -457,6 +460,7 @@ def _measure_training_wait_subproc(timesteps: int, seed: int) -> dict:
     model = MaskablePPO("MlpPolicy", vec, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                         learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef, seed=seed,
                         device="cpu", verbose=0, policy_kwargs=dict(net_arch=list(args.net_arch)))
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder left in the temp dir
     started = timer()
     model.learn(total_timesteps=timesteps, progress_bar=False)
     wall = timer() - started

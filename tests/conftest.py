@@ -118,3 +118,18 @@ def gym_make() -> Callable[..., gym.Env]:
     yield _make
     for env in made:
         env.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory):
+    """Stable-Baselines3 makes a log folder for every model without a TensorBoard folder (``$TMPDIR/SB3-<time>``
+    by default); keep those inside pytest's temporary folder instead of leaving them in ``/tmp``."""
+    import os
+
+    previous = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3_logs"))
+    yield
+    if previous is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = previous
