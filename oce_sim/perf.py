@@ -310,24 +310,53 @@ def _measure_env_stepping(warmup_episodes: int, measure_episodes: int, checkpoin
 
 
 # ------------------------------------------------------------------------------- 1b. env share in training
+def _train_defaults(seed: int):
+    """`oce-sim train`'s defaults (TrainArgs) with ``seed``, and the default scenario with its training reward."""
+    from dataclasses import replace
+
+    from oce_sim.config import load_scenario
+    from oce_sim.training import TrainArgs
+
+    args = replace(TrainArgs(), seed=seed)
+    return args, load_scenario(None, overrides={"env": {"reward": args.reward}})
+
+
+def _learn_as_oce_sim_train(vec, args, timesteps: int):
+    """MaskablePPO as `oce-sim train` builds it (reward VecNormalize, ``model_kwargs``), without log files.
+
+    Returns the model and the wall seconds of ``learn``; closes ``vec``.
+    """
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from oce_sim.training import model_kwargs
+
+    vec.seed(args.seed)
+    vec = VecNormalize(vec, norm_obs=False, norm_reward=True, gamma=args.gamma)
+    model = MaskablePPO("MlpPolicy", vec, **model_kwargs(args))
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder left in the temp dir
+    started = time.perf_counter()
+    model.learn(total_timesteps=timesteps, progress_bar=False)
+    wall = time.perf_counter() - started
+    vec.close()
+    return model, wall
+
+
 def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None = None) -> dict:
     """MaskablePPO as ``oce-sim train`` runs it (TrainArgs defaults), over a DummyVecEnv of TerritoryEnv with the
     env calls timed by wrapping.
 
-    ``torch_threads`` None keeps torch's default thread pool (what ``oce-sim train`` runs with).
+    ``torch_threads`` None keeps torch's default thread pool (``oce-sim train`` itself sets one thread, with
+    its envs in worker processes: see ``_measure_training_wait_subproc``).
     """
     import gymnasium as gym
     import torch
 
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.logger import Logger
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from oce_sim.training import TrainArgs
-
-    from oce_sim.config import load_scenario
     from oce_sim.envs.territory import TerritoryEnv
 
     timer = time.perf_counter
@@ -359,22 +388,11 @@ def _measure_training_share(timesteps: int, seed: int, torch_threads: int | None
                 totals["action_masks"] += timer() - t0
                 counts["action_masks"] += 1
 
-    # The hyperparameters, reward and reward normalisation of `oce-sim train` (TrainArgs defaults); a
-    # DummyVecEnv instead of its SubprocVecEnv, so that the env's time can be measured in this process.
-    args = TrainArgs()
-    config = load_scenario(None, overrides={"env": {"reward": args.reward}})
+    # A DummyVecEnv instead of `oce-sim train`'s SubprocVecEnv, so that the env's time can be measured in this process.
+    args, config = _train_defaults(seed)
     n_envs = args.n_envs
     vec = DummyVecEnv([lambda: TimedEnv(TerritoryEnv(scenario=config)) for _ in range(n_envs)])
-    vec.seed(seed)
-    vec = VecNormalize(vec, norm_obs=False, norm_reward=True, gamma=args.gamma)
-    model = MaskablePPO("MlpPolicy", vec, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-                        learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef, seed=seed,
-                        device="cpu", verbose=0, policy_kwargs=dict(net_arch=list(args.net_arch)))
-    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder left in the temp dir
-    started = timer()
-    model.learn(total_timesteps=timesteps, progress_bar=False)
-    wall = timer() - started
-    vec.close()
+    model, wall = _learn_as_oce_sim_train(vec, args, timesteps)
     env_s = sum(totals.values())
     steps = int(model.num_timesteps)
     other_s = wall - env_s
@@ -418,13 +436,9 @@ def _measure_training_wait_subproc(timesteps: int, seed: int) -> dict:
     ``step_wait``, ``reset`` and the ``env_method`` calls that fetch the action masks.
     """
     import torch
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.logger import Logger
-    from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper, VecNormalize
+    from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnvWrapper
 
-    from oce_sim.config import load_scenario
     from oce_sim.envs.territory import TerritoryEnv
-    from oce_sim.training import TrainArgs
 
     timer = time.perf_counter
     waits = {"step_wait": 0.0, "reset": 0.0, "env_method": 0.0}
@@ -451,20 +465,10 @@ def _measure_training_wait_subproc(timesteps: int, seed: int) -> dict:
             finally:
                 waits["env_method"] += timer() - t0
 
-    args = TrainArgs()
     torch.set_num_threads(1)
-    config = load_scenario(None, overrides={"env": {"reward": args.reward}})
+    args, config = _train_defaults(seed)
     vec = SubprocVecEnv([lambda: TerritoryEnv(scenario=config) for _ in range(args.n_envs)])
-    vec.seed(seed)
-    vec = VecNormalize(TimedVec(vec), norm_obs=False, norm_reward=True, gamma=args.gamma)
-    model = MaskablePPO("MlpPolicy", vec, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-                        learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef, seed=seed,
-                        device="cpu", verbose=0, policy_kwargs=dict(net_arch=list(args.net_arch)))
-    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder left in the temp dir
-    started = timer()
-    model.learn(total_timesteps=timesteps, progress_bar=False)
-    wall = timer() - started
-    vec.close()
+    model, wall = _learn_as_oce_sim_train(TimedVec(vec), args, timesteps)
     wait_s = sum(waits.values())
     steps = int(model.num_timesteps)
     return {

@@ -51,6 +51,18 @@ class TrainArgs:
     value_warmup_steps: int = 0  # after a warm start: train only the critic this long (opt-in)
 
 
+def model_kwargs(args: TrainArgs) -> dict[str, Any]:
+    """Constructor arguments of the SB3 model for ``args`` (besides the policy, env and log folder)."""
+    kwargs: dict[str, Any] = dict(learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef,
+                                  n_steps=args.n_steps, seed=args.seed, device="cpu", verbose=0,
+                                  policy_kwargs=dict(net_arch=list(args.net_arch)))
+    if args.algo != "a2c":
+        kwargs.update(batch_size=args.batch_size, n_epochs=args.n_epochs)
+    else:
+        kwargs["n_steps"] = 16
+    return kwargs
+
+
 def make_env_fn(config: ScenarioConfig, monitor_dir: Path | None, rank: int):
     # One monitor file per env and training session, so that a resumed session never truncates the first.
     session = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
@@ -122,15 +134,7 @@ def train(args: TrainArgs) -> Path:
     if checkpoint is not None:
         model = cls.load(checkpoint, env=vec, device="cpu", tensorboard_log=str(run / "tb"))
     else:
-        kwargs: dict[str, Any] = dict(learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef,
-                                      n_steps=args.n_steps, seed=args.seed, device="cpu", verbose=0,
-                                      tensorboard_log=str(run / "tb"),
-                                      policy_kwargs=dict(net_arch=list(args.net_arch)))
-        if args.algo != "a2c":
-            kwargs.update(batch_size=args.batch_size, n_epochs=args.n_epochs)
-        else:
-            kwargs["n_steps"] = 16
-        model = cls("MlpPolicy", vec, **kwargs)
+        model = cls("MlpPolicy", vec, tensorboard_log=str(run / "tb"), **model_kwargs(args))
     if args.init_from and checkpoint is None:
         if args.algo != "maskable-ppo":
             raise ValueError("--init-from needs --algo maskable-ppo")

@@ -12,9 +12,9 @@ from oce_sim.config import CHANNELS, ENTITIES, ScenarioConfig, StageLike, load_s
 from oce_sim.metrics import episode_kpis, reward_components
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.response import REP_VISIT
+from oce_sim.world.simulation import World
 
 assert REP_VISIT == 0  # segment_features reads the rep-visit column as column 0
-from oce_sim.world.simulation import World
 
 SEGMENT_FEATURES: tuple[str, ...] = (
     "share_of_customers",
@@ -212,12 +212,11 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         world = self.world
         assert world is not None
         view, pop = world.view, world.pop
-        features = kernels.segment_features(
-            world.segments(), dispatch.N_SEGMENTS, view.observed_rx_share(), view.last_touch_day, world.now,
-            STALE_DAYS, view.email_consent, view.need_known, view.progress, float(pop.n_themes), view.engaged,
-            view.delivered,
-        )  # fmt: skip
         now = world.now
+        features = kernels.segment_features(
+            world.segments(), dispatch.N_SEGMENTS, view.observed_rx_share(), view.last_touch_day, now, STALE_DAYS,
+            view.email_consent, view.need_known, view.progress, float(pop.n_themes), view.engaged, view.delivered,
+        )  # fmt: skip
         stage = self.scenario.stage
         answered = view.suggestions_accepted + view.suggestions_dismissed
         acceptance = view.suggestions_accepted / answered if answered and stage.sales >= 1 else 0.0

@@ -67,7 +67,7 @@ def poisson_inverse_cdf(u: float, lam: float) -> int:
 
 
 @njit(cache=True)
-def next_theme(belief: int, relevance: np.ndarray, use_relevance: bool) -> int:
+def next_theme(belief: int, relevance: np.ndarray) -> int:
     """Scalar ``choose_theme``: the next theme in order, or an earlier one a known need makes worth repeating."""
     n_themes = relevance.size
     limit = min(belief, n_themes - 1)
@@ -75,12 +75,22 @@ def next_theme(belief: int, relevance: np.ndarray, use_relevance: bool) -> int:
     for theme in range(n_themes):
         if theme <= limit:
             weight = 1.0 if theme == belief else 0.5
-            score = (relevance[theme] if use_relevance else 1.0) * weight
+            score = relevance[theme] * weight
         else:
             score = -1.0
         if score > best_score:
             best, best_score = theme, score
     return best
+
+
+@njit(cache=True)
+def sends_in_last_30_days(sent_days, h, channel, day) -> int:
+    """Deliveries of ``channel`` to HCP ``h`` in the 30 days before ``day`` (scalar ``sent_last_30_days``)."""
+    recent = 0
+    for slot in range(sent_days.shape[2]):
+        if sent_days[h, channel, slot] > day - 30.0:
+            recent += 1
+    return recent
 
 
 @njit(cache=True)
@@ -119,11 +129,7 @@ def deliver_touches(
         if (c == _EMAIL and not email_consent[h]) or (c == _REMOTE_DETAIL and not remote_consent[h]):
             blocked_consent += 1
             continue
-        recent = 0
-        for slot in range(ring):
-            if sent_days[h, c, slot] > day - 30.0:
-                recent += 1
-        if recent >= caps[c]:
+        if sends_in_last_30_days(sent_days, h, c, day) >= caps[c]:
             blocked_cap += 1
             continue
         fit = channel_fit[h, c]
@@ -377,7 +383,7 @@ def field_day(
             else:
                 # Own picks carry the rep's own message: what she believes comes next, shaped by what she knows.
                 belief = rep_progress[h] if sales_stage == 0 else max(rep_progress[h], view_progress[h])
-                theme[s] = next_theme(belief, need_relevance[h] if knows_need[h] else ones, True)
+                theme[s] = next_theme(belief, need_relevance[h] if knows_need[h] else ones)
             ask[s] = accept[s] and sugg_ask[s]
             met[s] = u[r, s, 1] < availability[archetype[h]]
             travel = travel_minutes * math.exp(0.3 * (u[r, s, 2] - 0.5))
@@ -487,7 +493,7 @@ def choose_themes(progress, relevance):
     n = progress.size
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
-        out[i] = next_theme(np.int64(progress[i]), relevance[i], True)
+        out[i] = next_theme(np.int64(progress[i]), relevance[i])
     return out
 
 
@@ -546,7 +552,6 @@ def plan_touches(
 ):  # fmt: skip
     """The executor's epoch plan from one play per customer (see ``oce_sim.world.dispatch.plan_epoch``)."""
     n = play.size
-    ring = sent_days.shape[2]
     # Rep suggestions: due customers of rep plays, ranked by value x overdue, per rep.
     cand = np.empty(n, dtype=np.int64)
     priority = np.empty(n)
@@ -559,11 +564,8 @@ def plan_touches(
         since = day - last_touch_day[i, _REP_VISIT]
         if not since >= cadence:
             continue
-        recent = 0
-        for slot in range(ring):
-            if sent_days[i, _REP_VISIT, slot] > day - 30.0:
-                recent += 1
-        if recent >= rep_visit_cap:  # the CRM knows its own calls and keeps within the per-HCP visit cap
+        # The CRM knows its own calls and keeps within the per-HCP visit cap.
+        if sends_in_last_30_days(sent_days, i, _REP_VISIT, day) >= rep_visit_cap:
             continue
         overdue = min(3.0, since / (cadence if np.isfinite(cadence) else 1.0))
         prefers_other = preferred_channel[i] >= 0 and preferred_channel[i] != _REP_VISIT
@@ -604,19 +606,11 @@ def plan_touches(
         if suggested[i]:
             continue
         if sends_email[p] and email_consent[i] and day - own_send_day[i, _EMAIL] >= email_cadence_days:
-            recent = 0
-            for slot in range(ring):
-                if sent_days[i, _EMAIL, slot] > day - 30.0:
-                    recent += 1
-            if recent < email_cap:
+            if sends_in_last_30_days(sent_days, i, _EMAIL, day) < email_cap:
                 email_hcp[n_email] = i
                 n_email += 1
         if p == remote_play and remote_consent[i] and day - own_send_day[i, _REMOTE_DETAIL] >= play_cadence_days[p]:
-            recent = 0
-            for slot in range(ring):
-                if sent_days[i, _REMOTE_DETAIL, slot] > day - 30.0:
-                    recent += 1
-            if recent < remote_cap:
+            if sends_in_last_30_days(sent_days, i, _REMOTE_DETAIL, day) < remote_cap:
                 remote_cand[n_remote] = i
                 remote_priority[n_remote] = -(value[i] * (1.5 if preferred_channel[i] == _REMOTE_DETAIL else 1.0))
                 n_remote += 1

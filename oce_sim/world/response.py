@@ -138,7 +138,8 @@ class ResponseModel:
         # contact_load * this = touches per 30 days at a steady rate
         self.load_to_monthly = 30.0 * (1.0 - self.load_decay)
         self.caps = np.array(
-            [ch.rep_visit.cap_per_30_days, ch.remote_detail.cap_per_30_days, ch.email.cap_per_30_days, 99, 99]
+            [ch.rep_visit.cap_per_30_days, ch.remote_detail.cap_per_30_days, ch.email.cap_per_30_days, 99, 99],
+            dtype=np.int64,
         )
         self.base_engagement = np.array([1.0, ch.remote_detail.base_engagement, ch.email.base_open, 1.0, 1.0])
         self.access_factor = np.array([r.access_factor[a] for a in ACCESS_LEVELS])
@@ -155,7 +156,6 @@ class ResponseModel:
         self._up_peer = np.array([1.0, 1.0, 0.0, 0.0])
         self._down_base = np.array([0.0, 0.0, r.p_trial_reject, r.p_adopter_lapse])
         self._down_damp = np.array([0.0, 0.0, 1.0, 0.8])
-        self.caps = self.caps.astype(np.int64)
         touch_values = {
             "load_to_monthly": self.load_to_monthly,
             "confusion_window_days": r.confusion_window_days,

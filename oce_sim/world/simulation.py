@@ -35,10 +35,9 @@ from oce_sim.world.response import (
 )
 from oce_sim.world.streams import RandomStreams
 from oce_sim.world.uplift import expected_touch_value_usd
-from oce_sim.world.view import RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
+from oce_sim.world.view import NO_HCPS, RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
 
 HOUR = 1.0 / 24.0
-_NO_HCPS = np.zeros(0, dtype=np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 
 
@@ -340,7 +339,7 @@ class World:
         portal_reveals = self.stage.customer >= 1 and outcome.hcp.size > 0
         if noted or portal_reveals:
             hcp = kernels.new_need_reports(
-                np.concatenate(noted) if noted else _NO_HCPS, outcome.hcp, outcome.channel, WEBSITE, portal_reveals,
+                np.concatenate(noted) if noted else NO_HCPS, outcome.hcp, outcome.channel, WEBSITE, portal_reveals,
                 self.view.need_known, self.pop.n_hcps,
             )  # fmt: skip
             if hcp.size:

@@ -22,9 +22,9 @@ from oce_sim.world.response import N_CHANNELS, CustomerState, TouchOutcome
 RX_WINDOW_DAYS = 28
 NEVER = -1e9
 # Shared read-only "nothing recorded" defaults: most days record no needs, no-sees or preferences.
-_NO_HCPS = np.zeros(0, dtype=np.int64)
+NO_HCPS = np.zeros(0, dtype=np.int64)
 _NO_NEEDS = np.zeros((0, 1))
-_NO_HCPS.flags.writeable = False
+NO_HCPS.flags.writeable = False
 _NO_NEEDS.flags.writeable = False
 
 
@@ -35,11 +35,11 @@ class DayRecord:
     day: int
     touches: TouchOutcome
     rx: np.ndarray
-    need_hcp: np.ndarray = field(default_factory=lambda: _NO_HCPS)
+    need_hcp: np.ndarray = field(default_factory=lambda: NO_HCPS)
     need_values: np.ndarray = field(default_factory=lambda: _NO_NEEDS)
-    no_see_hcp: np.ndarray = field(default_factory=lambda: _NO_HCPS)
-    preferred_hcp: np.ndarray = field(default_factory=lambda: _NO_HCPS)
-    preferred_channel: np.ndarray = field(default_factory=lambda: _NO_HCPS)
+    no_see_hcp: np.ndarray = field(default_factory=lambda: NO_HCPS)
+    preferred_hcp: np.ndarray = field(default_factory=lambda: NO_HCPS)
+    preferred_channel: np.ndarray = field(default_factory=lambda: NO_HCPS)
     suggestions_dismissed: int = 0
 
 
