@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,7 @@ class Suite(BaseModel):
     metrics: list[str]
     tolerance: Tolerance = Tolerance()
     hash_run: HashRun
+    perf_sizes: Literal["quick", "full"] = Field("quick", description="sizes of the perf run `--perf` adds")
 
 
 def load_suite(name: str) -> Suite:
@@ -181,7 +182,7 @@ def run_bench(suite: str, check: bool, update: bool, perf: bool, out: Path, prog
     if perf:
         from oce_sim.perf import format_perf_markdown, run_perf
 
-        measured = run_perf(quick=suite == "quick", progress=progress)
+        measured = run_perf(quick=spec.perf_sizes == "quick", progress=progress)
         atomic_write_text(out / "perf.json", json.dumps(measured, indent=2))
         report += [format_perf_markdown(measured), ""]
     if update:

@@ -193,7 +193,7 @@ def bench(
     suite: str = typer.Option("quick", help="Benchmark suite: quick or full."),
     check: bool = typer.Option(False, help="Compare with the committed golden file; exit 1 on regression."),
     update: bool = typer.Option(False, help="Rewrite the golden file from this run."),
-    perf: bool = typer.Option(False, help="Also measure performance (steps/s, national scale, floors)."),
+    perf: bool = typer.Option(False, help="Also measure performance (steps/s, training share, national scale, floors), at the sizes the suite names in perf_sizes."),
     out: Path = typer.Option(Path("results/bench"), help="Output folder."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:

@@ -288,6 +288,11 @@ class EnvSettings(_Model):
     )
     oracle_view: bool = Field(False, description="orchestrator sees the ground truth (oracle bound)")
     record_events: bool = Field(False, description="keep the full event log (for hashing and debugging)")
+    info_kpis: Literal["every_step", "episode_end"] = Field(
+        "every_step",
+        description="when info carries the episode KPIs: every step, or only the last step's info (for training: "
+        "saves computing and, under SubprocVecEnv, pickling them every step)",
+    )
 
 
 class ScenarioConfig(_Model):

@@ -70,6 +70,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "scaling_days": 91,
         "scaling_max_hcps": 40_000,
         "profile_env_steps": 1040,
+        "floor_steps": 520,
         "profile_national_hcps": 100_000,
         "profile_national_days": 91,
         "retention_hcps": 100_000,
@@ -89,6 +90,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "scaling_days": 28,
         "scaling_max_hcps": 10_000,
         "profile_env_steps": 260,
+        "floor_steps": 104,
         "profile_national_hcps": 20_000,
         "profile_national_days": 28,
         "retention_hcps": 20_000,
@@ -314,15 +316,15 @@ def _train_defaults(seed: int):
     """`oce-sim train`'s defaults (TrainArgs) with ``seed``, and the default scenario with its training reward."""
     from dataclasses import replace
 
-    from oce_sim.config import load_scenario
-    from oce_sim.training import TrainArgs
+    from oce_sim.training import TrainArgs, training_scenario
 
     args = replace(TrainArgs(), seed=seed)
-    return args, load_scenario(None, overrides={"env": {"reward": args.reward}})
+    return args, training_scenario(args)
 
 
 def _learn_as_oce_sim_train(vec, args, timesteps: int):
-    """MaskablePPO as `oce-sim train` builds it (reward VecNormalize, ``model_kwargs``), without log files.
+    """MaskablePPO as `oce-sim train` builds it (masks from the infos, reward VecNormalize, ``model_kwargs``),
+    without log files.
 
     Returns the model and the wall seconds of ``learn``; closes ``vec``.
     """
@@ -330,10 +332,10 @@ def _learn_as_oce_sim_train(vec, args, timesteps: int):
     from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from oce_sim.training import model_kwargs
+    from oce_sim.training import ActionMasksFromInfo, model_kwargs
 
     vec.seed(args.seed)
-    vec = VecNormalize(vec, norm_obs=False, norm_reward=True, gamma=args.gamma)
+    vec = VecNormalize(ActionMasksFromInfo(vec), norm_obs=False, norm_reward=True, gamma=args.gamma)
     model = MaskablePPO("MlpPolicy", vec, **model_kwargs(args))
     model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder left in the temp dir
     started = time.perf_counter()
@@ -481,6 +483,9 @@ def _measure_training_wait_subproc(timesteps: int, seed: int) -> dict:
         "env_wait_s": wait_s,
         "env_wait_s_by_call": dict(waits),
         "env_share": wait_s / wall,
+        # Without the first VecEnv reset, which includes starting the workers (imports, loading the kernels):
+        # paid once per training run, so this is the share of a long run.
+        "env_share_steady": (wait_s - waits["reset"]) / (wall - waits["reset"]),
         "steps_per_s": steps / wall,
         "peak_rss_mib": peak_rss_mib(),
     }
@@ -680,6 +685,123 @@ def _measure_floors(simpy_events: int, numpy_iterations: int, n_hcps: int) -> di
                   "note": "goodwill *= decay; goodwill += impact; hill = g**a/(g**a+k**a); best of 3"},
         "numpy_version": np.__version__,
         "simpy_version": simpy.__version__,
+    }
+
+
+# ------------------------------------------------------------------------------------- 3b. floor of a step
+def _measure_step_floor(steps: int, seed: int) -> dict:
+    """What any implementation of the default scenario's 7-day step must spend, measured on this machine.
+
+    Three parts that the model itself fixes (not the code around them), pinned to one CPU, best of 3:
+
+    * the compiled end-of-day customer dynamics (``kernels.daily_update``: Hill response, Poisson Rx draw,
+      adoption transitions, decay) for the step's 5 working and 2 weekend days, on a mid-episode state;
+    * the 3 exogenous uniforms per HCP-day (Rx, transitions, portal visits), drawn in 28-day blocks;
+    * SimPy's bare cost of the events one step processes (counted over ``steps`` steps of a random masked
+      policy, at the bare rate of one ``yield env.timeout`` process).
+
+    Touch delivery, the field day, the view, the plan, the observation and the mask come on top.
+    """
+    cpu = _pin_one_cpu()
+    import numpy as np
+    import simpy
+
+    from oce_sim.envs.territory import TerritoryEnv
+    from oce_sim.world import kernels
+
+    timer = time.perf_counter
+    env = TerritoryEnv()
+    events = [0]
+
+    def count_events(sim: simpy.Environment) -> None:
+        simpy_step = sim.step
+
+        def counting_step() -> None:
+            events[0] += 1
+            simpy_step()
+
+        sim.step = counting_step  # type: ignore[method-assign]
+
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    assert env.world is not None
+    count_events(env.world.env)
+    for step in range(steps):
+        *_, truncated, _ = env.step(_random_masked_plays(rng, env.action_masks()))
+        if truncated:
+            env.reset(seed=seed + step + 1)
+            count_events(env.world.env)
+    events_per_step = events[0] / steps
+    # A mid-episode state for the dynamics.
+    env.reset(seed=seed)
+    for _ in range(26):
+        env.step(_random_masked_plays(rng, env.action_masks()))
+    world = env.world
+    assert world is not None
+
+    n = world.pop.n_hcps
+    interval = env.decision_interval_days
+    state, response, pop = world.state, world.response, world.pop
+    u_rx = [world.exogenous_uniforms("rx", d).copy() for d in range(interval)]
+    u_tr = [world.exogenous_uniforms("transitions", d).copy() for d in range(interval)]
+    rx_out = np.zeros(n, dtype=np.int32)
+    repeats = 200
+
+    def dynamics() -> float:
+        adoption, goodwill = state.adoption.copy(), state.goodwill.copy()
+        confusion, load = state.confusion.copy(), state.contact_load.copy()
+        t0 = timer()
+        for _ in range(repeats):
+            for day in range(interval):
+                kernels.daily_update(
+                    day % 7 < 5, u_rx[day], u_tr[day], adoption, goodwill, confusion, load, state.account_access,
+                    pop.account, pop.class_rx_per_day, response.brand_share, response.access_factor,
+                    pop.kol_edge_kol, pop.kol_edge_follower, response._up_base, response._up_slope,
+                    response._up_peer, response._down_base, response._down_damp, response._day_params, rx_out,
+                )  # fmt: skip
+        return (timer() - t0) / repeats
+
+    block_days = 28
+
+    def uniforms() -> float:
+        draw = np.random.default_rng(seed)
+        t0 = timer()
+        for _ in range(repeats):
+            for _stream in range(3):
+                draw.random((block_days, n))
+        return (timer() - t0) / repeats * interval / block_days
+
+    def bare(sim: simpy.Environment, count: int):
+        for _ in range(count):
+            yield sim.timeout(1)
+
+    def simpy_rate() -> float:
+        count = 200_000
+        sim = simpy.Environment()
+        sim.process(bare(sim, count))
+        t0 = timer()
+        sim.run()
+        return count / (timer() - t0)
+
+    dynamics()  # load the compiled kernel
+    dynamics_s = min(dynamics() for _ in range(3))
+    uniforms_s = min(uniforms() for _ in range(3))
+    rate = max(simpy_rate() for _ in range(3))
+    simpy_s = events_per_step / rate
+    env.close()
+    return {
+        "cpu": cpu,
+        "n_hcps": n,
+        "days_per_step": interval,
+        "measured_steps": steps,
+        "dynamics_ms_per_step": 1000 * dynamics_s,
+        "uniforms_ms_per_step": 1000 * uniforms_s,
+        "simpy_events_per_step": events_per_step,
+        "simpy_events_per_s": rate,
+        "simpy_ms_per_step": 1000 * simpy_s,
+        "floor_ms_per_step": 1000 * (dynamics_s + uniforms_s + simpy_s),
+        "note": "compiled daily_update for the step's days + 3 exogenous uniforms per HCP-day + the step's SimPy "
+                "events at the bare rate; everything else an env step does comes on top",
     }
 
 
@@ -894,6 +1016,7 @@ def run_perf(quick: bool = False, progress: bool = True, sizes: dict[str, Any] |
         return out
 
     result["floors"] = phase("floors", _measure_floors, size["simpy_events"], size["numpy_iterations"], NATIONAL_HCPS)
+    result["step_floor"] = phase("step_floor", _measure_step_floor, size["floor_steps"], seed)
     result["env_stepping"] = phase("env_stepping", _measure_env_stepping, size["env_warmup_episodes"],
                                    size["env_measure_episodes"], size["env_checkpoint_episodes"], seed)
     result["training"] = phase("training", _measure_training_share, size["train_timesteps"], seed, single_thread=False)
@@ -943,7 +1066,9 @@ def _verdicts(result: dict) -> list[dict]:
     rows.append({"target": "env share of MaskablePPO training wall time", "measured": training["env_share"],
                  "target_value": target, "direction": "<=", "ratio": training["env_share"] / target,
                  "met": training["env_share"] <= target, "unit": "share",
-                 "gap": f"env must get {training['env_speedup_needed']:.1f}x faster (learner time unchanged)"})
+                 "gap": f"env must get {training['env_speedup_needed']:.1f}x faster (learner time unchanged)"
+                        + (f"; the model's own floor is {result['step_floor']['floor_ms_per_step'] / training['env_ms_per_step_at_target']:.0%}"
+                           " of that budget" if "step_floor" in result else "")})
     national = result["national"]
     walls = {s: r["wall_s"] for s, r in national["strategies"].items()}
     label = "" if national["measured_at_full_scale"] else " (EXTRAPOLATED from quick size)"
@@ -1059,6 +1184,16 @@ def format_perf_markdown(result: dict) -> str:
             f"share of wall time the learner waits for the envs (step_wait / reset / action-mask calls, s) | "
             f"{_f(sub['env_share'], '.1%')} ({_f(waits['step_wait'], '.1f')} / {_f(waits['reset'], '.2f')} / "
             f"{_f(waits['env_method'], '.2f')}); {_f(sub['steps_per_s'], ',.0f')} steps/s |")
+        add(f"| same, without the first reset (it starts the workers: paid once per training run) | "
+            f"{_f(sub.get('env_share_steady'), '.1%')} |")
+    floor = result.get("step_floor")
+    if floor:
+        add(f"| floor of a step, any implementation (compiled customer dynamics / exogenous uniforms / "
+            f"{_f(floor['simpy_events_per_step'], '.1f')} SimPy events at the bare rate, ms) | "
+            f"{_f(floor['floor_ms_per_step'], '.3f')} ({_f(floor['dynamics_ms_per_step'], '.3f')} / "
+            f"{_f(floor['uniforms_ms_per_step'], '.3f')} / {_f(floor['simpy_ms_per_step'], '.3f')}) = "
+            f"{_f(floor['floor_ms_per_step'] / tr['env_ms_per_step_at_target'], '.0%')} of the env time that would "
+            f"meet the target |")
     add("")
     add("### 2. National scale")
     add("")

@@ -120,3 +120,49 @@ def test_sb3_subproc_matches_dummy_vec_env(single):
     obs1, rew1, _ = single[dispatch.REP_BIWEEKLY]
     np.testing.assert_array_equal(observations[:3, 0], obs1[:3, 0])
     np.testing.assert_array_equal(rewards[:3, 0], rew1[:3, 0].astype(rewards.dtype))  # SB3 keeps float32
+
+
+@pytest.mark.parametrize("vec_name", ["dummy", "subproc"])
+def test_masks_from_infos_equal_the_envs_own_masks(vec_name):
+    """`ActionMasksFromInfo` answers sb3-contrib's mask request from the infos, across an automatic reset."""
+    from sb3_contrib.common.maskable.utils import get_action_masks
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    from oce_sim.training import ActionMasksFromInfo
+
+    vec_cls = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}[vec_name]
+    make_stage_3 = partial(TerritoryEnv, scenario="small", stage=3, config={"env": {"horizon_days": HORIZON}})
+    wrapped = ActionMasksFromInfo(vec_cls([make_stage_3] * 2))
+    wrapped.seed(SEED)
+    wrapped.reset()
+    rng = np.random.default_rng(0)
+    answered_locally = 0
+    original = wrapped.venv.env_method
+    for _ in range(N_STEPS):
+        masks = get_action_masks(wrapped)
+        own = np.stack(original("action_masks"))
+        assert masks.shape == (2, N_SEGMENTS * dispatch.N_PLAYS) and masks.dtype == bool
+        np.testing.assert_array_equal(masks, own)
+        answered_locally += 1
+        grid = masks.reshape(2, N_SEGMENTS, dispatch.N_PLAYS)
+        actions = np.array([[rng.choice(np.flatnonzero(row)) for row in env_masks] for env_masks in grid])
+        _, _, dones, infos = wrapped.step(actions)
+        assert all(info["action_mask"].shape == (N_SEGMENTS * dispatch.N_PLAYS,) for info in infos)
+    assert dones.any() or answered_locally == N_STEPS
+    assert wrapped.env_method("get_wrapper_attr", "horizon_days") == [HORIZON, HORIZON], "other calls pass through"
+    wrapped.close()
+
+
+def test_kpis_only_at_episode_end_when_asked():
+    env = TerritoryEnv(scenario="small", config={"env": {"horizon_days": 14, "info_kpis": "episode_end"}})
+    _, info = env.reset(seed=SEED)
+    assert "kpis" not in info and info["action_mask"].shape == (N_SEGMENTS * dispatch.N_PLAYS,)
+    _, _, _, truncated, info = env.step(np.zeros(N_SEGMENTS, dtype=np.int64))
+    assert not truncated and "kpis" not in info
+    _, _, _, truncated, info = env.step(np.zeros(N_SEGMENTS, dtype=np.int64))
+    every = TerritoryEnv(scenario="small", config={"env": {"horizon_days": 14}})
+    every.reset(seed=SEED)
+    for _ in range(2):
+        *_, every_info = every.step(np.zeros(N_SEGMENTS, dtype=np.int64))
+    assert truncated and info["kpis"].keys() == every_info["kpis"].keys()
+    np.testing.assert_array_equal(list(info["kpis"].values()), list(every_info["kpis"].values()))  # NaN == NaN

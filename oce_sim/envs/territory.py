@@ -96,7 +96,11 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Never terminates; truncates at ``env.horizon_days`` (default 364 days = 52 weekly decisions).
     ``info["kpis"]`` holds the running episode KPIs (prescriptions, profit, cost, ROI, reach, frequency,
-    engagement rate, confusion events, unsubscribes, suggestion acceptance...).
+    engagement rate, confusion events, unsubscribes, suggestion acceptance...); with
+    ``config={"env": {"info_kpis": "episode_end"}}`` only the last step's info has them (for training).
+    ``info["action_mask"]`` (from ``reset`` and every ``step``) is the flattened mask of the next decision, the
+    same as ``action_masks()``: vectorised trainers can read it from the infos instead of calling back into the
+    workers (``oce_sim.training.ActionMasksFromInfo``).
 
     ## Arguments
 
@@ -109,7 +113,8 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial release (82 observation features, 8 plays).
+    * v0: initial release (82 observation features, 8 plays); ``info["action_mask"]`` and the ``env.info_kpis``
+      setting were added later without changing observations, actions or rewards.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -130,6 +135,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.decision_interval_days = settings.decision_interval_days
         self.reward_scale_usd = settings.reward_scale_usd
         self._reward_component = "profit" if settings.reward == "realized" else "expected_profit"
+        self._kpis_every_step = settings.info_kpis == "every_step"
         self.segment_names = dispatch.SEGMENTS
         self.play_names = dispatch.PLAYS
         self.action_space = spaces.MultiDiscrete(np.full(dispatch.N_SEGMENTS, dispatch.N_PLAYS, dtype=np.int64))
@@ -148,7 +154,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self._day = 0
         self._masked_total = 0
         self._series: list[dict[str, float]] = []
-        return self._observation(), self._info(None, 0, {})
+        return self._observation(), self._info(None, 0, {}, episode_end=False)
 
     def step(self, action: Any):
         if self.world is None:
@@ -167,7 +173,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         components = reward_components(before, self.world.ledger)
         reward = components[self._reward_component] / self.reward_scale_usd
         truncated = self._day >= self.horizon_days
-        info = self._info(plays, masked, components)
+        info = self._info(plays, masked, components, episode_end=truncated)
         self._series.append({"day": float(self._day), **components, **self._channel_counts()})
         if truncated:
             info["series"] = list(self._series)
@@ -239,13 +245,17 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         obs = np.concatenate([features.ravel(), global_features]).astype(np.float32)
         return np.clip(obs, 0.0, 1.0)
 
-    def _info(self, plays: np.ndarray | None, masked: int, components: dict[str, float]) -> dict[str, Any]:
+    def _info(self, plays: np.ndarray | None, masked: int, components: dict[str, float],
+              episode_end: bool) -> dict[str, Any]:
         assert self.world is not None
-        return {
+        info: dict[str, Any] = {
             "day": self._day,
             "plays": plays,
             "masked_actions": masked,
             "masked_actions_total": self._masked_total,
             "reward_components": components,
-            "kpis": episode_kpis(self.world),
+            "action_mask": self.world.action_mask().ravel(),
         }
+        if episode_end or self._kpis_every_step:
+            info["kpis"] = episode_kpis(self.world)
+        return info
