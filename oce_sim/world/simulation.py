@@ -38,6 +38,8 @@ from oce_sim.world.uplift import expected_touch_value_usd
 from oce_sim.world.view import NO_HCPS, RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
 
 HOUR = 1.0 / 24.0
+# dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP
+DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 
 
@@ -312,8 +314,10 @@ class World:
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
         if self._digest is not None:
-            for array in (outcome.hcp, outcome.channel, outcome.theme, outcome.engaged, outcome.conflict, rx):
-                self._digest.update(np.ascontiguousarray(array).tobytes())
+            # Fixed dtypes, so that the hash follows the events and not how the arrays happen to be stored.
+            for array, dtype in zip((outcome.hcp, outcome.channel, outcome.theme, outcome.engaged, outcome.conflict, rx),
+                                    DIGEST_DTYPES):
+                self._digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
             self.event_log.append(record)
         self.daily_rx.append(int(rx_total))
 
