@@ -95,7 +95,7 @@ def sends_in_last_30_days(sent_days, h, channel, day) -> int:
 
 @njit(cache=True)
 def deliver_touches(
-    order, hcp, channel, theme, engaged_hint, u, day,
+    order, hcp, channel, theme, origin, question, engaged_hint, u, day,
     email_consent, remote_consent, sent_days, sent_pointer, contact_load, confusion, goodwill, progress,
     last_stakeholder_day, last_stakeholder_theme, ever_delivered,
     channel_fit, need_relevance, tolerance, visit_cost,
@@ -103,13 +103,17 @@ def deliver_touches(
 ):  # fmt: skip
     """Deliver one day's touches in ``order`` (by HCP, then time), updating the customer state in place.
 
-    Returns ``(rows, engaged, conflict, out_of_sequence, unsubscribed, impact, cost_usd, blocked_no_consent,
-    blocked_cap)`` where ``rows`` indexes the delivered touches of the input batch, in delivery order.
+    Returns the delivered touches in delivery order, ``(hcp, channel, theme, origin, question, engaged, conflict,
+    out_of_sequence, unsubscribed, impact, cost_usd)``, then the numbers blocked for consent and for caps.
     """
     load_to_monthly, window, distance, increment = params[0], params[1], params[2], params[3]
     out_of_sequence_factor, repeat_factor, unsub_base, unsub_per_excess = params[4], params[5], params[6], params[7]
     n = order.size
-    rows = np.empty(n, dtype=np.int64)
+    hcp_out = np.empty(n, dtype=hcp.dtype)
+    channel_out = np.empty(n, dtype=channel.dtype)
+    theme_out = np.empty(n, dtype=theme.dtype)
+    origin_out = np.empty(n, dtype=origin.dtype)
+    question_out = np.empty(n, dtype=question.dtype)
     engaged_out = np.zeros(n, dtype=np.bool_)
     conflict_out = np.zeros(n, dtype=np.bool_)
     ahead_out = np.zeros(n, dtype=np.bool_)
@@ -184,7 +188,11 @@ def deliver_touches(
         sent_days[h, c, pointer] = day
         sent_pointer[h, c] = (pointer + 1) % ring
         ever_delivered[h] = True
-        rows[k] = j
+        hcp_out[k] = h
+        channel_out[k] = c
+        theme_out[k] = t
+        origin_out[k] = origin[j]
+        question_out[k] = question[j]
         engaged_out[k] = engaged
         conflict_out[k] = conflict
         ahead_out[k] = engaged and pushed and t > heard
@@ -192,8 +200,8 @@ def deliver_touches(
         impact_out[k] = impact
         cost_out[k] = visit_cost[h] if c == _REP_VISIT else unit_cost[c]
         k += 1
-    return (rows[:k], engaged_out[:k], conflict_out[:k], ahead_out[:k], unsub_out[:k], impact_out[:k],
-            cost_out[:k], blocked_consent, blocked_cap)
+    return (hcp_out[:k], channel_out[:k], theme_out[:k], origin_out[:k], question_out[:k], engaged_out[:k],
+            conflict_out[:k], ahead_out[:k], unsub_out[:k], impact_out[:k], cost_out[:k], blocked_consent, blocked_cap)
 
 
 @njit(cache=True)
@@ -672,3 +680,47 @@ def poisson_draws(u, lam):
     for i in range(u.size):
         out[i] = poisson_inverse_cdf(u[i], lam[i])
     return out
+
+
+@njit(cache=True)
+def take_day(day, size, days, hcp, channel, theme, origin, question, hint, time):
+    """Take the queued touches of ``day`` out of the first ``size`` rows of a touch queue's columns.
+
+    Returns them as new arrays, in the order they were queued, and the number of rows left: the other rows
+    move up in place, keeping their order.
+    """
+    count = 0
+    for i in range(size):
+        if days[i] == day:
+            count += 1
+    out_hcp = np.empty(count, dtype=hcp.dtype)
+    out_channel = np.empty(count, dtype=channel.dtype)
+    out_theme = np.empty(count, dtype=theme.dtype)
+    out_origin = np.empty(count, dtype=origin.dtype)
+    out_question = np.empty(count, dtype=question.dtype)
+    out_hint = np.empty(count, dtype=hint.dtype)
+    out_time = np.empty(count, dtype=time.dtype)
+    k = 0
+    kept = 0
+    for i in range(size):
+        if days[i] == day:
+            out_hcp[k] = hcp[i]
+            out_channel[k] = channel[i]
+            out_theme[k] = theme[i]
+            out_origin[k] = origin[i]
+            out_question[k] = question[i]
+            out_hint[k] = hint[i]
+            out_time[k] = time[i]
+            k += 1
+        else:
+            if kept != i:
+                days[kept] = days[i]
+                hcp[kept] = hcp[i]
+                channel[kept] = channel[i]
+                theme[kept] = theme[i]
+                origin[kept] = origin[i]
+                question[kept] = question[i]
+                hint[kept] = hint[i]
+                time[kept] = time[i]
+            kept += 1
+    return out_hcp, out_channel, out_theme, out_origin, out_question, out_hint, out_time, kept

@@ -44,16 +44,70 @@ class TouchBatch:
         return cls(z, z.astype(np.int8), z.astype(np.int8), z.astype(np.int8), z.astype(bool),
                    z.astype(np.int8), z.astype(float))
 
-    @classmethod
-    def concat(cls, batches: list["TouchBatch"]) -> "TouchBatch":
-        if not batches:
-            return cls.empty()
-        if len(batches) == 1:
-            return batches[0]
-        return cls(*(np.concatenate([getattr(b, f) for b in batches]) for f in cls.__dataclass_fields__))
-
     def __len__(self) -> int:
         return int(self.hcp.size)
+
+
+class TouchQueue:
+    """Touches waiting for the end of the day they happen on, as preallocated columns (no object per batch).
+
+    Rows keep the order they were queued in; :meth:`take_day` hands out one day's rows in that order, which is
+    the order in which a day's touches of equal HCP and time are delivered.
+    """
+
+    def __init__(self, capacity: int = 1024):
+        self.size = 0
+        self.day = np.empty(capacity, dtype=np.int64)
+        self.hcp = np.empty(capacity, dtype=np.int64)
+        self.channel = np.empty(capacity, dtype=np.int8)
+        self.theme = np.empty(capacity, dtype=np.int8)
+        self.origin = np.empty(capacity, dtype=np.int8)
+        self.question = np.empty(capacity, dtype=bool)
+        self.engaged_hint = np.empty(capacity, dtype=np.int8)
+        self.time = np.empty(capacity, dtype=float)
+
+    _COLUMNS = ("day", "hcp", "channel", "theme", "origin", "question", "engaged_hint", "time")
+
+    def __len__(self) -> int:
+        return self.size
+
+    def push(self, hcp: np.ndarray, channel: int | np.ndarray, theme: int | np.ndarray, origin: int | np.ndarray,
+             time: float | np.ndarray, engaged_hint: int | np.ndarray = -1, question: bool | np.ndarray = False,
+             day: int | None = None) -> None:
+        """Queue one touch per entry of ``hcp``; the other fields are scalars or arrays of the same length.
+        ``day`` (when the caller knows all touches fall on one day) saves computing it from ``time``."""
+        n = int(hcp.size)
+        if n == 0:
+            return
+        start, end = self.size, self.size + n
+        if end > self.day.size:
+            capacity = max(end, 2 * self.day.size)
+            for name in self._COLUMNS:
+                old = getattr(self, name)
+                grown = np.empty(capacity, dtype=old.dtype)
+                grown[:start] = old[:start]
+                setattr(self, name, grown)
+        self.hcp[start:end] = hcp
+        self.channel[start:end] = channel
+        self.theme[start:end] = theme
+        self.origin[start:end] = origin
+        self.question[start:end] = question
+        self.engaged_hint[start:end] = engaged_hint
+        self.time[start:end] = time
+        self.day[start:end] = np.floor(self.time[start:end]) if day is None else day
+        self.size = end
+
+    def take_day(self, day: int) -> "TouchBatch":
+        """Remove and return the touches of ``day``, in the order they were queued."""
+        if self.size == 0:
+            return TouchBatch.empty()
+        *columns, self.size = kernels.take_day(day, self.size, self.day, self.hcp, self.channel, self.theme,
+                                               self.origin, self.question, self.engaged_hint, self.time)
+        hcp, channel, theme, origin, question, engaged_hint, time = columns
+        return TouchBatch(hcp, channel, theme, origin, question, engaged_hint, time)
+
+    def clear(self) -> None:
+        self.size = 0
 
 
 @dataclass
@@ -215,18 +269,16 @@ class ResponseModel:
             return TouchOutcome.empty()
         order = np.lexsort((batch.time, batch.hcp))
         u = rng.random((order.size, 2))
-        rows, engaged, conflict, ahead, unsub, impact, cost, blocked_consent, blocked_cap = kernels.deliver_touches(
-            order, batch.hcp, batch.channel, batch.theme, batch.engaged_hint, u, float(day),
-            state.email_consent, state.remote_consent, state.sent_days, state.sent_pointer, state.contact_load,
-            state.confusion, state.goodwill, state.progress, state.last_stakeholder_day,
+        *delivered, blocked_consent, blocked_cap = kernels.deliver_touches(
+            order, batch.hcp, batch.channel, batch.theme, batch.origin, batch.question, batch.engaged_hint, u,
+            float(day), state.email_consent, state.remote_consent, state.sent_days, state.sent_pointer,
+            state.contact_load, state.confusion, state.goodwill, state.progress, state.last_stakeholder_day,
             state.last_stakeholder_theme, state.ever_delivered,
             self.pop.channel_fit, self.pop.need_relevance, self.tolerance, self.visit_cost,
             self.caps, self.base_engagement, self.channel_effect, self.unit_cost, SOURCE_OF_CHANNEL, CONTACT_LOAD,
             self._touch_params,
         )  # fmt: skip
-        return TouchOutcome(batch.hcp[rows], batch.channel[rows], batch.theme[rows], batch.origin[rows],
-                            batch.question[rows], engaged, conflict, ahead, unsub, impact, cost,
-                            int(blocked_consent), int(blocked_cap))
+        return TouchOutcome(*delivered, blocked_no_consent=int(blocked_consent), blocked_cap=int(blocked_cap))
 
     # ---------------------------------------------------------------------------------------- daily update
     def advance_day(

@@ -32,6 +32,7 @@ from oce_sim.world.response import (
     ResponseModel,
     TouchBatch,
     TouchOutcome,
+    TouchQueue,
 )
 from oce_sim.world.streams import RandomStreams
 from oce_sim.world.uplift import expected_touch_value_usd
@@ -118,14 +119,13 @@ class World:
         self.field = FieldForce(config, self.pop, self.streams.stream("territories"))
         self.ledger = Ledger()
         self.env = simpy.Environment()
-        self._touch_buffer: dict[int, list[TouchBatch]] = defaultdict(list)
+        self._queue = TouchQueue()
         self._pending_notes: dict[int, list[tuple[str, np.ndarray | int]]] = defaultdict(list)
         self._rng_touches = self.streams.stream("touches")
         self._rng_field = self.streams.stream("field")
         self._rng_pipeline = self.streams.stream("pipeline")
         self._rng_webinar = self.streams.stream("webinar")
         self._blocks: dict[str, tuple[int, np.ndarray]] = {}
-        self._constants: dict[int | str, np.ndarray] = {}
         self._webinar_registered = np.zeros(self.pop.n_hcps, dtype=bool)
         self._digest = hashlib.sha256() if config.env.record_events else None
         self.event_log: list[DayRecord] = []
@@ -177,46 +177,8 @@ class World:
 
     def schedule_touches(self, batch: TouchBatch, day: int | None = None) -> None:
         """Queue touches for the end of the day they happen on (``day``, when the caller knows it is one day)."""
-        if len(batch) == 0:
-            return
-        if day is not None:
-            self._touch_buffer[day].append(batch)
-            return
-        days = np.floor(batch.time).astype(np.int64)
-        if days.min() == days.max():
-            self._touch_buffer[int(days[0])].append(batch)
-            return
-        for d in np.unique(days):
-            sel = days == d
-            self._touch_buffer[int(d)].append(
-                TouchBatch(*(getattr(batch, f)[sel] for f in TouchBatch.__dataclass_fields__))
-            )
-
-    def _touches(self, hcp: np.ndarray, channel: int, theme: np.ndarray | int, origin: int, time: np.ndarray | float,
-                 engaged_hint: int = -1) -> TouchBatch:
-        n = hcp.size
-        theme_array = np.full(n, theme, dtype=np.int8) if np.isscalar(theme) else np.asarray(theme, dtype=np.int8)
-        time_array = np.full(n, time, dtype=float) if np.isscalar(time) else np.asarray(time, dtype=float)
-        return TouchBatch(
-            hcp=hcp.astype(np.int64, copy=False),
-            channel=self._constant(channel, n),
-            theme=theme_array,
-            origin=self._constant(origin, n),
-            question=self._constant(False, n),
-            engaged_hint=self._constant(engaged_hint, n),
-            time=time_array,
-        )
-
-    def _constant(self, value: int | bool, n: int) -> np.ndarray:
-        """A read-only int8 (bool for False) array of ``n`` copies of ``value``, sliced from a cached buffer."""
-        key = value if not isinstance(value, bool) else "False"
-        buffer = self._constants.get(key)
-        if buffer is None or buffer.size < n:
-            size = max(n, self.pop.n_hcps)
-            buffer = np.zeros(size, dtype=bool) if key == "False" else np.full(size, value, dtype=np.int8)
-            buffer.flags.writeable = False
-            self._constants[key] = buffer
-        return buffer[:n]
+        self._queue.push(batch.hcp, batch.channel, batch.theme, batch.origin, batch.time, batch.engaged_hint,
+                         batch.question, day)
 
     def sent_last_30_days(self, hcp: np.ndarray, channel: int) -> np.ndarray:
         """The channel system's own count of deliveries (exact: every system knows its own sends)."""
@@ -266,13 +228,13 @@ class World:
             send = add_working_days(day, 0) + 10 * HOUR
             self.own_send_day[plan.email_hcp, EMAIL] = day
             open_time = send + self.config.channels.email.open_delay_days
-            self.schedule_touches(self._touches(plan.email_hcp, EMAIL, plan.email_theme, ORIGIN_ORCHESTRATOR, open_time))
+            self._queue.push(plan.email_hcp, EMAIL, plan.email_theme, ORIGIN_ORCHESTRATOR, open_time)
         if plan.remote_hcp.size:
             delay = self.config.channels.remote_detail.delay_days
             days = np.array([add_working_days(day + delay, int(k)) for k in range(int(plan.remote_day_offset.max()) + 1)])
             times = days[plan.remote_day_offset] + 11 * HOUR
             self.own_send_day[plan.remote_hcp, REMOTE_DETAIL] = day
-            self.schedule_touches(self._touches(plan.remote_hcp, REMOTE_DETAIL, plan.remote_theme, ORIGIN_ORCHESTRATOR, times))
+            self._queue.push(plan.remote_hcp, REMOTE_DETAIL, plan.remote_theme, ORIGIN_ORCHESTRATOR, times)
         if plan.webinar_hcp.size:
             self._register_for_webinar(plan.webinar_hcp)
 
@@ -300,10 +262,10 @@ class World:
                                            self.state.adoption, 0.2)
         if visitors.size:
             theme = self._top_need[visitors]
-            self.schedule_touches(self._touches(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1), day)
+            self._queue.push(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1, day=day)
 
     def _end_of_day(self, day: int) -> None:
-        batch = TouchBatch.concat(self._touch_buffer.pop(day, []))
+        batch = self._queue.take_day(day)
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
         rx, expected_rx, rx_total = self.response.advance_day(
@@ -399,7 +361,7 @@ class World:
                 hcp = np.flatnonzero(self.view.email_consent)
                 hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
                 open_time = day + self.config.channels.email.open_delay_days
-                self.schedule_touches(self._touches(hcp, EMAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, open_time))
+                self._queue.push(hcp, EMAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, open_time)
             yield self.env.timeout(cal.email_interval_days)
 
     def _marketing_remote(self):
@@ -417,7 +379,7 @@ class World:
                 if hcp.size:
                     days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
                     times = days[offsets] + 11 * HOUR
-                    self.schedule_touches(self._touches(hcp, REMOTE_DETAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, times))
+                    self._queue.push(hcp, REMOTE_DETAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, times)
             yield self.env.timeout(cal.remote_interval_days)
 
     def _register_for_webinar(self, hcp: np.ndarray) -> None:
@@ -452,7 +414,7 @@ class World:
             self._webinar_registered[:] = False
             if web.seats > 0 and registered.size:
                 theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
-                self.schedule_touches(self._touches(show, WEBINAR, theme, ORIGIN_CALENDAR, self.env.now, 1))
+                self._queue.push(show, WEBINAR, theme, ORIGIN_CALENDAR, self.env.now, 1)
                 self.ledger.cost_usd[WEBINAR] += web.fixed_cost_usd
                 self.ledger.webinar_events += 1
             yield self.env.timeout(1.0)
@@ -477,7 +439,7 @@ class World:
         without this a dead national-scale World would wait for the cyclic garbage collector."""
         for name in ("state", "pop", "view", "pipeline", "field", "response", "_blocks", "event_log"):
             setattr(self, name, None)
-        self._touch_buffer.clear()
+        self._queue.clear()
         self._pending_notes.clear()
 
     def event_digest(self) -> str:
