@@ -19,6 +19,7 @@ Reproduce with ``python experiments/perf_benchmark.py`` or ``oce-sim bench --per
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import gc
 import math
@@ -640,6 +641,21 @@ def _measure_scaling(hcps: list[int], days: int, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- 3. floors
+def _simpy_bare_rate(events: int) -> float:
+    """Events/s of one SimPy process doing ``yield env.timeout(1)`` ``events`` times."""
+    import simpy
+
+    def bare(env: simpy.Environment):
+        for _ in range(events):
+            yield env.timeout(1)
+
+    env = simpy.Environment()
+    env.process(bare(env))
+    t0 = time.perf_counter()
+    env.run()
+    return events / (time.perf_counter() - t0)
+
+
 def _measure_floors(simpy_events: int, numpy_iterations: int, n_hcps: int) -> dict:
     """SimPy's bare event rate and a NumPy vectorised state update over ``n_hcps`` HCPs, pinned to one CPU."""
     cpu = _pin_one_cpu()
@@ -647,18 +663,7 @@ def _measure_floors(simpy_events: int, numpy_iterations: int, n_hcps: int) -> di
     import simpy
 
     timer = time.perf_counter
-
-    def bare(env: simpy.Environment, n: int):
-        for _ in range(n):
-            yield env.timeout(1)
-
-    rates = []
-    for _ in range(3):  # best of three (the floor is what the machine can do)
-        env = simpy.Environment()
-        env.process(bare(env, simpy_events))
-        t0 = timer()
-        env.run()
-        rates.append(simpy_events / (timer() - t0))
+    rates = [_simpy_bare_rate(simpy_events) for _ in range(3)]  # best of three: what the machine can do
     simpy_rate = max(rates)
 
     rng = np.random.default_rng(0)
@@ -694,8 +699,9 @@ def _measure_step_floor(steps: int, seed: int) -> dict:
 
     Three parts that the model itself fixes (not the code around them), pinned to one CPU, best of 3:
 
-    * the compiled end-of-day customer dynamics (``kernels.daily_update``: Hill response, Poisson Rx draw,
-      adoption transitions, decay) for the step's 5 working and 2 weekend days, on a mid-episode state;
+    * the end-of-day customer dynamics (``ResponseModel.advance_day``, i.e. the compiled ``daily_update``: Hill
+      response, Poisson Rx draw, adoption transitions, decay) for the step's 5 working and 2 weekend days, on a
+      copy of a mid-episode state;
     * the 3 exogenous uniforms per HCP-day (Rx, transitions, portal visits), drawn in 28-day blocks;
     * SimPy's bare cost of the events one step processes (counted over ``steps`` steps of a random masked
       policy, at the bare rate of one ``yield env.timeout`` process).
@@ -707,7 +713,7 @@ def _measure_step_floor(steps: int, seed: int) -> dict:
     import simpy
 
     from oce_sim.envs.territory import TerritoryEnv
-    from oce_sim.world import kernels
+    from oce_sim.world.simulation import is_working_day
 
     timer = time.perf_counter
     env = TerritoryEnv()
@@ -741,24 +747,16 @@ def _measure_step_floor(steps: int, seed: int) -> dict:
 
     n = world.pop.n_hcps
     interval = env.decision_interval_days
-    state, response, pop = world.state, world.response, world.pop
     u_rx = [world.exogenous_uniforms("rx", d).copy() for d in range(interval)]
     u_tr = [world.exogenous_uniforms("transitions", d).copy() for d in range(interval)]
-    rx_out = np.zeros(n, dtype=np.int32)
     repeats = 200
 
     def dynamics() -> float:
-        adoption, goodwill = state.adoption.copy(), state.goodwill.copy()
-        confusion, load = state.confusion.copy(), state.contact_load.copy()
+        state = copy.deepcopy(world.state)  # the world's own state stays as it is
         t0 = timer()
         for _ in range(repeats):
             for day in range(interval):
-                kernels.daily_update(
-                    day % 7 < 5, u_rx[day], u_tr[day], adoption, goodwill, confusion, load, state.account_access,
-                    pop.account, pop.class_rx_per_day, response.brand_share, response.access_factor,
-                    pop.kol_edge_kol, pop.kol_edge_follower, response._up_base, response._up_slope,
-                    response._up_peer, response._down_base, response._down_damp, response._day_params, rx_out,
-                )  # fmt: skip
+                world.response.advance_day(state, is_working_day(day), u_rx[day], u_tr[day])
         return (timer() - t0) / repeats
 
     block_days = 28
@@ -771,22 +769,10 @@ def _measure_step_floor(steps: int, seed: int) -> dict:
                 draw.random((block_days, n))
         return (timer() - t0) / repeats * interval / block_days
 
-    def bare(sim: simpy.Environment, count: int):
-        for _ in range(count):
-            yield sim.timeout(1)
-
-    def simpy_rate() -> float:
-        count = 200_000
-        sim = simpy.Environment()
-        sim.process(bare(sim, count))
-        t0 = timer()
-        sim.run()
-        return count / (timer() - t0)
-
     dynamics()  # load the compiled kernel
     dynamics_s = min(dynamics() for _ in range(3))
     uniforms_s = min(uniforms() for _ in range(3))
-    rate = max(simpy_rate() for _ in range(3))
+    rate = max(_simpy_bare_rate(200_000) for _ in range(3))
     simpy_s = events_per_step / rate
     env.close()
     return {
@@ -800,8 +786,8 @@ def _measure_step_floor(steps: int, seed: int) -> dict:
         "simpy_events_per_s": rate,
         "simpy_ms_per_step": 1000 * simpy_s,
         "floor_ms_per_step": 1000 * (dynamics_s + uniforms_s + simpy_s),
-        "note": "compiled daily_update for the step's days + 3 exogenous uniforms per HCP-day + the step's SimPy "
-                "events at the bare rate; everything else an env step does comes on top",
+        "note": "ResponseModel.advance_day (compiled daily_update) for the step's days + 3 exogenous uniforms per "
+                "HCP-day + the step's SimPy events at the bare rate; everything else an env step does comes on top",
     }
 
 

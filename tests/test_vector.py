@@ -136,20 +136,29 @@ def test_masks_from_infos_equal_the_envs_own_masks(vec_name):
     wrapped.seed(SEED)
     wrapped.reset()
     rng = np.random.default_rng(0)
-    answered_locally = 0
     original = wrapped.venv.env_method
+    forwarded: list[str] = []
+
+    def counting_env_method(method_name, *args, **kwargs):
+        forwarded.append(method_name)
+        return original(method_name, *args, **kwargs)
+
+    wrapped.venv.env_method = counting_env_method
+    crossed_autoreset = False
     for _ in range(N_STEPS):
         masks = get_action_masks(wrapped)
+        assert forwarded == [], "masks are answered from the infos, without a call to the workers"
         own = np.stack(original("action_masks"))
         assert masks.shape == (2, N_SEGMENTS * dispatch.N_PLAYS) and masks.dtype == bool
         np.testing.assert_array_equal(masks, own)
-        answered_locally += 1
         grid = masks.reshape(2, N_SEGMENTS, dispatch.N_PLAYS)
         actions = np.array([[rng.choice(np.flatnonzero(row)) for row in env_masks] for env_masks in grid])
         _, _, dones, infos = wrapped.step(actions)
+        crossed_autoreset |= bool(dones.any())
         assert all(info["action_mask"].shape == (N_SEGMENTS * dispatch.N_PLAYS,) for info in infos)
-    assert dones.any() or answered_locally == N_STEPS
+    assert crossed_autoreset, "the rollout crosses an automatic reset"
     assert wrapped.env_method("get_wrapper_attr", "horizon_days") == [HORIZON, HORIZON], "other calls pass through"
+    assert forwarded == ["get_wrapper_attr"]
     wrapped.close()
 
 
