@@ -10,10 +10,12 @@ from oce_sim.world import dispatch
 
 
 class NoPromotion(Policy):
-    """Holds every segment.  Run at stage 3 so that no marketing calendar runs either."""
+    """No promotion at all: no field force (no reps, so no fixed field cost) and no marketing (stage 3, so no
+    calendar runs; every segment held).  The counterfactual that incremental revenue and ROI are measured against."""
 
     name = "no_promotion"
     stage = 3
+    env_config = {"population": {"n_reps": 0}}
 
     def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
         return np.full(N_SEG, dispatch.HOLD)

@@ -2,8 +2,8 @@
 
 It runs at stage 3 with ``env.oracle_view`` (the orchestrator's view is replaced by the truth, so the
 executor also targets and sequences on true state), and picks, per segment, the play whose summed
-expected profit over the segment's eligible customers is highest.  Myopic, so a bound to read results
-against, not a proof of optimality.
+expected profit over the segment's eligible customers is highest.  Greedy per epoch (values each touch over
+the rest of the episode and the discounted tail), so a bound to read results against, not a proof of optimality.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from agents.base import N_SEG, Observation, Policy
 from oce_sim.world import dispatch
 from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT, WEBINAR
-from oce_sim.world.uplift import expected_touch_value_usd
+from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
 
 D = dispatch
 # visits every two weeks dominate monthly ones when a visit pays; asking is moot with the truth in view
@@ -35,7 +35,7 @@ class Oracle(Policy):
         world = self._env.world
         model = world.response
         n = world.pop.n_hcps
-        days_left = self._env.horizon_days - world.now
+        days_left = value_horizon_days(world)  # the multi-period objective: the tail counts too
         segment = world.segments()
         value = {c: expected_touch_value_usd(world, c, days_left) for c in set(PLAY_CHANNEL.values())}
         show_rate = world.config.channels.webinar.show_rate

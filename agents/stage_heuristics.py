@@ -1,7 +1,8 @@
 """What each maturity stage does with what it can see and control.
 
 Each strategy reads only the observation (the orchestrator's view at its stage) and the action mask (its
-authority), so a strategy can never use information its stage does not have.
+authority), so a strategy can never use information its stage does not have, plus the public economics a
+planner has (:mod:`agents.planning`: the value of an Rx, the marginal cost of a call or a touch, tier volumes).
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from agents.base import N_SEG, Observation, Policy, segment_index
+from agents.planning import PlannerEconomics
 from oce_sim.world import dispatch
 from oce_sim.world.dispatch import BELIEFS, TIERS
 
 D = dispatch
-VISITS_PER_WEEK = {D.REP_BIWEEKLY: 0.5, D.REP_MONTHLY: 0.25, D.REP_ASK: 0.5}
+VISITS_PER_WEEK = {D.REP_BIWEEKLY: 0.5, D.REP_MONTHLY: 0.25, D.REP_ASK: 0.5, D.REP_PLUS_EMAIL: 0.5}
+FIELD_OVERBOOKING = 1.6  # planned visits per unit of field capacity at stage 3 (see Intervention.fill_field_capacity)
 QUARTER_STEPS = 13
 
 
@@ -21,7 +24,27 @@ def tier_share(obs: Observation, tier: str) -> float:
     return float(sum(obs.segment["share_of_customers"][segment_index(tier, b)] for b in BELIEFS))
 
 
-class Instruction(Policy):
+class PlannedPolicy(Policy):
+    """A stage heuristic that plans with the scenario's public economics (read at reset)."""
+
+    _economics: PlannerEconomics | None = None
+
+    def reset(self, env, seed=None) -> None:
+        super().reset(env, seed)
+        self._economics = PlannerEconomics.of_env(env)
+
+    @property
+    def economics(self) -> PlannerEconomics:
+        if self._economics is None:  # predict() without reset(): the default scenario's economics
+            self._economics = PlannerEconomics.of_env(None)
+        return self._economics
+
+    def tier_pays(self) -> np.ndarray:
+        """Per segment: does a call to the segment's potential tier cover its marginal cost?"""
+        return np.array([self.economics.visit_pays(t) for t in TIERS for _ in BELIEFS])
+
+
+class Instruction(PlannedPolicy):
     """Stage 0: the manager's call plan.
 
     Reach and frequency targets by potential decile (high tier every two weeks, mid monthly, low tier only
@@ -39,15 +62,16 @@ class Instruction(Policy):
     def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
         if self._plan is None or self._step % QUARTER_STEPS == 0:
             frequency = {"high": D.REP_BIWEEKLY, "mid": D.REP_MONTHLY, "low": D.HOLD}
+            frequency = {t: p if self.economics.visit_pays(t) else D.HOLD for t, p in frequency.items()}
             capacity = obs.glob["field_capacity_per_customer"]
             demand = sum(tier_share(obs, t) * VISITS_PER_WEEK.get(p, 0.0) for t, p in frequency.items())
-            if demand + 0.25 * tier_share(obs, "low") <= capacity:
+            if demand + 0.25 * tier_share(obs, "low") <= capacity and self.economics.visit_pays("low"):
                 frequency["low"] = D.REP_MONTHLY
             self._plan = np.array([frequency[t] for t in TIERS for _ in BELIEFS])
         return self._plan
 
 
-class Insight(Policy):
+class Insight(PlannedPolicy):
     """Stage 1: the rep re-prioritises with shared cross-channel insight, every week.
 
     Acquire and convert where the value is (non-prescribers and trialists of high and mid potential,
@@ -74,7 +98,7 @@ class Insight(Policy):
         seg = obs.segment
         reached_elsewhere = (seg["days_since_any_touch"] < 0.5 * seg["days_since_rep_visit"]) & (seg["engagement_rate"] > 0.5)
         plays = np.where(reached_elsewhere & (plays == D.REP_BIWEEKLY), D.REP_MONTHLY, plays)
-        return plays
+        return np.where(self.tier_pays(), plays, D.HOLD)
 
     def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
         return self.rep_plan(obs)
@@ -102,11 +126,11 @@ class Involvement(Insight):
 class Intervention(Involvement):
     """Stage 3: one orchestrator sequences every channel.
 
-    Field visits go where they pay (acquiring and converting high and mid potential); on alternate weeks
-    the same customers get an email carrying the same message, so the sequence continues between visits
-    without two stakeholders colliding; adopters are retained with email and webinars; low-potential
-    customers are served by remote detail and email only.  Nothing runs that the orchestrator did not
-    schedule.
+    The field force is paid for whatever it does, so its capacity goes where a visit pays, as at involvement;
+    the orchestrator adds what the other stages cannot: an email between visits carrying the same message
+    (``rep_visit_plus_email``), so the sequence continues without two stakeholders colliding; webinar invitations
+    for adopters once a month; and remote detail and email for low-potential customers where those pay and a
+    visit does not go.  Nothing runs that the orchestrator did not schedule (no marketing calendar).
     """
 
     name = "intervention"
@@ -114,14 +138,43 @@ class Intervention(Involvement):
 
     def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
         plays = super().act(obs, mask)
+        econ = self.economics
         week = self._step
         for s in range(N_SEG):
             tier, belief = TIERS[s // 3], BELIEFS[s % 3]
             if tier == "low":
-                plays[s] = {"non_prescriber": D.EMAIL_PLAY, "trialing": D.REMOTE, "adopter": D.EMAIL_PLAY}[belief]
+                digital = {"non_prescriber": D.EMAIL_PLAY, "trialing": D.REMOTE, "adopter": D.EMAIL_PLAY}[belief]
+                pays = econ.remote_pays(tier) if digital == D.REMOTE else econ.email_pays(tier)
+                if pays:
+                    plays[s] = digital
             elif belief == "adopter":
-                plays[s] = D.REP_MONTHLY if (tier == "high" and week % 2 == 0) else (
-                    D.WEBINAR_PLAY if week % 4 == 1 else D.EMAIL_PLAY)
-            elif week % 2 == 1 and plays[s] in (D.REP_BIWEEKLY, D.REP_ASK):
-                plays[s] = D.EMAIL_PLAY
+                if week % 4 == 1 and econ.webinar_pays(tier):
+                    plays[s] = D.WEBINAR_PLAY
+                elif plays[s] == D.HOLD and econ.email_pays(tier):
+                    plays[s] = D.EMAIL_PLAY
+            elif plays[s] == D.REP_BIWEEKLY and econ.email_pays(tier):
+                plays[s] = D.REP_PLUS_EMAIL
+        return self.fill_field_capacity(obs, mask, plays)
+
+    def fill_field_capacity(self, obs: Observation, mask: np.ndarray, plays: np.ndarray) -> np.ndarray:
+        """The reps are paid anyway: while the plan leaves field capacity unused, add visits where they pay most.
+
+        A plan's nominal demand overstates the calls it yields (the CRM keeps each customer's cadence and cap,
+        no-see customers drop out), so the planner books up to ``FIELD_OVERBOOKING`` x the field's capacity."""
+        plays = plays.copy()
+        share = obs.segment["share_of_customers"]
+        demand = float(sum(share[s] * VISITS_PER_WEEK.get(int(plays[s]), 0.0) for s in range(N_SEG)))
+        target = FIELD_OVERBOOKING * obs.glob["field_capacity_per_customer"]
+        upgrade = {D.HOLD: D.REP_MONTHLY, D.EMAIL_PLAY: D.REP_PLUS_EMAIL, D.REMOTE: D.REP_MONTHLY,
+                   D.WEBINAR_PLAY: D.WEBINAR_PLAY, D.REP_MONTHLY: D.REP_BIWEEKLY}
+        by_value = sorted(range(N_SEG), key=lambda s: (-self.economics.detail_value_usd[TIERS[s // 3]], s % 3))
+        for s in by_value:
+            if demand >= target:
+                break
+            tier = TIERS[s // 3]
+            new = upgrade.get(int(plays[s]), int(plays[s]))
+            if new == plays[s] or not self.economics.visit_pays(tier) or not mask[s, new]:
+                continue
+            demand += share[s] * (VISITS_PER_WEEK.get(new, 0.0) - VISITS_PER_WEEK.get(int(plays[s]), 0.0))
+            plays[s] = new
         return plays

@@ -131,7 +131,7 @@ def compare(
     meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
             "strategies": list(policies), "seconds": round(time.time() - started, 1)}
     evaluation.write_results(out, results, summary, meta)
-    figures = evaluation.plot_figures(results, series, out, config.name)
+    figures = evaluation.plot_figures(results, series, out, config.name, baseline)
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}]")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}")

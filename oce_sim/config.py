@@ -27,6 +27,19 @@ class _Model(BaseModel):
 Probability = Field(ge=0.0, le=1.0)
 
 
+def _uniform_stage(value: Any) -> Any:
+    """Accept ``2`` or ``"involvement"`` for a uniform stage."""
+    if isinstance(value, bool):
+        raise ValueError("stage must be an integer 0-3 or a mapping of entity -> 0-3")
+    if isinstance(value, int):
+        if not 0 <= value <= 3:
+            raise ValueError(f"stage must be 0-3 ({', '.join(STAGE_NAMES)}), got {value}")
+        return StageConfig.uniform(value)
+    if isinstance(value, str) and value in STAGE_NAMES:
+        return StageConfig.uniform(STAGE_NAMES.index(value))
+    return value
+
+
 class StageConfig(_Model):
     """Maturity stage (0 instruction .. 3 intervention) of each orchestration entity."""
 
@@ -167,8 +180,10 @@ class ResponseConfig(_Model):
 
 
 class RepVisitConfig(_Model):
-    cost_primary_care_usd: float = Field(178.0, ge=0.0)
-    cost_specialist_usd: float = Field(267.0, ge=0.0)
+    # Variable cost of a delivered call (samples, travel, expenses); the rep's salary is the fixed
+    # economics.rep_annual_cost_usd. Samples add >= 15% to the published $178 / $267 per call.
+    variable_cost_primary_care_usd: float = Field(30.0, ge=0.0, description="samples and travel per call")
+    variable_cost_specialist_usd: float = Field(45.0, ge=0.0, description="samples and travel per call")
     working_minutes_per_day: float = Field(480.0, ge=0.0)
     visit_minutes: float = Field(20.0, gt=0.0, description="face time plus waiting room")
     travel_minutes: float = Field(38.0, ge=0.0, description="mean travel between calls")
@@ -274,7 +289,24 @@ class PipelineConfig(_Model):
 
 
 class EconomicsConfig(_Model):
-    rx_value_usd: float = Field(450.0, ge=0.0, description="brand margin of one new Rx incl. refills")
+    """Prices, margins and the field force's fixed cost; what a strategist's P&L is made of."""
+
+    price_per_rx_usd: float = Field(500.0, ge=0.0, description="brand revenue of one Rx (net price, refills lumped)")
+    gross_margin: float = Field(0.9, ge=0.0, le=1.0, description="share of revenue left after cost of goods")
+    rep_annual_cost_usd: float = Field(
+        160_000.0, ge=0.0, description="fully loaded cost of one rep per year (Cutting Edge 2014: $160k primary "
+        "care, $228k specialty, $243k hospital)"
+    )
+    call_cost_share: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of the field force's cost this brand carries (1: single-product "
+        "reps; the primary product of a multi-product detail carries 0.55-0.65)"
+    )
+    discount_rate_per_year: float = Field(0.10, ge=0.0, le=1.0, description="discount rate of the value beyond the horizon")
+    tail_years: float = Field(2.0, ge=0.0, le=10.0, description="years after the horizon the value left behind is counted")
+
+    @property
+    def margin_per_rx_usd(self) -> float:
+        return self.price_per_rx_usd * self.gross_margin
 
 
 class EnvSettings(_Model):
@@ -288,11 +320,37 @@ class EnvSettings(_Model):
     )
     oracle_view: bool = Field(False, description="orchestrator sees the ground truth (oracle bound)")
     record_events: bool = Field(False, description="keep the full event log (for hashing and debugging)")
+    terminal_value: bool = Field(
+        True,
+        description="add the value the customer state leaves at the horizon (value_at_horizon_usd) to the reward of "
+        "the truncating step, so that a learner cannot gain by cutting promotion before the horizon",
+    )
     info_kpis: Literal["every_step", "episode_end"] = Field(
         "every_step",
         description="when info carries the episode KPIs: every step, or only the last step's info (for training: "
         "saves computing and, under SubprocVecEnv, pickling them every step)",
     )
+
+
+class HistoryConfig(_Model):
+    """How the market got to day 0.
+
+    ``steady``: a mature market starts near the steady state of its own usual promotion (the stage heuristic of
+    ``stage``, with ``n_reps`` reps), found by a burn-in that is computed once per market and cached
+    (``oce_sim.envs.steady_start``).  ``configured``: the initial shares of ``population`` as given (a launch).
+    ``stage`` and ``n_reps`` default to the scenario's own when it is loaded, so that a strategy run at another
+    stage, or a what-if with another field force, starts from the same market.
+    """
+
+    start: Literal["steady", "configured"] = "steady"
+    stage: StageConfig | None = None
+    n_reps: int | None = Field(None, ge=0, le=50_000)
+    burn_in_years: float = Field(6.0, ge=0.5, le=20.0, description="years of usual promotion before day 0")
+
+    @field_validator("stage", mode="before")
+    @classmethod
+    def _stage_from_int(cls, value: Any) -> Any:
+        return _uniform_stage(value)
 
 
 class ScenarioConfig(_Model):
@@ -306,20 +364,21 @@ class ScenarioConfig(_Model):
     marketing: MarketingCalendarConfig = MarketingCalendarConfig()
     pipeline: PipelineConfig = PipelineConfig()
     economics: EconomicsConfig = EconomicsConfig()
+    history: HistoryConfig = HistoryConfig()
     env: EnvSettings = EnvSettings()
 
     @field_validator("stage", mode="before")
     @classmethod
     def _stage_from_int(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("stage must be an integer 0-3 or a mapping of entity -> 0-3")
-        if isinstance(value, int):
-            if not 0 <= value <= 3:
-                raise ValueError(f"stage must be 0-3 ({', '.join(STAGE_NAMES)}), got {value}")
-            return StageConfig.uniform(value)
-        if isinstance(value, str) and value in STAGE_NAMES:
-            return StageConfig.uniform(STAGE_NAMES.index(value))
-        return value
+        return _uniform_stage(value)
+
+    @property
+    def history_stage(self) -> StageConfig:
+        return self.history.stage or self.stage
+
+    @property
+    def history_n_reps(self) -> int:
+        return self.population.n_reps if self.history.n_reps is None else self.history.n_reps
 
     def pipeline_level(self) -> PipelineLevel:
         return self.pipeline.override or self.pipeline.levels[self.stage.it]
@@ -450,12 +509,53 @@ def load_scenario(
     data, source = scenario_data(scenario)
     data = _stage_as_mapping(data)
     if overrides:
-        overrides = _stage_as_mapping(overrides)
+        data = deep_merge(data, _stage_as_mapping(overrides))
+    data = pin_history(data)
     if stage is not None:
         data = deep_merge(data, {"stage": stage}) if isinstance(stage, Mapping) else {**data, "stage": stage}
-    if overrides:
-        data = deep_merge(data, overrides)
     return build_config(data, source)
+
+
+def pin_history(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Fix the market's history (stage, field force) to the scenario's own, where it is not set.
+
+    Called once a scenario is defined and before a strategy or a what-if changes its stage or field force, so
+    that every variant starts from the same market.
+    """
+    history = data.get("history") or {}
+    if not isinstance(history, Mapping):
+        return dict(data)  # validation reports it
+    history = dict(history)
+    if history.get("stage") is None:
+        stage = data.get("stage", StageConfig().model_dump())
+        if _valid(StageConfig, _uniform_stage_or_none(stage)):
+            history["stage"] = stage
+    population = data.get("population") or {}
+    if history.get("n_reps") is None and isinstance(population, Mapping):
+        n_reps = population.get("n_reps", PopulationConfig().n_reps)
+        if isinstance(n_reps, int) and not isinstance(n_reps, bool) and n_reps >= 0:
+            history["n_reps"] = n_reps
+    return {**data, "history": history}
+
+
+def _uniform_stage_or_none(value: Any) -> Any:
+    try:
+        return _uniform_stage(value)
+    except ValueError:
+        return None
+
+
+def _valid(model: type[BaseModel], value: Any) -> bool:
+    """Whether ``value`` validates as ``model`` (a bad value is left for the real validation to report once)."""
+    if value is None:
+        return False
+    if isinstance(value, BaseModel):
+        return True
+    try:
+        model.model_validate(value)
+    except (ValidationError, TypeError):
+        return False
+    return True
 
 
 def _stage_as_mapping(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,8 +27,12 @@ SMALL: dict[str, Any] = {"population": {"n_hcps": 120, "n_reps": 1}, "env": {"ho
 # KPIs that count things (never negative).
 COUNT_KPIS = (
     "prescriptions",
-    "rx_value_usd",
+    "revenue_usd",
+    "gross_margin_usd",
     "cost_usd",
+    "cost_fixed_usd",
+    "cost_variable_usd",
+    "value_at_horizon_usd",
     "reach",
     "frequency",
     "engagement_rate",

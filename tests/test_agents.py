@@ -242,8 +242,9 @@ def test_no_promotion_touches_nobody_and_costs_nothing():
             assert (kpis[f"touches_{channel}"] == 0).all(), channel
         assert (kpis[f"cost_{channel}_usd"] == 0).all(), channel
     assert (kpis["touches_website"] > 0).all(), "customer-initiated website visits still happen"
-    assert (kpis["cost_usd"] == 0).all()
-    assert (kpis["profit_usd"] == kpis["rx_value_usd"]).all()
+    assert (kpis["cost_usd"] == 0).all(), "no field force: no fixed cost either"
+    assert (kpis["cost_fixed_usd"] == 0).all()
+    assert (kpis["profit_usd"] == kpis["gross_margin_usd"]).all()
     assert (kpis["confusion_events"] == 0).all()
     assert (kpis["unsubscribes"] == 0).all()
 

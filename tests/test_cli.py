@@ -11,7 +11,7 @@ from oce_sim.cli import app
 from oce_sim.config import builtin_scenarios
 from oce_sim.evaluation import RESULT_COLUMNS
 
-FIGURES = ("kpis_by_strategy.png", "cumulative_prescriptions.png", "channel_mix.png")
+FIGURES = ("kpis_by_strategy.png", "cumulative_profit.png", "channel_mix.png")
 
 
 @pytest.fixture
@@ -63,13 +63,13 @@ def test_validate_accepts_a_good_file(cli, tmp_path):
 def test_validate_lists_every_problem_by_field_path(cli, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nstage: 7\npopulation: {n_hcps: -5, bogus: 1}\n"
-                   "channels:\n  rep_visit: {cost_specialist_usd: abc}\neconomics: {rx_value_usd: -1}\n")
+                   "channels:\n  rep_visit: {variable_cost_specialist_usd: abc}\neconomics: {price_per_rx_usd: -1}\n")
     result = cli("validate", bad)
     flat = assert_clean_exit(result, 2, "error: invalid scenario")
     problems = [line.strip()[2:] for line in result.output.splitlines() if line.strip().startswith("- ")]
     paths = [p.split(":")[0] for p in problems]
-    assert paths == ["stage", "population.n_hcps", "population.bogus", "channels.rep_visit.cost_specialist_usd",
-                     "economics.rx_value_usd"]
+    assert paths == ["stage", "population.n_hcps", "population.bogus", "channels.rep_visit.variable_cost_specialist_usd",
+                     "economics.price_per_rx_usd"]
     assert "unknown key; allowed:" in flat and "n_reps" in flat  # says what is allowed
 
 

@@ -164,7 +164,8 @@ def test_partial_stage_mapping_keeps_scenario_stage():
 def test_default_needs_no_file(monkeypatch, tmp_path):
     monkeypatch.setattr(config_module, "repo_scenario_dir", lambda: tmp_path / "missing")
     config = load_scenario(None)
-    assert config == ScenarioConfig()
+    assert config.model_dump(exclude={"history"}) == ScenarioConfig().model_dump(exclude={"history"})
+    assert config.history.stage == config.stage and config.history.n_reps == config.population.n_reps
     assert config.name == "default"
     assert config.stage == StageConfig.uniform(1)
     assert builtin_scenarios() == {"default": None}

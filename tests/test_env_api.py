@@ -6,6 +6,8 @@ import math
 
 import gymnasium as gym
 import numpy as np
+
+from oce_sim.kpis import UNDEFINED
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -25,7 +27,13 @@ KPI_KEYS = (
     "prescriptions",
     "profit_usd",
     "cost_usd",
-    "roi",
+    "cost_fixed_usd",
+    "cost_variable_usd",
+    "revenue_usd",
+    "gross_margin_usd",
+    "value_at_horizon_usd",
+    "profit_multi_period_usd",
+    "field_utilisation",
     "reach",
     "frequency",
     "engagement_rate",
@@ -246,14 +254,22 @@ def test_reward_components(scale):
     env = make_env(config={"env": {"reward_scale_usd": scale}})
     _, rewards, infos = run_episode(env, masked_random, seed=4, policy_seed=4)
     assert infos[0]["reward_components"] == {}
-    for reward, info in zip(rewards, infos[1:]):
+    margin = env.scenario.economics.gross_margin
+    for step, (reward, info) in enumerate(zip(rewards, infos[1:])):
         parts = info["reward_components"]
-        assert set(parts) == {"rx_value", "profit", "expected_rx_value", "expected_profit", *COST_COMPONENTS}
-        assert parts["expected_profit"] == pytest.approx(parts["expected_rx_value"] - sum(parts[c] for c in COST_COMPONENTS))
-        assert all(parts[name] >= 0 for name in ("rx_value", *COST_COMPONENTS))
-        assert parts["profit"] == pytest.approx(parts["rx_value"] - sum(parts[c] for c in COST_COMPONENTS))
-        assert reward == pytest.approx(parts["profit"] / scale)
-    assert sum(info["reward_components"]["rx_value"] for info in infos[1:]) > 0
+        last = step == len(rewards) - 1
+        expected_keys = {"revenue", "expected_revenue", "gross_margin", "expected_gross_margin", "profit",
+                         "expected_profit", "field_fixed_cost", *COST_COMPONENTS}
+        assert set(parts) == expected_keys | ({"terminal_value"} if last else set())
+        costs = sum(parts[c] for c in COST_COMPONENTS) + parts["field_fixed_cost"]
+        assert parts["gross_margin"] == pytest.approx(parts["revenue"] * margin)
+        assert parts["expected_profit"] == pytest.approx(parts["expected_revenue"] * margin - costs)
+        assert all(parts[name] >= 0 for name in ("revenue", "field_fixed_cost", *COST_COMPONENTS))
+        assert parts["profit"] == pytest.approx(parts["gross_margin"] - costs)
+        terminal = parts["terminal_value"] if last else 0.0
+        assert reward == pytest.approx((parts["profit"] + terminal) / scale)
+    assert infos[-1]["reward_components"]["terminal_value"] > 0, "prescribers still prescribe after the horizon"
+    assert sum(info["reward_components"]["revenue"] for info in infos[1:]) > 0
 
 
 @pytest.mark.parametrize("horizon,interval", [(56, 7), (30, 7), (28, 14), (21, 1)])
@@ -275,13 +291,16 @@ def test_info_kpis():
         assert key in kpis, key
         assert isinstance(kpis[key], float)
     assert kpis["prescriptions"] > 0
-    assert kpis["profit_usd"] == pytest.approx(kpis["rx_value_usd"] - kpis["cost_usd"])
-    if kpis["cost_usd"] > 0:
-        assert kpis["roi"] == pytest.approx(kpis["profit_usd"] / kpis["cost_usd"])
+    assert kpis["profit_usd"] == pytest.approx(kpis["gross_margin_usd"] - kpis["cost_usd"])
+    assert kpis["cost_usd"] == pytest.approx(kpis["cost_fixed_usd"] + kpis["cost_variable_usd"])
+    assert kpis["profit_multi_period_usd"] == pytest.approx(kpis["profit_usd"] + kpis["value_at_horizon_usd"])
+    assert kpis["value_at_horizon_usd"] > 0
     assert 0.0 <= kpis["reach"] <= 1.0
     assert 0.0 <= kpis["engagement_rate"] <= 1.0
+    assert 0.0 <= kpis["field_utilisation"] <= 1.0
     acceptance = kpis["suggestion_acceptance"]
-    assert math.isnan(acceptance) or 0.0 <= acceptance <= 1.0
+    assert acceptance == UNDEFINED or 0.0 <= acceptance <= 1.0
+    assert all(math.isfinite(v) for v in kpis.values()), "infos are NaN-free"
 
 
 def test_render_ansi():
@@ -308,11 +327,13 @@ def test_expected_reward_has_the_same_mean_with_less_noise():
             _, reward, terminated, truncated, info = env.step(np.ones(9, dtype=np.int64))
             parts = info["reward_components"]
             key = "profit" if mode == "realized" else "expected_profit"
-            assert reward == pytest.approx(parts[key] / env.reward_scale_usd)
+            terminal = parts.get("terminal_value", 0.0)  # the same in both modes: an expectation
+            assert reward == pytest.approx((parts[key] + terminal) / env.reward_scale_usd)
             got.append(reward)
             done = terminated or truncated
         rewards[mode] = np.array(got)
-        rx_value[mode] = (env.world.ledger.rx_value_usd, env.world.ledger.expected_rx_value_usd)
+        rx_value[mode] = (env.world.ledger.revenue_usd * env.scenario.economics.gross_margin,
+                          env.world.ledger.expected_revenue_usd * env.scenario.economics.gross_margin)
     # common random numbers: the same world whatever the reward, so the runs are identical ...
     assert rx_value["realized"] == rx_value["expected"]
     # ... and the two rewards differ only in valuing expected instead of drawn Rx: the same mean, within the
@@ -321,4 +342,5 @@ def test_expected_reward_has_the_same_mean_with_less_noise():
     assert expected_rx_value == pytest.approx(realized_rx_value, rel=0.03)
     assert rewards["expected"].sum() - rewards["realized"].sum() == pytest.approx(
         (expected_rx_value - realized_rx_value) / env.reward_scale_usd)
-    assert np.std(np.diff(rewards["expected"])) < np.std(np.diff(rewards["realized"]))
+    # (the last step also carries the value left at the horizon, an expectation in both modes)
+    assert np.std(np.diff(rewards["expected"][:-1])) < np.std(np.diff(rewards["realized"][:-1]))

@@ -60,7 +60,7 @@ def test_every_strategy_sees_the_same_seeds(evaluated):
     for strategy_seeds in seeds:
         assert strategy_seeds == list(range(SEED, SEED + EPISODES))
     assert set(series.strategy) == set(results.strategy)
-    assert {"day", "rx_value", "profit"} <= set(series.columns)
+    assert {"day", "revenue", "profit"} <= set(series.columns)
     assert series.groupby(["strategy", "seed"]).size().eq(8).all(), "one series row per weekly step"
 
 
@@ -146,7 +146,7 @@ def test_write_results_and_figures(evaluated, tmp_path):
 
     paths = plot_figures(results, series, tmp_path, "small")
     names = {p.name for p in paths}
-    assert names == {"kpis_by_strategy.png", "cumulative_prescriptions.png", "channel_mix.png"}
+    assert names == {"kpis_by_strategy.png", "cumulative_profit.png", "channel_mix.png"}
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 5_000

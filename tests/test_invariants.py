@@ -157,15 +157,21 @@ def check_episode(env, observations, rewards, infos):
     kpis = infos[-1]["kpis"]
     steps = [info["reward_components"] for info in infos[1:]]
     step_costs = sum(sum(parts[c] for c in COST_COMPONENTS) for parts in steps)
-    assert step_costs == pytest.approx(kpis["cost_usd"], rel=1e-9, abs=1e-6)
-    assert sum(parts["rx_value"] for parts in steps) == pytest.approx(kpis["rx_value_usd"], rel=1e-9, abs=1e-6)
-    assert kpis["profit_usd"] == pytest.approx(kpis["rx_value_usd"] - kpis["cost_usd"], rel=1e-9, abs=1e-6)
+    assert step_costs == pytest.approx(kpis["cost_variable_usd"], rel=1e-9, abs=1e-6)
+    fixed = sum(parts["field_fixed_cost"] for parts in steps)
+    assert fixed == pytest.approx(kpis["cost_fixed_usd"], rel=1e-9, abs=1e-6)
+    assert step_costs + fixed == pytest.approx(kpis["cost_usd"], rel=1e-9, abs=1e-6)
+    assert sum(parts["revenue"] for parts in steps) == pytest.approx(kpis["revenue_usd"], rel=1e-9, abs=1e-6)
+    assert kpis["profit_usd"] == pytest.approx(kpis["gross_margin_usd"] - kpis["cost_usd"], rel=1e-9, abs=1e-6)
     scale = env.reward_scale_usd
-    assert sum(rewards) * scale == pytest.approx(kpis["profit_usd"], rel=1e-9, abs=1e-6)
+    terminal = steps[-1]["terminal_value"] if env.scenario.env.terminal_value else 0.0
+    assert terminal == pytest.approx(kpis["value_at_horizon_usd"])
+    assert sum(rewards) * scale == pytest.approx(kpis["profit_usd"] + terminal, rel=1e-9, abs=1e-6)
     channel_costs = sum(kpis[f"cost_{name}_usd"] for name in CHANNELS)
-    assert channel_costs == pytest.approx(kpis["cost_usd"])
+    assert channel_costs == pytest.approx(kpis["cost_variable_usd"])
     for parts in steps:
-        assert parts["profit"] == pytest.approx(parts["rx_value"] - sum(parts[c] for c in COST_COMPONENTS))
+        costs = sum(parts[c] for c in COST_COMPONENTS) + parts["field_fixed_cost"]
+        assert parts["profit"] == pytest.approx(parts["gross_margin"] - costs)
 
     # Counts are never negative, and the log agrees with the ledger.
     for info in infos:
@@ -173,7 +179,7 @@ def check_episode(env, observations, rewards, infos):
             value = info["kpis"][key]
             assert value >= 0, (key, value)
     for parts in steps:
-        assert all(parts[c] >= 0 for c in ("rx_value", *COST_COMPONENTS))
+        assert all(parts[c] >= 0 for c in ("revenue", "field_fixed_cost", *COST_COMPONENTS))
     assert kpis["reach"] <= 1.0 and kpis["engagement_rate"] <= 1.0
     assert kpis["adopters_end"] <= world.pop.n_hcps
     delivered = np.zeros(len(CHANNELS))

@@ -12,7 +12,9 @@ from oce_sim.config import CHANNELS, ENTITIES, ScenarioConfig, StageLike, load_s
 from oce_sim.metrics import episode_kpis, reward_components
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.response import REP_VISIT
+from oce_sim.envs.steady_start import steady_start
 from oce_sim.world.simulation import World
+from oce_sim.world.tail import TailValue, tail_value
 
 assert REP_VISIT == 0  # segment_features reads the rep-visit column as column 0
 
@@ -136,6 +138,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.reward_scale_usd = settings.reward_scale_usd
         self._reward_component = "profit" if settings.reward == "realized" else "expected_profit"
         self._kpis_every_step = settings.info_kpis == "every_step"
+        self._terminal_value = settings.terminal_value
+        self.world_options: dict[str, Any] = {}  # extra World arguments (the steady-start burn-in sets some)
+        self.tail: TailValue | None = None
         self.segment_names = dispatch.SEGMENTS
         self.play_names = dispatch.PLAYS
         self.action_space = spaces.MultiDiscrete(np.full(dispatch.N_SEGMENTS, dispatch.N_PLAYS, dtype=np.int64))
@@ -150,7 +155,8 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         world_seed = seed if seed is not None else int(self.np_random.integers(0, 2**63 - 1))
         if self.world is not None:
             self.world.close()
-        self.world = World(self.scenario, seed=world_seed)
+        self.world = World(self.scenario, seed=world_seed, start=steady_start(self.scenario), **self.world_options)
+        self.tail: TailValue | None = None
         self._day = 0
         self._masked_total = 0
         self._series: list[dict[str, float]] = []
@@ -170,9 +176,16 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.world.apply_plays(plays)
         self._day = min(self.horizon_days, self._day + self.decision_interval_days)
         self.world.run_until(self._day)
-        components = reward_components(before, self.world.ledger)
-        reward = components[self._reward_component] / self.reward_scale_usd
+        components = reward_components(before, self.world.ledger, self.scenario.economics)
         truncated = self._day >= self.horizon_days
+        if truncated:
+            # What the customer state still earns after the horizon, without further promotion.
+            self.tail = tail_value(self.world)
+            components["terminal_value"] = self.tail.margin_usd
+        reward = components[self._reward_component]
+        if truncated and self._terminal_value:
+            reward += components["terminal_value"]
+        reward /= self.reward_scale_usd
         info = self._info(plays, masked, components, episode_end=truncated)
         self._series.append({"day": float(self._day), **components, **self._channel_counts()})
         if truncated:
@@ -193,7 +206,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.world is None:
             return None
-        k = episode_kpis(self.world)
+        k = episode_kpis(self.world, self.tail)
         return (f"day {self._day:>3}  Rx {k['prescriptions']:.0f}  profit ${k['profit_usd']:,.0f}  "
                 f"reach {k['reach']:.0%}  confusion {k['confusion_events']:.0f}  unsub {k['unsubscribes']:.0f}")
 
@@ -257,5 +270,5 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
             "action_mask": self.world.action_mask().ravel(),
         }
         if episode_end or self._kpis_every_step:
-            info["kpis"] = episode_kpis(self.world)
+            info["kpis"] = episode_kpis(self.world, self.tail)
         return info

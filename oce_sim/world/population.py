@@ -24,6 +24,33 @@ _CHANNEL_PREFERENCE_BY_ARCHETYPE = np.array(
 )
 
 
+DIGITAL_CONSENT_ODDS_RATIO = 3.0  # digital-first HCPs' odds of consenting, relative to the others
+
+
+def consent_probability(archetype: np.ndarray, opt_in: float, odds_ratio: float) -> np.ndarray:
+    """Per-HCP consent probability whose mean over the population is ``opt_in`` (0 means no consent, 1 all).
+
+    Digital-first HCPs have ``odds_ratio`` times the odds of the others; the base odds are solved so that the
+    expected share is exactly the configured one (bisection on the log-odds).
+    """
+    if opt_in <= 0.0 or opt_in >= 1.0:
+        return np.full(archetype.size, float(opt_in))
+    digital = archetype == ARCHETYPES.index("digital_first")
+    share_digital = float(digital.mean()) if archetype.size else 0.0
+    lo, hi = -30.0, 30.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        base = 1.0 / (1.0 + np.exp(-mid))
+        boosted = 1.0 / (1.0 + np.exp(-(mid + np.log(odds_ratio))))
+        if share_digital * boosted + (1.0 - share_digital) * base < opt_in:
+            lo = mid
+        else:
+            hi = mid
+    base = 1.0 / (1.0 + np.exp(-lo))
+    boosted = 1.0 / (1.0 + np.exp(-(lo + np.log(odds_ratio))))
+    return np.where(digital, boosted, base)
+
+
 @dataclass
 class Population:
     """Static attributes of the customers; dynamic state lives in :class:`oce_sim.world.response.CustomerState`."""
@@ -47,6 +74,7 @@ class Population:
     email_consent: np.ndarray
     remote_consent: np.ndarray
     initial_state: np.ndarray  # adoption state index
+    initial_uniform: np.ndarray  # the uniform the initial state was drawn from (reused by a steady start)
     n_accounts: int
     initial_account_access: np.ndarray  # index into ACCESS_LEVELS
 
@@ -103,17 +131,18 @@ def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Pop
     edge_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     edge_cols = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
 
-    # Territories: equal-sized random territories, every HCP covered while there are reps.
+    # Territories: equal-sized random territories, every HCP covered while there are reps.  The permutation is
+    # drawn whatever the field force, so that every other draw (and so the market) is the same with 0 or 8 reps.
+    permutation = rng.permutation(n)
     if pop.n_reps > 0:
-        rep = (np.arange(n) * pop.n_reps // n).astype(np.int32)
-        rep = rep[rng.permutation(n)]
+        rep = (np.arange(n) * pop.n_reps // n).astype(np.int32)[permutation]
     else:
         rep = np.full(n, -1, dtype=np.int32)
     rep_knows_need = (rng.random(n) < pop.rep_knowledge_share) & (rep >= 0)
 
-    digital = archetype == ARCHETYPES.index("digital_first")
-    email_consent = rng.random(n) < np.where(digital, np.minimum(1.0, pop.email_opt_in + 0.25), pop.email_opt_in)
-    remote_consent = rng.random(n) < np.where(digital, np.minimum(1.0, pop.remote_opt_in + 0.2), pop.remote_opt_in)
+    # Digital-first HCPs consent more often, but the territory's consent share is the configured opt-in.
+    email_consent = rng.random(n) < consent_probability(archetype, pop.email_opt_in, DIGITAL_CONSENT_ODDS_RATIO)
+    remote_consent = rng.random(n) < consent_probability(archetype, pop.remote_opt_in, DIGITAL_CONSENT_ODDS_RATIO)
 
     u = rng.random(n)
     cut_adopter = pop.initial_adopter_share
@@ -145,6 +174,7 @@ def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Pop
         email_consent=email_consent,
         remote_consent=remote_consent,
         initial_state=initial_state,
+        initial_uniform=u,
         n_accounts=n_accounts,
         initial_account_access=account_access,
     )

@@ -198,8 +198,9 @@ class ResponseModel:
         self.base_engagement = np.array([1.0, ch.remote_detail.base_engagement, ch.email.base_open, 1.0, 1.0])
         self.access_factor = np.array([r.access_factor[a] for a in ACCESS_LEVELS])
         self.brand_share = np.array(r.brand_share_by_state)
-        self.visit_cost = np.where(pop.specialty == 1, ch.rep_visit.cost_specialist_usd,
-                                   ch.rep_visit.cost_primary_care_usd)
+        # The variable cost of a call (the rep's salary is fixed, booked per day by the world), for this brand's share.
+        self.visit_cost = config.economics.call_cost_share * np.where(
+            pop.specialty == 1, ch.rep_visit.variable_cost_specialist_usd, ch.rep_visit.variable_cost_primary_care_usd)
         self.unit_cost = np.array([0.0, ch.remote_detail.cost_usd, ch.email.cost_usd,
                                    ch.webinar.cost_per_attendee_usd, 0.0])
         self.tolerance = pop.contact_tolerance_per_month

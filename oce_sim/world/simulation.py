@@ -34,14 +34,16 @@ from oce_sim.world.response import (
     TouchOutcome,
     TouchQueue,
 )
+from oce_sim.world.start import StartTable
 from oce_sim.world.streams import RandomStreams
-from oce_sim.world.uplift import expected_touch_value_usd
+from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
 from oce_sim.world.view import NO_HCPS, RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
 
 HOUR = 1.0 / 24.0
 # dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP
 DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
+DAYS_PER_YEAR = 365.0
 
 
 def is_working_day(day: int) -> bool:
@@ -83,9 +85,11 @@ class Ledger:
     """Running totals the KPIs are computed from."""
 
     rx: float = 0.0
-    rx_value_usd: float = 0.0
-    expected_rx_value_usd: float = 0.0
-    cost_usd: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
+    revenue_usd: float = 0.0
+    expected_revenue_usd: float = 0.0  # revenue of the expected prescriptions given the true state
+    cost_usd: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))  # variable cost per channel
+    fixed_cost_usd: float = 0.0  # the field force's salaries, accrued per calendar day
+    field_capacity_calls: float = 0.0  # calls the field force could have made (nominal, working days)
     delivered: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
     engaged: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))
     confusion_events: int = 0
@@ -107,12 +111,17 @@ class Ledger:
 class World:
     """Ground truth plus the company's systems, advanced by SimPy."""
 
-    def __init__(self, config: ScenarioConfig, seed: int | None = None):
+    def __init__(self, config: ScenarioConfig, seed: int | None = None, start: StartTable | None = None,
+                 access_reviews: bool = True):
+        """``start``: the day-0 state table of a steady start (None: the configured initial shares);
+        ``access_reviews``: False keeps every formulary as it is (a burn-in of the market's history does)."""
         self.config = config
         self.stage = config.stage
         self.streams = RandomStreams(seed)
         self.pop: Population = generate_population(config, self.streams.population)
         self.state = CustomerState.initial(self.pop)
+        if start is not None:
+            start.apply(self.pop, self.state.adoption, self.state.goodwill, self.state.account_access)
         self.response = ResponseModel(config, self.pop)
         self.view = OrchestratorView(config, self.pop)
         self.pipeline = DataPipeline(config.pipeline_level())
@@ -136,6 +145,9 @@ class World:
         self._portal_rate = config.channels.website.visits_per_day_digital * self.pop.channel_fit[:, WEBSITE]
         self._top_need = self.pop.need.argmax(axis=1)
         self._segment_cache: tuple[float, np.ndarray] | None = None
+        economics = config.economics
+        self.field_fixed_cost_per_day_usd = (
+            self.field.n_reps * economics.rep_annual_cost_usd * economics.call_cost_share / DAYS_PER_YEAR)
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
 
@@ -144,7 +156,8 @@ class World:
         self.env.process(self._pipeline_batches())
         self.env.process(self._field_days())
         self.env.process(self._webinars())
-        self.env.process(self._access_reviews())
+        if access_reviews:
+            self.env.process(self._access_reviews())
         if self.stage.marketing < 3:
             self.env.process(self._marketing_emails())
             self.env.process(self._marketing_remote())
@@ -194,8 +207,7 @@ class World:
     def customer_priority(self) -> np.ndarray:
         """How the executor ranks customers: public value, or the true net value of a visit (oracle)."""
         if self.config.env.oracle_view:
-            days_left = self.config.env.horizon_days - self.now
-            gain = expected_touch_value_usd(self, REP_VISIT, days_left) - self.response.visit_cost
+            gain = expected_touch_value_usd(self, REP_VISIT, value_horizon_days(self)) - self.response.visit_cost
             return np.maximum(gain, 0.0)
         access = self.response.access_factor[self.state.account_access[self.pop.account]]
         return dispatch.customer_value(self.pop, access)
@@ -271,8 +283,9 @@ class World:
         rx, expected_rx, rx_total = self.response.advance_day(
             self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day)
         )
-        self.ledger.expected_rx_value_usd += expected_rx * self.config.economics.rx_value_usd
+        self.ledger.expected_revenue_usd += expected_rx * self.config.economics.price_per_rx_usd
         self._book(outcome, rx_total)
+        self._book_field_force(working)
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
         if self._digest is not None:
@@ -286,7 +299,7 @@ class World:
     def _book(self, outcome: TouchOutcome, rx_total: int) -> None:
         led = self.ledger
         led.rx += rx_total
-        led.rx_value_usd += rx_total * self.config.economics.rx_value_usd
+        led.revenue_usd += rx_total * self.config.economics.price_per_rx_usd
         conflicts, out_of_sequence, unsubscribes = kernels.book_touches(
             outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
             outcome.unsubscribed, led.cost_usd, led.delivered, led.engaged,
@@ -296,6 +309,13 @@ class World:
         led.unsubscribes += int(unsubscribes)
         led.blocked_no_consent += outcome.blocked_no_consent
         led.blocked_cap += outcome.blocked_cap
+
+    def _book_field_force(self, working: bool) -> None:
+        """A rep is paid every calendar day whether she calls or not; idle capacity is what she could have called."""
+        led = self.ledger
+        led.fixed_cost_usd += self.field_fixed_cost_per_day_usd
+        if working and self.field.capacity_available:
+            led.field_capacity_calls += self.field.n_reps * self.field.nominal_calls_per_day
 
     def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray) -> DayRecord:
         notes = self._pending_notes.pop(day, ())

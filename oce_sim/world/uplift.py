@@ -1,6 +1,6 @@
 """Expected profit of one touch per customer, computed on the ground truth (oracle bound only).
 
-A myopic estimate: probability of engagement x impact on goodwill x marginal response (Hill slope) x the
+An approximate estimate over the multi-period horizon (:func:`value_horizon_days`): probability of engagement x impact on goodwill x marginal response (Hill slope) x the
 value of one unit of response over the goodwill's remaining carryover, by adoption state.
 """
 
@@ -12,9 +12,19 @@ import numpy as np
 
 from oce_sim.world.field import choose_theme
 from oce_sim.world.response import REP_VISIT, WEBINAR
+from oce_sim.world.tail import discount_factors
 
 if TYPE_CHECKING:
     from oce_sim.world.simulation import World
+
+
+def value_horizon_days(world: "World") -> float:
+    """Days over which a touch's effect is valued: the rest of the episode plus the discounted tail (the
+    multi-period objective of ``profit_multi_period_usd``)."""
+    economics = world.config.economics
+    tail_days = int(round(economics.tail_years * 365.0))
+    discounted_tail = float(discount_factors(tail_days, economics.discount_rate_per_year).sum())
+    return max(0.0, world.config.env.horizon_days - world.now) + discounted_tail
 
 
 def expected_touch_value_usd(world: "World", channel: int, days_left: float) -> np.ndarray:
@@ -43,7 +53,7 @@ def expected_touch_value_usd(world: "World", channel: int, days_left: float) -> 
     working_left = max(0.0, days_left * 5.0 / 7.0)
     carry = (1.0 - model.goodwill_decay ** working_left) / (1.0 - model.goodwill_decay)
     access = model.access_factor[state.account_access[pop.account]]
-    rx_day_value = pop.class_rx_per_day * access * cfg.economics.rx_value_usd
+    rx_day_value = pop.class_rx_per_day * access * cfg.economics.margin_per_rx_usd
     share = model.brand_share
     # value of being one state higher for the rest of the horizon, roughly half of it on average
     half = 0.5 * working_left
