@@ -23,6 +23,7 @@ from rich.table import Table
 
 from oce_sim.config import deep_merge, format_validation_error, load_scenario, repo_scenario_dir
 from oce_sim.evaluation import atomic_write_text, evaluate, paired_summary, strategy_config
+from oce_sim.kpis import format_value
 
 SUITE_DIR = repo_scenario_dir() / "benchmark" / "suites"
 GOLDEN_DIR = repo_scenario_dir() / "benchmark" / "golden"
@@ -151,11 +152,10 @@ def markdown_table(results: pd.DataFrame, metric: str = "profit_usd") -> str:
     for scenario in scenarios:
         summary = paired_summary(results[results.scenario == scenario], baseline="instruction", metrics=[metric])
         for row in summary.itertuples():
-            text = f"{row.mean / 1000:,.0f}k" if metric.endswith("_usd") else f"{row.mean:,.1f}"
+            text = format_value(metric, row.mean)
             low = getattr(row, "diff_low", np.nan)
             if row.strategy != "instruction" and not np.isnan(low):
-                scale = 1000 if metric.endswith("_usd") else 1
-                text += f" [{row.diff_low / scale:+,.0f}, {row.diff_high / scale:+,.0f}]"
+                text += f" [{format_value(metric, row.diff_low, sign=True)}, {format_value(metric, row.diff_high, sign=True)}]"
             cells[row.strategy][scenario] = text
     lines.append("| strategy | " + " | ".join(scenarios) + " |")
     lines.append("|---|" + "---|" * len(scenarios))
@@ -173,8 +173,10 @@ def run_bench(suite: str, check: bool, update: bool, perf: bool, out: Path, prog
     report = [f"# oce-sim benchmark: suite `{suite}` v{spec.version}", "",
               f"{spec.episodes} paired seeds from {spec.seed}; each strategy at its own stage. "
               "Cells: mean, and [95% CI of the paired difference to instruction].", ""]
-    for metric, title in (("profit_usd", "Profit (USD)"), ("prescriptions", "Prescriptions"),
-                          ("confusion_events", "Confusion events")):
+    for metric, title in (("profit_multi_period_usd", "Profit, year 1 + value left at the horizon (USD)"),
+                          ("profit_usd", "Profit, year 1 (USD)"),
+                          ("incremental_roi", "Incremental ROI, year 1 (revenue per promotional USD vs no promotion)"),
+                          ("prescriptions", "Prescriptions"), ("confusion_events", "Confusion events")):
         report += [f"## {title}", "", markdown_table(results, metric), ""]
     report += [f"Event-log SHA-256 of the fixed run ({spec.hash_run.scenario}, {spec.hash_run.strategy}, "
                f"seed {spec.hash_run.seed}, {spec.hash_run.horizon_days} days): `{digest}`", ""]
