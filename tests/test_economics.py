@@ -202,3 +202,15 @@ def test_heuristics_plan_with_the_economics():
         policy.reset(env, 0)
         plays[name] = tuple(policy.predict(obs, action_masks=env.action_masks())[0])
     assert len(set(plays.values())) == 3, plays
+
+
+def test_docs_carry_the_kpi_registry_and_the_stage_ranking():
+    """docs/MODEL.md shows the registry as generated (regenerate the block with oce_sim.kpis.markdown_table())."""
+    from pathlib import Path
+
+    from oce_sim.kpis import markdown_table
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "MODEL.md").read_text(encoding="utf-8")
+    assert markdown_table() in text
+    ranking = text.split("<!-- stage-ranking:begin -->")[1].split("<!-- stage-ranking:end -->")[0]
+    assert ranking.count("| ×") == 4 * 9, "every benchmark scenario over the 3 x 3 grid"
