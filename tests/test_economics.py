@@ -213,4 +213,4 @@ def test_docs_carry_the_kpi_registry_and_the_stage_ranking():
     text = (Path(__file__).resolve().parent.parent / "docs" / "MODEL.md").read_text(encoding="utf-8")
     assert markdown_table() in text
     ranking = text.split("<!-- stage-ranking:begin -->")[1].split("<!-- stage-ranking:end -->")[0]
-    assert ranking.count("| ×") == 4 * 9, "every benchmark scenario over the 3 x 3 grid"
+    assert ranking.count("\n| ×") == 4 * 9, "every benchmark scenario over the 3 x 3 grid"
