@@ -647,8 +647,12 @@ def scenario_data(scenario: str | Path | Mapping[str, Any] | ScenarioConfig | No
         path = builtin[text]
         return (_read_yaml(path) if path else {}), text
     path = Path(text)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL character
+        raise ScenarioError(text, [f"(file): not a usable path: {_clip(str(exc), 120)}"]) from None
+    if path.suffix in (".yaml", ".yml") or exists:
+        if not is_file:
             raise ScenarioError(text, [f"(file): no such file; built-in scenarios: {', '.join(builtin)}"])
         data = _read_yaml(path)
         # the file name stands in for a missing name: keep it to the characters a name allows
