@@ -36,6 +36,7 @@ STAGE_NAMES: tuple[str, ...] = ("instruction", "insight", "involvement", "interv
 INT64_MAX = 2**63 - 1  # the simulation stores counts in int64 arrays
 MAX_DAYS = 3650.0  # the longest horizon: no duration, delay or interval needs more
 MIN_STEP_DAYS = 1.0 / 24.0  # one hour: shorter repeating intervals stop SimPy's clock in practice
+MAX_WORKING_MINUTES = 960.0  # the simulated working day starts at 08:00 and must end by midnight
 MAX_TEXT_CHARS = 2000  # names, descriptions and other strings
 
 
@@ -87,7 +88,8 @@ class _Model(BaseModel):
     @classmethod
     def _bounded_by_name(cls, value: Any, info: ValidationInfo) -> Any:
         name = info.field_name or ""
-        is_time = name.endswith(("_days", "_day"))
+        is_time = name.endswith(("_days", "_day")) and "_per_" not in name  # not cap_per_30_days, calls_per_day
+        is_minutes = "minutes" in name  # durations within the working day
         is_step = name.endswith(("interval_days", "period_days"))
         for leaf in _leaves(value):
             if isinstance(leaf, str) and len(leaf) > MAX_TEXT_CHARS:
@@ -100,6 +102,9 @@ class _Model(BaseModel):
                 raise ValueError(f"must be in [0, 1] (a share or probability), got {_excerpt(leaf)}")
             if is_time and not 0.0 <= leaf <= MAX_DAYS:
                 raise ValueError(f"must be in [0, {MAX_DAYS:g}] days, got {_excerpt(leaf)}")
+            if is_minutes and not 0.0 <= leaf <= MAX_WORKING_MINUTES:
+                raise ValueError(f"must be in [0, {MAX_WORKING_MINUTES:g}] minutes (a working day starts at 08:00 "
+                                 f"and ends by midnight), got {_excerpt(leaf)}")
             if is_step and leaf < MIN_STEP_DAYS:
                 raise ValueError(f"must be at least {MIN_STEP_DAYS:.4f} days (one hour), got {_excerpt(leaf)}")
         return value
@@ -192,8 +197,9 @@ class ResponseConfig(_Model):
     """Customer response: adstock, Hill saturation, sequence, confusion, fatigue, adoption HMM."""
 
     carryover_per_month: float = Field(0.84, gt=0.0, lt=1.0, description="geometric adstock per 30 days")
-    hill_half_saturation: float = Field(1.5, gt=0.0)
-    hill_shape: float = Field(1.3, gt=0.0)
+    # bounded so that x ** shape and half ** shape stay finite and non-zero in floating point
+    hill_half_saturation: float = Field(1.5, ge=0.01, le=1000.0)
+    hill_shape: float = Field(1.3, ge=0.1, le=10.0)
     channel_effect: dict[str, float] = Field(
         default_factory=lambda: {
             "rep_visit": 1.0,
@@ -251,7 +257,7 @@ class RepVisitConfig(_Model):
     cost_primary_care_usd: float = Field(178.0, ge=0.0)
     cost_specialist_usd: float = Field(267.0, ge=0.0)
     working_minutes_per_day: float = Field(480.0, ge=0.0)
-    visit_minutes: float = Field(20.0, gt=0.0, description="face time plus waiting room")
+    visit_minutes: float = Field(20.0, ge=1.0, description="face time plus waiting room")
     travel_minutes: float = Field(38.0, ge=0.0, description="mean travel between calls")
     question_minutes: float = Field(6.0, ge=0.0, description="extra time to ask a profiling question")
     availability: dict[str, float] = Field(
