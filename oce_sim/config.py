@@ -86,6 +86,19 @@ class _Model(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
+    def _known_dict_keys(cls, value: Any, info: ValidationInfo) -> Any:
+        """A mapping field (``availability``, ``access_factor``...) takes the keys of its default, no others."""
+        field = cls.model_fields.get(info.field_name or "")
+        if not isinstance(value, dict) or field is None or field.default_factory is None:
+            return value
+        allowed = list(field.get_default(call_default_factory=True, validated_data={}))
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown key(s) {_excerpt(unknown)}; allowed: {', '.join(allowed)}")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
     def _bounded_by_name(cls, value: Any, info: ValidationInfo) -> Any:
         name = info.field_name or ""
         is_time = name.endswith(("_days", "_day")) and "_per_" not in name  # not cap_per_30_days, calls_per_day
