@@ -555,3 +555,53 @@ def test_numba_cache_falls_back_on_a_read_only_install(tmp_path: Path) -> None:
     assert os.environ.get("NUMBA_DISABLE_JIT") != "1"
     kernel = jit.njit(cache=True)(lambda x: x + 1)
     assert kernel(1) == 2
+
+
+def test_a_real_ctrl_c_mid_run_is_clean(tmp_path: Path) -> None:
+    """SIGINT to a running ``oce-sim run`` (in Python, SimPy or a compiled kernel): exit 130, no traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    ready = tmp_path / "ready"
+    script = ("import sys, oce_sim.cli as cli; open(sys.argv[1], 'w').close(); "
+              "sys.argv = ['oce-sim', 'run', 'small', '--episodes', '500', '--no-progress', '--out', sys.argv[2]]; "
+              "cli.main()")
+    child = subprocess.Popen([sys.executable, "-c", script, str(ready), str(tmp_path / "out")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])},
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the episodes
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    assert "Traceback" not in out + err
+
+
+def test_kernels_run_from_a_read_only_copy(tmp_path: Path) -> None:
+    """A copy of the package whose ``__pycache__`` cannot be created and a home with no usable cache folder."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(cli.__file__).parents[1]
+    shutil.copytree(root / "oce_sim", tmp_path / "oce_sim", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "oce_sim" / "world" / "__pycache__").write_text("a file where numba wants its cache folder")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("nothing can be created below a file")
+    script = ("from oce_sim.world import jit, kernels; from numba.core import config; "
+              "print(jit.CACHE_ENABLED, config.CACHE_DIR); print(kernels.poisson_inverse_cdf(0.5, 1.0))")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1",
+           "XDG_CACHE_HOME": str(blocker / "cache"), "HOME": str(blocker / "home"), "TMPDIR": str(tmp_path / "tmp")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    (tmp_path / "tmp").mkdir()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tmp_path)  # not the checkout: "-c" puts the working folder on sys.path
+    assert done.returncode == 0, done.stderr[-2000:]
+    enabled, cache_dir = done.stdout.splitlines()[0].split(" ", 1)
+    assert enabled == "True" and cache_dir.startswith(str(tmp_path / "tmp")), done.stdout
+    assert done.stdout.splitlines()[1] == "1"
