@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
 MAX_PATH_PART_BYTES = 255  # NAME_MAX: one folder or file name
 MAX_TEXT_CHARS = 1000  # strategy lists and other names
 MAX_MESSAGE_CHARS = 600  # an error line quotes at most this much
+SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -162,7 +164,7 @@ def run(
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
     check_stage(stage)
-    check_text("--strategy", strategy, MAX_PATH_CHARS)
+    check_path("--strategy", Path(strategy))  # a name or a model path
     if strategy.endswith(".zip") or os.sep in strategy:
         check_model("--strategy", Path(strategy))
     check_out("--out", out)
@@ -194,6 +196,8 @@ def compare(
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
     check_text("--strategies", strategies)
+    for name in strategies.split(","):
+        check_path("--strategies", Path(name.strip()))
     check_text("--baseline", baseline)
     if model is not None:
         check_model("--model", model)
@@ -290,7 +294,8 @@ def bench(
 
     if check and update:
         fail("--check and --update are exclusive: check against the golden file, or rewrite it")
-    check_text("--suite", suite)
+    if not SIMPLE_NAME.fullmatch(suite):  # a file name in scenarios/benchmark/suites, never a path
+        fail(f"--suite must be a suite name (letters, digits, '_' or '-', at most 64), got {_clip(repr(suite), 80)}")
     check_out("--out", out)
     try:
         code = bench_mod.run_bench(suite=suite, check=check, update=update, perf=perf, out=out, progress=progress,

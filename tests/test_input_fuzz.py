@@ -397,7 +397,8 @@ def path_cases(draw: st.DrawFn) -> Case:
     """Paths the system cannot use: too long, a file where a folder goes, a missing model, a NUL character."""
     long_part = "x" * draw(st.integers(cli.MAX_PATH_PART_BYTES + 1, 2000))
     kind = draw(st.sampled_from(["out_file", "out_under_file", "out_long", "out_nul", "model_missing",
-                                 "model_folder", "scenario_long", "validate_long", "strategy_missing", "bench_out"]))
+                                 "model_folder", "scenario_long", "validate_long", "strategy_missing", "bench_out",
+                                 "strategy_long", "strategies_long", "suite_path"]))
     command = draw(st.sampled_from([("run", "small", "--episodes", "1"), ("compare", "small", "--episodes", "1"),
                                     ("train", "small", "--timesteps", "10")]))
     plain = {"file": b"not a folder"}
@@ -423,6 +424,15 @@ def path_cases(draw: st.DrawFn) -> Case:
     if kind == "strategy_missing":
         return Case(args=("run", "small", "--episodes", "1", "--strategy", f"{DIR}/{draw(words)}.zip", *OUT),
                     expect=("--strategy", "not found"))
+    if kind == "strategy_long":
+        return Case(args=("run", "small", "--episodes", "1", "--strategy", long_part, *OUT),
+                    expect=("--strategy", "longer than"))
+    if kind == "strategies_long":
+        return Case(args=("compare", "small", "--episodes", "1", "--strategies", f"insight,{long_part}", *OUT),
+                    expect=("--strategies", "longer than"))
+    if kind == "suite_path":
+        suite = draw(st.sampled_from(["../../x", "/etc/passwd", long_part, "quick.yaml", "a b"]))
+        return Case(args=("bench", "--suite", suite, *OUT), expect=("--suite",))
     if kind == "scenario_long":
         return Case(args=(command[0], f"{DIR}/{long_part}.yaml", *command[2:], *OUT), expect=("SCENARIO",))
     return Case(args=("validate", f"{DIR}/{long_part}.yaml"), expect=("FILE", "longer than"), untouched=None)
