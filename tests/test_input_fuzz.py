@@ -396,46 +396,29 @@ def cli_argument_cases(draw: st.DrawFn) -> Case:
 def path_cases(draw: st.DrawFn) -> Case:
     """Paths the system cannot use: too long, a file where a folder goes, a missing model, a NUL character."""
     long_part = "x" * draw(st.integers(cli.MAX_PATH_PART_BYTES + 1, 2000))
-    kind = draw(st.sampled_from(["out_file", "out_under_file", "out_long", "out_nul", "model_missing",
-                                 "model_folder", "scenario_long", "validate_long", "strategy_missing", "bench_out",
-                                 "strategy_long", "strategies_long", "suite_path"]))
     command = draw(st.sampled_from([("run", "small", "--episodes", "1"), ("compare", "small", "--episodes", "1"),
                                     ("train", "small", "--timesteps", "10")]))
+    name = draw(words)
+    suite = draw(st.sampled_from(["../../x", "/etc/passwd", long_part, "quick.yaml", "a b"]))
     plain = {"file": b"not a folder"}
-    if kind == "out_file":
-        return Case(args=(*command, "--out", f"{DIR}/file"), expect=("--out", "not a folder"), files=plain,
-                    untouched=None)
-    if kind == "out_under_file":
-        return Case(args=(*command, "--out", f"{DIR}/file/sub/out"), expect=("--out", "is a file"), files=plain,
-                    untouched=None)
-    if kind == "out_long":
-        return Case(args=(*command, "--out", f"{DIR}/{long_part}"), expect=("--out", "longer than"))
-    if kind == "out_nul":
-        return Case(args=(*command, "--out", f"{DIR}/o\x00ut"), expect=("--out", "null"))
-    if kind == "bench_out":
-        return Case(args=("bench", "--out", f"{DIR}/file/x"), expect=("--out",), files=plain, untouched=None)
-    if kind == "model_missing":
-        name = draw(words)
-        return Case(args=("compare", "small", "--episodes", "1", "--model", f"{DIR}/{name}.zip", *OUT),
-                    expect=("--model", "not found"))
-    if kind == "model_folder":
-        return Case(args=("compare", "small", "--episodes", "1", "--model", DIR, *OUT),
-                    expect=("--model", "without model.zip"))
-    if kind == "strategy_missing":
-        return Case(args=("run", "small", "--episodes", "1", "--strategy", f"{DIR}/{draw(words)}.zip", *OUT),
-                    expect=("--strategy", "not found"))
-    if kind == "strategy_long":
-        return Case(args=("run", "small", "--episodes", "1", "--strategy", long_part, *OUT),
-                    expect=("--strategy", "longer than"))
-    if kind == "strategies_long":
-        return Case(args=("compare", "small", "--episodes", "1", "--strategies", f"insight,{long_part}", *OUT),
-                    expect=("--strategies", "longer than"))
-    if kind == "suite_path":
-        suite = draw(st.sampled_from(["../../x", "/etc/passwd", long_part, "quick.yaml", "a b"]))
-        return Case(args=("bench", "--suite", suite, *OUT), expect=("--suite",))
-    if kind == "scenario_long":
-        return Case(args=(command[0], f"{DIR}/{long_part}.yaml", *command[2:], *OUT), expect=("SCENARIO",))
-    return Case(args=("validate", f"{DIR}/{long_part}.yaml"), expect=("FILE", "longer than"), untouched=None)
+    run, compare = ("run", "small", "--episodes", "1"), ("compare", "small", "--episodes", "1")
+    cases = {
+        "out_file": Case((*command, "--out", f"{DIR}/file"), ("--out", "not a folder"), plain, None),
+        "out_under_file": Case((*command, "--out", f"{DIR}/file/sub/out"), ("--out", "is a file"), plain, None),
+        "out_long": Case((*command, "--out", f"{DIR}/{long_part}"), ("--out", "longer than")),
+        "out_nul": Case((*command, "--out", f"{DIR}/o\x00ut"), ("--out", "null")),
+        "bench_out": Case(("bench", "--out", f"{DIR}/file/x"), ("--out",), plain, None),
+        "model_missing": Case((*compare, "--model", f"{DIR}/{name}.zip", *OUT), ("--model", "not found")),
+        "model_folder": Case((*compare, "--model", DIR, *OUT), ("--model", "without model.zip")),
+        "strategy_missing": Case((*run, "--strategy", f"{DIR}/{name}.zip", *OUT), ("--strategy", "not found")),
+        "strategy_long": Case((*run, "--strategy", long_part, *OUT), ("--strategy", "longer than")),
+        "strategies_long": Case((*compare, "--strategies", f"insight,{long_part}", *OUT),
+                                ("--strategies", "longer than")),
+        "suite_path": Case(("bench", "--suite", suite, *OUT), ("--suite",)),
+        "scenario_long": Case((command[0], f"{DIR}/{long_part}.yaml", *command[2:], *OUT), ("SCENARIO",)),
+        "validate_long": Case(("validate", f"{DIR}/{long_part}.yaml"), ("FILE", "longer than"), untouched=None),
+    }
+    return cases[draw(st.sampled_from(sorted(cases)))]
 
 
 STRATEGIES = {
