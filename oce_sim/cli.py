@@ -244,11 +244,6 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
-    from oce_sim.training import ALGOS, TrainArgs
-    from oce_sim.training import train as do_train
-
-    if algo not in ALGOS:
-        fail(f"--algo must be one of {', '.join(ALGOS)}, got {algo!r}")
     check_positive("--timesteps", timesteps, maximum=MAX_TIMESTEPS)
     check_positive("--n-envs", n_envs, maximum=MAX_N_ENVS)
     check_positive("--checkpoint-every", checkpoint_every, maximum=MAX_TIMESTEPS)
@@ -257,6 +252,11 @@ def train(
     check_learning_rate(learning_rate)
     check_stage(stage)
     check_out("--out", out)
+    from oce_sim.training import ALGOS, TrainArgs  # after the cheap checks: it imports torch
+    from oce_sim.training import train as do_train
+
+    if algo not in ALGOS:
+        fail(f"--algo must be one of {', '.join(ALGOS)}, got {_clip(repr(algo), 80)}")
     if init_from is not None:
         from agents import STRATEGIES
 

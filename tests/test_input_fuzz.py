@@ -328,10 +328,10 @@ def nesting_cases(draw: st.DrawFn) -> Case:
 def size_cases(draw: st.DrawFn) -> Case:
     kind = draw(st.sampled_from(["list", "mapping", "bytes"]))
     if kind == "bytes":
-        padding = draw(st.integers(1, 4 * MAX_SCENARIO_BYTES))
+        padding = draw(st.integers(1, MAX_SCENARIO_BYTES))
         raw = b"name: big\n" + b"#" * (MAX_SCENARIO_BYTES + padding) + b"\n"
         return validate_case(raw, "(file)", "larger than")
-    count = draw(st.integers(MAX_COLLECTION_ITEMS + 1, 5 * MAX_COLLECTION_ITEMS))
+    count = draw(st.integers(MAX_COLLECTION_ITEMS + 1, 2 * MAX_COLLECTION_ITEMS))
     if kind == "list":
         text = "pipeline: {override: {covered_channels: [" + "email, " * count + "]}}"
     else:
