@@ -14,7 +14,7 @@ import reprlib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping
+from typing import Annotated, Any, Iterator, Literal, Mapping
 
 import yaml
 from pydantic import (
@@ -92,6 +92,8 @@ class _Model(BaseModel):
         if not isinstance(value, dict) or field is None or field.default_factory is None:
             return value
         allowed = list(field.get_default(call_default_factory=True, validated_data={}))
+        if not allowed:  # an open mapping (empty default): any key
+            return value
         unknown = sorted(set(value) - set(allowed))
         if unknown:
             raise ValueError(f"unknown key(s) {_excerpt(unknown)}; allowed: {', '.join(allowed)}")
@@ -123,7 +125,10 @@ class _Model(BaseModel):
         return value
 
 
-Probability = Field(ge=0.0, le=1.0)
+# Reusable annotated types for new fields (the name rules above apply as well).
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Days = Annotated[float, Field(ge=0.0, le=MAX_DAYS)]
+StepDays = Annotated[float, Field(ge=MIN_STEP_DAYS, le=MAX_DAYS, description="a repeating interval")]
 
 
 class StageConfig(_Model):
