@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import resource
 import tempfile
 import time
@@ -611,3 +612,55 @@ def test_kernels_run_from_a_read_only_copy(tmp_path: Path) -> None:
     enabled, cache_dir = done.stdout.splitlines()[0].split(" ", 1)
     assert enabled == "True" and cache_dir.startswith(str(tmp_path / "tmp")), done.stdout
     assert done.stdout.splitlines()[1] == "1"
+
+
+# ------------------------------------------------------------------------------ the issue's reproductions, exactly
+
+
+def test_a_500_byte_alias_bomb_is_refused_fast_in_little_memory() -> None:
+    import tracemalloc
+
+    from oce_sim.config import ScenarioLimitError, parse_yaml
+
+    bomb = "a: &a [" + ",".join(["x"] * 9) + "]\n" + "".join(
+        f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    assert len(bomb) < 500
+    tracemalloc.start()
+    started = time.process_time()
+    with pytest.raises(ScenarioLimitError, match="aliases are expanded"):
+        parse_yaml(bomb.encode())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert time.process_time() - started < 1.0
+    assert peak < 5_000_000
+
+
+@pytest.mark.parametrize("overrides", [
+    {"response": {"brand_share_by_state": [0.1] * 200_000}},
+    {"pipeline": {"override": {"covered_channels": ["x" * 1000] * 200_000}}},
+    {"response": {"channel_effect": {f"k{i}": 1.0 for i in range(200_000)}}},
+    {"description": "d" * 1_000_000},
+], ids=["long tuple", "long list of long names", "huge mapping", "huge text"])
+def test_huge_values_give_a_short_message(overrides: dict[str, Any]) -> None:
+    from oce_sim import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(overrides=overrides)
+    assert len(str(caught.value)) < 2000, str(caught.value)[:3000]
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"population": {"n_hcps": True}}, "population.n_hcps: Input should be a valid integer"),
+    ({"population": {"specialist_share": -0.2}}, "population.specialist_share"),
+    ({"response": {"p_trial_to_adopt": [0.004, 1.2]}}, "response.p_trial_to_adopt: must be in [0, 1]"),
+    ({"marketing": {"email_interval_days": 1e-300}}, "marketing.email_interval_days: must be at least"),
+    ({"economics": {"rx_value_usd": math.nan}}, "economics.rx_value_usd: Input should be a finite number"),
+    ({"channels": {"webinar": {"seats": 2**70}}}, "channels.webinar.seats: integer outside the 64-bit range"),
+    ({"channels": {"rep_visit": {"availability": {"typo": 0.5}}}}, "channels.rep_visit.availability: unknown key"),
+    ({"name": "../../X"}, "name: name must"),
+])
+def test_the_issue_s_silently_accepted_values_are_refused(overrides: dict[str, Any], fragment: str) -> None:
+    from oce_sim import ScenarioError, load_scenario
+
+    with pytest.raises(ScenarioError, match=re.escape(fragment)):
+        load_scenario(overrides=overrides)
