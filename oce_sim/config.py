@@ -691,6 +691,8 @@ def load_scenario(
     overrides: Mapping[str, Any] | None = None,
 ) -> ScenarioConfig:
     """Resolve defaults <- scenario file <- ``stage`` <- ``overrides`` into a validated config."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides must be a mapping or None, got {type(overrides).__name__}")
     data, source = scenario_data(scenario)
     data = _stage_as_mapping(data)
     if overrides:
