@@ -252,6 +252,7 @@ def train(
     check_learning_rate(learning_rate)
     check_stage(stage)
     check_out("--out", out)
+    resolve(scenario, stage)
     from oce_sim.training import ALGOS, TrainArgs  # after the cheap checks: it imports torch
     from oce_sim.training import train as do_train
 
@@ -267,7 +268,6 @@ def train(
             fail("--init-from needs --algo maskable-ppo")
     if reward not in ("expected", "realized"):
         fail(f"--reward must be expected or realized, got {reward!r}")
-    resolve(scenario, stage)
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
                      reward=reward, init_from=init_from, learning_rate=learning_rate,

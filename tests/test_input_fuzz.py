@@ -466,11 +466,15 @@ def test_the_schema_walk_finds_the_fields() -> None:
 SLOW_CASES = 1500
 MAX_CPU_SECONDS_PER_CASE = 5.0  # CPU time: a hang or a blow-up burns it, a busy shared machine does not
 MAX_WALL_SECONDS_PER_CASE = 60.0
-MAX_RSS_GROWTH_MB = 300
+MAX_RSS_GROWTH_MB = 200  # an alias bomb expanded took over 3 GB
 
 
 @pytest.mark.slow
 def test_thousands_of_bad_inputs_in_bounded_time_and_memory() -> None:
+    import oce_sim.bench  # noqa: F401  (the commands' own imports are not what the memory bound is about)
+    import oce_sim.evaluation  # noqa: F401
+    import oce_sim.training  # noqa: F401
+
     seconds: list[float] = []
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
