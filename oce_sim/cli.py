@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -9,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from oce_sim.config import ScenarioConfig, ScenarioError, builtin_scenarios, load_scenario
@@ -25,14 +29,32 @@ err = Console(stderr=True)
 SCENARIO_ARG = typer.Argument("default", help="Built-in scenario name (see `oce-sim scenarios`) or a YAML path.")
 
 
+# Argument limits, checked before any work starts (exit 2 naming the argument and what is allowed).
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by Stable-Baselines3) takes 32-bit seeds
+MAX_EPISODES = 100_000
+MAX_TIMESTEPS = 10**10
+MAX_N_ENVS = 256
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
+MAX_PATH_PART_BYTES = 255  # NAME_MAX: one folder or file name
+MAX_TEXT_CHARS = 1000  # strategy lists and other names
+MAX_MESSAGE_CHARS = 600  # an error line quotes at most this much
+SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def fail(message: str, problems: list[str] | None = None, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # escaped: user input in a message is text, not rich markup (a stray "[/]" would raise)
+    err.print(f"[bold red]error:[/] {escape(_clip(message))}")
     for problem in problems or []:
-        err.print(f"  - {problem}")
+        err.print(f"  - {escape(_clip(problem))}")
     raise typer.Exit(code)
 
 
 def resolve(scenario: str, stage: Optional[int] = None) -> ScenarioConfig:
+    check_path("SCENARIO", Path(scenario))
     try:
         return load_scenario(scenario, stage=stage)
     except ScenarioError as exc:
@@ -40,9 +62,61 @@ def resolve(scenario: str, stage: Optional[int] = None) -> ScenarioConfig:
         raise  # unreachable
 
 
-def check_positive(name: str, value: int, minimum: int = 1) -> None:
+def check_positive(name: str, value: int, minimum: int = 1, maximum: int | None = None) -> None:
     if value < minimum:
         fail(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        fail(f"{name} must be <= {maximum}, got {_clip(str(value), 40)}")
+
+
+def check_seed(seed: int, count: int = 1) -> None:
+    """Seeds ``seed .. seed + count - 1`` must all be valid seeds."""
+    if not 0 <= seed <= MAX_SEED - (count - 1):
+        fail(f"--seed must be in [0, {MAX_SEED - (count - 1)}] (seeds seed .. seed+{count - 1} are used), "
+             f"got {_clip(str(seed), 40)}")
+
+
+def check_learning_rate(value: float) -> None:
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        fail(f"--learning-rate must be a finite number in (0, 1], got {value}")
+
+
+def check_text(name: str, value: str, limit: int = MAX_TEXT_CHARS) -> None:
+    if len(value) > limit or "\0" in value:
+        fail(f"{name} must be at most {limit} characters with no NUL character (got {len(value)} characters)")
+
+
+def check_path(name: str, path: Path) -> None:
+    """A path the operating system can take: no NUL, not too long overall or in any one part."""
+    text = str(path)
+    check_text(name, text, MAX_PATH_CHARS)
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > MAX_PATH_PART_BYTES:
+        fail(f"{name}: a folder or file name is longer than {MAX_PATH_PART_BYTES} bytes ({longest}): "
+             f"{_clip(text, 80)}")
+
+
+def check_out(name: str, out: Path) -> None:
+    """The output folder must be creatable and writable: found now, not after every episode has run."""
+    check_path(name, out)
+    if out.exists() and not out.is_dir():
+        fail(f"{name} {_clip(str(out), 200)} exists and is not a folder")
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"{name} {_clip(str(out), 200)}: {_clip(str(existing), 200)} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{name} {_clip(str(out), 200)}: {_clip(str(existing), 200)} is not writable")
+
+
+def check_model(name: str, model: Path) -> None:
+    check_path(name, model)
+    if model.is_dir():
+        if not (model / "model.zip").is_file():
+            fail(f"{name} {_clip(str(model), 200)} is a folder without model.zip (give a run folder or a model .zip)")
+    elif not model.is_file():
+        fail(f"{name}: model file not found: {_clip(str(model), 200)}")
 
 
 def check_stage(stage: Optional[int]) -> None:
@@ -67,10 +141,11 @@ def scenarios() -> None:
 @app.command()
 def validate(file: Path = typer.Argument(..., help="Scenario YAML to check.")) -> None:
     """Check a scenario file: exit 0, or exit 2 with every problem listed by field path."""
+    check_path("FILE", file)
     if not file.is_file():
         fail(f"no such file: {file}")
     config = resolve(str(file))
-    console.print(f"[green]OK[/] {file}: scenario '{config.name}', stage {config.stage.model_dump()}")
+    console.print(f"[green]OK[/] {escape(str(file))}: scenario '{config.name}', stage {config.stage.model_dump()}")
 
 
 @app.command()
@@ -86,8 +161,13 @@ def run(
     """Run one strategy or trained model on a scenario; writes tidy results.csv and summary.json."""
     from oce_sim import evaluation
 
-    check_positive("--episodes", episodes)
+    check_positive("--episodes", episodes, maximum=MAX_EPISODES)
+    check_seed(seed, episodes)
     check_stage(stage)
+    check_path("--strategy", Path(strategy))  # a name or a model path
+    if strategy.endswith(".zip") or os.sep in strategy:
+        check_model("--strategy", Path(strategy))
+    check_out("--out", out)
     config = resolve(scenario)
     policy = _make_policy(strategy)
     results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
@@ -113,7 +193,15 @@ def compare(
     """The main job: every stage strategy (and a trained model) on paired seeds, with 95% CIs vs instruction."""
     from oce_sim import evaluation
 
-    check_positive("--episodes", episodes)
+    check_positive("--episodes", episodes, maximum=MAX_EPISODES)
+    check_seed(seed, episodes)
+    check_text("--strategies", strategies)
+    for name in strategies.split(","):
+        check_path("--strategies", Path(name.strip()))
+    check_text("--baseline", baseline)
+    if model is not None:
+        check_model("--model", model)
+    check_out("--out", out)
     config = resolve(scenario)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     policies = {}
@@ -156,15 +244,20 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
-    from oce_sim.training import ALGOS, TrainArgs
+    check_positive("--timesteps", timesteps, maximum=MAX_TIMESTEPS)
+    check_positive("--n-envs", n_envs, maximum=MAX_N_ENVS)
+    check_positive("--checkpoint-every", checkpoint_every, maximum=MAX_TIMESTEPS)
+    check_positive("--value-warmup-steps", value_warmup_steps, minimum=0, maximum=MAX_TIMESTEPS)
+    check_seed(seed)
+    check_learning_rate(learning_rate)
+    check_stage(stage)
+    check_out("--out", out)
+    resolve(scenario, stage)
+    from oce_sim.training import ALGOS, TrainArgs  # after the cheap checks: it imports torch
     from oce_sim.training import train as do_train
 
     if algo not in ALGOS:
-        fail(f"--algo must be one of {', '.join(ALGOS)}, got {algo!r}")
-    check_positive("--timesteps", timesteps)
-    check_positive("--n-envs", n_envs)
-    check_positive("--value-warmup-steps", value_warmup_steps, minimum=0)
-    check_stage(stage)
+        fail(f"--algo must be one of {', '.join(ALGOS)}, got {_clip(repr(algo), 80)}")
     if init_from is not None:
         from agents import STRATEGIES
 
@@ -175,7 +268,6 @@ def train(
             fail("--init-from needs --algo maskable-ppo")
     if reward not in ("expected", "realized"):
         fail(f"--reward must be expected or realized, got {reward!r}")
-    resolve(scenario, stage)
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
                      reward=reward, init_from=init_from, learning_rate=learning_rate,
@@ -202,6 +294,9 @@ def bench(
 
     if check and update:
         fail("--check and --update are exclusive: check against the golden file, or rewrite it")
+    if not SIMPLE_NAME.fullmatch(suite):  # a file name in scenarios/benchmark/suites, never a path
+        fail(f"--suite must be a suite name (letters, digits, '_' or '-', at most 64), got {_clip(repr(suite), 80)}")
+    check_out("--out", out)
     try:
         code = bench_mod.run_bench(suite=suite, check=check, update=update, perf=perf, out=out, progress=progress,
                                    console=console)
@@ -249,7 +344,12 @@ def _print_table(frame, title: str) -> None:
 def main() -> None:
     try:
         app()
-    except KeyboardInterrupt:
+    except SystemExit as exc:
+        # typer turns Ctrl-C into a silent exit 130 (the KeyboardInterrupt is the cause of its Exit): say so
+        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+            err.print("interrupted")
+        raise
+    except KeyboardInterrupt:  # outside the command (e.g. while typer starts)
         err.print("interrupted")
         sys.exit(130)
 

@@ -9,22 +9,126 @@ field path and lists what is allowed.  Sources of the default figures are in ``d
 from __future__ import annotations
 
 import copy
+import re
+import reprlib
+import types
+import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Iterator, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CHANNELS: tuple[str, ...] = ("rep_visit", "remote_detail", "email", "webinar", "website")
 ENTITIES: tuple[str, ...] = ("customer", "sales", "marketing", "it")
 STAGE_NAMES: tuple[str, ...] = ("instruction", "insight", "involvement", "intervention")
 
 
+# Input rules shared by every block (they apply to fields added later without per-field edits).
+INT64_MAX = 2**63 - 1  # the simulation stores counts in int64 arrays
+MAX_DAYS = 3650.0  # the longest horizon: no duration, delay or interval needs more
+MIN_STEP_DAYS = 1.0 / 24.0  # one hour: shorter repeating intervals stop SimPy's clock in practice
+MAX_WORKING_MINUTES = 960.0  # the simulated working day starts at 08:00 and must end by midnight
+MAX_TEXT_CHARS = 2000  # names, descriptions and other strings
+
+
+def _is_probability(field_name: str) -> bool:
+    """Shares, probabilities (``p_*``) and availabilities are in [0, 1] by name, wherever they are declared."""
+    return "share" in field_name or field_name.startswith("p_") or field_name.endswith("_probability") \
+        or field_name in ("availability", "access_factor")
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    """The scalars inside tuples, lists and dict values (validated sub-models check their own fields)."""
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif not isinstance(value, BaseModel):
+        yield value
+
+
+def _lists_to_tuples(value: Any, annotation: Any) -> Any:
+    """YAML and JSON have no tuples: accept a list wherever the field declares a tuple (strict mode would not)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(annotation):
+            if typing.get_origin(arm) is tuple:
+                return _lists_to_tuples(value, arm)
+        return value
+    if origin is not tuple or not isinstance(value, list):
+        return value
+    args = typing.get_args(annotation)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_lists_to_tuples(item, args[0]) for item in value)
+    return tuple(_lists_to_tuples(item, args[i]) if i < len(args) else item for i, item in enumerate(value))
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # strict: a bool is not an int and a string is not a number (int -> float still passes); finite floats only.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _accept_lists_for_tuples(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return _lists_to_tuples(value, field.annotation) if field is not None else value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _known_dict_keys(cls, value: Any, info: ValidationInfo) -> Any:
+        """A mapping field (``availability``, ``access_factor``...) takes the keys of its default, no others."""
+        field = cls.model_fields.get(info.field_name or "")
+        if not isinstance(value, dict) or field is None or field.default_factory is None:
+            return value
+        allowed = list(field.get_default(call_default_factory=True, validated_data={}))
+        if not allowed:  # an open mapping (empty default): any key
+            return value
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown key(s) {_excerpt(unknown)}; allowed: {', '.join(allowed)}")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_by_name(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        is_time = name.endswith(("_days", "_day")) and "_per_" not in name  # not cap_per_30_days, calls_per_day
+        is_minutes = "minutes" in name  # durations within the working day
+        is_step = name.endswith(("interval_days", "period_days"))
+        for leaf in _leaves(value):
+            if isinstance(leaf, str) and len(leaf) > MAX_TEXT_CHARS:
+                raise ValueError(f"text longer than {MAX_TEXT_CHARS} characters ({len(leaf)})")
+            if isinstance(leaf, bool) or not isinstance(leaf, (int, float)):
+                continue
+            if isinstance(leaf, int) and not -INT64_MAX - 1 <= leaf <= INT64_MAX:
+                raise ValueError("integer outside the 64-bit range")
+            if _is_probability(name) and not 0.0 <= leaf <= 1.0:
+                raise ValueError(f"must be in [0, 1] (a share or probability), got {_excerpt(leaf)}")
+            if is_time and not 0.0 <= leaf <= MAX_DAYS:
+                raise ValueError(f"must be in [0, {MAX_DAYS:g}] days, got {_excerpt(leaf)}")
+            if is_minutes and not 0.0 <= leaf <= MAX_WORKING_MINUTES:
+                raise ValueError(f"must be in [0, {MAX_WORKING_MINUTES:g}] minutes (a working day starts at 08:00 "
+                                 f"and ends by midnight), got {_excerpt(leaf)}")
+            if is_step and leaf < MIN_STEP_DAYS:
+                raise ValueError(f"must be at least {MIN_STEP_DAYS:.4f} days (one hour), got {_excerpt(leaf)}")
+        return value
 
 
-Probability = Field(ge=0.0, le=1.0)
+# Reusable annotated types for new fields (the name rules above apply as well).
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Days = Annotated[float, Field(ge=0.0, le=MAX_DAYS)]
+StepDays = Annotated[float, Field(ge=MIN_STEP_DAYS, le=MAX_DAYS, description="a repeating interval")]
 
 
 def _uniform_stage(value: Any) -> Any:
@@ -124,8 +228,9 @@ class ResponseConfig(_Model):
     """Customer response: adstock, Hill saturation, sequence, confusion, fatigue, adoption HMM."""
 
     carryover_per_month: float = Field(0.84, gt=0.0, lt=1.0, description="geometric adstock per 30 days")
-    hill_half_saturation: float = Field(1.5, gt=0.0)
-    hill_shape: float = Field(1.3, gt=0.0)
+    # bounded so that x ** shape and half ** shape stay finite and non-zero in floating point
+    hill_half_saturation: float = Field(1.5, ge=0.01, le=1000.0)
+    hill_shape: float = Field(1.3, ge=0.1, le=10.0)
     channel_effect: dict[str, float] = Field(
         default_factory=lambda: {
             "rep_visit": 1.0,
@@ -166,7 +271,7 @@ class ResponseConfig(_Model):
     def _known_channels(cls, value: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(value) - set(CHANNELS))
         if unknown:
-            raise ValueError(f"unknown channel(s) {unknown}; allowed: {list(CHANNELS)}")
+            raise ValueError(f"unknown channel(s) {_excerpt(unknown)}; allowed: {list(CHANNELS)}")
         return {name: value.get(name, 0.0) for name in CHANNELS}
 
     @field_validator("access_factor")
@@ -175,7 +280,7 @@ class ResponseConfig(_Model):
         allowed = ("open", "restricted", "blocked")
         unknown = sorted(set(value) - set(allowed))
         if unknown or set(value) != set(allowed):
-            raise ValueError(f"access_factor needs exactly the keys {list(allowed)} (got {sorted(value)})")
+            raise ValueError(f"access_factor needs exactly the keys {list(allowed)} (got {_excerpt(sorted(value))})")
         return value
 
 
@@ -185,7 +290,7 @@ class RepVisitConfig(_Model):
     variable_cost_primary_care_usd: float = Field(30.0, ge=0.0, description="samples and travel per call")
     variable_cost_specialist_usd: float = Field(45.0, ge=0.0, description="samples and travel per call")
     working_minutes_per_day: float = Field(480.0, ge=0.0)
-    visit_minutes: float = Field(20.0, gt=0.0, description="face time plus waiting room")
+    visit_minutes: float = Field(20.0, ge=1.0, description="face time plus waiting room")
     travel_minutes: float = Field(38.0, ge=0.0, description="mean travel between calls")
     question_minutes: float = Field(6.0, ge=0.0, description="extra time to ask a profiling question")
     availability: dict[str, float] = Field(
@@ -260,7 +365,7 @@ class PipelineLevel(_Model):
     def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(value) - set(CHANNELS))
         if unknown:
-            raise ValueError(f"unknown channel(s) {unknown}; allowed: {list(CHANNELS)}")
+            raise ValueError(f"unknown channel(s) {_excerpt(unknown)}; allowed: {list(CHANNELS)}")
         return tuple(value)
 
 
@@ -332,6 +437,9 @@ class EnvSettings(_Model):
     )
 
 
+SAFE_NAME = re.compile(r"[^\W_][\w .+-]{0,63}")  # a name becomes a folder name (train's run folders)
+
+
 class HistoryConfig(_Model):
     """How the market got to day 0.
 
@@ -380,6 +488,14 @@ class ScenarioConfig(_Model):
     def history_n_reps(self) -> int:
         return self.population.n_reps if self.history.n_reps is None else self.history.n_reps
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not SAFE_NAME.fullmatch(value) or ".." in value:
+            raise ValueError("name must be 1-64 letters, digits, spaces or '_.+-', start with a letter or digit and "
+                             f"contain no path separator or '..' (it names output folders); got {_excerpt(value)}")
+        return value
+
     def pipeline_level(self) -> PipelineLevel:
         return self.pipeline.override or self.pipeline.levels[self.stage.it]
 
@@ -388,13 +504,34 @@ class ScenarioConfig(_Model):
 # Loading and error reporting
 
 
+MAX_PROBLEMS = 20  # problems listed per error; the rest are counted
+MAX_PROBLEM_CHARS = 600  # one problem line: room for the list of allowed keys, not for a huge input
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxstring, _EXCERPT.maxother, _EXCERPT.maxlong = 40, 40, 24
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = _EXCERPT.maxset = 4
+_EXCERPT.maxlevel = 2
+
+
+def _excerpt(value: Any) -> str:
+    """A short repr: error messages quote the offending value, never a huge input."""
+    return _EXCERPT.repr(value)
+
+
+def _clip(text: str, limit: int = MAX_PROBLEM_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ScenarioError(ValueError):
-    """A scenario could not be loaded; ``problems`` lists ``field.path: message`` strings."""
+    """A scenario could not be loaded; ``problems`` lists ``field.path: message`` strings (bounded in number and
+    length, so that a hostile input cannot make the message itself huge)."""
 
     def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"invalid scenario {source}:\n  " + "\n  ".join(problems))
+        self.source = _clip(str(source), 160)
+        shown = [_clip(problem) for problem in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"... and {len(problems) - MAX_PROBLEMS} more problems")
+        self.problems = shown
+        super().__init__(f"invalid scenario {self.source}:\n  " + "\n  ".join(shown))
 
 
 def repo_scenario_dir() -> Path:
@@ -443,24 +580,126 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] |
 
 def format_validation_error(error: ValidationError) -> list[str]:
     problems = []
-    for item in error.errors():
+    for item in error.errors(include_url=False, include_context=False):
         loc = tuple(item["loc"])
-        path = ".".join(str(part) for part in loc) or "(top level)"
+        path = ".".join(_clip(str(part), 40) for part in loc) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             allowed = _allowed_fields(ScenarioConfig, loc[:-1])
             message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         elif item["type"] not in ("value_error", "assertion_error"):
-            message = f"{message} (got {item.get('input')!r})"
+            message = f"{message} (got {_excerpt(item.get('input'))})"
         problems.append(f"{path}: {message}")
     return problems
 
 
+# Limits on a scenario file: a page of YAML is a few KB; these are far above any real scenario and far below
+# what could exhaust memory or time.
+MAX_SCENARIO_BYTES = 64 * 1024  # the pure-Python parser reads ~60 KB/s on a busy core
+MAX_YAML_DEPTH = 20  # the deepest real path is pipeline.levels[i].covered_channels[j] (depth 5)
+MAX_COLLECTION_ITEMS = 1000  # entries of one mapping or list
+MAX_YAML_NODES = 20_000  # nodes after alias expansion: refuses an alias bomb before it is built
+
+
+class ScenarioLimitError(yaml.YAMLError):
+    """A scenario file breaks a size, depth or structure limit."""
+
+
+# YAML 1.1 reads ``1e-3`` as a string; read it as the number everyone means (YAML 1.2 floats).
+_FLOAT_12 = re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$")
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys, deep nesting, long collections and alias bombs.
+
+    It weighs every node by its size once aliases are expanded, while composing (aliases are still shared
+    references then), so a bomb is refused after reading a few hundred bytes, in bounded memory.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._weight: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if parent is not None and len(parent.value) >= MAX_COLLECTION_ITEMS:  # counted as it grows, not after
+            line = parent.start_mark.line + 1
+            raise ScenarioLimitError(f"more than {MAX_COLLECTION_ITEMS} entries in one collection (line {line})")
+        alias = self.check_event(yaml.AliasEvent)
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            line = self.peek_event().start_mark.line + 1
+            raise ScenarioLimitError(f"nested deeper than {MAX_YAML_DEPTH} levels (line {line})")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if alias:
+            if id(node) not in self._weight:
+                raise ScenarioLimitError(f"recursive alias (line {node.start_mark.line + 1})")
+            return node
+        children = node.value if isinstance(node, yaml.SequenceNode) else \
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+        weight = 1 + sum(self._weight.get(id(child), 1) for child in children)
+        if weight > MAX_YAML_NODES:
+            raise ScenarioLimitError(f"more than {MAX_YAML_NODES} values once aliases are expanded "
+                                     f"(line {node.start_mark.line + 1})")
+        self._weight[id(node)] = weight
+        return node
+
+    # The scanner is quadratic in flow nesting ("[[[["): refuse depth as soon as it is scanned, before composing.
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise ScenarioLimitError(f"nested deeper than {MAX_YAML_DEPTH} levels (line {self.line + 1})")
+        super().fetch_flow_collection_start(token_class)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_YAML_DEPTH:
+            raise ScenarioLimitError(f"nested deeper than {MAX_YAML_DEPTH} levels (line {self.line + 1})")
+        return super().add_indent(column)
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if (key.tag, key.value) in seen:
+                raise ScenarioLimitError(f"duplicate key {_excerpt(key.value)} (line {key.start_mark.line + 1})")
+            seen.add((key.tag, key.value))
+        return node
+
+
+BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def parse_yaml(raw: bytes) -> Any:
+    """Scenario YAML bytes -> Python data, within the limits above; raises ``yaml.YAMLError`` or
+    ``UnicodeDecodeError``."""
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioLimitError(f"larger than {MAX_SCENARIO_BYTES // 1024} KiB")
+    text = raw.decode("utf-8-sig")  # strict: Latin-1 from a Windows editor is an error, not mojibake
+    loader = BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_SCENARIO_BYTES + 1)
+        data = parse_yaml(raw)
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(path), [f"(file): not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                                        f"{exc.start}); save the file as UTF-8"]) from None
+    except ScenarioLimitError as exc:
+        raise ScenarioError(str(path), [f"(file): {exc}"]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(str(path), [f"(file): not valid YAML: {exc}"]) from None
+        raise ScenarioError(str(path), [f"(file): not valid YAML: {_clip(str(exc), 200)}"]) from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # e.g. a date 2024-13-45, a 5,000-digit integer
+        raise ScenarioError(str(path), [f"(file): unreadable value: {_clip(str(exc), 160)}"]) from None
     except OSError as exc:
         raise ScenarioError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
     if data is None:
@@ -491,11 +730,16 @@ def scenario_data(scenario: str | Path | Mapping[str, Any] | ScenarioConfig | No
         path = builtin[text]
         return (_read_yaml(path) if path else {}), text
     path = Path(text)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL character
+        raise ScenarioError(text, [f"(file): not a usable path: {_clip(str(exc), 120)}"]) from None
+    if path.suffix in (".yaml", ".yml") or exists:
+        if not is_file:
             raise ScenarioError(text, [f"(file): no such file; built-in scenarios: {', '.join(builtin)}"])
         data = _read_yaml(path)
-        data.setdefault("name", path.stem)
+        # the file name stands in for a missing name: keep it to the characters a name allows
+        data.setdefault("name", re.sub(r"[^\w.+-]|\.\.", "_", path.stem)[:64].lstrip("._+-") or "scenario")
         return data, str(path)
     raise ScenarioError(text, [f"(scenario): unknown scenario name; built-in: {', '.join(builtin)}"])
 
@@ -506,6 +750,8 @@ def load_scenario(
     overrides: Mapping[str, Any] | None = None,
 ) -> ScenarioConfig:
     """Resolve defaults <- scenario file <- ``stage`` <- ``overrides`` into a validated config."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides must be a mapping or None, got {type(overrides).__name__}")
     data, source = scenario_data(scenario)
     data = _stage_as_mapping(data)
     if overrides:

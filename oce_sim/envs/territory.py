@@ -37,6 +37,7 @@ GLOBAL_FEATURES: tuple[str, ...] = (
     "epoch_in_four",
 ) + tuple(f"stage_{entity}" for entity in ENTITIES)
 STALE_DAYS = 60.0
+RESET_OPTIONS: tuple[str, ...] = ()  # reset() takes no options: the scenario is fixed at construction
 
 
 class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -128,6 +129,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         config: Mapping[str, Any] | None = None,
         render_mode: str | None = None,
     ):
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping of overrides such as {{'population': {{'n_hcps': 200}}}} "
+                            f"or None, got {type(config).__name__}")
         self.scenario: ScenarioConfig = load_scenario(scenario, stage=stage, overrides=config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
@@ -151,6 +155,12 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ---------------------------------------------------------------------------------------------- API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"reset(options=...) must be a mapping or None, got {type(options).__name__}")
+        unknown = sorted(map(str, set(options or {}) - set(RESET_OPTIONS)))
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown[:5]}; allowed: {list(RESET_OPTIONS) or 'none'} "
+                             f"(set scenario values with config=... instead)")
         super().reset(seed=seed)
         world_seed = seed if seed is not None else int(self.np_random.integers(0, 2**63 - 1))
         if self.world is not None:
@@ -165,6 +175,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: Any):
         if self.world is None:
             raise RuntimeError("call reset() before step()")
+        if self._day >= self.horizon_days:  # Gymnasium: stepping past the end is undefined; say so
+            raise RuntimeError(f"the episode was truncated at day {self._day} (horizon_days); call reset() "
+                               f"before step()")
         plays = self._validate(action)
         mask = self.world.action_mask()
         allowed = mask[np.arange(dispatch.N_SEGMENTS), plays]
