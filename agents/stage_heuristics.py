@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import N_SEG, Observation, Policy, segment_index
+from .base import N_SEG, Observation, Policy, segment_index
 from oce_sim.world import dispatch
 from oce_sim.world.dispatch import BELIEFS, TIERS
 

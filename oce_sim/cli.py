@@ -22,6 +22,22 @@ app = typer.Typer(
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
+def show_version(value: bool) -> None:
+    if value:
+        from oce_sim import __version__
+
+        typer.echo(f"oce-sim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Show the installed version and exit."),
+) -> None:
+    """Simulate orchestrated customer engagement: compare maturity stages, train RL orchestrators, benchmark."""
+
+
 SCENARIO_ARG = typer.Argument("default", help="Built-in scenario name (see `oce-sim scenarios`) or a YAML path.")
 
 
@@ -166,7 +182,7 @@ def train(
     check_positive("--value-warmup-steps", value_warmup_steps, minimum=0)
     check_stage(stage)
     if init_from is not None:
-        from agents import STRATEGIES
+        from oce_sim.agents import STRATEGIES
 
         if init_from not in STRATEGIES or init_from == "oracle":
             fail(f"--init-from must be a strategy that uses only the view: "
@@ -212,7 +228,7 @@ def bench(
 
 
 def _make_policy(name: str):
-    from agents import STRATEGIES, TrainedModel, make_strategy
+    from oce_sim.agents import STRATEGIES, TrainedModel, make_strategy
 
     path = Path(name)
     if path.is_dir() and (path / "model.zip").exists():

@@ -9,6 +9,7 @@ field path and lists what is allowed.  Sources of the default figures are in ``d
 from __future__ import annotations
 
 import copy
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -339,6 +340,11 @@ class ScenarioError(ValueError):
 
 
 def repo_scenario_dir() -> Path:
+    """The built-in scenarios: package data ``oce_sim/scenarios`` in a wheel install, else ``scenarios/`` at the
+    top of the source checkout (``pyproject.toml`` maps one to the other)."""
+    packaged = resources.files("oce_sim") / "scenarios"
+    if packaged.is_dir():
+        return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "scenarios"
 
 

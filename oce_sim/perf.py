@@ -528,7 +528,7 @@ def _measure_reset_retention(n_hcps: int, days: int, episodes: int, seed: int) -
 
 # ------------------------------------------------------------------------------------------ 2. national scale
 def _national_config(strategy: str, n_hcps: int, n_reps: int, days: int):
-    from agents import make_strategy
+    from oce_sim.agents import make_strategy
     from oce_sim.config import deep_merge, load_scenario
     from oce_sim.evaluation import strategy_config
 
@@ -979,7 +979,7 @@ def run_perf(quick: bool = False, progress: bool = True, sizes: dict[str, Any] |
     ``quick`` uses the small sizes of ``SIZES["quick"]`` (national scale extrapolated, clearly labelled);
     ``sizes`` overrides individual entries (tests, experiments); ``progress`` logs each phase to stderr.
     """
-    from agents import STAGE_STRATEGIES
+    from oce_sim.agents import STAGE_STRATEGIES
 
     mode = "quick" if quick else "full"
     size = {**SIZES[mode], **(sizes or {})}
