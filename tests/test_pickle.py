@@ -6,6 +6,7 @@ import copy
 import math
 import pickle
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import data_equivalence
@@ -67,6 +68,16 @@ def test_copy_continues_identically(case, how):
     assert_same(fresh.reset(seed=11), reset)
 
 
+def test_gym_make_wrapped_env_copies():
+    env = gym.make("oce_sim/TerritorySmall-v0", config=SMALL)
+    env.reset(seed=3)
+    twins = [copy.deepcopy(env), pickle.loads(pickle.dumps(env))]
+    actions = [np.full(9, k % 8) for k in range(6)]
+    expected = roll(env, actions)
+    for twin in twins:
+        assert_same(roll(twin, actions), expected)
+
+
 def test_copies_are_independent():
     env = TerritoryEnv("small", stage=3, config=SMALL)
     env.reset(seed=0)
@@ -97,7 +108,7 @@ def test_world_copies_at_any_time_of_day(stage):
     for i, (day, play) in enumerate(zip(pauses, plays)):
         world.apply_plays(play)
         world.run_until(day)
-        phases |= {(name, wake.phase) for name, wake in world._wakes.items()}
+        phases |= {(name, wake[2]) for name, wake in world._wakes.items()}
         twins.append((i + 1, pickle.loads(pickle.dumps(world)) if i % 2 else copy.deepcopy(world)))
     world.run_until(84)
     assert {("day_cycle", "end_of_day"), ("field", "after_work"), ("webinars", "invite"), ("webinars", "hold"),

@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, NamedTuple
 
 import numpy as np
 import simpy
@@ -81,15 +81,14 @@ def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) ->
     return count
 
 
-@dataclass(frozen=True)
-class Wake:
+class Wake(NamedTuple):
     """Where a SimPy process waits: the time it resumes at, the order its event was scheduled in (SimPy runs
     events of the same time in that order) and what it does when it wakes (``phase``, about ``day``)."""
 
     time: float
     order: int
-    phase: str = ""
-    day: float = 0.0
+    phase: str
+    day: float
 
 
 Process = Generator[simpy.Event, Any, None]
@@ -161,7 +160,7 @@ class World:
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
 
-        self._wakes: dict[str, Wake] = {}
+        self._wakes: dict[str, tuple[float, int, str, float]] = {}  # process -> Wake fields (a plain tuple: cheap)
         self._wake_order = 0
 
         self._load_history()
@@ -277,7 +276,7 @@ class World:
         now = state.pop("_now")
         self.__dict__.update(state)
         self.env = simpy.Environment(initial_time=now)
-        if self._digest:
+        if self._digest and self.event_log is not None:  # (a closed World has no event log left to hash)
             self._digest = hashlib.sha256()
             for record in self.event_log:
                 self._hash_record(record)
@@ -308,13 +307,13 @@ class World:
                 self.env.process(process(None))
             return
         assert self._wakes.keys() == processes.keys(), "every process waits somewhere once the World has run"
-        for name, wake in sorted(self._wakes.items(), key=lambda item: item[1].order):
-            self.env.process(processes[name](wake))
+        for name, wake in sorted(self._wakes.items(), key=lambda item: item[1][1]):
+            self.env.process(processes[name](Wake(*wake)))
 
     def _wait(self, name: str, delay: float, phase: str = "", day: float = 0.0) -> simpy.Timeout:
         """``env.timeout(delay)`` for process ``name``, recording where it waits and what it does next."""
         self._wake_order += 1
-        self._wakes[name] = Wake(self.env.now + delay, self._wake_order, phase, day)  # the time SimPy computes
+        self._wakes[name] = (self.env.now + delay, self._wake_order, phase, day)  # the time as SimPy computes it
         return self.env.timeout(delay)
 
     def _resume(self, name: str, wake: Wake) -> simpy.Timeout:
