@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Wheel smoke test (after the test suite): build the wheel from the package sources, install it, not editable,
 # into a fresh venv, and from outside the checkout run Gymnasium's check_env on every registered id, list the
-# built-in scenarios, find the benchmark suites and golden files, and run the single-file masked PPO example for
-# a few hundred steps.  About 1-3 minutes, most of it installing the dependencies.
+# built-in scenarios, find the benchmark suites and golden files, run one perf phase and run the single-file
+# masked PPO example for a few hundred steps.  About 2-3 minutes, most of it installing the dependencies.
 set -euo pipefail
 step() { echo "[wheel smoke ${SECONDS}s] $*"; }
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -58,5 +58,13 @@ for env_id in oce_sim.ENV_IDS:
     print(f"check_env {env_id}: ok")
 print(f"{len(scenarios)} scenarios, {len(STRATEGIES)} strategies, suites and golden files in {SUITE_DIR.parent}")
 PY
+# the perf harness from the wheel: one phase in a spawned interpreter, as `oce-sim bench --perf` runs them
+"$py" -c '
+from oce_sim.perf import format_perf_markdown, run_perf
+from oce_sim.perf.floors import _measure_floors
+from oce_sim.perf.helpers import _in_subprocess
+floors = _in_subprocess(_measure_floors, 20_000, 5, 2_000)
+print("perf floors phase: SimPy events/s", round(floors["simpy"]["events_per_s"]))
+'
 "$py" "$repo/experiments/masked_ppo_single_file.py" --total-timesteps 256 --num-envs 2 --num-steps 64
 step "wheel smoke test: passed"

@@ -440,14 +440,14 @@ class World:
 
     def _pipeline_batches(self, resume: Wake | None = None) -> Process:
         level = self.pipeline.level
-        yield self._resume("pipeline", resume) if resume else self._wait("pipeline", 2 * HOUR)
+        yield self._resume("pipeline", resume) if resume is not None else self._wait("pipeline", 2 * HOUR)
         while True:
             self.pipeline.publish(self.env.now, self.view, self._rng_pipeline)
             yield self._wait("pipeline", level.batch_interval_days)
 
     def _marketing_emails(self, resume: Wake | None = None) -> Process:
         cal = self.config.marketing
-        yield self._resume("emails", resume) if resume else self._wait("emails", 2 + 10 * HOUR)
+        yield self._resume("emails", resume) if resume is not None else self._wait("emails", 2 + 10 * HOUR)
         while True:
             day = self.env.now
             if is_working_day(int(day)):
@@ -460,7 +460,7 @@ class World:
     def _marketing_remote(self, resume: Wake | None = None) -> Process:
         cal = self.config.marketing
         remote = self.config.channels.remote_detail
-        yield self._resume("remote", resume) if resume else self._wait("remote", 4 + 11 * HOUR)
+        yield self._resume("remote", resume) if resume is not None else self._wait("remote", 4 + 11 * HOUR)
         while True:
             day = self.env.now
             if remote.calls_per_day > 0:
@@ -524,7 +524,7 @@ class World:
 
     def _access_reviews(self, resume: Wake | None = None) -> Process:
         interval = self.config.response.access_review_interval_days
-        yield self._resume("access", resume) if resume else self._wait("access", interval)
+        yield self._resume("access", resume) if resume is not None else self._wait("access", interval)
         while True:
             rng = self.streams.daily("access", int(self.env.now))
             self.access_upgrades += self.response.review_access(self.state, rng)
