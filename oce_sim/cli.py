@@ -26,6 +26,22 @@ app = typer.Typer(
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
+def show_version(value: bool) -> None:
+    if value:
+        from oce_sim import __version__
+
+        typer.echo(f"oce-sim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Show the installed version and exit."),
+) -> None:
+    """Simulate orchestrated customer engagement: compare maturity stages, train RL orchestrators, benchmark."""
+
+
 SCENARIO_ARG = typer.Argument("default", help="Built-in scenario name (see `oce-sim scenarios`) or a YAML path.")
 
 
@@ -259,7 +275,7 @@ def train(
     if algo not in ALGOS:
         fail(f"--algo must be one of {', '.join(ALGOS)}, got {_clip(repr(algo), 80)}")
     if init_from is not None:
-        from agents import STRATEGIES
+        from oce_sim.agents import STRATEGIES
 
         if init_from not in STRATEGIES or init_from == "oracle":
             fail(f"--init-from must be a strategy that uses only the view: "
@@ -307,7 +323,7 @@ def bench(
 
 
 def _make_policy(name: str):
-    from agents import STRATEGIES, TrainedModel, make_strategy
+    from oce_sim.agents import STRATEGIES, TrainedModel, make_strategy
 
     path = Path(name)
     if path.is_dir() and (path / "model.zip").exists():

@@ -75,7 +75,7 @@ def evaluate(
     runs = dict(policies)
     hidden = COUNTERFACTUAL not in runs
     if hidden:  # the counterfactual of the incremental KPIs runs even when the table does not show it
-        from agents import make_strategy
+        from oce_sim.agents import make_strategy
 
         runs[COUNTERFACTUAL] = make_strategy(COUNTERFACTUAL)
     total = len(runs) * episodes

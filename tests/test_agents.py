@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import STAGE_STRATEGIES, STRATEGIES, make_strategy
-from agents.base import apply_mask
-from agents.controls import RandomMasked
-from agents.stage_heuristics import QUARTER_STEPS, Instruction
+from oce_sim.agents import STAGE_STRATEGIES, STRATEGIES, make_strategy
+from oce_sim.agents.base import apply_mask
+from oce_sim.agents.controls import RandomMasked
+from oce_sim.agents.stage_heuristics import QUARTER_STEPS, Instruction
 from oce_sim.config import CHANNELS, load_scenario
 from oce_sim.envs.territory import GLOBAL_FEATURES, SEGMENT_FEATURES, TerritoryEnv
 from oce_sim.evaluation import evaluate, strategy_config

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from agents import make_strategy
-from agents.stage_heuristics import Intervention
+from oce_sim.agents import make_strategy
+from oce_sim.agents.stage_heuristics import Intervention
 from oce_sim.config import load_scenario
 from oce_sim.evaluation import (
     RESULT_COLUMNS,

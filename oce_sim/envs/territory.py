@@ -134,7 +134,10 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
                             f"or None, got {type(config).__name__}")
         self.scenario: ScenarioConfig = load_scenario(scenario, stage=stage, overrides=config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            # as Gymnasium does: a warning, not an error, so that generic wrappers (SB3's make_vec_env) work;
+            # render() then returns None
+            gym.logger.warn(f"render_mode={render_mode!r} is not supported ({self.metadata['render_modes']} or None); "
+                            "render() will return None")
         self.render_mode = render_mode
         settings = self.scenario.env
         self.horizon_days = settings.horizon_days
