@@ -13,6 +13,7 @@ from oce_sim.metrics import episode_kpis, reward_components
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.response import REP_VISIT
 from oce_sim.envs.steady_start import steady_start
+from oce_sim.stages import has
 from oce_sim.world.simulation import World
 from oce_sim.world.tail import TailValue, tail_value
 
@@ -254,7 +255,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         )  # fmt: skip
         stage = self.scenario.stage
         answered = view.suggestions_accepted + view.suggestions_dismissed
-        acceptance = view.suggestions_accepted / answered if answered and stage.sales >= 1 else 0.0
+        acceptance = view.suggestions_accepted / answered if answered and has(stage, "acceptance_visible") else 0.0
         capacity = world.field_calls_per_epoch * world.field.n_reps / pop.n_hcps
         epoch = self._day // self.decision_interval_days
         global_features = np.array(

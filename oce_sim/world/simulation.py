@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from oce_sim.config import ScenarioConfig
+from oce_sim.stages import has
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
@@ -46,6 +47,8 @@ HOUR = 1.0 / 24.0
 # dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP
 DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
+FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
+KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
 DAYS_PER_YEAR = 365.0
 
 
@@ -119,6 +122,7 @@ class Ledger:
     questions_answered: int = 0
     webinar_events: int = 0
     masked_actions: int = 0
+    rep_interventions: int = 0  # other channels' touches a stage-3 rep re-sequenced or stopped
 
     def snapshot(self) -> "Ledger":
         return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()})
@@ -178,7 +182,7 @@ class World:
         self._load_history()
         self._access_reviews_on = access_reviews
         self._start_processes()
-        if self.stage.customer >= 3:
+        if has(self.stage, "customers_declare_preferences"):
             self._customer_declarations()
 
     def _load_history(self) -> None:
@@ -216,7 +220,7 @@ class World:
 
     def marketing_theme(self, hcp: np.ndarray, day: float) -> np.ndarray:
         """Marketing's message: the calendar's (stage 0) or personalised from shared insight (stages 1-2)."""
-        if self.stage.marketing == 0:
+        if not has(self.stage, "marketing_personalises_from_insight"):
             theme = dispatch.calendar_theme(day, self.config.marketing.theme_period_days, self.pop.n_themes)
             return np.full(hcp.size, theme, dtype=np.int64)
         return kernels.choose_themes(self.view.progress[hcp], self.view.need_relevance()[hcp])
@@ -227,7 +231,13 @@ class World:
             gain = expected_touch_value_usd(self, REP_VISIT, value_horizon_days(self)) - self.response.visit_cost
             return np.maximum(gain, 0.0)
         access = self.response.access_factor[self.state.account_access[self.pop.account]]
-        return dispatch.customer_value(self.pop, access)
+        value = dispatch.customer_value(self.pop, access)
+        if has(self.stage, "account_stakeholders_mapped") and self.pop.kol_edge_kol.size:
+            # Must-win stakeholders: a KOL is worth his own volume plus a share of the volume he sways.
+            swayed = np.bincount(self.pop.kol_edge_kol, weights=value[self.pop.kol_edge_follower],
+                                 minlength=self.pop.n_hcps)
+            value = value + KOL_FOLLOWER_WEIGHT * swayed
+        return value
 
     # ------------------------------------------------------------------------------------ orchestrator API
     def action_mask(self) -> np.ndarray:
@@ -306,7 +316,7 @@ class World:
         }
         if self._access_reviews_on:
             processes["access"] = self._access_reviews
-        if self.stage.marketing < 3:
+        if not has(self.stage, "orchestrator_controls_marketing"):
             processes["emails"] = self._marketing_emails
             processes["remote"] = self._marketing_remote
         return processes
@@ -411,7 +421,7 @@ class World:
         record = DayRecord(day=day, touches=outcome, rx=rx)
         noted = [h for kind, h in notes if kind == "need" and h.size]
         # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
-        portal_reveals = self.stage.customer >= 1 and outcome.hcp.size > 0
+        portal_reveals = has(self.stage, "customer_reveals_need_on_portal") and outcome.hcp.size > 0
         if noted or portal_reveals:
             hcp = kernels.new_need_reports(
                 np.concatenate(noted) if noted else NO_HCPS, outcome.hcp, outcome.channel, WEBSITE, portal_reveals,
@@ -443,8 +453,10 @@ class World:
             if start > self.env.now:
                 yield self._wait("field", start - self.env.now)
             if is_working_day(day) and self.field.capacity_available:
-                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage.sales)
+                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage)
                 self.schedule_touches(worked.batch)
+                if has(self.stage, "rep_intervenes_on_channels"):
+                    self._rep_interventions(worked.batch, day)
                 led = self.ledger
                 led.suggestions_accepted += worked.accepted
                 led.suggestions_dismissed += worked.dismissed
@@ -472,7 +484,7 @@ class World:
         while True:
             day = self.env.now
             if is_working_day(int(day)):
-                hcp = np.flatnonzero(self.view.email_consent)
+                hcp = self._calendar_targets(np.flatnonzero(self.view.email_consent), day)
                 hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
                 open_time = day + self.config.channels.email.open_delay_days
                 self._queue.push(hcp, EMAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, open_time)
@@ -486,6 +498,7 @@ class World:
             day = self.env.now
             if remote.calls_per_day > 0:
                 hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
+                hcp = self._calendar_targets(hcp, day)
                 hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
                 capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
                 hcp = hcp[:capacity]
@@ -495,6 +508,30 @@ class World:
                     times = days[offsets] + 11 * HOUR
                     self._queue.push(hcp, REMOTE_DETAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, times)
             yield self._wait("remote", cal.remote_interval_days)
+
+    def _calendar_targets(self, hcp: np.ndarray, day: float) -> np.ndarray:
+        """Marketing stage 2 plans with the field's records: the calendar leaves out customers called in the last
+        ``FIELD_RECENT_DAYS``, so the mix reaches them between calls, not stacked on one."""
+        if not has(self.stage, "marketing_plans_with_field_records") or hcp.size == 0:
+            return hcp
+        return hcp[day - dispatch.crm_last_call_day(self.state.sent_days)[hcp] > FIELD_RECENT_DAYS]
+
+    def _rep_interventions(self, visits: TouchBatch, day: int) -> None:
+        """Sales stage 3: after a met call the rep intervenes on what the other channels have pending for her
+        customer over the next ``FIELD_RECENT_DAYS``: she stops the inside-sales call (she has just detailed the
+        customer) and re-sequences the emails to continue her message instead of contradicting it."""
+        met = visits.engaged_hint == 1
+        if not met.any():
+            return
+        customers = np.zeros(self.pop.n_hcps, dtype=bool)
+        customers[visits.hcp[met]] = True
+        follow_up = np.zeros(self.pop.n_hcps, dtype=np.int64)
+        follow_up[visits.hcp[met]] = np.minimum(visits.theme[met].astype(np.int64) + 1, self.pop.n_themes - 1)
+        emails = self._queue.pending(customers, EMAIL, day, day + FIELD_RECENT_DAYS)
+        self._queue.retheme(emails, follow_up[self._queue.hcp[emails]])
+        stopped = self._queue.pending(customers, REMOTE_DETAIL, day, day + FIELD_RECENT_DAYS)
+        self._queue.cancel(stopped)
+        self.ledger.rep_interventions += int(emails.size + stopped.size)
 
     def _register_for_webinar(self, hcp: np.ndarray) -> None:
         web = self.config.channels.webinar
@@ -523,7 +560,7 @@ class World:
                 if invite_time > self.env.now:
                     yield self._wait("webinars", invite_time - self.env.now, "invite", event_day)
             if phase in ("next", "invite"):
-                if self.stage.marketing < 3 and self.config.marketing.invite_all_to_webinars:
+                if not has(self.stage, "orchestrator_controls_marketing") and self.config.marketing.invite_all_to_webinars:
                     self._register_for_webinar(np.flatnonzero(self.view.email_consent))
                 yield self._wait("webinars", event_day + 18 * HOUR - self.env.now, "hold", event_day)
             self._hold_webinar(event_day)
