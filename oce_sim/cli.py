@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -90,10 +91,11 @@ def run(
     check_stage(stage)
     config = resolve(scenario)
     policy = _make_policy(strategy)
-    results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
-                                          stages={policy.name: stage}, progress=progress)
-    summary = evaluation.paired_summary(results, baseline=None)
-    evaluation.write_results(out, results, summary, {"scenario": config.name, "strategy": strategy, "episodes": episodes, "seed": seed})
+    with _output_folder(out, "run") as staging:
+        results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
+                                              stages={policy.name: stage}, progress=progress)
+        summary = evaluation.paired_summary(results, baseline=None)
+        evaluation.write_results(staging, results, summary, {"scenario": config.name, "strategy": strategy, "episodes": episodes, "seed": seed})
     _print_table(evaluation.format_table(summary, None), f"{config.name}: {policy.name}")
     console.print(f"results: {out / 'results.csv'}")
 
@@ -126,12 +128,13 @@ def compare(
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
     started = time.time()
-    results, series = evaluation.evaluate(policies, config, episodes, seed, progress=progress)
-    summary = evaluation.paired_summary(results, baseline=baseline)
-    meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
-            "strategies": list(policies), "seconds": round(time.time() - started, 1)}
-    evaluation.write_results(out, results, summary, meta)
-    figures = evaluation.plot_figures(results, series, out, config.name)
+    with _output_folder(out, "compare") as staging:
+        results, series = evaluation.evaluate(policies, config, episodes, seed, progress=progress)
+        summary = evaluation.paired_summary(results, baseline=baseline)
+        meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
+                "strategies": list(policies), "seconds": round(time.time() - started, 1)}
+        evaluation.write_results(staging, results, summary, meta)
+        figures = [out / p.name for p in evaluation.plot_figures(results, series, staging, config.name)]
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}]")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}")
@@ -195,20 +198,38 @@ def bench(
     update: bool = typer.Option(False, help="Rewrite the golden file from this run."),
     perf: bool = typer.Option(False, help="Also measure performance (steps/s, training share, national scale, floors), at the sizes the suite names in perf_sizes."),
     out: Path = typer.Option(Path("results/bench"), help="Output folder."),
+    junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="With --check: write JUnit XML here (a testcase per gated band and the event hash)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Run every strategy on every benchmark scenario; tidy results, a Markdown table, a regression gate."""
     from oce_sim import bench as bench_mod
+    from oce_sim.outputs import OutputError
 
     if check and update:
         fail("--check and --update are exclusive: check against the golden file, or rewrite it")
+    if junit_xml is not None and not check:
+        fail("--junit-xml reports the gate: it needs --check")
+    if junit_xml is not None and junit_xml.is_dir():
+        fail(f"--junit-xml {junit_xml} is a folder; give a file path")
     try:
         code = bench_mod.run_bench(suite=suite, check=check, update=update, perf=perf, out=out, progress=progress,
-                                   console=console)
-    except bench_mod.BenchError as exc:
+                                   console=console, junit=junit_xml)
+    except (bench_mod.BenchError, OutputError) as exc:
         fail(str(exc))
         return
     raise typer.Exit(code)
+
+
+@contextmanager
+def _output_folder(out: Path, command: str) -> Iterator[Path]:
+    """The staging folder of ``out`` (see oce_sim.outputs); a bad or busy ``--out`` is exit 2 before any work."""
+    from oce_sim.outputs import OutputError, transaction
+
+    try:
+        with transaction(out, command) as staging:
+            yield staging
+    except OutputError as exc:
+        fail(str(exc))
 
 
 def _make_policy(name: str):
