@@ -254,14 +254,15 @@ class Checkpointer(BaseCallback):
     """
 
     def __init__(self, every: int, save: Callable[[int, Any, list[Episode]], Path], episodes: list[Episode],
-                 elapsed: Callable[[], float]):
+                 elapsed: Callable[[], float], saved_at: int | None = None):
         super().__init__()
         self.every = every
         self.save = save
         self.episodes = episodes
         self.elapsed = elapsed
         self.stop_requested = False
-        self.saved_at: int | None = None
+        self.stopped = False  # stopped inside a rollout (so the model is not at a boundary)
+        self.saved_at = saved_at  # the step of the checkpoint on disk that matches the model now
         self.last_path: Path | None = None
         self._boundary: tuple[int, Any] | None = None
 
@@ -286,6 +287,7 @@ class Checkpointer(BaseCallback):
                                       self.elapsed()))
         if self.stop_requested and self._boundary is not None:
             self.checkpoint(*self._boundary)
+            self.stopped = True
             return False
         return True
 
@@ -367,7 +369,8 @@ def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
                 list(args.net_arch)))
             return path
 
-        checkpointer = Checkpointer(max(1, args.checkpoint_every), save, episodes, elapsed)
+        checkpointer = Checkpointer(max(1, args.checkpoint_every), save, episodes, elapsed,
+                                    saved_at=int(start[0]["num_timesteps"]) if start else None)
         callbacks: list[Any] = [checkpointer]
         if args.init_from and start is None and args.value_warmup_steps > 0:
             callbacks.append(ActorFreeze(args.value_warmup_steps))
@@ -376,7 +379,7 @@ def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
             if remaining:
                 model.learn(total_timesteps=remaining, callback=CallbackList(callbacks),
                             progress_bar=args.progress_bar, reset_num_timesteps=start is None, tb_log_name="run")
-        if checkpointer.stop_requested:
+        if checkpointer.stopped:  # (a Ctrl-C during the last update lets the run finish: nothing is lost)
             log(f"checkpoint written: {checkpointer.last_path} (step {checkpointer.saved_at:,}); continue with the "
                 "same command and --resume")
             raise KeyboardInterrupt
