@@ -86,6 +86,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a killed run never leaves a half-written file."""
+    if not isinstance(text, str):
+        raise TypeError(f"atomic_write_text writes str, not {type(text).__name__}")
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

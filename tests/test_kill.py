@@ -194,8 +194,9 @@ def train_trials(tmp_path: Path, delays: list[float]) -> None:
     for delay in delays:
         kill_at_random([*TRAIN, *(["--resume"] if started() else []), "--out", out], delay * 9.0)
     lines: list[str] = []
-    train(small_train_args(out, resume=started()), log=lines.append)
-    assert not started() or any("resuming" in line or "from step 0" in line for line in lines), lines
+    resume = started()  # killed before its run folder existed: train afresh
+    train(small_train_args(out, resume=resume), log=lines.append)
+    assert not resume or any("resuming" in line or "from step 0" in line for line in lines), lines
     assert_trained_to_the_end(out, 192)
 
 
