@@ -311,6 +311,8 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
     else:
         run = _new_run_folder(out, prefix, config, args)
     with exclusive_lock(run / RUN_LOCK, f"run folder {run}"):
+        for temp in [*run.glob("checkpoints/.*.tmp"), *run.glob("tb/**/.*.tmp")]:
+            temp.unlink()  # a checkpoint or log rewrite a kill cut short (the lock says no one is writing it)
         start = _resume_point(run, args, log) if args.resume else None
         if start is not None:
             dropped = truncate_event_files(run / "tb", int(start[0]["num_timesteps"]))

@@ -126,10 +126,12 @@ def test_train_checkpoints_and_resume_skips_an_unreadable_checkpoint(tmp_path):
     assert steps == [0, 64, 128]
     assert TrainedModel(model_path(run)).num_timesteps == 128
     (run / "checkpoints" / "model_128_steps.safetensors").write_bytes(b"")  # a kill during the write, before atomic
+    (run / "checkpoints" / ".model_192_steps.safetensors.x.tmp").write_bytes(b"half")  # ... and after
     train(small_args(tmp_path, resume=True, **args), log=lines.append)
     assert any("skipping checkpoint model_128_steps.safetensors" in line for line in lines), lines
     assert any("resuming" in line and "from step 64" in line for line in lines), lines
     assert TrainedModel(model_path(run)).num_timesteps == 192
+    assert not list(run.glob("checkpoints/.*")), "the temporary file of a killed write is removed"
     curve = pd.read_csv(run / "final" / "learning_curve.csv")
     # episodes end every 26 steps; the resume restarts the environment at step 64: the first session's episodes
     # after 64 (78, 104) are dropped with the checkpoint they came after, none is counted twice
