@@ -33,7 +33,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from oce_sim.config import ScenarioConfig, dump_yaml, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.outputs import atomic_save_figure, atomic_write_bytes, atomic_write_text, transaction
+from oce_sim.outputs import OutputError, atomic_save_figure, atomic_write_bytes, atomic_write_text, transaction
 
 ALGOS = ("maskable-ppo", "ppo", "a2c")
 
@@ -187,12 +187,18 @@ def _new_run_folder(out: Path, prefix: str, config: ScenarioConfig, args: TrainA
     The folder is filled under a hidden name and renamed into place; a rename onto an existing run fails
     (a non-empty folder), so two runs started in the same second get ``-2``, ``-3``, ...
     """
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
     for path in out.glob(f".{prefix}.creating-*"):  # left by a killed start; a minute is ample to fill one
         if time.time() - path.stat().st_mtime > 60:
             shutil.rmtree(path, ignore_errors=True)
     staging = out / f".{prefix}.creating-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    try:
+        staging.mkdir()
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot write in it ({exc.strerror})") from None
     try:
         atomic_write_text(staging / "config.yaml", dump_yaml(config))
         atomic_write_text(staging / "args.json", json.dumps(asdict(args), indent=2))
