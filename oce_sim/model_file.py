@@ -104,7 +104,7 @@ def read_description(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(metadata[META_KEY])
         assert isinstance(meta, dict)
-    except (KeyError, ValueError, AssertionError):
+    except (KeyError, ValueError, AssertionError, RecursionError):
         raise ModelFileError(f"{path} is not a model saved by oce-sim train (no oce-sim description in it). "
                              f"To get a model file, {HOW_TO_GET_ONE}") from None
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
@@ -155,10 +155,18 @@ def build_policy(meta: dict[str, Any], tensors: dict[str, Any]) -> Any:
         from stable_baselines3.common.policies import ActorCriticPolicy as cls
     try:
         net_arch = [int(n) for n in meta["net_arch"]]
-        if not net_arch or any(not 0 < n <= 65_536 for n in net_arch):
+        if not 0 < len(net_arch) <= 64 or any(not 0 < n <= 65_536 for n in net_arch):
             raise ValueError("net_arch out of range")
-        policy = cls(build_space(meta["observation_space"]), build_space(meta["action_space"]),
-                     lr_schedule=lambda _: 0.0, net_arch=net_arch)
+        observation_space = build_space(meta["observation_space"])
+        # the actor and critic layers the description implies must be in the file: a description cannot make
+        # us allocate a network far larger than the weights it brings
+        dims = [math.prod(observation_space.shape or (1,)), *net_arch]
+        implied = 2 * sum(a * b for a, b in zip(dims, dims[1:]))
+        if implied > sum(t.numel() for name, t in tensors.items() if name.startswith("policy/")):
+            raise ValueError(f"net_arch ({len(net_arch)} layers, up to {max(net_arch)} wide) is larger than the "
+                             "weights in the file")
+        policy = cls(observation_space, build_space(meta["action_space"]), lr_schedule=lambda _: 0.0,
+                     net_arch=net_arch)
         policy.load_state_dict(_tensors_under(tensors, "policy/"), strict=True)
     except ModelFileError:
         raise

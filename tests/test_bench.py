@@ -284,7 +284,8 @@ def test_event_log_hash_is_deterministic_and_sensitive(tiny):
 def test_quick_suite_passes_its_committed_golden_file(tmp_path):
     """The CI gate itself (about 45 s): ``oce-sim bench --check`` on the quick suite."""
     console = Console(file=open(tmp_path / "console.txt", "w"), width=200)
-    code = run_bench("quick", check=True, update=False, perf=False, out=tmp_path, progress=False, console=console)
+    code = run_bench("quick", check=True, update=False, perf=False, out=tmp_path / "out", progress=False,
+                     console=console)
     console.file.close()
     assert code == 0, (tmp_path / "console.txt").read_text()
-    assert "Regression check: passed" in (tmp_path / "bench.md").read_text()
+    assert "Regression check: passed" in (tmp_path / "out" / "bench.md").read_text()

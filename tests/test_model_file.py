@@ -135,6 +135,9 @@ def test_another_format_version_is_refused_with_how_to_convert(sb3_model, tmp_pa
     bad_weights = save_model(model, vec, tmp_path / "arch.safetensors", mutate=lambda m: m.update(net_arch=[8]))
     with pytest.raises(ModelFileError, match="weights do not fit"):
         TrainedModel(bad_weights)
+    bomb = save_model(model, vec, tmp_path / "bomb.safetensors", mutate=lambda m: m.update(net_arch=[65_536] * 64))
+    with pytest.raises(ModelFileError, match="larger than the weights in the file"):
+        TrainedModel(bomb)  # refused before allocating 64 layers of 65,536 x 65,536
 
 
 def test_convert_model_needs_trust_and_keeps_the_predictions(sb3_model, tmp_path):
