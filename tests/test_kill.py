@@ -53,9 +53,15 @@ def start(args: list[str], env_extra: dict[str, str] | None = None) -> subproces
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def kill_at_random(args: list[str], delay: float, env_extra: dict[str, str] | None = None) -> None:
-    """SIGKILL the whole process group (workers too) ``delay`` seconds after the start."""
+def kill_at_random(args: list[str], delay: float, env_extra: dict[str, str] | None = None,
+                   after: Path | None = None) -> None:
+    """SIGKILL the whole process group (workers too) ``delay`` seconds after the start, or after a path matching
+    the glob ``after`` appears (to aim at the writing phase of a short run)."""
     process = start(args, env_extra)
+    deadline = time.time() + 120
+    while after is not None and not list(after.parent.glob(after.name)) and process.poll() is None:
+        assert time.time() < deadline, "the command never got to writing"
+        time.sleep(0.01)
     try:
         process.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -74,7 +80,7 @@ def assert_clean_siblings(out: Path) -> None:
 # ------------------------------------------------------------------------------------------------ compare
 
 
-def compare_trials(tmp_path: Path, delays: list[float]) -> None:
+def compare_trials(tmp_path: Path, delays: list[float], while_writing: bool = False) -> None:
     scenario = tmp_path / "kill.yaml"
     scenario.write_text(yaml.safe_dump(SCENARIO))
     reference = tmp_path / "reference"
@@ -88,7 +94,10 @@ def compare_trials(tmp_path: Path, delays: list[float]) -> None:
         (staging / "channel_mix.png").write_bytes(b"old figure")
     old = folder(out)
     for delay in delays:
-        kill_at_random([*COMPARE, scenario, "--out", out], delay * (4.0 + 2 * (time.time() - started)))
+        if while_writing:  # from the moment its staging folder exists: the run, the figures, the swap
+            kill_at_random([*COMPARE, scenario, "--out", out], delay * 3.0, after=tmp_path / ".out.staging-*")
+        else:
+            kill_at_random([*COMPARE, scenario, "--out", out], delay * (6.0 + 2 * (time.time() - started)))
         now = folder(out)
         assert now in (old, new), f"killed after {delay:.2f}: a mixed or partial folder {sorted(now)}"
         old = now
@@ -99,7 +108,7 @@ def compare_trials(tmp_path: Path, delays: list[float]) -> None:
 
 
 def test_compare_killed_at_a_random_moment(tmp_path):
-    compare_trials(tmp_path, [random.Random(13).random()])
+    compare_trials(tmp_path, [random.Random(17).random()], while_writing=True)
 
 
 @pytest.mark.slow
@@ -111,7 +120,7 @@ def test_compare_killed_20_times(tmp_path):
 # ------------------------------------------------------------------------------------------------ bench
 
 
-def bench_trials(tmp_path: Path, delays: list[float], monkeypatch) -> None:
+def bench_trials(tmp_path: Path, delays: list[float], monkeypatch, while_writing: bool = False) -> None:
     for kind in ("suites", "golden"):
         (tmp_path / "bench" / kind).mkdir(parents=True)
     (tmp_path / "bench" / "suites" / "tiny.yaml").write_text(yaml.safe_dump(TINY_SUITE))
@@ -131,7 +140,10 @@ def bench_trials(tmp_path: Path, delays: list[float], monkeypatch) -> None:
     args = ["bench", "--suite", "tiny", "--check", "--no-progress", "--junit-xml", junit, "--out", out]
     env = {"OCE_TEST_BENCH_DIR": str(tmp_path / "bench")}
     for delay in delays:
-        kill_at_random(args, delay * (4.0 + 2 * (time.time() - started)), env)
+        if while_writing:
+            kill_at_random(args, delay * 1.5, env, after=tmp_path / ".out.staging-*")
+        else:
+            kill_at_random(args, delay * (6.0 + 2 * (time.time() - started)), env)
         now = folder(out)
         assert now in (old, new), f"killed after {delay:.2f}: a mixed or partial folder {sorted(now)}"
         old = now
@@ -142,7 +154,7 @@ def bench_trials(tmp_path: Path, delays: list[float], monkeypatch) -> None:
 
 
 def test_bench_killed_at_a_random_moment(tmp_path, monkeypatch):
-    bench_trials(tmp_path, [random.Random(14).random()], monkeypatch)
+    bench_trials(tmp_path, [random.Random(17).random()], monkeypatch, while_writing=True)
 
 
 @pytest.mark.slow
