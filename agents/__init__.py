@@ -23,12 +23,13 @@ STAGE_STRATEGIES: tuple[str, ...] = ("instruction", "insight", "involvement", "i
 
 
 def make_strategy(name: str) -> Policy | TrainedModel:
-    """A built-in strategy by name, or a trained model from a ``.zip`` path."""
+    """A built-in strategy by name, or a trained model from a ``.safetensors`` path (a ``.zip`` is refused with a
+    message saying why and how to get a model file)."""
     if name in STRATEGIES:
         return STRATEGIES[name]()
-    if name.endswith(".zip"):
+    if name.endswith((".safetensors", ".zip")):
         return TrainedModel(name)
-    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)} or a model .zip path")
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)} or a model .safetensors path")
 
 
 __all__ = ["Policy", "STRATEGIES", "STAGE_STRATEGIES", "TrainedModel", "make_strategy"]

@@ -1,4 +1,4 @@
-"""Trained Stable-Baselines3 models behind the same policy interface."""
+"""Trained models behind the same policy interface, loaded from oce-sim model files (data only, no pickle)."""
 
 from __future__ import annotations
 
@@ -8,58 +8,55 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from oce_sim.model_file import build_policy, check_spaces, read_description, read_tensors
+
 ALGOS = ("maskable-ppo", "ppo", "a2c")
 
 
 class TrainedModel:
-    """Wraps a saved SB3 / sb3-contrib model; masks are passed when the algorithm supports them."""
+    """A policy network from a ``.safetensors`` model file; masks are passed when the algorithm supports them.
+
+    The file's description is checked (format, version, algorithm) before any weight is read; nothing in the
+    file is executed.  ``check_env`` refuses a model trained for other observation or action spaces.
+    """
 
     stage: int | None = None
     env_config: dict[str, Any] = {}
 
     def __init__(self, path: str | Path, stage: int | None = None):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"model file not found: {self.path}")
-        self.model, self.algo = load_model(self.path)
+        self.meta = read_description(self.path)
+        self.policy = build_policy(self.meta, read_tensors(self.path))
+        self.algo: str = self.meta["algo"]
+        self.num_timesteps = int(self.meta.get("num_timesteps", 0))
         self.name = f"rl_{self.algo}"
-        self.stage = stage
+        trained_at = self.meta.get("stage")
+        self.stage = stage if stage is not None else (trained_at if isinstance(trained_at, int) else None)
+        self._obs_norm = _obs_normaliser(self.meta.get("vecnormalize") or {}, self.path)
+
+    def check_env(self, env: gym.Env, where: str) -> None:
+        check_spaces(self.meta, env.observation_space, env.action_space, str(self.path), where)
 
     def reset(self, env: gym.Env, seed: int | None = None) -> None:
         return None
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True, action_masks: np.ndarray | None = None):
+        if self._obs_norm is not None:
+            observation = self._obs_norm(observation)
         if self.algo == "maskable-ppo":
-            return self.model.predict(observation, state=state, episode_start=episode_start,
-                                      deterministic=deterministic, action_masks=action_masks)
-        return self.model.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+            return self.policy.predict(observation, state=state, episode_start=episode_start,
+                                       deterministic=deterministic, action_masks=action_masks)
+        return self.policy.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
 
 
-def detect_algorithm(path: Path) -> str:
-    """The algorithm of a saved SB3 zip, from its stored data (policy class and PPO's clip range)."""
-    from stable_baselines3.common.save_util import load_from_zip_file
+def _obs_normaliser(settings: dict[str, Any], path: Path):
+    """VecNormalize's observation scaling, if the model was trained with it (oce-sim trains without)."""
+    if not settings.get("norm_obs"):
+        return None
+    from safetensors import safe_open
 
-    try:
-        data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
-    except Exception as exc:  # not a zip, or not an SB3 save
-        raise ValueError(f"{path} is not a model saved by oce-sim train ({exc})") from None
-    if not data or "policy_class" not in data:
-        raise ValueError(f"{path} is not a model saved by oce-sim train (no policy in the archive)")
-    policy = getattr(data["policy_class"], "__name__", str(data["policy_class"]))
-    if "Maskable" in policy:
-        return "maskable-ppo"
-    return "ppo" if "clip_range" in data else "a2c"
-
-
-def load_model(path: Path):
-    """Load a zip saved by ``oce-sim train`` with the class it was trained with."""
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3 import A2C, PPO
-
-    algo = detect_algorithm(path)
-    cls = {"maskable-ppo": MaskablePPO, "ppo": PPO, "a2c": A2C}[algo]
-    try:
-        return cls.load(path, device="cpu"), algo
-    except Exception as exc:
-        raise ValueError(f"{path} could not be loaded as {algo}: {exc}") from None
+    with safe_open(str(path), framework="numpy") as handle:
+        mean, var = handle.get_tensor("vecnormalize/obs_mean"), handle.get_tensor("vecnormalize/obs_var")
+    scale, clip = np.sqrt(var + float(settings["epsilon"])), float(settings["clip_obs"])
+    return lambda obs: np.clip((obs - mean) / scale, -clip, clip).astype(np.float32)

@@ -16,7 +16,7 @@ from oce_sim.agents import make_strategy
 from oce_sim.agents.trained import TrainedModel
 from oce_sim.config import load_scenario
 from oce_sim.evaluation import atomic_write_text, evaluate, format_table, paired_summary
-from oce_sim.training import TrainArgs, run_stage, train
+from oce_sim.training import TrainArgs, model_path, run_stage, train
 
 
 @dataclass
@@ -50,7 +50,7 @@ def main() -> None:
     # 2. evaluate the model next to the heuristics and the bounds, on the same held-out seeds
     scenario = load_scenario(args.scenario)
     policies = {name: make_strategy(name) for name in ("instruction", "intervention", "no_promotion", "oracle")}
-    policies["maskable_ppo"] = TrainedModel(run / "model.zip", stage=run_stage(run))
+    policies["maskable_ppo"] = TrainedModel(model_path(run), stage=run_stage(run))
     results, _ = evaluate(policies, scenario, args.eval_episodes, args.eval_seed)
 
     # 3. paired differences to the baseline, and the share of the oracle's margin over no promotion reached

@@ -22,8 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from oce_sim.config import deep_merge, format_validation_error, load_scenario, repo_scenario_dir
-from oce_sim.evaluation import atomic_write_text, evaluate, paired_summary, strategy_config
-from oce_sim.kpis import format_value
+from oce_sim.evaluation import evaluate, paired_summary, strategy_config
+from oce_sim.kpis import direction, format_value
+from oce_sim.outputs import atomic_write_text, transaction
 
 SUITE_DIR = repo_scenario_dir() / "benchmark" / "suites"
 GOLDEN_DIR = repo_scenario_dir() / "benchmark" / "golden"
@@ -126,21 +127,74 @@ def golden_bands(suite: Suite, results: pd.DataFrame) -> list[dict[str, Any]]:
     return bands
 
 
-def check_against_golden(suite: Suite, name: str, results: pd.DataFrame, digest: str) -> tuple[list[dict[str, Any]], bool]:
+def load_golden(suite: Suite, name: str) -> dict[str, Any]:
+    """The suite's golden file, checked before anything runs: it exists, parses and is for this suite version."""
     path = GOLDEN_DIR / f"{name}.json"
     if not path.is_file():
         raise BenchError(f"no golden file {path}; create it with `oce-sim bench --suite {name} --update`")
-    golden = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        golden = json.loads(path.read_text(encoding="utf-8"))
+        golden["bands"], golden["event_hash"]
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise BenchError(f"golden file {path} is unreadable ({type(exc).__name__}); recreate it with "
+                         f"`oce-sim bench --suite {name} --update`") from None
     if golden.get("version") != suite.version:
         raise BenchError(f"golden file {path} is for suite version {golden.get('version')}, suite is {suite.version}; run --update")
+    return golden
+
+
+def change_kind(metric: str, golden: float, now: float) -> str:
+    """What a KPI outside its band did, by its declared direction (oce_sim.kpis): both need ``--update``."""
+    if np.isnan(now):
+        return "missing"
+    sign = direction(metric) * np.sign(now - golden)
+    return "improved" if sign > 0 else "regressed" if sign < 0 else "moved"
+
+
+def gate(golden: dict[str, Any], results: pd.DataFrame, digest: str) -> tuple[list[dict[str, Any]], bool]:
+    """Every golden band with the value now, whether it passed and what moved; and whether the hash matches."""
     now = results.groupby(["scenario", "strategy", "metric"])["value"].mean()
-    moved = []
+    checked = []
     for band in golden["bands"]:
-        key = (band["scenario"], band["strategy"], band["metric"])
-        value = float(now.get(key, np.nan))
-        if not (band["low"] <= value <= band["high"]):
-            moved.append({**band, "now": value})
-    return moved, golden.get("event_hash") == digest
+        value = float(now.get((band["scenario"], band["strategy"], band["metric"]), np.nan))
+        passed = bool(band["low"] <= value <= band["high"])
+        checked.append({**band, "now": value, "passed": passed,
+                        "change": "" if passed else change_kind(band["metric"], band["value"], value)})
+    return checked, golden.get("event_hash") == digest
+
+
+def check_against_golden(suite: Suite, name: str, results: pd.DataFrame, digest: str) -> tuple[list[dict[str, Any]], bool]:
+    """The bands that moved (each with ``now`` and ``change``), and whether the event-log hash matches."""
+    checked, hash_ok = gate(load_golden(suite, name), results, digest)
+    return [band for band in checked if not band["passed"]], hash_ok
+
+
+def junit_xml(suite: str, checked: list[dict[str, Any]], hash_ok: bool, digest: str, golden_hash: str) -> str:
+    """JUnit XML for CI: one testcase per gated band, and one for the event-log hash."""
+    from xml.etree import ElementTree as ET
+
+    cases = []
+    for band in checked:
+        case = ET.Element("testcase", classname=f"bench.{suite}.{band['scenario']}.{band['strategy']}",
+                          name=band["metric"])
+        if not band["passed"]:
+            failure = ET.SubElement(case, "failure", type=band["change"],
+                                    message=f"{band['change']}: {band['now']:.6g} outside [{band['low']:.6g}, "
+                                            f"{band['high']:.6g}] (golden {band['value']:.6g})")
+            failure.text = "acknowledge an intended change with oce-sim bench --update"
+        cases.append(case)
+    case = ET.Element("testcase", classname=f"bench.{suite}", name="event_hash")
+    if not hash_ok:
+        ET.SubElement(case, "failure", type="behaviour_changed",
+                      message=f"event-log hash {digest} differs from the golden {golden_hash}")
+    cases.append(case)
+    failures = sum(1 for c in cases if c.find("failure") is not None)
+    root = ET.Element("testsuites")
+    tests = ET.SubElement(root, "testsuite", name=f"oce-sim bench {suite}", tests=str(len(cases)),
+                          failures=str(failures), errors="0")
+    tests.extend(cases)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def markdown_table(results: pd.DataFrame, metric: str = "profit_usd") -> str:
@@ -164,53 +218,69 @@ def markdown_table(results: pd.DataFrame, metric: str = "profit_usd") -> str:
     return "\n".join(lines)
 
 
-def run_bench(suite: str, check: bool, update: bool, perf: bool, out: Path, progress: bool, console: Console) -> int:
+def run_bench(suite: str, check: bool, update: bool, perf: bool, out: Path, progress: bool, console: Console,
+              junit: Path | None = None) -> int:
     spec = load_suite(suite)
+    golden = load_golden(spec, suite) if check else None  # before any work: a missing golden file loses nothing
     started = time.time()
-    results = run_suite(spec, progress)
-    digest = event_log_hash(spec)
-    atomic_write_text(out / "results.csv", results.to_csv(index=False))
-    report = [f"# oce-sim benchmark: suite `{suite}` v{spec.version}", "",
-              f"{spec.episodes} paired seeds from {spec.seed}; each strategy at its own stage. "
-              "Cells: mean, and [95% CI of the paired difference to instruction].", ""]
-    for metric, title in (("profit_multi_period_usd", "Profit, year 1 + value left at the horizon (USD)"),
-                          ("profit_usd", "Profit, year 1 (USD)"),
-                          ("incremental_roi", "Incremental ROI, year 1 (revenue per promotional USD vs no promotion)"),
-                          ("prescriptions", "Prescriptions"), ("confusion_events", "Confusion events")):
-        report += [f"## {title}", "", markdown_table(results, metric), ""]
-    report += [f"Event-log SHA-256 of the fixed run ({spec.hash_run.scenario}, {spec.hash_run.strategy}, "
-               f"seed {spec.hash_run.seed}, {spec.hash_run.horizon_days} days): `{digest}`", ""]
     code = 0
-    if perf:
-        from oce_sim.perf import format_perf_markdown, run_perf
+    with transaction(out, "bench") as staging:
+        results = run_suite(spec, progress)
+        digest = event_log_hash(spec)
+        atomic_write_text(staging / "results.csv", results.to_csv(index=False))
+        report = [f"# oce-sim benchmark: suite `{suite}` v{spec.version}", "",
+                  f"{spec.episodes} paired seeds from {spec.seed}; each strategy at its own stage. "
+                  "Cells: mean, and [95% CI of the paired difference to instruction].", ""]
+        for metric, title in (("profit_multi_period_usd", "Profit, year 1 + value left at the horizon (USD)"),
+                              ("profit_usd", "Profit, year 1 (USD)"),
+                              ("incremental_roi", "Incremental ROI, year 1 (revenue per promotional USD vs no promotion)"),
+                              ("prescriptions", "Prescriptions"), ("confusion_events", "Confusion events")):
+            report += [f"## {title}", "", markdown_table(results, metric), ""]
+        report += [f"Event-log SHA-256 of the fixed run ({spec.hash_run.scenario}, {spec.hash_run.strategy}, "
+                   f"seed {spec.hash_run.seed}, {spec.hash_run.horizon_days} days): `{digest}`", ""]
+        if perf:
+            from oce_sim.perf import format_perf_markdown, run_perf
 
-        measured = run_perf(quick=spec.perf_sizes == "quick", progress=progress)
-        atomic_write_text(out / "perf.json", json.dumps(measured, indent=2))
-        report += [format_perf_markdown(measured), ""]
-    if update:
-        golden = {"suite": suite, "version": spec.version, "event_hash": digest, "bands": golden_bands(spec, results)}
-        atomic_write_text(GOLDEN_DIR / f"{suite}.json", json.dumps(golden, indent=1))
-        console.print(f"golden file updated: {GOLDEN_DIR / f'{suite}.json'}")
-    if check:
-        moved, hash_ok = check_against_golden(spec, suite, results, digest)
-        if moved:
-            table = Table(title=f"{len(moved)} KPI(s) moved outside their golden band")
-            for column in ("scenario", "strategy", "metric", "golden", "band", "now"):
-                table.add_column(column)
-            for m in moved:
-                table.add_row(m["scenario"], m["strategy"], m["metric"], f"{m['value']:,.3f}",
-                              f"[{m['low']:,.3f}, {m['high']:,.3f}]", f"{m['now']:,.3f}")
-            console.print(table)
-            code = 1
-        if not hash_ok:
-            console.print("[bold red]behaviour changed:[/] the event-log hash of the fixed run differs from the golden "
-                          "file. If the change is intended, acknowledge it with `oce-sim bench --suite "
-                          f"{suite} --update` and commit the golden file.")
-            code = 1
-        if code == 0:
-            console.print(f"[green]bench check passed[/]: {len(results)} rows within their bands, event-log hash matches")
-        report.append(f"Regression check: {'passed' if code == 0 else 'FAILED'}")
-    atomic_write_text(out / "bench.md", "\n".join(report) + "\n")
+            measured = run_perf(quick=spec.perf_sizes == "quick", progress=progress)
+            atomic_write_text(staging / "perf.json", json.dumps(measured, indent=2))
+            report += [format_perf_markdown(measured), ""]
+        if update:
+            golden_file = {"suite": suite, "version": spec.version, "event_hash": digest, "bands": golden_bands(spec, results)}
+            atomic_write_text(GOLDEN_DIR / f"{suite}.json", json.dumps(golden_file, indent=1))
+            console.print(f"golden file updated: {GOLDEN_DIR / f'{suite}.json'}")
+        if golden is not None:
+            checked, hash_ok = gate(golden, results, digest)
+            code = _print_gate(console, suite, checked, hash_ok, len(results))
+            report.append(f"Regression check: {'passed' if code == 0 else 'FAILED'}")
+            if junit is not None:
+                atomic_write_text(junit, junit_xml(suite, checked, hash_ok, digest, golden.get("event_hash", "")))
+        atomic_write_text(staging / "bench.md", "\n".join(report) + "\n")
     console.print("\n".join(report))
     console.print(f"results: {out / 'results.csv'}  table: {out / 'bench.md'}  ({time.time() - started:.0f} s)")
     return code
+
+
+def _print_gate(console: Console, suite: str, checked: list[dict[str, Any]], hash_ok: bool, rows: int) -> int:
+    """Print what moved, improvements apart from regressions; 1 if anything did."""
+    moved = [band for band in checked if not band["passed"]]
+    if moved:
+        counts = {kind: sum(m["change"] == kind for m in moved) for kind in ("regressed", "improved", "moved", "missing")}
+        summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        table = Table(title=f"{len(moved)} KPI(s) outside their golden band: {summary}")
+        for column in ("scenario", "strategy", "metric", "change", "golden", "band", "now"):
+            table.add_column(column)
+        for m in sorted(moved, key=lambda m: ("regressed", "missing", "moved", "improved").index(m["change"])):
+            colour = {"improved": "green", "regressed": "red"}.get(m["change"], "yellow")
+            table.add_row(m["scenario"], m["strategy"], m["metric"], f"[{colour}]{m['change']}[/]", f"{m['value']:,.3f}",
+                          f"[{m['low']:,.3f}, {m['high']:,.3f}]", f"{m['now']:,.3f}")
+        console.print(table)
+        console.print("An improvement fails the gate too: if the change is intended, acknowledge it with "
+                      f"`oce-sim bench --suite {suite} --update` and commit the golden file with a message saying why.")
+    if not hash_ok:
+        console.print("[bold red]behaviour changed:[/] the event-log hash of the fixed run differs from the golden "
+                      "file. If the change is intended, acknowledge it with `oce-sim bench --suite "
+                      f"{suite} --update` and commit the golden file.")
+    if moved or not hash_ok:
+        return 1
+    console.print(f"[green]bench check passed[/]: {rows} rows within their bands, event-log hash matches")
+    return 0

@@ -7,8 +7,9 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -167,7 +168,7 @@ def validate(file: Path = typer.Argument(..., help="Scenario YAML to check.")) -
 @app.command()
 def run(
     scenario: str = SCENARIO_ARG,
-    strategy: str = typer.Option("intervention", help="Strategy name (see `oce-sim compare`) or a trained model .zip."),
+    strategy: str = typer.Option("intervention", help="Strategy name (see `oce-sim compare`), a trained model .safetensors or a run folder."),
     episodes: int = typer.Option(5, help="Episodes (seeds seed .. seed+episodes-1)."),
     seed: int = typer.Option(0, help="First seed."),
     stage: Optional[int] = typer.Option(None, help="Run at this stage instead of the strategy's own (0-3)."),
@@ -186,10 +187,12 @@ def run(
     check_out("--out", out)
     config = resolve(scenario)
     policy = _make_policy(strategy)
-    results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
-                                          stages={policy.name: stage}, progress=progress)
-    summary = evaluation.paired_summary(results, baseline=None)
-    evaluation.write_results(out, results, summary, {"scenario": config.name, "strategy": strategy, "episodes": episodes, "seed": seed})
+    _check_models({policy.name: policy}, config, {policy.name: stage})
+    with _output_folder(out, "run") as staging:
+        results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
+                                              stages={policy.name: stage}, progress=progress)
+        summary = evaluation.paired_summary(results, baseline=None)
+        evaluation.write_results(staging, results, summary, {"scenario": config.name, "strategy": strategy, "episodes": episodes, "seed": seed})
     _print_table(evaluation.format_table(summary, None), f"{config.name}: {policy.name}")
     console.print(f"results: {out / 'results.csv'}")
 
@@ -200,7 +203,7 @@ def compare(
     episodes: int = typer.Option(10, help="Paired episodes per strategy."),
     seed: int = typer.Option(0, help="First seed; every strategy sees the same seeds (common random numbers)."),
     out: Path = typer.Option(Path("results/compare"), help="Output folder."),
-    model: Optional[Path] = typer.Option(None, help="A trained model .zip (or run folder) to add to the comparison."),
+    model: Optional[Path] = typer.Option(None, help="A trained model .safetensors (or run folder) to add to the comparison."),
     strategies: str = typer.Option("instruction,insight,involvement,intervention,no_promotion,random,oracle",
                                    help="Comma-separated strategies."),
     baseline: str = typer.Option("instruction", help="Strategy the paired differences are taken against."),
@@ -229,16 +232,18 @@ def compare(
         policies[policy.name] = policy
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
+    _check_models(policies, config)
     started = time.time()
-    results, series = evaluation.evaluate(policies, config, episodes, seed, progress=progress)
-    summary = evaluation.paired_summary(results, baseline=baseline)
-    meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
-            "strategies": list(policies), "seconds": round(time.time() - started, 1)}
-    evaluation.write_results(out, results, summary, meta)
-    figures = evaluation.plot_figures(results, series, out, config.name, baseline)
+    with _output_folder(out, "compare") as staging:
+        results, series = evaluation.evaluate(policies, config, episodes, seed, progress=progress)
+        summary = evaluation.paired_summary(results, baseline=baseline)
+        meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
+                "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
+        evaluation.write_results(staging, results, summary, meta)
+        figures = [out / p.name for p in evaluation.plot_figures(results, series, staging, config.name, baseline)]
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}]")
-    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}")
+    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
     console.print("figures: " + ", ".join(str(p) for p in figures))
 
 
@@ -250,7 +255,8 @@ def train(
     seed: int = typer.Option(0, help="Seed."),
     stage: Optional[int] = typer.Option(None, help="Train at this stage (0-3) instead of the scenario's."),
     n_envs: int = typer.Option(4, help="Environments stepped together."),
-    checkpoint_every: int = typer.Option(50_000, help="Checkpoint period in steps."),
+    checkpoint_every: int = typer.Option(50_000, help="Checkpoint period in steps (checkpoints fall between updates)."),
+    n_steps: int = typer.Option(256, help="Steps per environment between updates (PPO; A2C uses 16)."),
     out: Path = typer.Option(Path("runs"), help="Folder for run folders scenario__algo__seed__time."),
     resume: bool = typer.Option(False, help="Continue the latest matching run from its last checkpoint."),
     reward: str = typer.Option("expected", help="Training reward: expected (less noise) or realized prescriptions."),
@@ -262,6 +268,7 @@ def train(
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
     check_positive("--timesteps", timesteps, maximum=MAX_TIMESTEPS)
     check_positive("--n-envs", n_envs, maximum=MAX_N_ENVS)
+    check_positive("--n-steps", n_steps, minimum=2, maximum=MAX_TIMESTEPS)
     check_positive("--checkpoint-every", checkpoint_every, maximum=MAX_TIMESTEPS)
     check_positive("--value-warmup-steps", value_warmup_steps, minimum=0, maximum=MAX_TIMESTEPS)
     check_seed(seed)
@@ -286,14 +293,17 @@ def train(
         fail(f"--reward must be expected or realized, got {reward!r}")
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
+                     n_steps=n_steps, batch_size=min(256, n_steps * n_envs),
                      reward=reward, init_from=init_from, learning_rate=learning_rate,
                      value_warmup_steps=value_warmup_steps)
+    from oce_sim.outputs import OutputError
+
     try:
-        run_dir = do_train(args)
-    except FileNotFoundError as exc:
+        run_dir = do_train(args, log=console.print)
+    except (FileNotFoundError, OutputError) as exc:
         fail(str(exc))
         return
-    console.print(f"run folder: {run_dir}  (model.zip, learning_curve.csv, tb/ for TensorBoard)")
+    console.print(f"run folder: {run_dir}  (final/model.safetensors, final/learning_curve.csv, tb/ for TensorBoard)")
 
 
 @app.command()
@@ -303,47 +313,109 @@ def bench(
     update: bool = typer.Option(False, help="Rewrite the golden file from this run."),
     perf: bool = typer.Option(False, help="Also measure performance (steps/s, training share, national scale, floors), at the sizes the suite names in perf_sizes."),
     out: Path = typer.Option(Path("results/bench"), help="Output folder."),
+    junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="With --check: write JUnit XML here (a testcase per gated band and the event hash)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Run every strategy on every benchmark scenario; tidy results, a Markdown table, a regression gate."""
     from oce_sim import bench as bench_mod
+    from oce_sim.outputs import OutputError
 
     if check and update:
         fail("--check and --update are exclusive: check against the golden file, or rewrite it")
     if not SIMPLE_NAME.fullmatch(suite):  # a file name in scenarios/benchmark/suites, never a path
         fail(f"--suite must be a suite name (letters, digits, '_' or '-', at most 64), got {_clip(repr(suite), 80)}")
     check_out("--out", out)
+    if junit_xml is not None and not check:
+        fail("--junit-xml reports the gate: it needs --check")
+    if junit_xml is not None and junit_xml.is_dir():
+        fail(f"--junit-xml {junit_xml} is a folder; give a file path")
     try:
         code = bench_mod.run_bench(suite=suite, check=check, update=update, perf=perf, out=out, progress=progress,
-                                   console=console)
-    except bench_mod.BenchError as exc:
+                                   console=console, junit=junit_xml)
+    except (bench_mod.BenchError, OutputError) as exc:
         fail(str(exc))
         return
     raise typer.Exit(code)
 
 
+@contextmanager
+def _output_folder(out: Path, command: str) -> Iterator[Path]:
+    """The staging folder of ``out`` (see oce_sim.outputs); a bad or busy ``--out`` is exit 2 before any work."""
+    from oce_sim.outputs import OutputError, transaction
+
+    try:
+        with transaction(out, command) as staging:
+            yield staging
+    except OutputError as exc:
+        fail(str(exc))
+
+
+@app.command("convert-model")
+def convert_model(
+    file: Path = typer.Argument(..., help="A Stable-Baselines3 .zip saved by an older oce-sim."),
+    out: Optional[Path] = typer.Option(None, help="The .safetensors file to write (default: beside FILE)."),
+    stage: Optional[int] = typer.Option(None, help="The stage it was trained at (0-3), so it is evaluated there."),
+    trust: bool = typer.Option(False, help="Required: loading a .zip runs code from it; convert only files you trust."),
+) -> None:
+    """Convert an old pickle-based model .zip into a model file that is data only (.safetensors)."""
+    from oce_sim.model_file import ModelFileError, convert_sb3_zip
+
+    check_stage(stage)
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    if not trust:
+        fail(f"loading {file} unpickles it, which runs any code it holds; if you trust where it came from, "
+             "repeat with --trust")
+    target = out or file.with_suffix(".safetensors")
+    try:
+        meta = convert_sb3_zip(file, target, stage, scenario="converted")
+    except ModelFileError as exc:
+        fail(str(exc))
+        return
+    console.print(f"model file: {target} ({meta['algo']}, {meta['num_timesteps']:,} steps, stage {meta['stage']})")
+
+
 def _make_policy(name: str):
     from oce_sim.agents import STRATEGIES, TrainedModel, make_strategy
+    from oce_sim.model_file import ModelFileError
+    from oce_sim.training import model_path
 
     path = Path(name)
-    if path.is_dir() and (path / "model.zip").exists():
-        from oce_sim.training import run_stage
-
-        return TrainedModel(path / "model.zip", stage=run_stage(path))
-    if name.endswith(".zip"):
-        if not path.is_file():
-            fail(f"model file not found: {name}")
+    if path.is_dir():
+        if not model_path(path).is_file():
+            fail(f"{path} is a folder without a trained model ({model_path(path).relative_to(path)}); "
+                 "give a run folder of `oce-sim train` or a model .safetensors file")
+        path = model_path(path)
+    elif not name.endswith((".safetensors", ".zip")):
         try:
-            from oce_sim.training import run_stage
-
-            run = next((p for p in (path.parent, path.parent.parent) if (p / "config.yaml").exists()), path.parent)
-            return TrainedModel(path, stage=run_stage(run))
-        except ValueError as exc:
-            fail(str(exc))
+            return make_strategy(name)
+        except ValueError:
+            fail(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}, a model .safetensors file "
+                 "or a run folder")
+    if not path.is_file():
+        fail(f"model file not found: {name}")
     try:
-        return make_strategy(name)
-    except ValueError:
-        fail(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}, a model .zip or a run folder")
+        return TrainedModel(path)  # evaluated at the stage its file says it was trained at
+    except (ModelFileError, OSError) as exc:
+        fail(str(exc))
+
+
+def _check_models(policies: dict, config: ScenarioConfig, stages: dict | None = None) -> None:
+    """Refuse a trained model whose spaces are not those of the scenario it would run on, before any episode."""
+    from oce_sim.agents import TrainedModel
+    from oce_sim.envs.territory import TerritoryEnv
+    from oce_sim.evaluation import strategy_config
+    from oce_sim.model_file import ModelFileError
+
+    for label, policy in policies.items():
+        if isinstance(policy, TrainedModel):
+            env = TerritoryEnv(scenario=strategy_config(config, policy, (stages or {}).get(label)))
+            try:
+                policy.check_env(env, f"scenario {config.name!r}")
+            except ModelFileError as exc:
+                fail(str(exc))
+            finally:
+                env.close()
 
 
 def _print_table(frame, title: str) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -17,6 +15,7 @@ from tqdm.auto import tqdm
 from oce_sim.config import STAGE_NAMES, ScenarioConfig, deep_merge, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.kpis import KPIS, TABLE_KPIS, UNDEFINED, definitions, format_value
+from oce_sim.outputs import atomic_save_figure, atomic_write_text  # noqa: F401  (also imported from here)
 
 TABLE_METRICS: tuple[str, ...] = TABLE_KPIS
 COUNTERFACTUAL = "no_promotion"  # what incremental revenue and ROI are measured against
@@ -184,42 +183,6 @@ def _fmt(value: float, metric: str, sign: bool = False) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ output
-def _default_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_FILE_MODE = _default_file_mode()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a killed run never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save_figure(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_results(out: Path, results: pd.DataFrame, summary: pd.DataFrame, meta: dict[str, Any]) -> None:
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
     payload = {**meta, "summary": json.loads(summary.to_json(orient="records")),

@@ -1,18 +1,29 @@
 """Train an orchestration policy with Stable-Baselines3 / sb3-contrib on the CPU.
 
-Run folders are named ``scenario__algo__seed__time`` and hold the resolved scenario (``config.yaml``), the
-arguments (``args.json``), TensorBoard logs (``tb/``), periodic checkpoints (``checkpoints/``), episode
-monitor logs, the final ``model.zip`` and ``learning_curve.csv``/``.png``.
+Run folders are named ``scenario__algo__seed__time[-N]`` and hold the resolved scenario (``config.yaml``), the
+arguments (``args.json``), TensorBoard logs (``tb/``), checkpoints (``checkpoints/model_<steps>_steps.safetensors``,
+each complete or absent, with its optimizer state, VecNormalize statistics and learning curve) and ``final/``
+(``model.safetensors`` and ``learning_curve.csv``/``.png``, replaced as one set).  Model files are data
+(``oce_sim.model_file``): loading one runs no code.  A run folder is locked while it trains, so a second
+``--resume`` of it is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import re
+import shutil
+import signal
+import struct
+import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,7 +33,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from oce_sim.config import ScenarioConfig, dump_yaml, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import atomic_save_figure, atomic_write_text
+from oce_sim.outputs import OutputError, atomic_save_figure, atomic_write_bytes, atomic_write_text, transaction
 
 ALGOS = ("maskable-ppo", "ppo", "a2c")
 
@@ -72,17 +83,21 @@ def training_scenario(args: TrainArgs) -> ScenarioConfig:
                          overrides={"env": {"reward": args.reward, "info_kpis": "episode_end"}})
 
 
-def make_env_fn(config: ScenarioConfig, monitor_dir: Path | None, rank: int):
-    # One monitor file per env and training session, so that a resumed session never truncates the first.
-    session = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+def make_env_fn(config: ScenarioConfig, rank: int = 0):
+    """An env factory for the VecEnv.  Monitor (no file) adds ``info["episode"]``, which the checkpoint callback
+    records: the learning curve lives in the checkpoints, so that a resume never counts a step twice."""
 
     def _init():
+        import multiprocessing
+        import signal
+
         from stable_baselines3.common.monitor import Monitor
 
-        env = TerritoryEnv(scenario=config)
-        if monitor_dir is not None:
-            env = Monitor(env, str(monitor_dir / f"env{rank}.{session}"))
-        return env
+        if multiprocessing.parent_process() is not None:
+            # A SubprocVecEnv worker: Ctrl-C is for the learner, which stops cleanly and writes a checkpoint;
+            # a worker that died of it would take the pipes (and the final checkpoint) down with it.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return Monitor(TerritoryEnv(scenario=config))
 
     return _init
 
@@ -123,88 +138,330 @@ class ActionMasksFromInfo(VecEnvWrapper):
         return self.venv.env_method(method_name, *method_args, indices=indices, **method_kwargs)
 
 
+RUN_LOCK = ".lock"
+MODEL_FILE = "model.safetensors"
+CHECKPOINT = re.compile(r"^model_(\d+)_steps\.safetensors$")
+
+
+def model_path(run: Path) -> Path:
+    """The final model of a run folder."""
+    return run / "final" / MODEL_FILE
+
+
+def _run_sort_key(path: Path) -> tuple[str, int]:
+    """Run folders by start time, then by the ``-N`` suffix of runs started in the same second."""
+    stamp = path.name.rpartition("__")[2]
+    suffix = stamp[16:]
+    return stamp[:15], int(suffix) if suffix.isdigit() else 1
+
+
 def _latest_run(out: Path, prefix: str) -> Path | None:
-    runs = sorted(p for p in out.glob(f"{prefix}__*") if p.is_dir() and (p / "args.json").exists())
+    runs = sorted((p for p in out.glob(f"{prefix}__*") if p.is_dir() and (p / "args.json").exists()),
+                  key=_run_sort_key)
     return runs[-1] if runs else None
 
 
+def _checkpoints(run: Path) -> list[tuple[Path, int]]:
+    """A run's checkpoints, most steps first."""
+    found = []
+    for path in (run / "checkpoints").glob("model_*_steps.safetensors"):
+        match = CHECKPOINT.match(path.name)
+        if match:
+            found.append((path, int(match.group(1))))
+    return sorted(found, key=lambda item: -item[1])
+
+
 def _latest_checkpoint(run: Path) -> tuple[Path | None, int]:
-    best: tuple[Path | None, int] = (None, 0)
-    for path in (run / "checkpoints").glob("model_*_steps.zip"):
-        match = re.search(r"_(\d+)_steps", path.name)
-        if match and int(match.group(1)) > best[1]:
-            best = (path, int(match.group(1)))
-    return best
+    checkpoints = _checkpoints(run)
+    return checkpoints[0] if checkpoints else (None, 0)
 
 
-def train(args: TrainArgs) -> Path:
-    """Train (or resume) and return the run folder."""
-    import torch
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3 import A2C, PPO
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+def _safe_name(name: str) -> str:
+    """A scenario name as one path component: a name like ``../../x`` must not lead outside ``--out``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "scenario"
+
+
+def _new_run_folder(out: Path, prefix: str, config: ScenarioConfig, args: TrainArgs) -> Path:
+    """Create ``out/prefix__TIME[-N]`` complete with config.yaml and args.json, or not at all.
+
+    The folder is filled under a hidden name and renamed into place; a rename onto an existing run fails
+    (a non-empty folder), so two runs started in the same second get ``-2``, ``-3``, ...
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    for path in out.glob(f".{prefix}.creating-*"):  # left by a killed start; a minute is ample to fill one
+        if time.time() - path.stat().st_mtime > 60:
+            shutil.rmtree(path, ignore_errors=True)
+    staging = out / f".{prefix}.creating-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir()
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot write in it ({exc.strerror})") from None
+    try:
+        atomic_write_text(staging / "config.yaml", dump_yaml(config))
+        atomic_write_text(staging / "args.json", json.dumps(asdict(args), indent=2))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 10_000):
+            run = out / f"{prefix}__{stamp}{'' if n == 1 else f'-{n}'}"
+            if run.exists():
+                continue
+            try:
+                os.rename(staging, run)
+                return run
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        raise RuntimeError(f"no free run folder name for {prefix}__{stamp}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def truncate_event_files(tb: Path, step: int) -> int:
+    """Drop TensorBoard events after ``step`` (and a torn last record), so that a resumed run's steps never
+    go backwards.  Returns the number of records dropped."""
+    from tensorboard.compat.proto import event_pb2
+
+    dropped = 0
+    for path in sorted(tb.rglob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        kept, pos = bytearray(), 0
+        while pos + 12 <= len(data):  # TFRecord: u64 length, u32 crc, payload, u32 crc
+            (length,) = struct.unpack_from("<Q", data, pos)
+            end = pos + 12 + length + 4
+            if end > len(data):
+                break
+            try:
+                event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            except Exception:  # a torn record: nothing after it is trustworthy
+                break
+            if event.step <= step:
+                kept += data[pos:end]
+            else:
+                dropped += 1
+            pos = end
+        if len(kept) != len(data):
+            dropped += pos < len(data)
+            atomic_write_bytes(path, bytes(kept))
+    return dropped
+
+
+Episode = tuple[float, float, float, float]  # step it ended at, reward, length, wall seconds of training
+
+
+class Checkpointer(BaseCallback):
+    """Checkpoints at rollout boundaries, the learning curve as it goes, and a clean stop on Ctrl-C.
+
+    At a boundary the weights have just been updated and the step count is a multiple of the rollout size, so a
+    resumed run ends at the same step count as an uninterrupted one.  After Ctrl-C the run stops at its next
+    step and checkpoints the last boundary: the weights have not changed since, and the reward statistics are
+    the ones snapshotted there.
+    """
+
+    def __init__(self, every: int, save: Callable[[int, Any, list[Episode]], Path], episodes: list[Episode],
+                 elapsed: Callable[[], float], saved_at: int | None = None):
+        super().__init__()
+        self.every = every
+        self.save = save
+        self.episodes = episodes
+        self.elapsed = elapsed
+        self.stop_requested = False
+        self.stopped = False  # stopped inside a rollout (so the model is not at a boundary)
+        self.saved_at = saved_at  # the step of the checkpoint on disk that matches the model now
+        self.last_path: Path | None = None
+        self._boundary: tuple[int, Any] | None = None
+
+    def checkpoint(self, steps: int, stats: Any) -> None:
+        if self.saved_at != steps:
+            self.last_path = self.save(steps, stats, [e for e in self.episodes if e[0] <= steps])
+            self.saved_at = steps
+
+    def _on_rollout_start(self) -> None:
+        from oce_sim.model_file import vecnormalize_state
+
+        steps = int(self.model.num_timesteps)
+        self._boundary = (steps, vecnormalize_state(self.model.get_vec_normalize_env()))
+        if self.saved_at is None or steps - self.saved_at >= self.every or self.stop_requested:
+            self.checkpoint(*self._boundary)
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            episode = info.get("episode")
+            if episode is not None:
+                self.episodes.append((float(self.num_timesteps), float(episode["r"]), float(episode["l"]),
+                                      self.elapsed()))
+        if self.stop_requested and self._boundary is not None:
+            self.checkpoint(*self._boundary)
+            self.stopped = True
+            return False
+        return True
+
+
+def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
+    """Train (or resume) and return the run folder; ``log`` gets the lines a user should read.
+
+    Ctrl-C (SIGINT) stops at the next step, writes a checkpoint, says where and raises KeyboardInterrupt.
+    """
+    from oce_sim.outputs import exclusive_lock
 
     if args.algo not in ALGOS:
         raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {args.algo!r}")
     config = training_scenario(args)
     out = Path(args.out)
-    prefix = f"{config.name}__{args.algo}__{args.seed}"
-    run = _latest_run(out, prefix) if args.resume else None
-    checkpoint, done_steps = _latest_checkpoint(run) if run else (None, 0)
-    if args.resume and run is None:
-        raise FileNotFoundError(f"--resume: no earlier run {prefix}__* under {out}")
-    if run is None:
-        run = out / f"{prefix}__{time.strftime('%Y%m%d-%H%M%S')}"
-        run.mkdir(parents=True, exist_ok=False)
-        atomic_write_text(run / "config.yaml", dump_yaml(config))
-        atomic_write_text(run / "args.json", json.dumps(asdict(args), indent=2))
-    (run / "monitor").mkdir(exist_ok=True)
+    prefix = f"{_safe_name(config.name)}__{args.algo}__{args.seed}"
+    if args.resume:
+        run = _latest_run(out, prefix)
+        if run is None:
+            raise FileNotFoundError(f"--resume: no earlier run {prefix}__* under {out}")
+    else:
+        run = _new_run_folder(out, prefix, config, args)
+    with exclusive_lock(run / RUN_LOCK, f"run folder {run}"):
+        for temp in [*run.glob("checkpoints/.*.tmp"), *run.glob("tb/**/.*.tmp")]:
+            temp.unlink()  # a checkpoint or log rewrite a kill cut short (the lock says no one is writing it)
+        start = _resume_point(run, args, log) if args.resume else None
+        if start is not None:
+            dropped = truncate_event_files(run / "tb", int(start[0]["num_timesteps"]))
+            log(f"resuming {run.name} from step {start[0]['num_timesteps']:,} ({start[2].name})"
+                + (f"; dropped {dropped} TensorBoard record(s) logged after it" if dropped else ""))
+        _train_session(args, config, run, start, log)
+    return run
+
+
+def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
+                   start: tuple[dict[str, Any], dict[str, Any], Path] | None, log: Callable[[str], None]) -> None:
+    import torch
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
+    from oce_sim import model_file
 
     # Environments step in worker processes (one per env) while the learner keeps one torch thread:
     # measured 166 vs 49 steps/s with in-process stepping on this 2-core machine.
     torch.set_num_threads(1)
     vec_cls = SubprocVecEnv if args.n_envs > 1 else DummyVecEnv
-    vec = ActionMasksFromInfo(vec_cls([make_env_fn(config, run / "monitor", i) for i in range(args.n_envs)]))
-    vec.seed(args.seed)
-    # Episode returns are hundreds of reward units: normalise rewards (not observations, already in [0, 1])
-    # so that the value function can learn; the statistics are saved beside the model for resuming.
-    stats_path = run / "vecnormalize.pkl"
-    resume_stats = run / "checkpoints" / f"model_vecnormalize_{done_steps}_steps.pkl"
-    if checkpoint is not None and resume_stats.exists():
-        vec = VecNormalize.load(str(resume_stats), vec)
-    else:
-        vec = VecNormalize(vec, norm_obs=False, norm_reward=True, gamma=args.gamma)
-    cls = {"maskable-ppo": MaskablePPO, "ppo": PPO, "a2c": A2C}[args.algo]
-    if checkpoint is not None:
-        model = cls.load(checkpoint, env=vec, device="cpu", tensorboard_log=str(run / "tb"))
-    else:
+    venv = ActionMasksFromInfo(vec_cls([make_env_fn(config, i) for i in range(args.n_envs)]))
+    try:
+        venv.seed(args.seed)
+        # Episode returns are hundreds of reward units: normalise rewards (not observations, already in [0, 1])
+        # so that the value function can learn; the statistics are in every checkpoint.
+        vec = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=args.gamma)
+        cls = {"maskable-ppo": MaskablePPO, "ppo": PPO, "a2c": A2C}[args.algo]
         model = cls("MlpPolicy", vec, tensorboard_log=str(run / "tb"), **model_kwargs(args))
-    if args.init_from and checkpoint is None:
-        if args.algo != "maskable-ppo":
-            raise ValueError("--init-from needs --algo maskable-ppo")
-        behaviour_clone(model, config, args.init_from, args.init_episodes, args.init_epochs, args.seed)
-    remaining = max(0, args.timesteps - done_steps)
-    checkpoints = CheckpointCallback(save_freq=max(1, args.checkpoint_every // args.n_envs),
-                                     save_path=str(run / "checkpoints"), name_prefix="model",
-                                     save_vecnormalize=True)
-    callbacks: list[Any] = [checkpoints]
-    if args.init_from and checkpoint is None and args.value_warmup_steps > 0:
-        callbacks.append(ActorFreeze(args.value_warmup_steps))
-    if remaining:
-        model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=args.progress_bar,
-                    reset_num_timesteps=checkpoint is None, tb_log_name="run")
-    tmp = run / ".model.tmp.zip"
-    model.save(tmp)
-    tmp.replace(run / "model.zip")
-    vec.save(str(stats_path))
-    # The final model is also the latest checkpoint, so that a later --resume never rolls it back.
-    final_steps = int(model.num_timesteps)
-    model.save(run / "checkpoints" / f"model_{final_steps}_steps.zip")
-    vec.save(str(run / "checkpoints" / f"model_vecnormalize_{final_steps}_steps.pkl"))
-    write_learning_curve(run)
-    vec.close()
-    return run
+        episodes: list[Episode] = []
+        elapsed_before = 0.0
+        if start is not None:
+            meta, tensors, source = start
+            model_file.check_spaces(meta, vec.observation_space, vec.action_space, str(source), "this scenario")
+            model.policy.load_state_dict({k[len("policy/"):]: v for k, v in tensors.items() if k.startswith("policy/")})
+            model_file.restore_optimizer(model.policy.optimizer, meta, tensors)
+            model_file.restore_vecnormalize(vec, meta, tensors, str(source))
+            model.num_timesteps, model._n_updates = int(meta["num_timesteps"]), int(meta.get("n_updates", 0))
+            episodes = [tuple(row) for row in tensors["episodes"].double().numpy().tolist()]
+            elapsed_before = float(meta.get("elapsed_seconds", 0.0))
+        elif args.init_from:
+            if args.algo != "maskable-ppo":
+                raise ValueError("--init-from needs --algo maskable-ppo")
+            behaviour_clone(model, config, args.init_from, args.init_episodes, args.init_epochs, args.seed)
+        session_start = time.time()
+
+        def elapsed() -> float:
+            return elapsed_before + time.time() - session_start
+
+        def save(steps: int, stats: Any, kept: list[Episode]) -> Path:
+            path = run / "checkpoints" / f"model_{steps}_steps{model_file.SUFFIX}"
+            atomic_write_bytes(path, model_file.model_bytes(
+                model, args.algo, _stage_of(config), config.name, steps, stats, np.array(kept), elapsed(),
+                list(args.net_arch)))
+            return path
+
+        checkpointer = Checkpointer(max(1, args.checkpoint_every), save, episodes, elapsed,
+                                    saved_at=int(start[0]["num_timesteps"]) if start else None)
+        callbacks: list[Any] = [checkpointer]
+        if args.init_from and start is None and args.value_warmup_steps > 0:
+            callbacks.append(ActorFreeze(args.value_warmup_steps))
+        remaining = max(0, args.timesteps - model.num_timesteps)
+        with _graceful_sigint(checkpointer, log):
+            if remaining:
+                model.learn(total_timesteps=remaining, callback=CallbackList(callbacks),
+                            progress_bar=args.progress_bar, reset_num_timesteps=start is None, tb_log_name="run")
+        if checkpointer.stopped:  # (a Ctrl-C during the last update lets the run finish: nothing is lost)
+            log(f"checkpoint written: {checkpointer.last_path} (step {checkpointer.saved_at:,}); continue with the "
+                "same command and --resume")
+            raise KeyboardInterrupt
+        steps = int(model.num_timesteps)
+        checkpointer.checkpoint(steps, model_file.vecnormalize_state(vec))
+        _write_final(run, run / "checkpoints" / f"model_{steps}_steps{model_file.SUFFIX}")
+    finally:
+        venv.close()
+
+
+@contextlib.contextmanager
+def _graceful_sigint(checkpointer: Checkpointer, log: Callable[[str], None]) -> Iterator[None]:
+    """The first Ctrl-C asks the checkpointer to stop cleanly; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if checkpointer.stop_requested:
+            raise KeyboardInterrupt
+        checkpointer.stop_requested = True
+        log("interrupted: stopping at the next step and writing a checkpoint (Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stage_of(config: ScenarioConfig) -> int | dict[str, int]:
+    stage = config.stage.model_dump()
+    return stage["sales"] if len(set(stage.values())) == 1 else stage
+
+
+def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
+                  ) -> tuple[dict[str, Any], dict[str, Any], Path] | None:
+    """The latest readable checkpoint of ``run`` (description, tensors, path); unreadable ones are skipped with a
+    message.  None (training from step 0, said so) if the run has no checkpoint yet."""
+    from oce_sim.model_file import ModelFileError, read_description, read_tensors
+
+    checkpoints = _checkpoints(run)
+    if not checkpoints:
+        if any((run / "checkpoints").glob("*.zip")):
+            raise FileNotFoundError(f"--resume: {run} holds only pickle-based .zip checkpoints of an older oce-sim, "
+                                    "which are not loaded (loading one can run code); start a new run")
+        log(f"--resume: {run.name} has no checkpoint yet; training it from step 0")
+        return None
+    for path, steps in checkpoints:
+        try:
+            meta = read_description(path)
+            if meta.get("algo") != args.algo or meta.get("num_timesteps") != steps:
+                raise ModelFileError("not this run's checkpoint (algorithm or step count differ)")
+            if list(meta.get("net_arch", [])) != list(args.net_arch):
+                raise ModelFileError(f"net_arch {meta.get('net_arch')} differs from this run's {args.net_arch}")
+            tensors = read_tensors(path)
+            if not isinstance(meta.get("vecnormalize"), dict) or "vecnormalize/ret_mean" not in tensors:
+                raise ModelFileError("no VecNormalize statistics in it")
+            if "episodes" not in tensors or "optimizer" not in meta:
+                raise ModelFileError("no optimizer state or learning curve in it")
+            return meta, tensors, path
+        except (ModelFileError, OSError) as exc:
+            log(f"--resume: skipping checkpoint {path.name} ({exc}); trying the one before")
+    raise FileNotFoundError(f"--resume: none of the {len(checkpoints)} checkpoints of {run} is readable; "
+                            "start a new run")
+
+
+def _write_final(run: Path, checkpoint: Path) -> None:
+    """``final/``: model.safetensors (the last checkpoint) and the learning curve, swapped in as one set."""
+    from oce_sim.model_file import read_tensors
+
+    with transaction(run / "final", "train") as staging:
+        (staging / MODEL_FILE).write_bytes(checkpoint.read_bytes())
+        write_learning_curve(staging, read_tensors(checkpoint)["episodes"].double().numpy(), run.name)
 
 
 class ActorFreeze(BaseCallback):
@@ -277,21 +534,19 @@ def behaviour_clone(model: Any, config: ScenarioConfig, teacher_name: str, episo
     return log_likelihood
 
 
-def write_learning_curve(run: Path) -> pd.DataFrame:
-    frames = []
-    for path in sorted((run / "monitor").glob("*.monitor.csv")):
-        with path.open(encoding="utf-8") as handle:
-            header = json.loads(handle.readline().lstrip("#"))
-        frame = pd.read_csv(path, skiprows=1)
-        frame["t"] = frame["t"] + header["t_start"]  # wall time since the epoch, across sessions
-        frames.append(frame)
-    if not frames or all(f.empty for f in frames):
-        return pd.DataFrame()
-    curve = pd.concat(frames).sort_values("t").reset_index(drop=True)
-    curve["t"] = curve["t"] - curve["t"].min()
-    curve["timesteps"] = curve["l"].cumsum()
-    curve = curve.rename(columns={"r": "episode_reward", "l": "episode_length", "t": "wall_seconds"})
-    atomic_write_text(run / "learning_curve.csv", curve.to_csv(index=False))
+def learning_curve(episodes: np.ndarray) -> pd.DataFrame:
+    """One row per finished episode, in step order: the step it ended at, its reward and length, wall time."""
+    frame = pd.DataFrame(np.asarray(episodes, dtype=np.float64).reshape(-1, 4),
+                         columns=["timesteps", "episode_reward", "episode_length", "wall_seconds"])
+    frame = frame.sort_values("timesteps", kind="stable").reset_index(drop=True)
+    frame["timesteps"] = frame["timesteps"].astype(np.int64)
+    frame["episode_length"] = frame["episode_length"].astype(np.int64)
+    return frame[["episode_reward", "episode_length", "wall_seconds", "timesteps"]]
+
+
+def write_learning_curve(folder: Path, episodes: np.ndarray, title: str) -> pd.DataFrame:
+    curve = learning_curve(episodes)
+    atomic_write_text(folder / "learning_curve.csv", curve.to_csv(index=False))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -303,9 +558,9 @@ def write_learning_curve(run: Path) -> pd.DataFrame:
     ax.plot(curve["timesteps"], curve["episode_reward"].rolling(window, min_periods=1).mean(), label=f"rolling mean ({window})")
     ax.set_xlabel("timesteps")
     ax.set_ylabel("episode reward (profit / reward_scale_usd)")
-    ax.set_title(run.name)
+    ax.set_title(title)
     ax.legend()
-    atomic_save_figure(fig, run / "learning_curve.png")
+    atomic_save_figure(fig, folder / "learning_curve.png")
     plt.close(fig)
     return curve
 
@@ -320,4 +575,5 @@ def run_stage(run: Path) -> int | None:
     return stages.pop() if len(stages) == 1 else None
 
 
-__all__ = ["ALGOS", "ActionMasksFromInfo", "TrainArgs", "train", "training_scenario", "write_learning_curve", "run_stage"]
+__all__ = ["ALGOS", "ActionMasksFromInfo", "MODEL_FILE", "TrainArgs", "learning_curve", "model_path", "run_stage", "train",
+           "training_scenario", "truncate_event_files", "write_learning_curve"]

@@ -160,6 +160,54 @@ def test_golden_file_missing_or_for_another_version(tiny, tiny_results, bench_di
         check_against_golden(tiny, "tiny", tiny_results, "x")
 
 
+def test_the_gate_tells_an_improvement_from_a_regression_by_kpi_direction(tiny, tiny_results):
+    digest = event_log_hash(tiny)
+    bands = golden_bands(tiny, tiny_results)
+
+    def golden_was(metric: str, side: int) -> dict:
+        """A band around a golden value below (side -1) or above (+1) the value now."""
+        band = next(b for b in bands if b["strategy"] == "intervention" and b["metric"] == metric)
+        value = band["value"] + side * (abs(band["value"]) + 1.0)
+        return {**band, "value": value, "low": value - 1e-9, "high": value + 1e-9}
+
+    golden = {"event_hash": digest, "bands": [golden_was("profit_usd", -1), golden_was("profit_usd", 1),
+                                                golden_was("cost_usd", -1), golden_was("cost_usd", 1)]}
+    checked, hash_ok = bench.gate(golden, tiny_results, digest)
+    assert hash_ok and not any(c["passed"] for c in checked)
+    # profit: higher is better; cost: lower is better
+    assert [c["change"] for c in checked] == ["improved", "regressed", "regressed", "improved"]
+    assert bench.change_kind("not_a_registered_kpi", 1.0, 2.0) == "moved"
+    assert bench.change_kind("profit_usd", 1.0, float("nan")) == "missing"
+
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(bench.junit_xml("tiny", checked, False, "a" * 64, "b" * 64).split("\n", 1)[1])
+    cases = root.findall("./testsuite/testcase")
+    assert len(cases) == 5 and cases[-1].get("name") == "event_hash"
+    assert [c.find("failure").get("type") for c in cases] == ["improved", "regressed", "regressed", "improved",
+                                                              "behaviour_changed"]
+    assert root.find("testsuite").get("failures") == "5"
+
+
+def test_check_fails_before_running_anything_without_a_usable_golden_file(bench_dirs, tmp_path, monkeypatch):
+    _, golden_dir = bench_dirs
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the suite ran before the golden file was checked")
+
+    monkeypatch.setattr(bench, "run_suite", no_run)
+    console = Console(file=open(tmp_path / "console.txt", "w"))
+    with pytest.raises(BenchError, match="no golden file"):
+        run_bench("tiny", check=True, update=False, perf=False, out=tmp_path / "out", progress=False, console=console)
+    (golden_dir / "tiny.json").write_text("{not json")
+    with pytest.raises(BenchError, match="unreadable"):
+        run_bench("tiny", check=True, update=False, perf=False, out=tmp_path / "out", progress=False, console=console)
+    (golden_dir / "tiny.json").write_text(json.dumps({"version": 99, "event_hash": "x", "bands": []}))
+    with pytest.raises(BenchError, match="suite version 99"):
+        run_bench("tiny", check=True, update=False, perf=False, out=tmp_path / "out", progress=False, console=console)
+    assert not (tmp_path / "out").exists()
+
+
 def test_band_uses_the_larger_of_relative_and_absolute_tolerance(tiny):
     assert tiny.tolerance.band("profit_usd", 1000.0) == pytest.approx((970.0, 1030.0))
     assert tiny.tolerance.band("confusion_events", 10.0) == pytest.approx((7.0, 13.0))
@@ -183,8 +231,12 @@ def test_run_bench_update_then_check_then_regression(bench_dirs, tmp_path):
 
     golden["event_hash"] = "f" * 64
     (golden_dir / "tiny.json").write_text(json.dumps(golden))
-    assert run_bench("tiny", check=True, update=False, perf=False, out=out, progress=False, console=console) == 1
+    junit = tmp_path / "junit.xml"
+    assert run_bench("tiny", check=True, update=False, perf=False, out=out, progress=False, console=console,
+                     junit=junit) == 1
     assert "Regression check: FAILED" in (out / "bench.md").read_text()
+    assert junit.read_text().count("<testcase") == len(golden["bands"]) + 1
+    assert junit.read_text().count("<failure") == 1 and 'type="behaviour_changed"' in junit.read_text()
     console.file.close()
     assert "event-log hash of the fixed run differs" in " ".join((tmp_path / "console.txt").read_text().split())
 
@@ -232,7 +284,8 @@ def test_event_log_hash_is_deterministic_and_sensitive(tiny):
 def test_quick_suite_passes_its_committed_golden_file(tmp_path):
     """The CI gate itself (about 45 s): ``oce-sim bench --check`` on the quick suite."""
     console = Console(file=open(tmp_path / "console.txt", "w"), width=200)
-    code = run_bench("quick", check=True, update=False, perf=False, out=tmp_path, progress=False, console=console)
+    code = run_bench("quick", check=True, update=False, perf=False, out=tmp_path / "out", progress=False,
+                     console=console)
     console.file.close()
     assert code == 0, (tmp_path / "console.txt").read_text()
-    assert "Regression check: passed" in (tmp_path / "bench.md").read_text()
+    assert "Regression check: passed" in (tmp_path / "out" / "bench.md").read_text()

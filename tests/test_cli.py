@@ -174,6 +174,12 @@ def test_train_resume_without_an_earlier_run_is_a_clear_error(cli, tmp_path):
     assert_clean_exit(result, 2, "error:", "--resume: no earlier run small__maskable-ppo__0__*")
 
 
+def test_train_into_a_file_is_a_clear_error(cli, tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = cli("train", "small", "--timesteps", "10", "--out", tmp_path / "file", "--no-progress")
+    assert_clean_exit(result, 2, "error:", "is not a folder")
+
+
 def test_model_that_is_not_a_model_is_a_clear_error(cli, tmp_path):
     fake = tmp_path / "fake.zip"
     fake.write_bytes(b"not a zip")

@@ -16,11 +16,18 @@ import pytest
 from oce_sim.agents.trained import TrainedModel
 from oce_sim.config import dump_yaml, load_scenario
 from oce_sim.evaluation import evaluate
-from oce_sim.training import TrainArgs, _latest_checkpoint, make_env_fn, run_stage, train, write_learning_curve
+from oce_sim import training
+from oce_sim.training import (
+    TrainArgs,
+    _latest_checkpoint,
+    model_path,
+    run_stage,
+    train,
+    truncate_event_files,
+    write_learning_curve,
+)
 
-from conftest import N_SEGMENTS
-
-RUN_NAME = re.compile(r"^small__(maskable-ppo|ppo|a2c)__(\d+)__\d{8}-\d{6}$")
+RUN_NAME = re.compile(r"^small__(maskable-ppo|ppo|a2c)__(\d+)__\d{8}-\d{6}(-\d+)?$")
 EVAL = load_scenario("small", overrides={"env": {"horizon_days": 28}})
 
 
@@ -32,7 +39,7 @@ def small_args(out, **kwargs) -> TrainArgs:
 
 
 def num_timesteps(run) -> int:
-    return TrainedModel(run / "model.zip").model.num_timesteps
+    return TrainedModel(model_path(run)).num_timesteps
 
 
 # ------------------------------------------------------------------------------------------------ fast
@@ -54,10 +61,41 @@ def test_latest_checkpoint_is_the_one_with_most_steps(tmp_path):
     assert _latest_checkpoint(tmp_path) == (None, 0)
     (tmp_path / "checkpoints").mkdir()
     for steps in (500, 10_000, 2_000):
-        (tmp_path / "checkpoints" / f"model_{steps}_steps.zip").write_bytes(b"")
-    (tmp_path / "checkpoints" / "other.zip").write_bytes(b"")
+        (tmp_path / "checkpoints" / f"model_{steps}_steps.safetensors").write_bytes(b"")
+    (tmp_path / "checkpoints" / "other.safetensors").write_bytes(b"")
+    (tmp_path / "checkpoints" / "model_99999_steps.zip").write_bytes(b"")  # old pickle format: never loaded
     path, steps = _latest_checkpoint(tmp_path)
-    assert steps == 10_000 and path.name == "model_10000_steps.zip"
+    assert steps == 10_000 and path.name == "model_10000_steps.safetensors"
+
+
+def test_run_folders_are_unique_within_one_second_and_stay_inside_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(training.time, "strftime", lambda fmt: "20260101-120000")
+    config = load_scenario("small")
+    runs = [training._new_run_folder(tmp_path, "small__ppo__0", config, small_args(tmp_path)) for _ in range(3)]
+    assert [r.name for r in runs] == ["small__ppo__0__20260101-120000", "small__ppo__0__20260101-120000-2",
+                                      "small__ppo__0__20260101-120000-3"]
+    assert all((r / "config.yaml").is_file() and (r / "args.json").is_file() for r in runs)
+    assert training._latest_run(tmp_path, "small__ppo__0") == runs[-1]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no half-made run folder left"
+    assert training._safe_name("../../x") == "_.._x" and "/" not in training._safe_name("a/b")
+
+
+def test_truncate_event_files_keeps_steps_up_to_the_checkpoint(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "run_1"))
+    for step in range(0, 1000, 100):
+        writer.add_scalar("x", float(step), step)
+    writer.close()
+    events = next((tmp_path / "run_1").glob("events.out.tfevents.*"))
+    with events.open("ab") as handle:
+        handle.write(b"\x40\x00\x00")  # a record torn by a kill
+    assert truncate_event_files(tmp_path, 500) == 5
+    accumulator = EventAccumulator(str(tmp_path / "run_1"))
+    accumulator.Reload()
+    assert [e.step for e in accumulator.Scalars("x")] == [0, 100, 200, 300, 400, 500]
+    assert truncate_event_files(tmp_path, 500) == 0, "idempotent"
 
 
 def test_run_stage_reads_the_resolved_config(tmp_path):
@@ -68,36 +106,51 @@ def test_run_stage_reads_the_resolved_config(tmp_path):
     assert run_stage(tmp_path) is None, "mixed stages have no single stage"
 
 
-def _monitored_episodes(run, n_episodes: int, rank: int = 0) -> None:
-    env = make_env_fn(EVAL, run / "monitor", rank)()
-    for episode in range(n_episodes):
-        env.reset(seed=episode)
-        truncated = False
-        while not truncated:
-            _, _, _, truncated, _ = env.step(np.zeros(N_SEGMENTS, dtype=np.int64))
-    env.close()
-
-
-def test_learning_curve_from_monitor_files(tmp_path):
-    assert write_learning_curve(tmp_path).empty
-    (tmp_path / "monitor").mkdir()
-    _monitored_episodes(tmp_path, 3, rank=0)
-    _monitored_episodes(tmp_path, 2, rank=1)
-    curve = write_learning_curve(tmp_path)
-    assert len(curve) == 5
-    assert (curve.episode_length == 4).all()
-    assert curve.timesteps.tolist() == [4, 8, 12, 16, 20]
+def test_learning_curve_from_episode_records(tmp_path):
+    records = np.array([[52, 1.5, 26, 3.0], [26, 1.0, 26, 1.0], [52, 2.0, 26, 3.5]])
+    curve = write_learning_curve(tmp_path, records, "title")
+    assert curve.timesteps.tolist() == [26, 52, 52] and curve.episode_reward.tolist() == [1.0, 1.5, 2.0]
     assert list(pd.read_csv(tmp_path / "learning_curve.csv").columns) == [
         "episode_reward", "episode_length", "wall_seconds", "timesteps"]
     assert (tmp_path / "learning_curve.png").stat().st_size > 0
+    assert write_learning_curve(tmp_path, np.zeros((0, 4)), "empty").empty
 
 
-def test_learning_curve_keeps_episodes_from_before_a_resume(tmp_path):
-    (tmp_path / "monitor").mkdir()
-    _monitored_episodes(tmp_path, 3)  # first session
-    _monitored_episodes(tmp_path, 2)  # resumed session: make_env_fn is called again for the same run
-    curve = write_learning_curve(tmp_path)
-    assert len(curve) == 5
+def test_train_checkpoints_and_resume_skips_an_unreadable_checkpoint(tmp_path):
+    """In-process, a few seconds: checkpoints between updates, a 0-byte latest checkpoint is skipped for the one
+    before, the resumed run ends where an uninterrupted one would and its curve counts no step twice."""
+    args = dict(timesteps=192, n_envs=1, n_steps=64, batch_size=64, checkpoint_every=64, n_epochs=1)
+    lines: list[str] = []
+    run = train(small_args(tmp_path, **{**args, "timesteps": 128}), log=lines.append)
+    steps = sorted(s for _, s in training._checkpoints(run))
+    assert steps == [0, 64, 128]
+    assert TrainedModel(model_path(run)).num_timesteps == 128
+    (run / "checkpoints" / "model_128_steps.safetensors").write_bytes(b"")  # a kill during the write, before atomic
+    (run / "checkpoints" / ".model_192_steps.safetensors.x.tmp").write_bytes(b"half")  # ... and after
+    train(small_args(tmp_path, resume=True, **args), log=lines.append)
+    assert any("skipping checkpoint model_128_steps.safetensors" in line for line in lines), lines
+    assert any("resuming" in line and "from step 64" in line for line in lines), lines
+    assert TrainedModel(model_path(run)).num_timesteps == 192
+    assert not list(run.glob("checkpoints/.*")), "the temporary file of a killed write is removed"
+    curve = pd.read_csv(run / "final" / "learning_curve.csv")
+    # episodes end every 26 steps; the resume restarts the environment at step 64: the first session's episodes
+    # after 64 (78, 104) are dropped with the checkpoint they came after, none is counted twice
+    assert curve.timesteps.tolist() == [26, 52, 64 + 26, 64 + 52, 64 + 78, 64 + 104]
+
+
+def test_resume_refuses_a_checkpoint_without_reward_statistics(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    args = dict(timesteps=64, n_envs=1, n_steps=64, batch_size=64, checkpoint_every=64, n_epochs=1)
+    run = train(small_args(tmp_path, **args), log=lambda line: None)
+    for path, _ in training._checkpoints(run):
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata()
+        tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("vecnormalize/")}
+        save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(FileNotFoundError, match="none of the 2 checkpoints"):
+        train(small_args(tmp_path, resume=True, **{**args, "timesteps": 128}), log=lambda line: None)
 
 
 # ------------------------------------------------------------------------------------------------ slow
@@ -112,9 +165,9 @@ def first_run(tmp_path_factory):
         run=run,
         out=out,
         files=sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()),
-        checkpoints=sorted(p.name for p in (run / "checkpoints").glob("*.zip")),
+        checkpoints=sorted(p.name for p in (run / "checkpoints").glob("*.safetensors")),
         num_timesteps=num_timesteps(run),
-        curve=pd.read_csv(run / "learning_curve.csv"),
+        curve=pd.read_csv(run / "final" / "learning_curve.csv"),
     )
     return snapshot
 
@@ -125,13 +178,14 @@ def test_run_folder_layout(first_run):
     match = RUN_NAME.match(run.name)
     assert match and match.group(1) == "maskable-ppo" and match.group(2) == "0"
     assert [p.name for p in first_run["out"].iterdir()] == [run.name]
-    for name in ("config.yaml", "args.json", "model.zip", "learning_curve.csv", "learning_curve.png",
-                 "vecnormalize.pkl"):
+    for name in ("config.yaml", "args.json", "final/model.safetensors", "final/learning_curve.csv",
+                 "final/learning_curve.png", "final/manifest.json"):
         assert name in first_run["files"], name
-    final = first_run["num_timesteps"]  # the final model is also the latest checkpoint
-    assert first_run["checkpoints"] == sorted(["model_500_steps.zip", "model_1000_steps.zip", f"model_{final}_steps.zip"])
-    for steps in (500, 1000, final):  # reward-normalisation statistics are checkpointed with the model
-        assert f"checkpoints/model_vecnormalize_{steps}_steps.pkl" in first_run["files"]
+    # checkpoints fall between updates (rollouts of 2 x 256 steps): the first, then every >= 500 steps; the final
+    # model is also the latest checkpoint
+    assert first_run["num_timesteps"] == 1024
+    assert first_run["checkpoints"] == sorted(f"model_{s}_steps.safetensors" for s in (0, 512, 1024))
+    assert (run / "final" / "model.safetensors").read_bytes() == (run / "checkpoints" / "model_1024_steps.safetensors").read_bytes()
     assert any(f.startswith("tb/") and "tfevents" in f for f in first_run["files"]), "TensorBoard logs"
     args = json.loads((run / "args.json").read_text())
     assert args["algo"] == "maskable-ppo" and args["timesteps"] == 1_000 and args["n_envs"] == 2
@@ -142,13 +196,13 @@ def test_run_folder_layout(first_run):
     curve = first_run["curve"]
     assert len(curve) >= 30 and (curve.episode_length == 26).all()
     assert curve.timesteps.iloc[-1] <= first_run["num_timesteps"]
-    assert not [p for p in run.rglob(".*")], "no temporary files left"
+    assert sorted(p.name for p in run.rglob(".*")) == [".final.lock", ".lock"], "no temporary files left"
 
 
 @pytest.mark.slow
 def test_trained_model_runs_in_evaluate(first_run):
-    model = TrainedModel(first_run["run"] / "model.zip")
-    assert model.algo == "maskable-ppo"
+    model = TrainedModel(model_path(first_run["run"]))
+    assert model.algo == "maskable-ppo" and model.stage == 1
     results, _ = evaluate({"model": model}, EVAL, 2, 0, progress=False)
     kpis = results.pivot_table(index="seed", columns="metric", values="value")
     assert len(kpis) == 2
@@ -164,12 +218,12 @@ def test_resume_continues_the_same_run_folder(first_run):
     assert [p.name for p in out.iterdir()] == [run.name], "no new run folder"
     assert num_timesteps(run) > first_run["num_timesteps"]
     assert num_timesteps(run) >= 2_000
-    checkpoints = sorted(int(re.search(r"_(\d+)_", p.name).group(1)) for p in (run / "checkpoints").glob("*.zip"))
-    first_final, final = first_run["num_timesteps"], num_timesteps(run)
+    checkpoints = sorted(s for _, s in training._checkpoints(run))
     # the first session's checkpoints stay; the resumed session's continue the step count to the final model
-    assert checkpoints[:3] == sorted({500, 1_000, first_final})
-    assert all(step > first_final for step in checkpoints[3:]) and checkpoints[-1] == final >= 2_000
-    assert len(checkpoints) >= 5, "the resumed session checkpoints too"
+    assert checkpoints == [0, 512, 1024, 1536, 2048] and num_timesteps(run) == 2048
+    final = num_timesteps(run)
+    curve = pd.read_csv(run / "final" / "learning_curve.csv")
+    assert curve.timesteps.is_monotonic_increasing and curve.timesteps.iloc[-1] <= final
     # resuming again with nothing left to do keeps the model as it is (the final model is a checkpoint)
     assert train(small_args(out, timesteps=2_000, resume=True)) == run
     assert num_timesteps(run) == final
@@ -204,8 +258,8 @@ def short_runs(tmp_path_factory):
 def test_ppo_and_a2c_train_and_evaluate(short_runs, algo):
     run = short_runs[algo]
     assert RUN_NAME.match(run.name).group(1) == algo
-    model = TrainedModel(run / "model.zip", stage=run_stage(run))
-    assert model.model.num_timesteps >= 300
+    model = TrainedModel(model_path(run))
+    assert model.num_timesteps >= 300 and model.stage == run_stage(run) == 1
     results, _ = evaluate({"model": model}, EVAL, 1, 0, progress=False)
     assert set(results.stage) == {"1-insight"}
     assert np.isfinite(results[results.metric == "profit_usd"].value).all()
@@ -217,8 +271,8 @@ def test_ppo_and_a2c_train_and_evaluate(short_runs, algo):
     "a2c",
 ])
 def test_trained_model_knows_its_algorithm(short_runs, algo):
-    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.policies import ActorCriticPolicy
 
-    model = TrainedModel(short_runs[algo] / "model.zip")
-    assert model.algo == algo
-    assert type(model.model) is {"ppo": PPO, "a2c": A2C}[algo]
+    model = TrainedModel(model_path(short_runs[algo]))
+    assert model.algo == algo and model.meta["policy_class"] == "ActorCriticPolicy"
+    assert type(model.policy) is ActorCriticPolicy
