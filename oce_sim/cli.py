@@ -421,11 +421,14 @@ def _check_models(policies: dict, config: ScenarioConfig, stages: dict | None = 
 def _print_table(frame, title: str) -> None:
     """Metrics as rows and strategies as columns, so the table fits a terminal."""
     table = Table(title=title, show_lines=True)
-    table.add_column("metric")
+    from oce_sim.kpis import unit_label
+
+    table.add_column("KPI (unit; USD in thousands: k)")
     for strategy in frame.index:
         table.add_column(str(strategy), justify="right")
     for metric in frame.columns:
-        table.add_row(metric, *[str(v).replace(" [", "\n[") for v in frame[metric].to_numpy()])
+        table.add_row(f"{unit_label(metric)}\n[dim]{metric}[/]",
+                      *[str(v).replace(" [", "\n[") for v in frame[metric].to_numpy()])
     console.print(table)
 
 
