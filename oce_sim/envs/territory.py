@@ -15,6 +15,7 @@ from oce_sim.world.response import REP_VISIT
 from oce_sim.envs.steady_start import steady_start
 from oce_sim.stages import has
 from oce_sim.world.simulation import World
+from oce_sim.world.start import StartTable
 from oce_sim.world.tail import TailValue, tail_value
 
 assert REP_VISIT == 0  # segment_features reads the rep-visit column as column 0
@@ -148,6 +149,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self._kpis_every_step = settings.info_kpis == "every_step"
         self._terminal_value = settings.terminal_value
         self.world_options: dict[str, Any] = {}  # extra World arguments (the steady-start burn-in sets some)
+        self._start_table: StartTable | None = None
         self.tail: TailValue | None = None
         self.segment_names = dispatch.SEGMENTS
         self.play_names = dispatch.PLAYS
@@ -169,7 +171,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         world_seed = seed if seed is not None else int(self.np_random.integers(0, 2**63 - 1))
         if self.world is not None:
             self.world.close()
-        self.world = World(self.scenario, seed=world_seed, start=steady_start(self.scenario), **self.world_options)
+        if self._start_table is None and self.scenario.history.start == "steady":
+            self._start_table = steady_start(self.scenario)  # once per env: the scenario never changes
+        self.world = World(self.scenario, seed=world_seed, start=self._start_table, **self.world_options)
         self.tail: TailValue | None = None
         self._day = 0
         self._masked_total = 0
