@@ -137,7 +137,12 @@ class Intervention(Involvement):
     stage = 3
 
     def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
-        plays = super().act(obs, mask)
+        plays = self.orchestrate_marketing(super().act(obs, mask))
+        return self.fill_field_capacity(obs, mask, plays)
+
+    def orchestrate_marketing(self, plays: np.ndarray) -> np.ndarray:
+        """The marketing plays of the orchestrator (marketing stage 3) added to a field plan."""
+        plays = np.array(plays, copy=True)  # a field plan may be cached (instruction's quarterly plan)
         econ = self.economics
         week = self._step
         for s in range(N_SEG):
@@ -154,7 +159,7 @@ class Intervention(Involvement):
                     plays[s] = D.EMAIL_PLAY
             elif plays[s] == D.REP_BIWEEKLY and econ.email_pays(tier):
                 plays[s] = D.REP_PLUS_EMAIL
-        return self.fill_field_capacity(obs, mask, plays)
+        return plays
 
     def fill_field_capacity(self, obs: Observation, mask: np.ndarray, plays: np.ndarray) -> np.ndarray:
         """The reps are paid anyway: while the plan leaves field capacity unused, add visits where they pay most.

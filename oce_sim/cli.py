@@ -151,7 +151,8 @@ def validate(file: Path = typer.Argument(..., help="Scenario YAML to check.")) -
 @app.command()
 def run(
     scenario: str = SCENARIO_ARG,
-    strategy: str = typer.Option("intervention", help="Strategy name (see `oce-sim compare`) or a trained model .zip."),
+    strategy: str = typer.Option("today", help="today (the scenario's own stage), a move from it (sales=3, stage=2), a "
+                                 "strategy name (see `oce-sim compare`) or a trained model .zip."),
     episodes: int = typer.Option(5, help="Episodes (seeds seed .. seed+episodes-1)."),
     seed: int = typer.Option(0, help="First seed."),
     stage: Optional[int] = typer.Option(None, help="Run at this stage instead of the strategy's own (0-3)."),
@@ -169,12 +170,15 @@ def run(
         check_model("--strategy", Path(strategy))
     check_out("--out", out)
     config = resolve(scenario)
-    policy = _make_policy(strategy)
-    results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
-                                          stages={policy.name: stage}, progress=progress)
+    policy = _make_candidate(strategy, config)
+    if stage is not None and strategy == "today":  # today's organisation at another stage is that move
+        policy = _make_candidate(f"stage={stage}", config)
+    label = _run_label(policy, stage)
+    results, series = evaluation.evaluate({label: policy}, config, episodes, seed,
+                                          stages={label: stage}, progress=progress)
     summary = evaluation.paired_summary(results, baseline=None)
     evaluation.write_results(out, results, summary, {"scenario": config.name, "strategy": strategy, "episodes": episodes, "seed": seed})
-    _print_table(evaluation.format_table(summary, None), f"{config.name}: {policy.name}")
+    _print_table(evaluation.format_table(summary, None), f"{config.name}: {label}")
     console.print(f"results: {out / 'results.csv'}")
 
 
@@ -187,10 +191,15 @@ def compare(
     model: Optional[Path] = typer.Option(None, help="A trained model .zip (or run folder) to add to the comparison."),
     strategies: str = typer.Option("instruction,insight,involvement,intervention,no_promotion,random,oracle",
                                    help="Comma-separated strategies."),
-    baseline: str = typer.Option("instruction", help="Strategy the paired differences are taken against."),
+    baseline: str = typer.Option("today", help="Strategy the paired differences are taken against (today: the "
+                                 "scenario's own stage)."),
+    move: list[str] = typer.Option([], help="A candidate move from today's stage, e.g. sales=3, sales=3,it=3 or "
+                                   "stage=2 (repeatable)."),
+    model_stage: Optional[int] = typer.Option(None, help="Run --model at this stage (0-3) instead of its own."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """The main job: every stage strategy (and a trained model) on paired seeds, with 95% CIs vs instruction."""
+    """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
+    model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim import evaluation
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
@@ -199,22 +208,27 @@ def compare(
     for name in strategies.split(","):
         check_path("--strategies", Path(name.strip()))
     check_text("--baseline", baseline)
+    for spec in move:
+        check_text("--move", spec, 200)
+    check_stage(model_stage)
     if model is not None:
         check_model("--model", model)
     check_out("--out", out)
     config = resolve(scenario)
-    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
     policies = {}
     for name in names:
-        policy = _make_policy(name)
+        policy = _make_candidate(name, config)
         policies[policy.name] = policy
+    stages: dict[str, int | None] = {}
     if model is not None:
         policy = _make_policy(str(model))
-        policies[policy.name] = policy
+        label = _run_label(policy, model_stage)
+        policies[label], stages[label] = policy, model_stage
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
     started = time.time()
-    results, series = evaluation.evaluate(policies, config, episodes, seed, progress=progress)
+    results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress)
     summary = evaluation.paired_summary(results, baseline=baseline)
     meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
             "strategies": list(policies), "seconds": round(time.time() - started, 1)}
@@ -304,6 +318,30 @@ def bench(
         fail(str(exc))
         return
     raise typer.Exit(code)
+
+
+def _make_candidate(name: str, config: ScenarioConfig):
+    """``today`` (the organisation at the scenario's stage), a move from it (``sales=3``) or :func:`_make_policy`."""
+    from agents.organisation import Organisation, move_label, parse_move
+
+    if name == "today":
+        return Organisation(config.stage, name="today")
+    if "=" in name:
+        try:
+            return Organisation(parse_move(name, config.stage), name=move_label(name))
+        except ValueError as exc:
+            fail(str(exc))
+    return _make_policy(name)
+
+
+def _run_label(policy, stage: Optional[int]) -> str:
+    """A trained model run at another stage than it was trained at says so."""
+    from agents import TrainedModel
+
+    trained = getattr(policy, "stage", None)
+    if isinstance(policy, TrainedModel) and stage is not None and trained is not None and stage != trained:
+        return f"{policy.name} (trained at {trained}, run at {stage})"
+    return policy.name
 
 
 def _make_policy(name: str):

@@ -1,0 +1,100 @@
+"""An organisation whose behaviour follows each entity's own stage, composed from the stage heuristics' pieces.
+
+The four stage strategies are uniform organisations; a mixed stage such as ``{customer: 1, sales: 2, marketing: 1,
+it: 0}`` runs the pieces its entities have authority for, without a bespoke heuristic:
+
+- **sales** sets the field plan: the manager's quarterly call plan at 0 (:class:`Instruction`), weekly
+  re-prioritising on shared insight at 1 (:class:`Insight`), plus profiling questions at 2 (:class:`Involvement`),
+  and at 3 the orchestrator also fills the field force's paid-for capacity (:meth:`Intervention.fill_field_capacity`);
+- **marketing** at 3 hands its channels to the orchestrator, which adds email, webinars and remote detail to the
+  plan (:meth:`Intervention.orchestrate_marketing`); below 3 marketing runs its calendar inside the environment;
+- **customer** and **IT** change what the view learns and how fast (the environment does that), not the plan.
+
+``Organisation(StageConfig.uniform(k))`` plays exactly what the stage-``k`` heuristic plays (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+
+from agents.base import Observation, Policy
+from agents.stage_heuristics import Instruction, Insight, Intervention, Involvement
+from oce_sim.config import ENTITIES, STAGE_NAMES, StageConfig
+
+FIELD_PLANNERS: dict[int, type[Policy]] = {0: Instruction, 1: Insight, 2: Involvement, 3: Involvement}
+
+
+def as_stage(stage: StageConfig | Mapping[str, int] | int) -> StageConfig:
+    """A stage given as a config, a per-entity mapping or a uniform 0-3."""
+    if isinstance(stage, StageConfig):
+        return stage
+    if isinstance(stage, Mapping):
+        return StageConfig.model_validate(dict(stage))
+    return StageConfig.uniform(int(stage))
+
+
+def stage_text(stage: StageConfig) -> str:
+    """``2`` for a uniform stage, ``c1s2m1i0`` for a mixed one."""
+    values = [getattr(stage, entity) for entity in ENTITIES]
+    return str(values[0]) if len(set(values)) == 1 else "c{}s{}m{}i{}".format(*values)
+
+
+class Organisation(Policy):
+    """The behaviour of an organisation at ``stage``, entity by entity (see the module docstring)."""
+
+    env_config: Mapping[str, Any] = {}
+
+    def __init__(self, stage: StageConfig | Mapping[str, int] | int, name: str | None = None):
+        self.stage = as_stage(stage)
+        self.name = name or f"organisation {stage_text(self.stage)}"
+        self._field = FIELD_PLANNERS[self.stage.sales]()
+        self._orchestrator = Intervention()  # its marketing and capacity pieces, used where the stage allows
+
+    def reset(self, env: gym.Env, seed: int | None = None) -> None:
+        super().reset(env, seed)
+        self._field.reset(env, seed)
+        self._orchestrator.reset(env, seed)
+
+    def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        for piece in (self._field, self._orchestrator):  # the pieces count weeks (quarterly plan, monthly webinars)
+            piece._step = self._step
+        plays = self._field.act(obs, mask)
+        if self.stage.marketing >= 3:
+            plays = self._orchestrator.orchestrate_marketing(plays)
+        if self.stage.sales >= 3:
+            plays = self._orchestrator.fill_field_capacity(obs, mask, plays)
+        return np.array(plays, copy=True)
+
+    def describe(self) -> str:
+        s = self.stage
+        return (f"field plan of sales stage {s.sales} ({STAGE_NAMES[s.sales]}), marketing "
+                + ("orchestrated" if s.marketing >= 3 else f"calendar (stage {s.marketing})")
+                + f", customer stage {s.customer}, IT stage {s.it}")
+
+
+def parse_move(spec: str, today: StageConfig) -> StageConfig:
+    """The stage after a move from ``today``: ``sales=3``, ``sales=3,it=2`` or ``stage=2`` (every entity); values
+    0-3 or a stage name.  Raises ``ValueError`` naming what is wrong."""
+    changes: dict[str, int] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in (*ENTITIES, "stage"):
+            raise ValueError(f"move {spec!r}: expected ENTITY=STAGE with ENTITY one of {', '.join(ENTITIES)} or "
+                             "'stage' (every entity), e.g. sales=3 or stage=2")
+        level = STAGE_NAMES.index(value) if value in STAGE_NAMES else int(value) if value.isdigit() else -1
+        if not 0 <= level <= 3:
+            raise ValueError(f"move {spec!r}: {key} must be 0-3 or one of {', '.join(STAGE_NAMES)}, got {value!r}")
+        changes.update(dict.fromkeys(ENTITIES, level) if key == "stage" else {key: level})
+    return today.model_copy(update=changes)
+
+
+def move_label(spec: str) -> str:
+    """The name of a move's column: its spec without spaces (``sales=3,it=3``)."""
+    return "".join(spec.split())
+
+
+__all__ = ["FIELD_PLANNERS", "Organisation", "as_stage", "move_label", "parse_move", "stage_text"]
