@@ -320,6 +320,69 @@ def bench(
     raise typer.Exit(code)
 
 
+@app.command()
+def whatif(
+    scenario: str = SCENARIO_ARG,
+    set_: list[str] = typer.Option([], "--set", help="path=value applied to every variant, e.g. population.n_reps=2, "
+                                   "stage.it=3, population.email_opt_in=0.9 (repeatable; YAML values)."),
+    grid: list[str] = typer.Option([], help="path=v1,v2,... an axis of a full factorial (repeatable)."),
+    tornado: list[str] = typer.Option([], help="path=low,high: a one-factor sensitivity bar (repeatable)."),
+    frontier: bool = typer.Option(False, help="Sweep headcount x stage (unless --grid gives them) and draw profit "
+                                  "against promotion cost per stage: the efficient frontier."),
+    strategy: str = typer.Option("today", help="today (the organisation of each variant's own stage) or a strategy."),
+    episodes: int = typer.Option(4, help="Paired episodes per variant (seeds seed .. seed+episodes-1)."),
+    seed: int = typer.Option(0, help="First seed; every variant runs on the baseline's seeds."),
+    out: Path = typer.Option(Path("results/whatif"), help="Output folder."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """What-if sweeps: every variant of the scenario against the scenario as given, on paired seeds, with the 95% CI
+    of each KPI's difference (year 1 and multi-period), a tornado chart and an efficient frontier."""
+    from agents import STRATEGIES
+    from oce_sim import evaluation, whatif as wi
+
+    check_positive("--episodes", episodes, maximum=MAX_EPISODES)
+    check_seed(seed, episodes)
+    for name, items in (("--set", set_), ("--grid", grid), ("--tornado", tornado)):
+        for item in items:
+            check_text(name, item, wi.MAX_VALUE_CHARS + 200)
+    if len(set_) + len(grid) + len(tornado) > wi.MAX_SETTINGS:
+        fail(f"at most {wi.MAX_SETTINGS} --set, --grid and --tornado items together")
+    if strategy != "today" and (strategy not in STRATEGIES or strategy == "no_promotion"):
+        fail(f"--strategy must be today or one of {', '.join(s for s in STRATEGIES if s != 'no_promotion')}, "
+             f"got {_clip(repr(strategy), 80)}")
+    check_out("--out", out)
+    base = resolve(scenario)
+    try:
+        sets = [wi.parse_setting(item) for item in set_]
+        axes = [wi.parse_axis(item) for item in grid]
+        factors = [wi.parse_axis(item, "--tornado") for item in tornado]
+        if frontier:
+            axes += [axis for axis in wi.frontier_axes(base) if axis[0] not in {p for p, _ in axes}]
+        plan = wi.plan_variants(base, sets, axes, factors)
+    except wi.WhatIfError as exc:
+        fail(str(exc), exc.problems)
+        return
+    if not plan.variants:
+        fail("nothing to compare: give --set, --grid, --tornado or --frontier")
+    started = time.time()
+    results = wi.run_plan(plan, strategy, episodes, seed, progress=progress)
+    summary = wi.summarise(results)
+    evaluation.atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
+    meta = {"scenario": base.name, "strategy": strategy, "episodes": episodes, "seed": seed, "set": set_,
+            "grid": grid, "tornado": tornado, "frontier": frontier, "variants": [v.label for v in plan.variants],
+            "seconds": round(time.time() - started, 1)}
+    evaluation.write_results(out, results, summary, meta)  # results.csv (tidy) and summary.json
+    figures = [wi.plot_tornado(summary, plan, out / "tornado.png", base.name)]
+    if frontier:
+        figures.append(wi.plot_frontier(results, plan, out / "frontier.png", base.name))
+    _print_table(wi.format_summary(summary), f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline "
+                 "mean; each variant's difference [95% CI]")
+    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}")
+    shown = [str(p) for p in figures if p is not None]
+    if shown:
+        console.print("figures: " + ", ".join(shown))
+
+
 def _make_candidate(name: str, config: ScenarioConfig):
     """``today`` (the organisation at the scenario's stage), a move from it (``sales=3``) or :func:`_make_policy`."""
     from agents.organisation import Organisation, move_label, parse_move
