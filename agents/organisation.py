@@ -21,10 +21,16 @@ import gymnasium as gym
 import numpy as np
 
 from agents.base import Observation, Policy
-from agents.stage_heuristics import Instruction, Insight, Intervention, Involvement
+from agents.stage_heuristics import VISITS_PER_WEEK, Instruction, Insight, Intervention, Involvement, field_demand
+from oce_sim.world import dispatch as D
+from oce_sim.world.dispatch import TIERS
 from oce_sim.config import ENTITIES, STAGE_NAMES, StageConfig
 
 FIELD_PLANNERS: dict[int, type[Policy]] = {0: Instruction, 1: Insight, 2: Involvement, 3: Involvement}
+MAX_FIELD_INTENSITY = 4.0
+# one notch less field time per play; a rep play with an email keeps the email where marketing is orchestrated
+THINNER = {D.REP_BIWEEKLY: D.REP_MONTHLY, D.REP_ASK: D.REP_MONTHLY, D.REP_PLUS_EMAIL: D.EMAIL_PLAY,
+           D.REP_MONTHLY: D.HOLD}
 
 
 def as_stage(stage: StageConfig | Mapping[str, int] | int) -> StageConfig:
@@ -47,9 +53,13 @@ class Organisation(Policy):
 
     env_config: Mapping[str, Any] = {}
 
-    def __init__(self, stage: StageConfig | Mapping[str, int] | int, name: str | None = None):
+    def __init__(self, stage: StageConfig | Mapping[str, int] | int, name: str | None = None,
+                 field_intensity: float = 1.0):
+        if not 0.0 <= field_intensity <= MAX_FIELD_INTENSITY:
+            raise ValueError(f"field_intensity must be in [0, {MAX_FIELD_INTENSITY:g}], got {field_intensity}")
         self.stage = as_stage(stage)
         self.name = name or f"organisation {stage_text(self.stage)}"
+        self.field_intensity = float(field_intensity)  # x the visits the plan books: a response curve's spend axis
         self._field = FIELD_PLANNERS[self.stage.sales]()
         self._orchestrator = Intervention()  # its marketing and capacity pieces, used where the stage allows
 
@@ -66,7 +76,30 @@ class Organisation(Policy):
             plays = self._orchestrator.orchestrate_marketing(plays)
         if self.stage.sales >= 3:
             plays = self._orchestrator.fill_field_capacity(obs, mask, plays)
+        if self.field_intensity != 1.0:
+            plays = self.scale_field_plan(obs, mask, plays)
         return np.array(plays, copy=True)
+
+    def scale_field_plan(self, obs: Observation, mask: np.ndarray, plays: np.ndarray) -> np.ndarray:
+        """Book ``field_intensity`` x the plan's visits: more by the orchestrator's capacity filling (where visits
+        pay most first), fewer by thinning the least valuable segments' visits first."""
+        target = self.field_intensity * field_demand(obs, plays)
+        if self.field_intensity > 1.0:
+            return self._orchestrator.fill_field_capacity(obs, mask, plays, target=target)
+        plays = np.array(plays, copy=True)
+        value = self._orchestrator.economics.detail_value_usd
+        order = sorted(range(len(plays)), key=lambda s: (value[TIERS[s // 3]], -(s % 3)))  # cheapest value first
+        share = obs.segment["share_of_customers"]
+        demand = field_demand(obs, plays)
+        while demand > target + 1e-12:
+            s = next((s for s in order if int(plays[s]) in THINNER), None)
+            if s is None:
+                break
+            new = THINNER[int(plays[s])]
+            new = new if mask[s, new] else D.HOLD
+            demand -= share[s] * (VISITS_PER_WEEK.get(int(plays[s]), 0.0) - VISITS_PER_WEEK.get(new, 0.0))
+            plays[s] = new
+        return plays
 
     def describe(self) -> str:
         s = self.stage

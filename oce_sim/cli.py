@@ -365,7 +365,11 @@ def whatif(
     if not plan.variants:
         fail("nothing to compare: give --set, --grid, --tornado or --frontier")
     started = time.time()
-    results = wi.run_plan(plan, strategy, episodes, seed, progress=progress)
+    try:
+        results = wi.run_plan(plan, strategy, episodes, seed, progress=progress)
+    except wi.WhatIfError as exc:  # raised before any episode runs
+        fail(str(exc), exc.problems)
+        return
     summary = wi.summarise(results)
     evaluation.atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
     meta = {"scenario": base.name, "strategy": strategy, "episodes": episodes, "seed": seed, "set": set_,
@@ -375,8 +379,12 @@ def whatif(
     figures = [wi.plot_tornado(summary, plan, out / "tornado.png", base.name)]
     if frontier:
         figures.append(wi.plot_frontier(results, plan, out / "frontier.png", base.name))
-    _print_table(wi.format_summary(summary), f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline "
-                 "mean; each variant's difference [95% CI]")
+    table = wi.format_summary(summary)
+    title = f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline mean; each variant's difference [95% CI]"
+    if len(table) <= 6:
+        _print_table(table, title)
+    else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)
+        _print_table(table[[m for m in wi.HEADLINE_KPIS if m in table.columns]].T, title)
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}")
     shown = [str(p) for p in figures if p is not None]
     if shown:

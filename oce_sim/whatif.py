@@ -6,6 +6,10 @@ A setting is ``path=value``: a dotted path of the scenario schema and a YAML val
 checks as scenario files.  Settings apply after the market's history is pinned (``pin_history``), so that every
 variant starts from the baseline's market: ``population.n_reps=2`` halves today's field force in today's market.
 
+Paths under ``policy.`` set the organisation's behaviour rather than the market: ``policy.field_intensity=0.5``
+books half the visits today's plan books (with ``--strategy today``), so that response curves against spend can be
+drawn at a fixed headcount.
+
 Two shorthands for the data pipeline: ``pipeline.override=K`` is IT stage ``K``'s pipeline (only the pipeline,
 ``stage.it=K`` moves the IT entity), and a partial override (``pipeline.override.latency_days=1``) starts from the
 pipeline the scenario runs, so that it need not spell all five fields.
@@ -44,6 +48,7 @@ from oce_sim.kpis import KPIS, TABLE_KPIS, unit_label
 
 BASELINE = "baseline"
 TORNADO_METRIC = "profit_multi_period_usd"
+HEADLINE_KPIS: tuple[str, ...] = ("profit_multi_period_usd", "profit_usd", "cost_usd", "prescriptions")
 MAX_SETTINGS = 32  # --set, --grid and --tornado items together
 MAX_VARIANTS = 256  # a full factorial grows fast: refuse before any work
 MAX_VALUE_CHARS = 2000
@@ -71,6 +76,7 @@ class Variant:
     settings: dict[str, Setting]
     config: ScenarioConfig
     factor: str | None = None  # the one path that differs from the reference (one-factor-at-a-time variants)
+    policy: dict[str, float] = field(default_factory=dict)  # the organisation's settings (policy.*)
 
 
 @dataclass
@@ -144,10 +150,35 @@ def _pipeline_shorthand(base: ScenarioConfig, setting: Setting) -> dict[str, Any
     return _nested(setting.path, value)
 
 
+POLICY_SETTINGS: dict[str, tuple[float, float, float]] = {"field_intensity": (0.0, 4.0, 1.0)}  # low, high, default
+
+
+def policy_settings(settings: Iterable[Setting], source: str = "--set") -> dict[str, float]:
+    """The ``policy.*`` settings, checked: known keys, numbers in range."""
+    out: dict[str, float] = {}
+    for setting in settings:
+        parts = setting.path.split(".")
+        if parts[0] != "policy":
+            continue
+        if len(parts) != 2 or parts[1] not in POLICY_SETTINGS:
+            raise WhatIfError(f"invalid {source}", [f"{setting.path}: unknown key; allowed: "
+                                                    + ", ".join(f"policy.{k}" for k in POLICY_SETTINGS)])
+        low, high, _ = POLICY_SETTINGS[parts[1]]
+        value = setting.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise WhatIfError(f"invalid {source}", [f"{setting.path}: must be a number in [{low:g}, {high:g}], "
+                                                    f"got {setting.text[:40]!r}"])
+        out[parts[1]] = float(value)
+    return out
+
+
 def apply_settings(base: ScenarioConfig, settings: Iterable[Setting], source: str = "--set") -> ScenarioConfig:
-    """``base`` (its history already pinned) with ``settings`` applied in order and validated by the schema."""
+    """``base`` (its history already pinned) with ``settings`` applied in order and validated by the schema
+    (``policy.*`` settings are the organisation's, not the scenario's: see :func:`policy_settings`)."""
     overrides: dict[str, Any] = {}
     for setting in settings:
+        if setting.path.split(".")[0] == "policy":
+            continue
         overrides = deep_merge(overrides, _pipeline_shorthand(base, setting))
     try:
         return load_scenario(base.model_dump(mode="python"), overrides=overrides)
@@ -186,7 +217,7 @@ def plan_variants(base: ScenarioConfig, sets: Sequence[Setting] = (), grid: Sequ
         label = _label(settings, paths)
         if label not in seen:
             config = apply_settings(base, settings.values())
-            seen[label] = Variant(label, settings, config, factor)
+            seen[label] = Variant(label, settings, config, factor, policy_settings(settings.values()))
             variants.append(seen[label])
         return seen[label]
 
@@ -211,6 +242,9 @@ def _reference(base: ScenarioConfig, values: list[Setting]) -> Setting:
     """The axis value that leaves the baseline as it is (compared once validated: ``stage=1`` is a mapping), else
     the first value."""
     path = values[0].path
+    if path.startswith("policy."):
+        default = POLICY_SETTINGS.get(path.split(".", 1)[1], (0, 0, None))[2]
+        return next((v for v in values if v.value == default), values[0])
     current = value_at(base, path)
     return next((v for v in values if value_at(apply_settings(base, [v]), path) == current), values[0])
 
@@ -238,13 +272,17 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
     rows: list[dict[str, Any]] = []
     variants = [Variant(BASELINE, {}, plan.baseline), *plan.variants]
     total = len(variants) * 2 * episodes
+    if strategy != "today" and any(v.policy for v in variants):
+        raise WhatIfError("policy.* settings set the organisation of --strategy today, not a named strategy")
     with tqdm(total=total, desc="what-if", unit="episode", disable=not progress) as bar:
         for variant in variants:
-            policies = {strategy: Organisation(variant.config.stage, name="today") if strategy == "today"
-                        else make_strategy(strategy), COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
+            policies = {strategy: Organisation(variant.config.stage, name="today", **variant.policy)
+                        if strategy == "today" else make_strategy(strategy),
+                        COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
             for label, policy in policies.items():
                 config = strategy_config(variant.config, policy)
-                key_base = json.dumps(config.model_dump(mode="json"), sort_keys=True) + label
+                key_base = json.dumps([config.model_dump(mode="json"), label, variant.policy if
+                                       label != COUNTERFACTUAL else {}], sort_keys=True)
                 for episode in range(episodes):
                     key = f"{key_base}|{seed + episode}"
                     if key not in cache:
@@ -264,6 +302,8 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
 def _cell(variant: Variant, path: str) -> str:
     if path in variant.settings:
         return variant.settings[path].text
+    if path.startswith("policy."):
+        return _flow_text(POLICY_SETTINGS[path.split(".", 1)[1]][2])
     return _flow_text(value_at(variant.config, path))
 
 
@@ -337,6 +377,8 @@ def frontier_points(results: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     configs = {BASELINE: plan.baseline, **{v.label: v.config for v in plan.variants}}
     wide["stage"] = wide.variant.map(lambda label: stage_label(configs[label]))
     wide["n_reps"] = wide.variant.map(lambda label: configs[label].population.n_reps)
+    intensity = {v.label: v.policy.get("field_intensity", 1.0) for v in plan.variants}
+    wide["field_intensity"] = wide.variant.map(lambda label: intensity.get(label, 1.0))
     return wide
 
 
@@ -354,15 +396,21 @@ def plot_frontier(results: pd.DataFrame, plan: Plan, path: Path, title: str) -> 
     points["cost_k"] = points.cost_usd / 1e3
     points["profit_k"] = points.profit_multi_period_usd / 1e3
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for i, (stage, frame) in enumerate(points.groupby("stage", sort=True)):
-        frame = frame.sort_values("cost_k")
-        ax.plot(frame.cost_k, frame.profit_k, "o-", color=f"C{i}", label=f"stage {stage}")
+    stages = sorted(set(points.stage))
+    intensities = sorted(set(points.field_intensity))
+    styles = dict(zip(intensities, ["-", "--", ":", "-."] * len(intensities)))
+    for (stage, intensity), frame in points.groupby(["stage", "field_intensity"], sort=True):
+        frame = frame.sort_values("n_reps")  # a line per stage (and intensity) through its headcounts
+        label = f"stage {stage}" + (f", field intensity x{intensity:g}" if len(intensities) > 1 else "")
+        ax.plot(frame.cost_k, frame.profit_k, marker="o", ls=styles[intensity], color=f"C{stages.index(stage)}",
+                label=label)
         for row in frame.itertuples():
-            ax.annotate(f"{row.n_reps} reps", (row.cost_k, row.profit_k), fontsize=7, xytext=(3, 3),
+            text = f"{row.n_reps} reps" + (f" x{row.field_intensity:g}" if row.field_intensity != 1.0 else "")
+            ax.annotate(text, (row.cost_k, row.profit_k), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
     ordered = points.sort_values(["cost_k", "profit_k"], ascending=[True, False])
     efficient = ordered[ordered.profit_k > ordered.profit_k.cummax().shift(fill_value=-np.inf)]
-    ax.plot(efficient.cost_k, efficient.profit_k, "--", color="black", lw=1, label="efficient frontier")
+    ax.plot(efficient.cost_k, efficient.profit_k, color="black", lw=2, alpha=0.35, label="efficient frontier")
     base = points[points.variant == BASELINE]
     ax.scatter(base.cost_k, base.profit_k, s=140, facecolors="none", edgecolors="black", label="today (baseline)")
     ax.set_xlabel("total promotion cost, year 1 (USD thousands)")

@@ -99,6 +99,17 @@ def test_marketing_plays_follow_the_marketing_stage_alone():
     assert dispatch.REP_ASK not in played, "sales 0 asks no questions"
 
 
+def test_field_intensity_scales_the_visits_the_plan_books():
+    base = load_scenario("small", overrides={**SHORT, "population": {"n_reps": 2}})  # spare capacity to book
+    visits = {}
+    for intensity in (0.5, 1.0, 2.0):
+        policy = Organisation(1, field_intensity=intensity)
+        visits[intensity] = run_episode(policy, strategy_config(base, policy), seed=2).kpis["touches_rep_visit"]
+    assert visits[0.5] < visits[1.0] < visits[2.0], visits
+    with pytest.raises(ValueError, match="field_intensity"):
+        Organisation(1, field_intensity=-1)
+
+
 def test_moves_change_only_what_they_name():
     today = StageConfig.model_validate(MIXED)
     assert parse_move("sales=3", today) == StageConfig(customer=1, sales=3, marketing=1, it=0)
@@ -144,6 +155,10 @@ BAD_SETTINGS = {
     "bad grid value": (["--grid", "population.n_reps=1,-2"], "population.n_reps"),
     "tornado needs two": (["--tornado", "population.n_reps=1"], "--tornado population.n_reps: give a low"),
     "nothing to do": ([], "nothing to compare"),
+    "unknown policy key": (["--set", "policy.nope=1"], "policy.nope: unknown key; allowed: policy.field_intensity"),
+    "intensity out of range": (["--set", "policy.field_intensity=9"], "policy.field_intensity: must be a number"),
+    "intensity of a named strategy": (["--set", "policy.field_intensity=2", "--strategy", "intervention"],
+                                      "policy.* settings set the organisation of --strategy today"),
 }
 
 
