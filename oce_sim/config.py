@@ -732,11 +732,16 @@ def _read_scenario_file(path: Path, source: str, chain: tuple[str, ...] = ()) ->
     else:
         relative = Path(parent)
         folder = path.resolve().parent
-        target = (folder / relative).resolve()
+        try:
+            target = (folder / relative).resolve()
+            is_file = target.is_file()
+        except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system
+            raise ScenarioError(source, [f"extends: not a usable path {_excerpt(parent)}: {_clip(str(exc), 120)}"]) \
+                from None
         if relative.is_absolute() or not target.is_relative_to(folder):
             raise ScenarioError(source, [f"extends: {_excerpt(parent)} leaves the folder of {path.name} (give a "
                                          f"built-in name or a path inside that folder; chain {shown})"])
-        if not target.is_file():
+        if not is_file:
             raise ScenarioError(source, [f"extends: no such file {_excerpt(parent)} next to {path.name}; "
                                          f"built-in scenarios: {', '.join(builtin)} (chain {shown})"])
     key = str(target.resolve()) if target is not None else "default"

@@ -253,6 +253,7 @@ def test_extends_merges_a_partial_block(tmp_path):
     ({"a.yaml": "extends: /etc/passwd\n"}, "leaves the folder"),
     ({"a.yaml": "extends: missing.yaml\n"}, "no such file"),
     ({"a.yaml": "extends: {x: 1}\n"}, "a built-in scenario name or a relative path"),
+    ({"a.yaml": 'extends: "a\\0b"\n'}, "not a usable path"),
     ({"a.yaml": "extends: b.yaml\n", "b.yaml": "population: {n_reps: -1}\n"}, "population.n_reps"),
     ({"a.yaml": "extends: b.yaml\n", "b.yaml": "a: 1\na: 2\n"}, "duplicate key"),
 ])
