@@ -136,6 +136,16 @@ def test_compare_runs_today_at_the_scenarios_own_stage_against_moves(cli, tmp_pa
     assert json.loads((out / "summary.json").read_text())["baseline"] == "today"
 
 
+def test_a_model_run_at_another_stage_is_labelled_so():
+    from agents import TrainedModel
+    from oce_sim.cli import _run_label
+
+    model = object.__new__(TrainedModel)  # the label needs no weights
+    model.name, model.stage = "rl_maskable-ppo", 1
+    assert _run_label(model, 3) == "rl_maskable-ppo (trained at 1, run at 3)"
+    assert _run_label(model, 1) == _run_label(model, None) == "rl_maskable-ppo"
+
+
 def test_run_defaults_to_today(cli, tmp_path, short_file):
     out = tmp_path / "run"
     assert_clean_exit(cli("run", short_file, "--episodes", "1", "--out", out, "--no-progress"), 0)
