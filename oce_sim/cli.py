@@ -329,7 +329,8 @@ def whatif(
     tornado: list[str] = typer.Option([], help="path=low,high: a one-factor sensitivity bar (repeatable)."),
     frontier: bool = typer.Option(False, help="Sweep headcount x stage (unless --grid gives them) and draw profit "
                                   "against promotion cost per stage: the efficient frontier."),
-    strategy: str = typer.Option("today", help="today (the organisation of each variant's own stage) or a strategy."),
+    strategy: str = typer.Option("today", help="today (the organisation of each variant's own stage), a move from it "
+                                 "(sales=3) or a strategy name."),
     episodes: int = typer.Option(4, help="Paired episodes per variant (seeds seed .. seed+episodes-1)."),
     seed: int = typer.Option(0, help="First seed; every variant runs on the baseline's seeds."),
     out: Path = typer.Option(Path("results/whatif"), help="Output folder."),
@@ -347,9 +348,16 @@ def whatif(
             check_text(name, item, wi.MAX_VALUE_CHARS + 200)
     if len(set_) + len(grid) + len(tornado) > wi.MAX_SETTINGS:
         fail(f"at most {wi.MAX_SETTINGS} --set, --grid and --tornado items together")
-    if strategy != "today" and (strategy not in STRATEGIES or strategy == "no_promotion"):
-        fail(f"--strategy must be today or one of {', '.join(s for s in STRATEGIES if s != 'no_promotion')}, "
-             f"got {_clip(repr(strategy), 80)}")
+    if "=" in strategy:
+        from agents.organisation import parse_move
+
+        try:
+            parse_move(strategy, load_scenario().stage)  # the syntax; applied to each variant's own stage
+        except ValueError as exc:
+            fail(str(exc))
+    elif strategy != "today" and (strategy not in STRATEGIES or strategy == "no_promotion"):
+        fail(f"--strategy must be today, a move (sales=3) or one of "
+             f"{', '.join(s for s in STRATEGIES if s != 'no_promotion')}, got {_clip(repr(strategy), 80)}")
     check_out("--out", out)
     base = resolve(scenario)
     try:
@@ -384,7 +392,7 @@ def whatif(
     if len(table) <= 6:
         _print_table(table, title)
     else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)
-        _print_table(table[[m for m in wi.HEADLINE_KPIS if m in table.columns]].T, title)
+        _print_table(table[[m for m in wi.HEADLINE_KPIS if m in table.columns]].T, title, first="variant")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}")
     shown = [str(p) for p in figures if p is not None]
     if shown:
@@ -439,10 +447,10 @@ def _make_policy(name: str):
         fail(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}, a model .zip or a run folder")
 
 
-def _print_table(frame, title: str) -> None:
+def _print_table(frame, title: str, first: str = "metric") -> None:
     """Metrics as rows and strategies as columns, so the table fits a terminal."""
     table = Table(title=title, show_lines=True)
-    table.add_column("metric")
+    table.add_column(first)
     for strategy in frame.index:
         table.add_column(str(strategy), justify="right")
     for metric in frame.columns:

@@ -263,22 +263,25 @@ def value_at(config: ScenarioConfig, path: str) -> Any:
 def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool = True) -> pd.DataFrame:
     """Every variant (and the baseline) on seeds ``seed .. seed+episodes-1``; tidy rows
     ``variant, <paths>, strategy, seed, metric, value``.  ``strategy`` is ``today`` (the organisation of each
-    variant's own stage) or a strategy name.  Identical runs (e.g. the no-promotion counterfactual of variants
+    variant's own stage), a move from each variant's stage (``sales=3``) or a strategy name.  Identical runs (e.g. the no-promotion counterfactual of variants
     that differ only in headcount) are simulated once."""
     from agents import make_strategy
-    from agents.organisation import Organisation
+    from agents.organisation import Organisation, parse_move
 
     cache: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []
     variants = [Variant(BASELINE, {}, plan.baseline), *plan.variants]
     total = len(variants) * 2 * episodes
-    if strategy != "today" and any(v.policy for v in variants):
-        raise WhatIfError("policy.* settings set the organisation of --strategy today, not a named strategy")
+    organised = strategy == "today" or "=" in strategy  # today's organisation, or a move from it
+    if not organised and any(v.policy for v in variants):
+        raise WhatIfError("policy.* settings set the organisation of --strategy today (or a move), not a named "
+                          "strategy")
     with tqdm(total=total, desc="what-if", unit="episode", disable=not progress) as bar:
         for variant in variants:
-            policies = {strategy: Organisation(variant.config.stage, name="today", **variant.policy)
-                        if strategy == "today" else make_strategy(strategy),
-                        COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
+            stage = variant.config.stage if strategy == "today" else parse_move(strategy, variant.config.stage) \
+                if organised else None
+            policies = {strategy: Organisation(stage, name=strategy, **variant.policy) if organised
+                        else make_strategy(strategy), COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
             for label, policy in policies.items():
                 config = strategy_config(variant.config, policy)
                 key_base = json.dumps([config.model_dump(mode="json"), label, variant.policy if

@@ -169,6 +169,8 @@ BAD_SETTINGS = {
     "intensity out of range": (["--set", "policy.field_intensity=9"], "policy.field_intensity: must be a number"),
     "intensity of a named strategy": (["--set", "policy.field_intensity=2", "--strategy", "intervention"],
                                       "policy.* settings set the organisation of --strategy today"),
+    "bad move as strategy": (["--set", "population.n_reps=2", "--strategy", "sales=9"], "sales must be 0-3"),
+    "unknown strategy": (["--set", "population.n_reps=2", "--strategy", "nope"], "--strategy must be today"),
 }
 
 
