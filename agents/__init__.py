@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from agents.base import Policy
-from agents.controls import NoPromotion, RandomMasked
-from agents.oracle import Oracle
-from agents.stage_heuristics import Instruction, Insight, Intervention, Involvement
-from agents.trained import TrainedModel
+from .base import Policy
+from .controls import NoPromotion, RandomMasked
+from .oracle import Oracle
+from .stage_heuristics import Instruction, Insight, Intervention, Involvement
+from .trained import TrainedModel
 
 STRATEGIES: dict[str, Callable[[], Policy]] = {
     "instruction": Instruction,

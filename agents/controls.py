@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from agents.base import N_SEG, Observation, Policy
+from .base import N_SEG, Observation, Policy
 from oce_sim.world import dispatch
 
 

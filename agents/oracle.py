@@ -11,7 +11,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from agents.base import N_SEG, Observation, Policy
+from .base import N_SEG, Observation, Policy
 from oce_sim.world import dispatch
 from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT, WEBINAR
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days

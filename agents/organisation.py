@@ -20,11 +20,12 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 
-from agents.base import Observation, Policy
-from agents.stage_heuristics import VISITS_PER_WEEK, Instruction, Insight, Intervention, Involvement, field_demand
+from .base import Observation, Policy
+from .stage_heuristics import VISITS_PER_WEEK, Instruction, Insight, Intervention, Involvement, field_demand
+from oce_sim import stages
+from oce_sim.config import ENTITIES, STAGE_NAMES, StageConfig
 from oce_sim.world import dispatch as D
 from oce_sim.world.dispatch import TIERS
-from oce_sim.config import ENTITIES, STAGE_NAMES, StageConfig
 
 FIELD_PLANNERS: dict[int, type[Policy]] = {0: Instruction, 1: Insight, 2: Involvement, 3: Involvement}
 MAX_FIELD_INTENSITY = 4.0
@@ -72,9 +73,9 @@ class Organisation(Policy):
         for piece in (self._field, self._orchestrator):  # the pieces count weeks (quarterly plan, monthly webinars)
             piece._step = self._step
         plays = self._field.act(obs, mask)
-        if self.stage.marketing >= 3:
+        if stages.has(self.stage, "orchestrator_controls_marketing"):
             plays = self._orchestrator.orchestrate_marketing(plays)
-        if self.stage.sales >= 3:
+        if self.stage.sales >= 3:  # the orchestrator plans the whole field force (Intervention's capacity filling)
             plays = self._orchestrator.fill_field_capacity(obs, mask, plays)
         if self.field_intensity != 1.0:
             plays = self.scale_field_plan(obs, mask, plays)
@@ -104,7 +105,7 @@ class Organisation(Policy):
     def describe(self) -> str:
         s = self.stage
         return (f"field plan of sales stage {s.sales} ({STAGE_NAMES[s.sales]}), marketing "
-                + ("orchestrated" if s.marketing >= 3 else f"calendar (stage {s.marketing})")
+                + ("orchestrated" if stages.has(s, "orchestrator_controls_marketing") else f"calendar (stage {s.marketing})")
                 + f", customer stage {s.customer}, IT stage {s.it}")
 
 

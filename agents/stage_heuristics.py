@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import N_SEG, Observation, Policy, segment_index
-from agents.planning import PlannerEconomics
+from .base import N_SEG, Observation, Policy, segment_index
+from .planning import PlannerEconomics
 from oce_sim.world import dispatch
 from oce_sim.world.dispatch import BELIEFS, TIERS
 

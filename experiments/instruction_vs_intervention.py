@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from agents import make_strategy
+from oce_sim.agents import make_strategy
 from oce_sim.config import load_scenario
 from oce_sim.evaluation import atomic_write_text, evaluate, paired_summary
 

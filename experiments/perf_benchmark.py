@@ -5,7 +5,7 @@
     oce-sim bench --perf                            # the same measurements from the CLI
 
 Prints the Markdown report and writes ``DIR/perf.json`` and ``DIR/perf.md`` (atomically).  Targets and what
-is measured are described in ``oce_sim/perf.py`` and ``docs/PERFORMANCE.md``.
+is measured are described in ``oce_sim/perf/`` and ``docs/PERFORMANCE.md``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from agents import make_strategy
+from oce_sim.agents import make_strategy
 from oce_sim.bench import load_suite, scenario_config
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.evaluation import atomic_write_text, strategy_config

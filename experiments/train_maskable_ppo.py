@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents import make_strategy
-from agents.trained import TrainedModel
+from oce_sim.agents import make_strategy
+from oce_sim.agents.trained import TrainedModel
 from oce_sim.config import load_scenario
 from oce_sim.evaluation import atomic_write_text, evaluate, format_table, paired_summary
 from oce_sim.training import TrainArgs, run_stage, train

@@ -1,9 +1,18 @@
 """oce-sim: a SimPy-backed Gymnasium simulator of orchestrated customer engagement (OCE) in pharma."""
 
-from oce_sim.config import ScenarioConfig, ScenarioError, load_scenario
-from oce_sim.registration import ENV_IDS, register_envs
+from importlib import metadata
+
+from oce_sim import _checkout
+
+_checkout.install()  # a source checkout keeps agents/ at the top level: oce_sim.agents finds it there
+
+from oce_sim.config import ScenarioConfig, ScenarioError, load_scenario  # noqa: E402
+from oce_sim.registration import ENV_IDS, register_envs  # noqa: E402
 
 register_envs()
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("oce-sim")
+except metadata.PackageNotFoundError:  # a checkout on sys.path that was never installed
+    __version__ = _checkout.version()
 __all__ = ["ENV_IDS", "ScenarioConfig", "ScenarioError", "load_scenario", "__version__"]

@@ -84,7 +84,7 @@ def scenario_config(suite: Suite, name: str, horizon_days: int | None = None):
 
 def event_log_hash(suite: Suite) -> str:
     """SHA-256 of the event log of the suite's short fixed run."""
-    from agents import make_strategy
+    from oce_sim.agents import make_strategy
     from oce_sim.envs.territory import TerritoryEnv
 
     run = suite.hash_run
@@ -104,7 +104,7 @@ def event_log_hash(suite: Suite) -> str:
 
 
 def run_suite(suite: Suite, progress: bool) -> pd.DataFrame:
-    from agents import make_strategy
+    from oce_sim.agents import make_strategy
 
     frames = []
     for name in suite.scenarios:

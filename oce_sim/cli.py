@@ -26,6 +26,22 @@ app = typer.Typer(
 console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
+def show_version(value: bool) -> None:
+    if value:
+        from oce_sim import __version__
+
+        typer.echo(f"oce-sim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Show the installed version and exit."),
+) -> None:
+    """Simulate orchestrated customer engagement: compare maturity stages, train RL orchestrators, benchmark."""
+
+
 SCENARIO_ARG = typer.Argument("default", help="Built-in scenario name (see `oce-sim scenarios`) or a YAML path.")
 
 
@@ -273,7 +289,7 @@ def train(
     if algo not in ALGOS:
         fail(f"--algo must be one of {', '.join(ALGOS)}, got {_clip(repr(algo), 80)}")
     if init_from is not None:
-        from agents import STRATEGIES
+        from oce_sim.agents import STRATEGIES
 
         if init_from not in STRATEGIES or init_from == "oracle":
             fail(f"--init-from must be a strategy that uses only the view: "
@@ -338,7 +354,7 @@ def whatif(
 ) -> None:
     """What-if sweeps: every variant of the scenario against the scenario as given, on paired seeds, with the 95% CI
     of each KPI's difference (year 1 and multi-period), a tornado chart and an efficient frontier."""
-    from agents import STRATEGIES
+    from oce_sim.agents import STRATEGIES
     from oce_sim import evaluation, whatif as wi
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
@@ -349,7 +365,7 @@ def whatif(
     if len(set_) + len(grid) + len(tornado) > wi.MAX_SETTINGS:
         fail(f"at most {wi.MAX_SETTINGS} --set, --grid and --tornado items together")
     if "=" in strategy:
-        from agents.organisation import parse_move
+        from oce_sim.agents.organisation import parse_move
 
         try:
             parse_move(strategy, load_scenario().stage)  # the syntax; applied to each variant's own stage
@@ -401,7 +417,7 @@ def whatif(
 
 def _make_candidate(name: str, config: ScenarioConfig):
     """``today`` (the organisation at the scenario's stage), a move from it (``sales=3``) or :func:`_make_policy`."""
-    from agents.organisation import Organisation, move_label, parse_move
+    from oce_sim.agents.organisation import Organisation, move_label, parse_move
 
     if name == "today":
         return Organisation(config.stage, name="today")
@@ -415,7 +431,7 @@ def _make_candidate(name: str, config: ScenarioConfig):
 
 def _run_label(policy, stage: Optional[int]) -> str:
     """A trained model run at another stage than it was trained at says so."""
-    from agents import TrainedModel
+    from oce_sim.agents import TrainedModel
 
     trained = getattr(policy, "stage", None)
     if isinstance(policy, TrainedModel) and stage is not None and trained is not None and stage != trained:
@@ -424,7 +440,7 @@ def _run_label(policy, stage: Optional[int]) -> str:
 
 
 def _make_policy(name: str):
-    from agents import STRATEGIES, TrainedModel, make_strategy
+    from oce_sim.agents import STRATEGIES, TrainedModel, make_strategy
 
     path = Path(name)
     if path.is_dir() and (path / "model.zip").exists():

@@ -13,6 +13,7 @@ import re
 import reprlib
 import types
 import typing
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Mapping
 
@@ -535,6 +536,11 @@ class ScenarioError(ValueError):
 
 
 def repo_scenario_dir() -> Path:
+    """The built-in scenarios: package data ``oce_sim/scenarios`` in a wheel install, else ``scenarios/`` at the
+    top of the source checkout (``pyproject.toml`` maps one to the other)."""
+    packaged = resources.files("oce_sim") / "scenarios"
+    if packaged.is_dir():
+        return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "scenarios"
 
 

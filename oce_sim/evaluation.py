@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from oce_sim.config import STAGE_NAMES, ScenarioConfig, StageConfig, deep_merge, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.kpis import TABLE_KPIS, UNDEFINED, KPIS, format_value
+from oce_sim.kpis import KPIS, TABLE_KPIS, UNDEFINED, definitions, format_value
 
 TABLE_METRICS: tuple[str, ...] = TABLE_KPIS
 COUNTERFACTUAL = "no_promotion"  # what incremental revenue and ROI are measured against
@@ -77,7 +77,7 @@ def evaluate(
     runs = dict(policies)
     hidden = COUNTERFACTUAL not in runs
     if hidden:  # the counterfactual of the incremental KPIs runs even when the table does not show it
-        from agents import make_strategy
+        from oce_sim.agents import make_strategy
 
         runs[COUNTERFACTUAL] = make_strategy(COUNTERFACTUAL)
     total = len(runs) * episodes
@@ -224,7 +224,8 @@ def atomic_save_figure(fig: Any, path: Path) -> None:
 
 def write_results(out: Path, results: pd.DataFrame, summary: pd.DataFrame, meta: dict[str, Any]) -> None:
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
-    payload = {**meta, "summary": json.loads(summary.to_json(orient="records"))}
+    payload = {**meta, "summary": json.loads(summary.to_json(orient="records")),
+               "kpi_definitions": definitions(dict.fromkeys(results.metric))}
     atomic_write_text(out / "summary.json", json.dumps(payload, indent=2, default=str))
 
 

@@ -10,7 +10,7 @@ strategy with the no-promotion counterfactual on the same seed and are added by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterable, Literal
 
 Better = Literal["higher", "lower", "neither"]
 Unit = Literal["usd", "ratio", "share", "count", "per_customer", "rx"]
@@ -176,6 +176,12 @@ def unit_label(name: str) -> str:
     suffix = {"usd": "USD", "ratio": "USD per USD", "share": "share", "count": "count",
               "per_customer": "touches per reached HCP", "rx": "prescriptions"}[k.unit]
     return f"{k.label} ({suffix})"
+
+
+def definitions(names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The registry's entries for ``names`` (those it defines), for summary.json and reports."""
+    return {n: {"label": KPIS[n].label, "unit": KPIS[n].unit, "better": KPIS[n].better,
+                "definition": KPIS[n].definition} for n in names if n in KPIS}
 
 
 def markdown_table() -> str:

@@ -239,7 +239,7 @@ def behaviour_clone(model: Any, config: ScenarioConfig, teacher_name: str, episo
     Teacher episodes use seeds far from the training seeds.  Returns the final mean log-likelihood.
     """
     import torch
-    from agents import make_strategy
+    from oce_sim.agents import make_strategy
 
     teacher = make_strategy(teacher_name)
     teacher_config = load_scenario(config.model_dump(mode="python"))

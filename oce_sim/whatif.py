@@ -265,8 +265,8 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
     ``variant, <paths>, strategy, seed, metric, value``.  ``strategy`` is ``today`` (the organisation of each
     variant's own stage), a move from each variant's stage (``sales=3``) or a strategy name.  Identical runs (e.g. the no-promotion counterfactual of variants
     that differ only in headcount) are simulated once."""
-    from agents import make_strategy
-    from agents.organisation import Organisation, parse_move
+    from oce_sim.agents import make_strategy
+    from oce_sim.agents.organisation import Organisation, parse_move
 
     cache: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []

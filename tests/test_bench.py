@@ -72,7 +72,7 @@ def bench_dirs(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["quick", "full"])
 def test_committed_suites_validate_and_name_real_scenarios_and_strategies(name):
-    from agents import STRATEGIES
+    from oce_sim.agents import STRATEGIES
 
     suite = load_suite(name)
     assert suite.version >= 1 and suite.episodes >= 1

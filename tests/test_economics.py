@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import make_strategy
-from agents.planning import PlannerEconomics
+from oce_sim.agents import make_strategy
+from oce_sim.agents.planning import PlannerEconomics
 from oce_sim.config import load_scenario
 from oce_sim.envs import steady_start
 from oce_sim.envs.territory import TerritoryEnv

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from agents import make_strategy
-from agents.stage_heuristics import Intervention
+from oce_sim.agents import make_strategy
+from oce_sim.agents.stage_heuristics import Intervention
 from oce_sim.config import load_scenario
 from oce_sim.evaluation import (
     RESULT_COLUMNS,
@@ -143,6 +143,9 @@ def test_write_results_and_figures(evaluated, tmp_path):
     payload = json.loads((tmp_path / "summary.json").read_text())
     assert payload["scenario"] == "small" and payload["episodes"] == EPISODES
     assert len(payload["summary"]) == len(summary)
+    definitions = payload["kpi_definitions"]
+    assert {"profit_multi_period_usd", "incremental_roi"} <= set(definitions), "summary.json defines its KPIs"
+    assert definitions["profit_usd"]["unit"] == "usd" and definitions["cost_usd"]["better"] == "lower"
 
     paths = plot_figures(results, series, tmp_path, "small")
     names = {p.name for p in paths}

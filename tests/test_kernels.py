@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from oce_sim.config import load_scenario
+from oce_sim.config import StageConfig, load_scenario
 from oce_sim.world import kernels
 from oce_sim.world.field import choose_theme
 from oce_sim.world.response import EMAIL, REP_VISIT, TouchBatch
@@ -80,7 +80,7 @@ def test_field_day_respects_the_working_day_and_counts() -> None:
         mine = np.flatnonzero(world.pop.rep == r)[:per_rep]
         queue[r, : mine.size] = mine
     field.set_queue(queue, np.zeros_like(queue), np.zeros(queue.shape, dtype=bool))
-    day = field.work_day(7, np.random.default_rng(0), world.view.progress, 1)
+    day = field.work_day(7, np.random.default_rng(0), world.view.progress, StageConfig.uniform(1))
     batch = day.batch
     assert len(batch) > 0 and np.all(batch.channel == REP_VISIT)
     # every visit starts within the working day, in order per rep

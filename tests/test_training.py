@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.trained import TrainedModel
+from oce_sim.agents.trained import TrainedModel
 from oce_sim.config import dump_yaml, load_scenario
 from oce_sim.evaluation import evaluate
 from oce_sim.training import TrainArgs, _latest_checkpoint, make_env_fn, run_stage, train, write_learning_curve

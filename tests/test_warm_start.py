@@ -29,7 +29,7 @@ def test_behaviour_cloning_imitates_the_teacher():
     log_likelihood = behaviour_clone(model, config, "intervention", episodes=4, epochs=200, seed=0)
     # 9 dimensions of up to 8 plays: uniform guessing scores about 9 * log(1/8) = -18.7
     assert log_likelihood > -6.0, log_likelihood
-    from agents import make_strategy
+    from oce_sim.agents import make_strategy
 
     teacher = make_strategy("intervention")
     teacher.reset(env, 0)

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from agents import STAGE_STRATEGIES, make_strategy
-from agents.organisation import Organisation, parse_move
+from oce_sim.agents import STAGE_STRATEGIES, make_strategy
+from oce_sim.agents.organisation import Organisation, parse_move
 from oce_sim.cli import app
 from oce_sim.config import ScenarioError, StageConfig, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
@@ -137,7 +137,7 @@ def test_compare_runs_today_at_the_scenarios_own_stage_against_moves(cli, tmp_pa
 
 
 def test_a_model_run_at_another_stage_is_labelled_so():
-    from agents import TrainedModel
+    from oce_sim.agents import TrainedModel
     from oce_sim.cli import _run_label
 
     model = object.__new__(TrainedModel)  # the label needs no weights

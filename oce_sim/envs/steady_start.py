@@ -40,11 +40,13 @@ def cache_dir() -> Path:
 @functools.lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """Hash of the source the burn-in depends on, so that a model change never reuses a stale table."""
+    from oce_sim import agents  # a folder of the checkout, or oce_sim/agents in a wheel
+
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
     files = sorted((package / "world").glob("*.py")) + [package / "envs" / "territory.py", package / "config.py"]
-    heuristics = package.parent / "agents" / "stage_heuristics.py"
-    for path in files + ([heuristics] if heuristics.is_file() else []):
+    files += sorted(Path(agents.__file__).resolve().parent.glob("*.py"))
+    for path in files:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -89,7 +91,7 @@ def steady_start(config: ScenarioConfig) -> StartTable | None:
 
 
 def run_burn_in(config: ScenarioConfig, seeds: tuple[int, ...] = BURN_IN_SEEDS) -> StartTable:
-    from agents import STAGE_STRATEGIES, make_strategy
+    from oce_sim.agents import STAGE_STRATEGIES, make_strategy
     from oce_sim.envs.territory import TerritoryEnv
 
     strategy = STAGE_STRATEGIES[config.stage.sales]

@@ -13,6 +13,7 @@ from oce_sim.metrics import episode_kpis, reward_components
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.response import REP_VISIT
 from oce_sim.envs.steady_start import steady_start
+from oce_sim.stages import has
 from oce_sim.world.simulation import World
 from oce_sim.world.tail import TailValue, tail_value
 
@@ -134,7 +135,10 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
                             f"or None, got {type(config).__name__}")
         self.scenario: ScenarioConfig = load_scenario(scenario, stage=stage, overrides=config)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            # as Gymnasium does: a warning, not an error, so that generic wrappers (SB3's make_vec_env) work;
+            # render() then returns None
+            gym.logger.warn(f"render_mode={render_mode!r} is not supported ({self.metadata['render_modes']} or None); "
+                            "render() will return None")
         self.render_mode = render_mode
         settings = self.scenario.env
         self.horizon_days = settings.horizon_days
@@ -251,7 +255,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         )  # fmt: skip
         stage = self.scenario.stage
         answered = view.suggestions_accepted + view.suggestions_dismissed
-        acceptance = view.suggestions_accepted / answered if answered and stage.sales >= 1 else 0.0
+        acceptance = view.suggestions_accepted / answered if answered and has(stage, "acceptance_visible") else 0.0
         capacity = world.field_calls_per_epoch * world.field.n_reps / pop.n_hcps
         epoch = self._day // self.decision_interval_days
         global_features = np.array(

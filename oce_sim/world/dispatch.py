@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oce_sim.config import ScenarioConfig, StageConfig
+from oce_sim.stages import has
 from oce_sim.world import kernels
 from oce_sim.world.population import Population
 from oce_sim.world.view import OrchestratorView
@@ -68,8 +69,8 @@ def controllable_plays(stage: StageConfig, config: ScenarioConfig, rep_capacity:
     allowed = np.zeros(N_PLAYS, dtype=bool)
     allowed[HOLD] = True
     allowed[[REP_BIWEEKLY, REP_MONTHLY]] = rep_capacity
-    allowed[REP_ASK] = rep_capacity and stage.sales >= 2
-    if stage.marketing >= 3:
+    allowed[REP_ASK] = rep_capacity and has(stage, "system_asks_questions")
+    if has(stage, "orchestrator_controls_marketing"):
         allowed[REMOTE] = config.channels.remote_detail.calls_per_day > 0
         allowed[EMAIL_PLAY] = True
         allowed[WEBINAR_PLAY] = config.channels.webinar.seats > 0
@@ -132,7 +133,8 @@ def plan_epoch(
     per_rep = int(np.ceil(field_calls_per_epoch * QUEUE_OVERBOOKING)) if n_reps else 0
     working_days = max(1, int(round(epoch_days * 5 / 7)))
     queue_hcp, queue_theme, queue_ask, email_hcp, remote_hcp, webinar_hcp = kernels.plan_touches(
-        play, theme, float(day), value, pop.rep, n_reps, per_rep, view.last_touch_day, view.no_see,
+        play, theme, float(day), value, pop.rep, n_reps, per_rep, view.last_touch_day, crm_last_call_day(sent_days),
+        view.no_see,
         view.preferred_channel, view.email_consent, view.remote_consent, view.need_known, sent_days, own_send_day,
         PLAY_CADENCE_DAYS, IS_REP_PLAY, SENDS_EMAIL, REP_ASK, REMOTE, WEBINAR_PLAY, channels.rep_visit.cap_per_30_days,
         channels.email.cap_per_30_days, remote.cap_per_30_days, EMAIL_CADENCE_DAYS, remote.calls_per_day * working_days,
@@ -140,6 +142,11 @@ def plan_epoch(
     remote_offset = np.arange(remote_hcp.size) // max(1, remote.calls_per_day)
     return Plan(queue_hcp, queue_theme, queue_ask, email_hcp, theme[email_hcp], remote_hcp, theme[remote_hcp],
                 remote_offset, webinar_hcp)
+
+
+def crm_last_call_day(sent_days: np.ndarray) -> np.ndarray:
+    """Each customer's last call in the CRM's own log (exact at every stage: reps record their calls)."""
+    return sent_days[:, kernels._REP_VISIT, :].max(axis=1).astype(np.float64)
 
 
 def calendar_theme(day: float, period_days: float, n_themes: int) -> int:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oce_sim.config import ScenarioConfig
+from oce_sim.config import ScenarioConfig, StageConfig
+from oce_sim.stages import has
 from oce_sim.world import kernels
 from oce_sim.world.population import Population
 from oce_sim.world.response import ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN, REP_VISIT, TouchBatch
@@ -105,7 +106,7 @@ class FieldForce:
         self.pointer = np.zeros(self.n_reps, dtype=np.int64)
         return expired
 
-    def work_day(self, day: int, rng: np.random.Generator, view_progress: np.ndarray, sales_stage: int) -> FieldDay:
+    def work_day(self, day: int, rng: np.random.Generator, view_progress: np.ndarray, stage: StageConfig) -> FieldDay:
         """All reps' working day (see :func:`oce_sim.world.kernels.field_day`)."""
         if not self.capacity_available:
             return FieldDay(TouchBatch.empty(), 0, 0, *(np.zeros(0, dtype=np.int64),) * 3)
@@ -113,7 +114,8 @@ class FieldForce:
         (hcp, theme, origin, asked, met, start, answered, noted, no_see, dismissed, accepted) = kernels.field_day(
             float(day), u, self.queue_hcp, self.queue_theme, self.queue_ask, self.pointer, self.trust,
             self.knows_no_see, self.knows_need, self.last_visit_day, self.rep_progress, self.failed_visits,
-            self.seen_visits, self.own_order, view_progress, int(sales_stage), self.pop.need_relevance,
+            self.seen_visits, self.own_order, view_progress, has(stage, "rep_uses_shared_insight"),
+            has(stage, "rep_records_knowledge"), self.pop.need_relevance,
             self.availability, self.pop.archetype, self._params,
         )  # fmt: skip
         batch = TouchBatch(hcp=hcp, channel=np.full(hcp.size, REP_VISIT, dtype=np.int8), theme=theme,

@@ -291,7 +291,8 @@ def absorb_touches(
 @njit(cache=True)
 def field_day(
     day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
-    rep_progress, failed_visits, seen_visits, own_order, view_progress, sales_stage, need_relevance,
+    rep_progress, failed_visits, seen_visits, own_order, view_progress, uses_shared_insight, records_knowledge,
+    need_relevance,
     availability, archetype, params,
 ):  # fmt: skip
     """All reps' working day: accept or dismiss suggestions, fill dismissed slots with own picks, visit in
@@ -390,7 +391,7 @@ def field_day(
                 theme[s] = sugg_theme[s]
             else:
                 # Own picks carry the rep's own message: what she believes comes next, shaped by what she knows.
-                belief = rep_progress[h] if sales_stage == 0 else max(rep_progress[h], view_progress[h])
+                belief = max(rep_progress[h], view_progress[h]) if uses_shared_insight else rep_progress[h]
                 theme[s] = next_theme(belief, need_relevance[h] if knows_need[h] else ones)
             ask[s] = accept[s] and sugg_ask[s]
             met[s] = u[r, s, 1] < availability[archetype[h]]
@@ -453,10 +454,10 @@ def field_day(
             if ask[s] and met[s]:
                 answered[n_answered] = h
                 n_answered += 1
-            if sales_stage >= 2 and met[s] and knows_need[h]:
+            if records_knowledge and met[s] and knows_need[h]:
                 noted[n_noted] = h
                 n_noted += 1
-        if sales_stage >= 2:
+        if records_knowledge:
             for s in range(min(consumed, slots)):
                 if dismissed[s] and knows_no_see[sugg[s]]:
                     no_see[n_no_see] = sugg[s]
@@ -553,7 +554,8 @@ def segment_eligibility(segment, n_segments, email_consent, remote_consent, rep,
 
 @njit(cache=True)
 def plan_touches(
-    play, theme, day, value, rep, n_reps, per_rep, last_touch_day, no_see, preferred_channel, email_consent,
+    play, theme, day, value, rep, n_reps, per_rep, last_touch_day, crm_last_call_day, no_see, preferred_channel,
+    email_consent,
     remote_consent, need_known, sent_days, own_send_day, play_cadence_days, is_rep_play, sends_email,
     rep_ask_play, remote_play, webinar_play, rep_visit_cap, email_cap, remote_cap, email_cadence_days,
     remote_capacity,
@@ -569,7 +571,9 @@ def plan_touches(
         if not is_rep_play[p] or rep[i] < 0 or no_see[i] or value[i] <= 0:
             continue
         cadence = play_cadence_days[p]
-        since = day - last_touch_day[i, _REP_VISIT]
+        # The CRM knows its own calls at once (at every stage); the view may know a later one (none yet: calls
+        # are the CRM's), so the cadence counts from the later of the two.
+        since = day - max(last_touch_day[i, _REP_VISIT], crm_last_call_day[i])
         if not since >= cadence:
             continue
         # The CRM knows its own calls and keeps within the per-HCP visit cap.

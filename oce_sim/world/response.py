@@ -106,6 +106,27 @@ class TouchQueue:
         hcp, channel, theme, origin, question, engaged_hint, time = columns
         return TouchBatch(hcp, channel, theme, origin, question, engaged_hint, time)
 
+    def pending(self, customers: np.ndarray, channel: int, first_day: int, last_day: int) -> np.ndarray:
+        """Rows of ``channel`` touches to ``customers`` (a boolean mask over HCPs) due on first..last day."""
+        n = self.size
+        return np.flatnonzero((self.channel[:n] == channel) & (self.day[:n] >= first_day)
+                              & (self.day[:n] <= last_day) & customers[self.hcp[:n]])
+
+    def retheme(self, rows: np.ndarray, theme: np.ndarray) -> None:
+        self.theme[rows] = theme
+
+    def cancel(self, rows: np.ndarray) -> None:
+        """Drop ``rows``; the others keep their order."""
+        if rows.size == 0:
+            return
+        keep = np.ones(self.size, dtype=bool)
+        keep[rows] = False
+        n = int(keep.sum())
+        for name in self._COLUMNS:
+            column = getattr(self, name)
+            column[:n] = column[: self.size][keep]
+        self.size = n
+
     def clear(self) -> None:
         self.size = 0
 

@@ -9,12 +9,16 @@ Time is in days (day ``d`` spans ``[d, d+1)``; days with ``d % 7 < 5`` are worki
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, NamedTuple
+
 import numpy as np
 import simpy
 
 from oce_sim.config import ScenarioConfig
+from oce_sim.stages import has
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
@@ -43,6 +47,8 @@ HOUR = 1.0 / 24.0
 # dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP
 DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
+FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
+KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
 DAYS_PER_YEAR = 365.0
 
 
@@ -80,6 +86,19 @@ def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) ->
     return count
 
 
+class Wake(NamedTuple):
+    """Where a SimPy process waits: the time it resumes at, the order its event was scheduled in (SimPy runs
+    events of the same time in that order) and what it does when it wakes (``phase``, about ``day``)."""
+
+    time: float
+    order: int
+    phase: str
+    day: float
+
+
+Process = Generator[simpy.Event, Any, None]
+
+
 @dataclass
 class Ledger:
     """Running totals the KPIs are computed from."""
@@ -103,13 +122,19 @@ class Ledger:
     questions_answered: int = 0
     webinar_events: int = 0
     masked_actions: int = 0
+    rep_interventions: int = 0  # other channels' touches a stage-3 rep re-sequenced or stopped
 
     def snapshot(self) -> "Ledger":
         return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()})
 
 
 class World:
-    """Ground truth plus the company's systems, advanced by SimPy."""
+    """Ground truth plus the company's systems, advanced by SimPy.
+
+    A World pickles and deep-copies between runs: the ``simpy.Environment`` and its process generators are
+    dropped and rebuilt at the current simulated time.  Every process records where it waits (``Wake``) each
+    time it yields, so that the rebuilt processes wake at the same times, in the same order, in the same phase.
+    """
 
     def __init__(self, config: ScenarioConfig, seed: int | None = None, start: StartTable | None = None,
                  access_reviews: bool = True):
@@ -151,17 +176,13 @@ class World:
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
 
+        self._wakes: dict[str, tuple[float, int, str, float]] = {}  # process -> Wake fields (a plain tuple: cheap)
+        self._wake_order = 0
+
         self._load_history()
-        self.env.process(self._day_cycle())
-        self.env.process(self._pipeline_batches())
-        self.env.process(self._field_days())
-        self.env.process(self._webinars())
-        if access_reviews:
-            self.env.process(self._access_reviews())
-        if self.stage.marketing < 3:
-            self.env.process(self._marketing_emails())
-            self.env.process(self._marketing_remote())
-        if self.stage.customer >= 3:
+        self._access_reviews_on = access_reviews
+        self._start_processes()
+        if has(self.stage, "customers_declare_preferences"):
             self._customer_declarations()
 
     def _load_history(self) -> None:
@@ -199,7 +220,7 @@ class World:
 
     def marketing_theme(self, hcp: np.ndarray, day: float) -> np.ndarray:
         """Marketing's message: the calendar's (stage 0) or personalised from shared insight (stages 1-2)."""
-        if self.stage.marketing == 0:
+        if not has(self.stage, "marketing_personalises_from_insight"):
             theme = dispatch.calendar_theme(day, self.config.marketing.theme_period_days, self.pop.n_themes)
             return np.full(hcp.size, theme, dtype=np.int64)
         return kernels.choose_themes(self.view.progress[hcp], self.view.need_relevance()[hcp])
@@ -210,7 +231,13 @@ class World:
             gain = expected_touch_value_usd(self, REP_VISIT, value_horizon_days(self)) - self.response.visit_cost
             return np.maximum(gain, 0.0)
         access = self.response.access_factor[self.state.account_access[self.pop.account]]
-        return dispatch.customer_value(self.pop, access)
+        value = dispatch.customer_value(self.pop, access)
+        if has(self.stage, "account_stakeholders_mapped") and self.pop.kol_edge_kol.size:
+            # Must-win stakeholders: a KOL is worth his own volume plus a share of the volume he sways.
+            swayed = np.bincount(self.pop.kol_edge_kol, weights=value[self.pop.kol_edge_follower],
+                                 minlength=self.pop.n_hcps)
+            value = value + KOL_FOLLOWER_WEIGHT * swayed
+        return value
 
     # ------------------------------------------------------------------------------------ orchestrator API
     def action_mask(self) -> np.ndarray:
@@ -259,14 +286,82 @@ class World:
             self.view.sync_ground_truth(self.pop, self.state, self.now)
             self.view.stage_override = np.select([self.state.adoption == 3, self.state.adoption == 2], [2, 1], 0)
 
+    # ------------------------------------------------------------------------------------ pickle support
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["env"]  # holds the process generators, which cannot be pickled; rebuilt from state["_wakes"]
+        state["_now"] = self.now
+        state["_digest"] = self._digest is not None  # hashlib objects cannot be pickled; rebuilt from event_log
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        now = state.pop("_now")
+        self.__dict__.update(state)
+        self.env = simpy.Environment(initial_time=now)
+        if self._digest and self.event_log is not None:  # (a closed World has no event log left to hash)
+            self._digest = hashlib.sha256()
+            for record in self.event_log:
+                self._hash_record(record)
+        else:
+            self._digest = None
+        if self.state is not None:  # a closed World has nothing left to run
+            self._start_processes(resume=True)
+
+    def _processes(self) -> dict[str, Callable[[Wake | None], Process]]:
+        processes = {
+            "day_cycle": self._day_cycle,
+            "pipeline": self._pipeline_batches,
+            "field": self._field_days,
+            "webinars": self._webinars,
+        }
+        if self._access_reviews_on:
+            processes["access"] = self._access_reviews
+        if not has(self.stage, "orchestrator_controls_marketing"):
+            processes["emails"] = self._marketing_emails
+            processes["remote"] = self._marketing_remote
+        return processes
+
+    def _start_processes(self, resume: bool = False) -> None:
+        """Start every process; with ``resume``, each where it last waited (``_wakes``), in the order its event
+        was scheduled, so that events of the same time run in the same order as they would have."""
+        processes = self._processes()
+        if not resume or not self._wakes:  # a fresh World, or one copied before its processes first ran
+            for process in processes.values():
+                self.env.process(process(None))
+            return
+        assert self._wakes.keys() == processes.keys(), "every process waits somewhere once the World has run"
+        for name, wake in sorted(self._wakes.items(), key=lambda item: item[1][1]):
+            self.env.process(processes[name](Wake(*wake)))
+
+    def _wait(self, name: str, delay: float, phase: str = "", day: float = 0.0) -> simpy.Timeout:
+        """``env.timeout(delay)`` for process ``name``, recording where it waits and what it does next."""
+        self._wake_order += 1
+        self._wakes[name] = (self.env.now + delay, self._wake_order, phase, day)  # the time as SimPy computes it
+        return self.env.timeout(delay)
+
+    def _resume(self, name: str, wake: Wake) -> simpy.Timeout:
+        """Wait, in a rebuilt environment, until exactly ``wake.time`` (a delay with ``now + delay == time``)."""
+        now, delay = self.env.now, wake.time - self.env.now
+        while now + delay < wake.time:
+            delay = math.nextafter(delay, math.inf)
+        while now + delay > wake.time:
+            delay = math.nextafter(delay, -math.inf)
+        return self._wait(name, delay, wake.phase, wake.day)
+
     # ------------------------------------------------------------------------------------------ processes
-    def _day_cycle(self):
+    def _day_cycle(self, resume: Wake | None = None) -> Process:
+        if resume is not None:
+            yield self._resume("day_cycle", resume)
+            if resume.phase == "end_of_day":
+                day = int(resume.day)
+                self._end_of_day(day)
+                yield self._wait("day_cycle", day + 1 - self.env.now)
         while True:
             day = int(round(self.env.now))
             self._portal_visits(day)
-            yield self.env.timeout(day + 23 * HOUR - self.env.now)
+            yield self._wait("day_cycle", day + 23 * HOUR - self.env.now, "end_of_day", day)
             self._end_of_day(day)
-            yield self.env.timeout(day + 1 - self.env.now)
+            yield self._wait("day_cycle", day + 1 - self.env.now)
 
     def _portal_visits(self, day: int) -> None:
         """HCP-initiated website visits: digital, aware customers pull the theme they need."""
@@ -289,12 +384,16 @@ class World:
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
         if self._digest is not None:
-            # Fixed dtypes, so that the hash follows the events and not how the arrays happen to be stored.
-            for array, dtype in zip((outcome.hcp, outcome.channel, outcome.theme, outcome.engaged, outcome.conflict, rx),
-                                    DIGEST_DTYPES):
-                self._digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+            self._hash_record(record)
             self.event_log.append(record)
         self.daily_rx.append(int(rx_total))
+
+    def _hash_record(self, record: DayRecord) -> None:
+        # Fixed dtypes, so that the hash follows the events and not how the arrays happen to be stored.
+        touches = record.touches
+        for array, dtype in zip((touches.hcp, touches.channel, touches.theme, touches.engaged, touches.conflict,
+                                 record.rx), DIGEST_DTYPES):
+            self._digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
 
     def _book(self, outcome: TouchOutcome, rx_total: int) -> None:
         led = self.ledger
@@ -322,7 +421,7 @@ class World:
         record = DayRecord(day=day, touches=outcome, rx=rx)
         noted = [h for kind, h in notes if kind == "need" and h.size]
         # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
-        portal_reveals = self.stage.customer >= 1 and outcome.hcp.size > 0
+        portal_reveals = has(self.stage, "customer_reveals_need_on_portal") and outcome.hcp.size > 0
         if noted or portal_reveals:
             hcp = kernels.new_need_reports(
                 np.concatenate(noted) if noted else NO_HCPS, outcome.hcp, outcome.channel, WEBSITE, portal_reveals,
@@ -343,15 +442,21 @@ class World:
             record.preferred_channel = self.pop.channel_fit[record.preferred_hcp].argmax(axis=1)
         return record
 
-    def _field_days(self):
+    def _field_days(self, resume: Wake | None = None) -> Process:
+        if resume is not None:
+            yield self._resume("field", resume)
+            if resume.phase == "after_work":
+                yield self._wait("field", resume.day + 1 + 8 * HOUR - self.env.now)
         while True:
             day = int(np.floor(self.env.now))
             start = day + 8 * HOUR
             if start > self.env.now:
-                yield self.env.timeout(start - self.env.now)
+                yield self._wait("field", start - self.env.now)
             if is_working_day(day) and self.field.capacity_available:
-                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage.sales)
+                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage)
                 self.schedule_touches(worked.batch)
+                if has(self.stage, "rep_intervenes_on_channels"):
+                    self._rep_interventions(worked.batch, day)
                 led = self.ledger
                 led.suggestions_accepted += worked.accepted
                 led.suggestions_dismissed += worked.dismissed
@@ -362,36 +467,38 @@ class World:
                 notes.append(("no_see", worked.no_see_hcp))
                 notes.append(("dismissed", worked.dismissed))
                 # The reps are busy until the end of their working day.
-                yield self.env.timeout(self.config.channels.rep_visit.working_minutes_per_day / 1440.0)
-            yield self.env.timeout(day + 1 + 8 * HOUR - self.env.now)
+                minutes = self.config.channels.rep_visit.working_minutes_per_day
+                yield self._wait("field", minutes / 1440.0, "after_work", day)
+            yield self._wait("field", day + 1 + 8 * HOUR - self.env.now)
 
-    def _pipeline_batches(self):
+    def _pipeline_batches(self, resume: Wake | None = None) -> Process:
         level = self.pipeline.level
-        yield self.env.timeout(2 * HOUR)
+        yield self._resume("pipeline", resume) if resume is not None else self._wait("pipeline", 2 * HOUR)
         while True:
             self.pipeline.publish(self.env.now, self.view, self._rng_pipeline)
-            yield self.env.timeout(level.batch_interval_days)
+            yield self._wait("pipeline", level.batch_interval_days)
 
-    def _marketing_emails(self):
+    def _marketing_emails(self, resume: Wake | None = None) -> Process:
         cal = self.config.marketing
-        yield self.env.timeout(2 + 10 * HOUR)
+        yield self._resume("emails", resume) if resume is not None else self._wait("emails", 2 + 10 * HOUR)
         while True:
             day = self.env.now
             if is_working_day(int(day)):
-                hcp = np.flatnonzero(self.view.email_consent)
+                hcp = self._calendar_targets(np.flatnonzero(self.view.email_consent), day)
                 hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
                 open_time = day + self.config.channels.email.open_delay_days
                 self._queue.push(hcp, EMAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, open_time)
-            yield self.env.timeout(cal.email_interval_days)
+            yield self._wait("emails", cal.email_interval_days)
 
-    def _marketing_remote(self):
+    def _marketing_remote(self, resume: Wake | None = None) -> Process:
         cal = self.config.marketing
         remote = self.config.channels.remote_detail
-        yield self.env.timeout(4 + 11 * HOUR)
+        yield self._resume("remote", resume) if resume is not None else self._wait("remote", 4 + 11 * HOUR)
         while True:
             day = self.env.now
             if remote.calls_per_day > 0:
                 hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
+                hcp = self._calendar_targets(hcp, day)
                 hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
                 capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
                 hcp = hcp[:capacity]
@@ -400,7 +507,31 @@ class World:
                     days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
                     times = days[offsets] + 11 * HOUR
                     self._queue.push(hcp, REMOTE_DETAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, times)
-            yield self.env.timeout(cal.remote_interval_days)
+            yield self._wait("remote", cal.remote_interval_days)
+
+    def _calendar_targets(self, hcp: np.ndarray, day: float) -> np.ndarray:
+        """Marketing stage 2 plans with the field's records: the calendar leaves out customers called in the last
+        ``FIELD_RECENT_DAYS``, so the mix reaches them between calls, not stacked on one."""
+        if not has(self.stage, "marketing_plans_with_field_records") or hcp.size == 0:
+            return hcp
+        return hcp[day - dispatch.crm_last_call_day(self.state.sent_days)[hcp] > FIELD_RECENT_DAYS]
+
+    def _rep_interventions(self, visits: TouchBatch, day: int) -> None:
+        """Sales stage 3: after a met call the rep intervenes on what the other channels have pending for her
+        customer over the next ``FIELD_RECENT_DAYS``: she stops the inside-sales call (she has just detailed the
+        customer) and re-sequences the emails to continue her message instead of contradicting it."""
+        met = visits.engaged_hint == 1
+        if not met.any():
+            return
+        customers = np.zeros(self.pop.n_hcps, dtype=bool)
+        customers[visits.hcp[met]] = True
+        follow_up = np.zeros(self.pop.n_hcps, dtype=np.int64)
+        follow_up[visits.hcp[met]] = np.minimum(visits.theme[met].astype(np.int64) + 1, self.pop.n_themes - 1)
+        emails = self._queue.pending(customers, EMAIL, day, day + FIELD_RECENT_DAYS)
+        self._queue.retheme(emails, follow_up[self._queue.hcp[emails]])
+        stopped = self._queue.pending(customers, REMOTE_DETAIL, day, day + FIELD_RECENT_DAYS)
+        self._queue.cancel(stopped)
+        self.ledger.rep_interventions += int(emails.size + stopped.size)
 
     def _register_for_webinar(self, hcp: np.ndarray) -> None:
         web = self.config.channels.webinar
@@ -417,34 +548,45 @@ class World:
         k = max(0, int(np.ceil((self.now - web.first_day) / web.interval_days)))
         return web.first_day + k * web.interval_days
 
-    def _webinars(self):
-        web = self.config.channels.webinar
+    def _webinars(self, resume: Wake | None = None) -> Process:
+        # phases: "next" (pick the next event and wait for its invitations), "invite", "hold" (the event)
+        phase, event_day = ("next", 0.0) if resume is None else (resume.phase, resume.day)
+        if resume is not None:
+            yield self._resume("webinars", resume)
         while True:
-            event_day = self._next_webinar_day()
-            invite_time = max(self.env.now, event_day - 7)
-            if invite_time > self.env.now:
-                yield self.env.timeout(invite_time - self.env.now)
-            if self.stage.marketing < 3 and self.config.marketing.invite_all_to_webinars:
-                self._register_for_webinar(np.flatnonzero(self.view.email_consent))
-            yield self.env.timeout(event_day + 18 * HOUR - self.env.now)
-            registered = np.flatnonzero(self._webinar_registered)
-            show = registered[self._rng_webinar.random(registered.size) < web.show_rate]
-            if show.size > web.seats:
-                show = self._rng_webinar.choice(show, size=web.seats, replace=False)
-            self._webinar_registered[:] = False
-            if web.seats > 0 and registered.size:
-                theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
-                self._queue.push(show, WEBINAR, theme, ORIGIN_CALENDAR, self.env.now, 1)
-                self.ledger.cost_usd[WEBINAR] += web.fixed_cost_usd
-                self.ledger.webinar_events += 1
-            yield self.env.timeout(1.0)
+            if phase == "next":
+                event_day = self._next_webinar_day()
+                invite_time = max(self.env.now, event_day - 7)
+                if invite_time > self.env.now:
+                    yield self._wait("webinars", invite_time - self.env.now, "invite", event_day)
+            if phase in ("next", "invite"):
+                if not has(self.stage, "orchestrator_controls_marketing") and self.config.marketing.invite_all_to_webinars:
+                    self._register_for_webinar(np.flatnonzero(self.view.email_consent))
+                yield self._wait("webinars", event_day + 18 * HOUR - self.env.now, "hold", event_day)
+            self._hold_webinar(event_day)
+            yield self._wait("webinars", 1.0, "next")
+            phase = "next"
 
-    def _access_reviews(self):
+    def _hold_webinar(self, event_day: float) -> None:
+        web = self.config.channels.webinar
+        registered = np.flatnonzero(self._webinar_registered)
+        show = registered[self._rng_webinar.random(registered.size) < web.show_rate]
+        if show.size > web.seats:
+            show = self._rng_webinar.choice(show, size=web.seats, replace=False)
+        self._webinar_registered[:] = False
+        if web.seats > 0 and registered.size:
+            theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
+            self._queue.push(show, WEBINAR, theme, ORIGIN_CALENDAR, self.env.now, 1)
+            self.ledger.cost_usd[WEBINAR] += web.fixed_cost_usd
+            self.ledger.webinar_events += 1
+
+    def _access_reviews(self, resume: Wake | None = None) -> Process:
         interval = self.config.response.access_review_interval_days
+        yield self._resume("access", resume) if resume is not None else self._wait("access", interval)
         while True:
-            yield self.env.timeout(interval)
             rng = self.streams.daily("access", int(self.env.now))
             self.access_upgrades += self.response.review_access(self.state, rng)
+            yield self._wait("access", interval)
 
     def _customer_declarations(self) -> None:
         """Customer stage 3: a share of HCPs choose an experience package, declaring needs and channel."""
