@@ -24,6 +24,12 @@ def tier_share(obs: Observation, tier: str) -> float:
     return float(sum(obs.segment["share_of_customers"][segment_index(tier, b)] for b in BELIEFS))
 
 
+def field_demand(obs: Observation, plays: np.ndarray) -> float:
+    """Visits per customer and week that a plan books (nominal: before caps, cadences and no-see customers)."""
+    share = obs.segment["share_of_customers"]
+    return float(sum(share[s] * VISITS_PER_WEEK.get(int(plays[s]), 0.0) for s in range(N_SEG)))
+
+
 class PlannedPolicy(Policy):
     """A stage heuristic that plans with the scenario's public economics (read at reset)."""
 
@@ -137,7 +143,12 @@ class Intervention(Involvement):
     stage = 3
 
     def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
-        plays = super().act(obs, mask)
+        plays = self.orchestrate_marketing(super().act(obs, mask))
+        return self.fill_field_capacity(obs, mask, plays)
+
+    def orchestrate_marketing(self, plays: np.ndarray) -> np.ndarray:
+        """The marketing plays of the orchestrator (marketing stage 3) added to a field plan."""
+        plays = np.array(plays, copy=True)  # a field plan may be cached (instruction's quarterly plan)
         econ = self.economics
         week = self._step
         for s in range(N_SEG):
@@ -154,17 +165,20 @@ class Intervention(Involvement):
                     plays[s] = D.EMAIL_PLAY
             elif plays[s] == D.REP_BIWEEKLY and econ.email_pays(tier):
                 plays[s] = D.REP_PLUS_EMAIL
-        return self.fill_field_capacity(obs, mask, plays)
+        return plays
 
-    def fill_field_capacity(self, obs: Observation, mask: np.ndarray, plays: np.ndarray) -> np.ndarray:
+    def fill_field_capacity(self, obs: Observation, mask: np.ndarray, plays: np.ndarray,
+                            target: float | None = None) -> np.ndarray:
         """The reps are paid anyway: while the plan leaves field capacity unused, add visits where they pay most.
 
         A plan's nominal demand overstates the calls it yields (the CRM keeps each customer's cadence and cap,
-        no-see customers drop out), so the planner books up to ``FIELD_OVERBOOKING`` x the field's capacity."""
+        no-see customers drop out), so the planner books up to ``FIELD_OVERBOOKING`` x the field's capacity, or up
+        to ``target`` visits per customer and week where given."""
         plays = plays.copy()
         share = obs.segment["share_of_customers"]
-        demand = float(sum(share[s] * VISITS_PER_WEEK.get(int(plays[s]), 0.0) for s in range(N_SEG)))
-        target = FIELD_OVERBOOKING * obs.glob["field_capacity_per_customer"]
+        demand = field_demand(obs, plays)
+        if target is None:
+            target = FIELD_OVERBOOKING * obs.glob["field_capacity_per_customer"]
         upgrade = {D.HOLD: D.REP_MONTHLY, D.EMAIL_PLAY: D.REP_PLUS_EMAIL, D.REMOTE: D.REP_MONTHLY,
                    D.WEBINAR_PLAY: D.WEBINAR_PLAY, D.REP_MONTHLY: D.REP_BIWEEKLY}
         by_value = sorted(range(N_SEG), key=lambda s: (-self.economics.detail_value_usd[TIERS[s // 3]], s % 3))

@@ -29,11 +29,13 @@ class CheckoutAgentsFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Add the finder, last, when this is a checkout without ``oce_sim/agents``."""
+    """Add the finder, first, when this is a checkout without ``oce_sim/agents``: ``oce_sim`` was imported from
+    this checkout, so its agents are this checkout's too, not those an editable install of another checkout (a
+    second git worktree sharing one virtual environment) maps ``oce_sim.agents`` to."""
     if (PACKAGE_DIR / "agents").exists() or not (REPO_ROOT / "agents" / "__init__.py").is_file():
         return
     if not any(isinstance(finder, CheckoutAgentsFinder) for finder in sys.meta_path):
-        sys.meta_path.append(CheckoutAgentsFinder())
+        sys.meta_path.insert(0, CheckoutAgentsFinder())
 
 
 def version() -> str:

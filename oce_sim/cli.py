@@ -168,7 +168,8 @@ def validate(file: Path = typer.Argument(..., help="Scenario YAML to check.")) -
 @app.command()
 def run(
     scenario: str = SCENARIO_ARG,
-    strategy: str = typer.Option("intervention", help="Strategy name (see `oce-sim compare`), a trained model .safetensors or a run folder."),
+    strategy: str = typer.Option("today", help="today (the scenario's own stage), a move from it (sales=3, stage=2), a "
+                                 "strategy name (see `oce-sim compare`), a trained model .safetensors or a run folder."),
     episodes: int = typer.Option(5, help="Episodes (seeds seed .. seed+episodes-1)."),
     seed: int = typer.Option(0, help="First seed."),
     stage: Optional[int] = typer.Option(None, help="Run at this stage instead of the strategy's own (0-3)."),
@@ -186,14 +187,17 @@ def run(
         check_model("--strategy", Path(strategy))
     check_out("--out", out)
     config = resolve(scenario)
-    policy = _make_policy(strategy)
-    _check_models({policy.name: policy}, config, {policy.name: stage})
+    policy = _make_candidate(strategy, config)
+    if stage is not None and strategy == "today":  # today's organisation at another stage is that move
+        policy = _make_candidate(f"stage={stage}", config)
+    label = _run_label(policy, stage)
+    _check_models({label: policy}, config, {label: stage})
     with _output_folder(out, "run") as staging:
-        results, series = evaluation.evaluate({policy.name: policy}, config, episodes, seed,
-                                              stages={policy.name: stage}, progress=progress)
+        results, series = evaluation.evaluate({label: policy}, config, episodes, seed,
+                                              stages={label: stage}, progress=progress)
         summary = evaluation.paired_summary(results, baseline=None)
         evaluation.write_results(staging, results, summary, {"scenario": config.name, "strategy": strategy, "episodes": episodes, "seed": seed})
-    _print_table(evaluation.format_table(summary, None), f"{config.name}: {policy.name}")
+    _print_table(evaluation.format_table(summary, None), f"{config.name}: {label}")
     console.print(f"results: {out / 'results.csv'}")
 
 
@@ -206,10 +210,15 @@ def compare(
     model: Optional[Path] = typer.Option(None, help="A trained model .safetensors (or run folder) to add to the comparison."),
     strategies: str = typer.Option("instruction,insight,involvement,intervention,no_promotion,random,oracle",
                                    help="Comma-separated strategies."),
-    baseline: str = typer.Option("instruction", help="Strategy the paired differences are taken against."),
+    baseline: str = typer.Option("today", help="Strategy the paired differences are taken against (today: the "
+                                 "scenario's own stage)."),
+    move: list[str] = typer.Option([], help="A candidate move from today's stage, e.g. sales=3, sales=3,it=3 or "
+                                   "stage=2 (repeatable)."),
+    model_stage: Optional[int] = typer.Option(None, help="Run --model at this stage (0-3) instead of its own."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """The main job: every stage strategy (and a trained model) on paired seeds, with 95% CIs vs instruction."""
+    """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
+    model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim import evaluation
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
@@ -218,24 +227,29 @@ def compare(
     for name in strategies.split(","):
         check_path("--strategies", Path(name.strip()))
     check_text("--baseline", baseline)
+    for spec in move:
+        check_text("--move", spec, 200)
+    check_stage(model_stage)
     if model is not None:
         check_model("--model", model)
     check_out("--out", out)
     config = resolve(scenario)
-    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
     policies = {}
     for name in names:
-        policy = _make_policy(name)
+        policy = _make_candidate(name, config)
         policies[policy.name] = policy
+    stages: dict[str, int | None] = {}
     if model is not None:
         policy = _make_policy(str(model))
-        policies[policy.name] = policy
+        label = _run_label(policy, model_stage)
+        policies[label], stages[label] = policy, model_stage
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
     _check_models(policies, config)
     started = time.time()
     with _output_folder(out, "compare") as staging:
-        results, series = evaluation.evaluate(policies, config, episodes, seed, progress=progress)
+        results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress)
         summary = evaluation.paired_summary(results, baseline=baseline)
         meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
                 "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
@@ -375,6 +389,110 @@ def convert_model(
     console.print(f"model file: {target} ({meta['algo']}, {meta['num_timesteps']:,} steps, stage {meta['stage']})")
 
 
+@app.command()
+def whatif(
+    scenario: str = SCENARIO_ARG,
+    set_: list[str] = typer.Option([], "--set", help="path=value applied to every variant, e.g. population.n_reps=2, "
+                                   "stage.it=3, population.email_opt_in=0.9 (repeatable; YAML values)."),
+    grid: list[str] = typer.Option([], help="path=v1,v2,... an axis of a full factorial (repeatable)."),
+    tornado: list[str] = typer.Option([], help="path=low,high: a one-factor sensitivity bar (repeatable)."),
+    frontier: bool = typer.Option(False, help="Sweep headcount x stage (unless --grid gives them) and draw profit "
+                                  "against promotion cost per stage: the efficient frontier."),
+    strategy: str = typer.Option("today", help="today (the organisation of each variant's own stage), a move from it "
+                                 "(sales=3) or a strategy name."),
+    episodes: int = typer.Option(4, help="Paired episodes per variant (seeds seed .. seed+episodes-1)."),
+    seed: int = typer.Option(0, help="First seed; every variant runs on the baseline's seeds."),
+    out: Path = typer.Option(Path("results/whatif"), help="Output folder."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """What-if sweeps: every variant of the scenario against the scenario as given, on paired seeds, with the 95% CI
+    of each KPI's difference (year 1 and multi-period), a tornado chart and an efficient frontier."""
+    from oce_sim.agents import STRATEGIES
+    from oce_sim import evaluation, whatif as wi
+
+    check_positive("--episodes", episodes, maximum=MAX_EPISODES)
+    check_seed(seed, episodes)
+    for name, items in (("--set", set_), ("--grid", grid), ("--tornado", tornado)):
+        for item in items:
+            check_text(name, item, wi.MAX_VALUE_CHARS + 200)
+    if len(set_) + len(grid) + len(tornado) > wi.MAX_SETTINGS:
+        fail(f"at most {wi.MAX_SETTINGS} --set, --grid and --tornado items together")
+    if "=" in strategy:
+        from oce_sim.agents.organisation import parse_move
+
+        try:
+            parse_move(strategy, load_scenario().stage)  # the syntax; applied to each variant's own stage
+        except ValueError as exc:
+            fail(str(exc))
+    elif strategy != "today" and (strategy not in STRATEGIES or strategy == "no_promotion"):
+        fail(f"--strategy must be today, a move (sales=3) or one of "
+             f"{', '.join(s for s in STRATEGIES if s != 'no_promotion')}, got {_clip(repr(strategy), 80)}")
+    check_out("--out", out)
+    base = resolve(scenario)
+    try:
+        sets = [wi.parse_setting(item) for item in set_]
+        axes = [wi.parse_axis(item) for item in grid]
+        factors = [wi.parse_axis(item, "--tornado") for item in tornado]
+        if frontier:
+            axes += [axis for axis in wi.frontier_axes(base) if axis[0] not in {p for p, _ in axes}]
+        plan = wi.plan_variants(base, sets, axes, factors)
+    except wi.WhatIfError as exc:
+        fail(str(exc), exc.problems)
+        return
+    if not plan.variants:
+        fail("nothing to compare: give --set, --grid, --tornado or --frontier")
+    with _output_folder(out, "whatif") as staging:
+        try:
+            results = wi.run_plan(plan, strategy, episodes, seed, progress=progress)
+        except wi.WhatIfError as exc:  # raised before any episode runs
+            fail(str(exc), exc.problems)
+            return
+        summary = wi.summarise(results)
+        evaluation.atomic_write_text(staging / "summary.csv", summary.to_csv(index=False))
+        meta = {"scenario": base.name, "strategy": strategy, "episodes": episodes, "seed": seed, "set": set_,
+                "grid": grid, "tornado": tornado, "frontier": frontier,
+                "variants": [v.label for v in plan.variants]}  # no wall time: a rerun writes the same folder
+        evaluation.write_results(staging, results, summary, meta)  # results.csv (tidy) and summary.json
+        figures = [wi.plot_tornado(summary, plan, staging / "tornado.png", base.name)]
+        if frontier:
+            figures.append(wi.plot_frontier(results, plan, staging / "frontier.png", base.name))
+    figures = [out / p.name for p in figures if p is not None]
+    table = wi.format_summary(summary)
+    title = f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline mean; each variant's difference [95% CI]"
+    if len(table) <= 6:
+        _print_table(table, title)
+    else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)
+        _print_table(table[[m for m in wi.HEADLINE_KPIS if m in table.columns]].T, title, first="variant")
+    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}")
+    shown = [str(p) for p in figures if p is not None]
+    if shown:
+        console.print("figures: " + ", ".join(shown))
+
+
+def _make_candidate(name: str, config: ScenarioConfig):
+    """``today`` (the organisation at the scenario's stage), a move from it (``sales=3``) or :func:`_make_policy`."""
+    from oce_sim.agents.organisation import Organisation, move_label, parse_move
+
+    if name == "today":
+        return Organisation(config.stage, name="today")
+    if "=" in name:
+        try:
+            return Organisation(parse_move(name, config.stage), name=move_label(name))
+        except ValueError as exc:
+            fail(str(exc))
+    return _make_policy(name)
+
+
+def _run_label(policy, stage: Optional[int]) -> str:
+    """A trained model run at another stage than it was trained at says so."""
+    from oce_sim.agents import TrainedModel
+
+    trained = getattr(policy, "stage", None)
+    if isinstance(policy, TrainedModel) and stage is not None and trained is not None and stage != trained:
+        return f"{policy.name} (trained at {trained}, run at {stage})"
+    return policy.name
+
+
 def _make_policy(name: str):
     from oce_sim.agents import STRATEGIES, TrainedModel, make_strategy
     from oce_sim.model_file import ModelFileError
@@ -418,16 +536,16 @@ def _check_models(policies: dict, config: ScenarioConfig, stages: dict | None = 
                 env.close()
 
 
-def _print_table(frame, title: str) -> None:
+def _print_table(frame, title: str, first: str = "metric") -> None:
     """Metrics as rows and strategies as columns, so the table fits a terminal."""
     table = Table(title=title, show_lines=True)
-    from oce_sim.kpis import unit_label
+    from oce_sim.kpis import KPIS, unit_label
 
-    table.add_column("KPI (unit; USD in thousands: k)")
+    table.add_column("KPI (unit; USD in thousands: k)" if first == "metric" else first)
     for strategy in frame.index:
         table.add_column(str(strategy), justify="right")
     for metric in frame.columns:
-        table.add_row(f"{unit_label(metric)}\n[dim]{metric}[/]",
+        table.add_row(f"{unit_label(metric)}\n[dim]{metric}[/]" if metric in KPIS else str(metric),
                       *[str(v).replace(" [", "\n[") for v in frame[metric].to_numpy()])
     console.print(table)
 

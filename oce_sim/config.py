@@ -715,6 +715,52 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+MAX_EXTENDS_DEPTH = 8  # files in one ``extends:`` chain
+
+
+def _read_scenario_file(path: Path, source: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A scenario file with its ``extends:`` chain resolved: the parent (a built-in name, or a path relative to the
+    file that stays inside its folder) is read with the same limits, and the file's keys are merged over it (a
+    partial nested block overrides only what it names).  Cycles and escaping paths are refused."""
+    data = _read_yaml(path)
+    if "extends" not in data:
+        return data
+    parent = data.pop("extends")
+    here = str(path.resolve())
+    chain = chain or (here,)
+    shown = " -> ".join(Path(c).name for c in chain)
+    if not isinstance(parent, str) or not parent.strip():
+        raise ScenarioError(source, [f"extends: a built-in scenario name or a relative path to a YAML file "
+                                     f"(got {_excerpt(parent)}; chain {shown})"])
+    builtin = builtin_scenarios()
+    if parent in builtin:
+        target = builtin[parent]
+    else:
+        relative = Path(parent)
+        folder = path.resolve().parent
+        try:
+            target = (folder / relative).resolve()
+            is_file = target.is_file()
+        except (OSError, ValueError) as exc:  # a NUL character, a name too long for the file system
+            raise ScenarioError(source, [f"extends: not a usable path {_excerpt(parent)}: {_clip(str(exc), 120)}"]) \
+                from None
+        if relative.is_absolute() or not target.is_relative_to(folder):
+            raise ScenarioError(source, [f"extends: {_excerpt(parent)} leaves the folder of {path.name} (give a "
+                                         f"built-in name or a path inside that folder; chain {shown})"])
+        if not is_file:
+            raise ScenarioError(source, [f"extends: no such file {_excerpt(parent)} next to {path.name}; "
+                                         f"built-in scenarios: {', '.join(builtin)} (chain {shown})"])
+    key = str(target.resolve()) if target is not None else "default"
+    if key in chain:
+        cycle = " -> ".join(Path(c).name for c in (*chain, key))
+        raise ScenarioError(source, [f"extends: cycle {cycle}"])
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise ScenarioError(source, [f"extends: more than {MAX_EXTENDS_DEPTH} files in the chain {shown}"])
+    base = _read_scenario_file(target, source, (*chain, key)) if target is not None else {}
+    base.pop("name", None)  # the extending file is another scenario: its own name (or file name) names it
+    return deep_merge(_stage_as_mapping(base), _stage_as_mapping(data))
+
+
 def build_config(data: Mapping[str, Any], source: str = "<overrides>") -> ScenarioConfig:
     try:
         return ScenarioConfig.model_validate(dict(data))
@@ -734,7 +780,7 @@ def scenario_data(scenario: str | Path | Mapping[str, Any] | ScenarioConfig | No
     builtin = builtin_scenarios()
     if text in builtin:
         path = builtin[text]
-        return (_read_yaml(path) if path else {}), text
+        return (_read_scenario_file(path, text) if path else {}), text
     path = Path(text)
     try:
         exists, is_file = path.exists(), path.is_file()
@@ -743,7 +789,7 @@ def scenario_data(scenario: str | Path | Mapping[str, Any] | ScenarioConfig | No
     if path.suffix in (".yaml", ".yml") or exists:
         if not is_file:
             raise ScenarioError(text, [f"(file): no such file; built-in scenarios: {', '.join(builtin)}"])
-        data = _read_yaml(path)
+        data = _read_scenario_file(path, str(path))
         # the file name stands in for a missing name: keep it to the characters a name allows
         data.setdefault("name", re.sub(r"[^\w.+-]|\.\.", "_", path.stem)[:64].lstrip("._+-") or "scenario")
         return data, str(path)

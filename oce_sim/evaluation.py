@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
-from oce_sim.config import STAGE_NAMES, ScenarioConfig, deep_merge, load_scenario
+from oce_sim.config import STAGE_NAMES, ScenarioConfig, StageConfig, deep_merge, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.kpis import KPIS, TABLE_KPIS, UNDEFINED, definitions, format_value
 from oce_sim.outputs import atomic_save_figure, atomic_write_text  # noqa: F401  (also imported from here)
@@ -32,7 +32,9 @@ def strategy_config(scenario: ScenarioConfig, policy: Any, stage: int | None = N
     """The scenario as the strategy runs it: at the strategy's stage, with the env settings it needs."""
     data = scenario.model_dump(mode="python")
     chosen = stage if stage is not None else getattr(policy, "stage", None)
-    if chosen is not None:
+    if isinstance(chosen, (StageConfig, Mapping)):  # a per-entity stage (an organisation, a move)
+        data["stage"] = chosen.model_dump() if isinstance(chosen, StageConfig) else dict(chosen)
+    elif chosen is not None:
         data["stage"] = int(chosen)
     extra = getattr(policy, "env_config", None) or {}
     return load_scenario(deep_merge(data, extra))

@@ -118,10 +118,10 @@ def test_compare_writes_results_summary_figures_and_prints_the_table(cli, tmp_pa
                              "instruction", "intervention", "results:", "figures:")
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns) == RESULT_COLUMNS
-    assert set(results.strategy) == {"instruction", "intervention"}
-    assert results.groupby("strategy")["seed"].apply(lambda s: sorted(set(s))).tolist() == [[0, 1], [0, 1]]
+    assert set(results.strategy) == {"today", "instruction", "intervention"}
+    assert results.groupby("strategy")["seed"].apply(lambda s: sorted(set(s))).tolist() == [[0, 1]] * 3
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["baseline"] == "instruction" and summary["strategies"] == ["instruction", "intervention"]
+    assert summary["baseline"] == "today" and summary["strategies"] == ["today", "instruction", "intervention"]
     interv = [r for r in summary["summary"] if r["strategy"] == "intervention" and r["metric"] == "profit_usd"]
     assert len(interv) == 1 and interv[0]["diff_low"] <= interv[0]["diff_mean"] <= interv[0]["diff_high"]
     for name in FIGURES:
@@ -154,7 +154,8 @@ BAD_INPUT = {
                         "--init-from needs --algo maskable-ppo"),
     "unknown reward": (["train", "small", "--timesteps", "10", "--reward", "nope"],
                        "--reward must be expected or realized"),
-    "baseline not compared": (["compare", "small", "--strategies", "insight", "--episodes", "1"],
+    "baseline not compared": (["compare", "small", "--strategies", "insight", "--baseline", "instruction",
+                               "--episodes", "1"],
                               "--baseline 'instruction' is not among the strategies"),
     "check and update": (["bench", "--check", "--update"], "--check and --update are exclusive"),
     "unknown suite": (["bench", "--suite", "nope"], "--suite 'nope' not found"),

@@ -2,7 +2,7 @@
 
 A mature market has been promoted for years before day 0, by its own stage's usual plan.  Starting it from
 arbitrary initial shares puts every strategy on a growth (or decay) transient that has nothing to do with the
-strategy.  The burn-in runs the market's history (``history.stage``'s heuristic with ``history.n_reps`` reps, the
+strategy.  The burn-in runs the market's history (the organisation of ``history.stage``, entity by entity, with ``history.n_reps`` reps, the
 formularies held as configured) for ``history.burn_in_years`` on a few fixed seeds and pools the end states into a
 :class:`~oce_sim.world.start.StartTable`.
 
@@ -91,13 +91,12 @@ def steady_start(config: ScenarioConfig) -> StartTable | None:
 
 
 def run_burn_in(config: ScenarioConfig, seeds: tuple[int, ...] = BURN_IN_SEEDS) -> StartTable:
-    from oce_sim.agents import STAGE_STRATEGIES, make_strategy
+    from oce_sim.agents.organisation import Organisation
     from oce_sim.envs.territory import TerritoryEnv
 
-    strategy = STAGE_STRATEGIES[config.stage.sales]
     cells, adoption, goodwill = [], [], []
     for seed in seeds:
-        policy = make_strategy(strategy)
+        policy = Organisation(config.stage)  # the history stage's usual promotion, entity by entity
         env = TerritoryEnv(scenario=config)
         env.world_options = {"access_reviews": False}
         obs, _ = env.reset(seed=seed)
