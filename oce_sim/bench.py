@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from oce_sim.config import deep_merge, format_validation_error, load_scenario, repo_scenario_dir
+from oce_sim.config import (ScenarioError, _read_yaml, deep_merge, format_validation_error, load_scenario,
+                            repo_scenario_dir)
 from oce_sim.evaluation import evaluate, paired_summary, strategy_config
 from oce_sim.kpis import direction, format_value
 from oce_sim.outputs import atomic_write_text, transaction
@@ -73,7 +73,9 @@ def load_suite(name: str) -> Suite:
         available = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
         raise BenchError(f"--suite {name!r} not found; available: {', '.join(available)}")
     try:
-        return Suite.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return Suite.model_validate(_read_yaml(path))  # the scenario loader's limits: size, depth, aliases, UTF-8
+    except ScenarioError as exc:
+        raise BenchError(f"invalid suite {path}: " + "; ".join(exc.problems)) from None
     except ValidationError as exc:
         raise BenchError(f"invalid suite {path}: " + "; ".join(format_validation_error(exc))) from None
 
