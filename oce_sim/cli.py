@@ -468,6 +468,7 @@ def whatif(
         except wi.WhatIfError as exc:  # raised before any episode runs
             fail(str(exc), exc.problems)
             return
+        episodes_run = dict(results.attrs.get("episodes", {}))
         summary = wi.summarise(results)
         evaluation.atomic_write_text(staging / "summary.csv", summary.to_csv(index=False))
         meta = {"scenario": base.name, "strategy": strategy, "episodes": episodes, "seed": seed, "set": set_,
@@ -487,6 +488,9 @@ def whatif(
     else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)
         _print_table(table[[m for m in wi.HEADLINE_KPIS if m in table.columns]].T, title, first="variant")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}")
+    if episodes_run.get("from_cache"):
+        console.print(f"episodes: {episodes_run['run']} run, {episodes_run['from_cache']} read back from "
+                      f"{default_cache(out)} (finished by an earlier run)")
     shown = [str(p) for p in figures if p is not None]
     if shown:
         console.print("figures: " + ", ".join(shown))

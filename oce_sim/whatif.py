@@ -296,7 +296,7 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
             planned.append((variant, config, label, jobs))
     unique = list({job.key: job for *_, jobs in planned for job in jobs}.values())
     with tqdm(total=len(unique), desc="what-if", unit="episode", disable=not progress) as bar:
-        kpis, _ = run_jobs(unique, EpisodeCache(cache), executor, workers, on_done=bar.update)
+        kpis, reused = run_jobs(unique, EpisodeCache(cache), executor, workers, on_done=bar.update)
     rows: list[dict[str, Any]] = []
     for variant, config, label, jobs in planned:
         for episode, job in enumerate(jobs):
@@ -308,7 +308,9 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
     columns = {path: {v.label: _cell(v, path) for v in variants} for path in plan.paths}
     for path in plan.paths:
         frame[path] = frame.variant.map(columns[path])
-    return frame[["variant", *plan.paths, "strategy", "seed", "metric", "value"]].reset_index(drop=True)
+    frame = frame[["variant", *plan.paths, "strategy", "seed", "metric", "value"]].reset_index(drop=True)
+    frame.attrs["episodes"] = {"run": len(unique) - reused, "from_cache": reused}
+    return frame
 
 
 def _cell(variant: Variant, path: str) -> str:
