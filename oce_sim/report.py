@@ -309,6 +309,7 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
 
 
 MAX_SENTENCES = 8
+ORGANISATION = {"today": "today's organisation (each entity at the variant's own stage)"}
 
 
 def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: int, figures: Sequence[Path],
@@ -320,7 +321,7 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
     labels = [v.label for v in plan.variants]
     paragraphs = [f"{base.name}: {len(labels)} variant{'s' if len(labels) != 1 else ''} of the scenario, each run on "
                   f"the baseline's {episodes} seeds (the scenario as given, whose market history stays pinned) with "
-                  f"the organisation '{strategy}'. {PROFIT_NOTE}"]
+                  f"{ORGANISATION.get(strategy, f'the strategy {strategy}')}. {PROFIT_NOTE}"]
     shown = labels
     if len(labels) > MAX_SENTENCES:  # the best and the worst; every variant is in the table
         rows = summary[(summary.metric == RANK_KPI) & (summary.variant != BASELINE)].sort_values(

@@ -167,10 +167,12 @@ def _run_ray(todo: Sequence[Job], finish: Callable[[Job, dict], None]) -> None:
     if started:
         from oce_sim._checkout import REPO_ROOT
 
-        # a checkout that is only on sys.path: Ray's workers import oce_sim from the same place
-        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        ray.init(runtime_env={"env_vars": {"PYTHONPATH": path}}, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        runtime_env = {}
+        if (REPO_ROOT / "agents" / "__init__.py").is_file() and not os.environ.get("RAY_ADDRESS"):
+            # a source checkout on a local instance: Ray's workers import oce_sim from the same place
+            path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+            runtime_env = {"env_vars": {"PYTHONPATH": path}}
+        ray.init(runtime_env=runtime_env, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         task = ray.remote(run_job)
         pending = {task.remote(job): job for job in todo}
