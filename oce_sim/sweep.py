@@ -147,15 +147,22 @@ def _run_pool(todo: Sequence[Job], finish: Callable[[Job, dict], None], workers:
 
     # spawn: a fresh interpreter per worker (no forked copies of Numba, torch or open files)
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+                                                initializer=_ignore_sigint) as pool:
         pending = {pool.submit(run_job, job): job for job in todo}
         try:
             for future in concurrent.futures.as_completed(pending):
                 finish(pending[future], future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
+        except BaseException:  # Ctrl-C or a failed episode: start nothing more; running episodes end first
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops the sweep (finished episodes stay cached)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_ray(todo: Sequence[Job], finish: Callable[[Job, dict], None]) -> None:
