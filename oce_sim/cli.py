@@ -497,9 +497,9 @@ def whatif(
     console.print(f"report: {out / 'report.html'} (and report.md)")
 
 
-# Options that change how a command runs, not what it computes: left out of a report's command line, so that the
-# same sweep run serially, on a pool or on Ray writes the same report.
-NOT_RESULTS = frozenset({"progress", "workers", "executor"})
+# Options that change how or where a command runs, not what it computes: left out of a report's command line, so
+# that the same run written to another folder, or a sweep run serially, on a pool or on Ray, writes the same report.
+NOT_RESULTS = frozenset({"progress", "workers", "executor", "out"})
 
 
 def _command_line(ctx: typer.Context) -> str:
