@@ -42,7 +42,7 @@ padding:.3em .6em;text-align:left;vertical-align:top}th{background:#eef2f8}td:no
 .summary{background:#f4f7fb;border-left:4px solid #2b5797;padding:.6em 1em}figure{margin:1.2em 0}
 img{max-width:100%;height:auto;border:1px solid #e1e5ec}figcaption{font-size:.88em;color:#4a5568}
 code{background:#f1f3f6;padding:0 .2em}pre{background:#f7f8fa;border:1px solid #e1e5ec;padding:.8em;overflow-x:auto;
-font-size:.82em}details summary{cursor:pointer;color:#2b5797}
+font-size:.82em}details summary{cursor:pointer;color:#2b5797}.text td{white-space:normal}
 """
 
 
@@ -199,9 +199,9 @@ class Report:
                 body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
                             + (f"<figcaption>{html.escape(caption)}</figcaption>" if caption else "") + "</figure>")
         if self.kpis_used:
-            body += ["<h2>KPI definitions</h2>", _markdown_html(self._kpis())]
+            body += ["<h2>KPI definitions</h2>", f'<div class="text">{_markdown_html(self._kpis())}</div>']
         if self.assumptions:
-            body += ["<h2>Assumptions</h2>", _markdown_html(self._assumptions())]
+            body += ["<h2>Assumptions</h2>", f'<div class="text">{_markdown_html(self._assumptions())}</div>']
         if self.repro:
             items, config = self._repro_parts()
             body += ["<h2>Reproduce</h2>", _markdown_html(items)]
@@ -287,7 +287,8 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
     means = summary[(summary.metric == RANK_KPI) & ~summary.strategy.isin(["oracle", "random"])]
     if not means.empty:
         best = means.sort_values("mean", ascending=False).iloc[0]
-        paragraphs.append(f"Ranked by profit (year 1 + tail), the best of these strategies is **{best.strategy}** "
+        named = f" ({_move_subject(best.strategy).lower()})" if "=" in best.strategy else ""
+        paragraphs.append(f"Ranked by profit (year 1 + tail), the best of these strategies is **{best.strategy}**{named} "
                           f"(mean {format_value(RANK_KPI, best['mean'])} USD). The oracle sees the ground truth: "
                           "it is the upper bound results are read against, not a strategy to adopt.")
     table = format_table(summary, baseline)
