@@ -203,6 +203,7 @@ def run(
 
 @app.command()
 def compare(
+    ctx: typer.Context,
     scenario: str = SCENARIO_ARG,
     episodes: int = typer.Option(10, help="Paired episodes per strategy."),
     seed: int = typer.Option(0, help="First seed; every strategy sees the same seeds (common random numbers)."),
@@ -220,6 +221,7 @@ def compare(
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim import evaluation
+    from oce_sim.report import compare_report
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
@@ -254,11 +256,14 @@ def compare(
         meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
                 "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
         evaluation.write_results(staging, results, summary, meta)
-        figures = [out / p.name for p in evaluation.plot_figures(results, series, staging, config.name, baseline)]
+        drawn = evaluation.plot_figures(results, series, staging, config.name, baseline)
+        compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx)).write(staging)
+        figures = [out / p.name for p in drawn]
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}]")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
     console.print("figures: " + ", ".join(str(p) for p in figures))
+    console.print(f"report: {out / 'report.html'} (and report.md)")
 
 
 @app.command()
@@ -391,6 +396,7 @@ def convert_model(
 
 @app.command()
 def whatif(
+    ctx: typer.Context,
     scenario: str = SCENARIO_ARG,
     set_: list[str] = typer.Option([], "--set", help="path=value applied to every variant, e.g. population.n_reps=2, "
                                    "stage.it=3, population.email_opt_in=0.9 (repeatable; YAML values)."),
@@ -402,14 +408,28 @@ def whatif(
                                  "(sales=3) or a strategy name."),
     episodes: int = typer.Option(4, help="Paired episodes per variant (seeds seed .. seed+episodes-1)."),
     seed: int = typer.Option(0, help="First seed; every variant runs on the baseline's seeds."),
-    out: Path = typer.Option(Path("results/whatif"), help="Output folder."),
+    out: Path = typer.Option(Path("results/whatif"), help="Output folder (finished episodes are kept in "
+                             "<out>.cache beside it, so a killed sweep resumes where it stopped)."),
+    workers: int = typer.Option(1, help="Episodes run at once by the local executor (a process pool above 1)."),
+    executor: str = typer.Option("local", help="local (this machine) or ray (ray.init(): a local Ray instance, "
+                                 "or the cluster RAY_ADDRESS names)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """What-if sweeps: every variant of the scenario against the scenario as given, on paired seeds, with the 95% CI
     of each KPI's difference (year 1 and multi-period), a tornado chart and an efficient frontier."""
     from oce_sim.agents import STRATEGIES
     from oce_sim import evaluation, whatif as wi
+    from oce_sim.report import whatif_report
+    from oce_sim.sweep import EXECUTORS, default_cache
 
+    check_positive("--workers", workers, maximum=MAX_N_ENVS)
+    if executor not in EXECUTORS:
+        fail(f"--executor must be one of {', '.join(EXECUTORS)}, got {_clip(repr(executor), 80)}")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            fail("--executor ray needs Ray: pip install 'oce-sim[sweep]' (or pip install ray)")
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
     for name, items in (("--set", set_), ("--grid", grid), ("--tornado", tornado)):
@@ -443,10 +463,12 @@ def whatif(
         fail("nothing to compare: give --set, --grid, --tornado or --frontier")
     with _output_folder(out, "whatif") as staging:
         try:
-            results = wi.run_plan(plan, strategy, episodes, seed, progress=progress)
+            results = wi.run_plan(plan, strategy, episodes, seed, progress=progress, cache=default_cache(out),
+                                  executor=executor, workers=workers)
         except wi.WhatIfError as exc:  # raised before any episode runs
             fail(str(exc), exc.problems)
             return
+        episodes_run = dict(results.attrs.get("episodes", {}))
         summary = wi.summarise(results)
         evaluation.atomic_write_text(staging / "summary.csv", summary.to_csv(index=False))
         meta = {"scenario": base.name, "strategy": strategy, "episodes": episodes, "seed": seed, "set": set_,
@@ -456,7 +478,9 @@ def whatif(
         figures = [wi.plot_tornado(summary, plan, staging / "tornado.png", base.name)]
         if frontier:
             figures.append(wi.plot_frontier(results, plan, staging / "frontier.png", base.name))
-    figures = [out / p.name for p in figures if p is not None]
+        figures = [p for p in figures if p is not None]
+        whatif_report(plan, summary, strategy, episodes, seed, figures, _command_line(ctx), set_).write(staging)
+    figures = [out / p.name for p in figures]
     table = wi.format_summary(summary)
     title = f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline mean; each variant's difference [95% CI]"
     if len(table) <= 6:
@@ -464,9 +488,40 @@ def whatif(
     else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)
         _print_table(table[[m for m in wi.HEADLINE_KPIS if m in table.columns]].T, title, first="variant")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}")
+    if episodes_run.get("from_cache"):
+        console.print(f"episodes: {episodes_run['run']} run, {episodes_run['from_cache']} read back from "
+                      f"{default_cache(out)} (finished by an earlier run)")
     shown = [str(p) for p in figures if p is not None]
     if shown:
         console.print("figures: " + ", ".join(shown))
+    console.print(f"report: {out / 'report.html'} (and report.md)")
+
+
+# Options that change how or where a command runs, not what it computes: left out of a report's command line, so
+# that the same run written to another folder, or a sweep run serially, on a pool or on Ray, writes the same report.
+NOT_RESULTS = frozenset({"progress", "workers", "executor", "out"})
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The running command as a user would type it, every option that shapes the results spelled out."""
+    import shlex
+
+    words = ["oce-sim", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in NOT_RESULTS or value is None or value == [] or value == ():
+            continue
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        flag = max(param.opts, key=len)
+        if isinstance(value, bool):
+            if param.secondary_opts or value:
+                words.append(flag if value else max(param.secondary_opts, key=len))
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            words += [flag, str(item)]
+    return shlex.join(words)
 
 
 def _make_candidate(name: str, config: ScenarioConfig):

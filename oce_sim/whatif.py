@@ -260,46 +260,57 @@ def value_at(config: ScenarioConfig, path: str) -> Any:
 
 
 # -------------------------------------------------------------------------------------------- running
-def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool = True) -> pd.DataFrame:
+def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool = True,
+             cache: Path | None = None, executor: str = "local", workers: int = 1) -> pd.DataFrame:
     """Every variant (and the baseline) on seeds ``seed .. seed+episodes-1``; tidy rows
     ``variant, <paths>, strategy, seed, metric, value``.  ``strategy`` is ``today`` (the organisation of each
-    variant's own stage), a move from each variant's stage (``sales=3``) or a strategy name.  Identical runs (e.g. the no-promotion counterfactual of variants
-    that differ only in headcount) are simulated once."""
+    variant's own stage), a move from each variant's stage (``sales=3``) or a strategy name.  Identical runs (e.g.
+    the no-promotion counterfactual of variants that differ only in headcount) are simulated once.
+
+    Episodes run on ``executor`` (``local``: this process or a pool of ``workers``; ``ray``) and, with a ``cache``
+    folder, finished episodes are kept there and not run again (see :mod:`oce_sim.sweep`).  The table is the same
+    whatever the executor, the number of workers and what the cache held."""
     from oce_sim.agents import make_strategy
     from oce_sim.agents.organisation import Organisation, parse_move
+    from oce_sim.sweep import EpisodeCache, Job, job_key, run_jobs
 
-    cache: dict[str, dict[str, float]] = {}
-    rows: list[dict[str, Any]] = []
     variants = [Variant(BASELINE, {}, plan.baseline), *plan.variants]
-    total = len(variants) * 2 * episodes
     organised = strategy == "today" or "=" in strategy  # today's organisation, or a move from it
     if not organised and any(v.policy for v in variants):
         raise WhatIfError("policy.* settings set the organisation of --strategy today (or a move), not a named "
                           "strategy")
-    with tqdm(total=total, desc="what-if", unit="episode", disable=not progress) as bar:
-        for variant in variants:
-            stage = variant.config.stage if strategy == "today" else parse_move(strategy, variant.config.stage) \
-                if organised else None
-            policies = {strategy: Organisation(stage, name=strategy, **variant.policy) if organised
-                        else make_strategy(strategy), COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
-            for label, policy in policies.items():
-                config = strategy_config(variant.config, policy)
-                key_base = json.dumps([config.model_dump(mode="json"), label, variant.policy if
-                                       label != COUNTERFACTUAL else {}], sort_keys=True)
-                for episode in range(episodes):
-                    key = f"{key_base}|{seed + episode}"
-                    if key not in cache:
-                        cache[key] = run_episode(policy, config, seed + episode).kpis
-                    for metric, value in cache[key].items():
-                        rows.append(dict(scenario=variant.label, stage=stage_label(config), strategy=label,
-                                         seed=seed + episode, episode=episode, metric=metric, value=float(value)))
-                    bar.update(1)
+    # (variant, config, strategy label, job per episode) in the table's order
+    planned: list[tuple[Variant, ScenarioConfig, str, list[Job]]] = []
+    for variant in variants:
+        stage = variant.config.stage if strategy == "today" else parse_move(strategy, variant.config.stage) \
+            if organised else None
+        policies = {strategy: Organisation(stage, name=strategy, **variant.policy) if organised
+                    else make_strategy(strategy), COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
+        for label, policy in policies.items():
+            config = strategy_config(variant.config, policy)
+            own = label != COUNTERFACTUAL
+            settings = variant.policy if own else {}
+            jobs = [Job(job_key(config, label, settings, seed + e), config, label, seed + e,
+                        stage if own and organised else None, tuple(sorted(settings.items())))
+                    for e in range(episodes)]
+            planned.append((variant, config, label, jobs))
+    unique = list({job.key: job for *_, jobs in planned for job in jobs}.values())
+    with tqdm(total=len(unique), desc="what-if", unit="episode", disable=not progress) as bar:
+        kpis, reused = run_jobs(unique, EpisodeCache(cache), executor, workers, on_done=bar.update)
+    rows: list[dict[str, Any]] = []
+    for variant, config, label, jobs in planned:
+        for episode, job in enumerate(jobs):
+            for metric, value in kpis[job.key].items():
+                rows.append(dict(scenario=variant.label, stage=stage_label(config), strategy=label,
+                                 seed=job.seed, episode=episode, metric=metric, value=float(value)))
     frame = add_paired_kpis(pd.DataFrame(rows, columns=RESULT_COLUMNS))
     frame = frame[frame.strategy != COUNTERFACTUAL].rename(columns={"scenario": "variant"})
     columns = {path: {v.label: _cell(v, path) for v in variants} for path in plan.paths}
     for path in plan.paths:
         frame[path] = frame.variant.map(columns[path])
-    return frame[["variant", *plan.paths, "strategy", "seed", "metric", "value"]].reset_index(drop=True)
+    frame = frame[["variant", *plan.paths, "strategy", "seed", "metric", "value"]].reset_index(drop=True)
+    frame.attrs["episodes"] = {"run": len(unique) - reused, "from_cache": reused}
+    return frame
 
 
 def _cell(variant: Variant, path: str) -> str:
