@@ -476,7 +476,7 @@ MAX_DRAWS = 100_000
 def roadmap(
     portfolio: Path = typer.Argument(..., help="Portfolio YAML (or a built-in name: example): sub-markets (scenario, territories, today's stage) and "
                                      "step costs (see scenarios/portfolios/example.yaml)."),
-    episodes: int = typer.Option(4, help="Paired episodes per option (seeds seed .. seed+episodes-1)."),
+    episodes: int = typer.Option(8, help="Paired episodes per option (seeds seed .. seed+episodes-1)."),
     seed: int = typer.Option(0, help="First seed; every option of a sub-market sees the same seeds."),
     draws: int = typer.Option(400, help="Draws of the uncertain inputs (seeds by bootstrap, step costs, ramp-ups, "
                               "discount rate) for P(best) and the NPV intervals."),

@@ -349,7 +349,7 @@ def npv(flows: np.ndarray, rate_per_year: float) -> float:
 
 def payback_months(flows: np.ndarray) -> float:
     """Months until the cumulative (undiscounted) cash flow is no longer negative: 0 with no outlay, NaN when
-    not within the horizon."""
+    not within the horizon.  Give it the flows without the value left at the horizon (not cash in hand)."""
     cumulative = np.cumsum(flows)
     if cumulative[0] >= 0 and np.all(cumulative >= 0):
         return 0.0
@@ -429,13 +429,14 @@ def appraise(results: pd.DataFrame, market: Market, horizon_years: float, uncert
         cost = move_cost(market.today, option.stage, costs, reps)
         benefit = float(flow[i].mean()) * n_territories
         terminal = float(stock[i].mean()) * n_territories
-        flows = cash_flows(benefit, cost.one_off_usd, cost.running_usd_per_year, cost.ramp_months, horizon_years,
-                           terminal)
+        args = (benefit, cost.one_off_usd, cost.running_usd_per_year, cost.ramp_months, horizon_years)
+        flows = cash_flows(*args, terminal)
         rows.append(dict(sub_market=market.spec.name, option=option.label, kind=option.kind,
                          stage=_stage_text(option.stage), benefit_usd_per_year=benefit, value_left_usd=terminal,
                          one_off_usd=cost.one_off_usd, running_usd_per_year=cost.running_usd_per_year,
                          ramp_months=cost.ramp_months, steps=len(cost.steps), npv_usd=npv(flows, rate),
-                         payback_months=payback_months(flows), break_even_one_off_usd=break_even_one_off(flows, rate)))
+                         payback_months=payback_months(cash_flows(*args)),  # cash only: no value left
+                         break_even_one_off_usd=break_even_one_off(flows, rate)))
     table = pd.DataFrame(rows)
     rng = np.random.default_rng([seed, len(market.spec.name), *market.spec.name.encode()])
     n_seeds = flow.shape[1]
@@ -558,7 +559,7 @@ def plot_npv(tables: Sequence[pd.DataFrame], path: Path, title: str) -> Path:
         ax.invert_yaxis()
         ax.set_xlabel("NPV over today (USD millions)")
         ax.set_title(str(table.sub_market.iloc[0]), fontsize=10)
-    fig.suptitle(f"{title}: NPV of each option net of transformation cost (bar: expected; whiskers: 5th-95th "
+    fig.suptitle(f"{title}: NPV of each option net of transformation cost\n(bar: expected; whiskers: 5th-95th "
                  "percentile over draws; green: recommended; P(best) in brackets)", fontsize=9)
     fig.tight_layout()
     atomic_save_figure(fig, path)
