@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -497,7 +498,7 @@ def roadmap(
         portfolio = shipped[str(portfolio)]
     check_positive("--episodes", episodes, minimum=2, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
-    check_positive("--draws", draws, minimum=0, maximum=MAX_DRAWS)
+    check_positive("--draws", draws, maximum=MAX_DRAWS)
     if horizon_years is not None and not (math.isfinite(horizon_years) and 0 < horizon_years <= rm.MAX_HORIZON_YEARS):
         fail(f"--horizon-years must be in (0, {rm.MAX_HORIZON_YEARS}], got {horizon_years}")
     check_out("--out", out)
@@ -517,6 +518,10 @@ def roadmap(
         evaluation.atomic_write_text(staging / "options.csv", every.to_csv(index=False))
         evaluation.atomic_write_text(staging / "draws.csv", pd_concat([a.draws for a in appraisals]).to_csv(index=False))
         evaluation.atomic_write_text(staging / "roadmap.csv", table.to_csv(index=False))
+        meta = {"portfolio": spec.model_dump(mode="json"), "scenarios": {m.spec.name: m.config.name for m in markets},
+                "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon,
+                "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
+        evaluation.atomic_write_text(staging / "roadmap.json", json.dumps(meta, indent=2))  # no wall time: reruns match
         evaluation.atomic_write_text(staging / "roadmap.md", rm.summary_markdown(spec, table, every, episodes, seed,
                                                                                 draws, horizon))
         figure = rm.plot_npv(tables, staging / "npv_by_option.png", spec.name)

@@ -28,10 +28,9 @@ steps given up and takes effect at once.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -584,9 +583,22 @@ def cost_defaults_markdown(costs: StepCosts = DEFAULT_STEP_COSTS) -> str:
 
 def run(markets: Sequence[Market], portfolio: Portfolio, episodes: int, seed: int, draws: int,
         horizon_years: float, progress: bool = True) -> tuple[pd.DataFrame, list[Appraisal]]:
+    """Simulate and appraise every sub-market.  The tidy results gain, per option and seed, the paired differences
+    to today the NPV is built from (per territory): ``benefit_usd_per_year`` (annualised profit) and
+    ``value_left_difference_usd``."""
     results = simulate(markets, episodes, seed, progress)
     appraisals = [appraise(results, m, horizon_years, portfolio.uncertainty, draws, seed) for m in markets]
-    return results, appraisals
+    rows = []
+    for market in markets:
+        labels, flow, stock = paired_benefits(results, market)
+        keys = results[results.sub_market == market.spec.name].drop_duplicates("option").set_index("option")
+        seeds = sorted(set(results[results.sub_market == market.spec.name].seed))
+        for i, label in enumerate(labels):
+            for j, s in enumerate(seeds):
+                for metric, value in (("benefit_usd_per_year", flow[i, j]), ("value_left_difference_usd", stock[i, j])):
+                    rows.append(dict(sub_market=market.spec.name, scenario=market.config.name, option=label,
+                                     stage=keys.loc[label, "stage"], seed=s, metric=metric, value=float(value)))
+    return pd.concat([results, pd.DataFrame(rows, columns=results.columns)], ignore_index=True), appraisals
 
 
 __all__ = ["DEFAULT_STEP_COSTS", "Appraisal", "Market", "MoveCost", "Option", "Portfolio", "PortfolioError",

@@ -145,9 +145,12 @@ def test_a_one_sub_market_roadmap_runs_end_to_end(cli, tmp_path):
                  "--no-progress")
     assert_clean_exit(result, 0, "stage roadmap over 2 years", "small market")
     assert {p.name for p in out.iterdir()} >= {"results.csv", "options.csv", "draws.csv", "roadmap.csv", "roadmap.md",
-                                              "npv_by_option.png", "manifest.json"}
+                                              "npv_by_option.png", "roadmap.json", "manifest.json"}
     results = pd.read_csv(out / "results.csv")
     assert set(results.seed) == {0, 1} and results.option.nunique() == 8
+    benefit = results[results.metric == "benefit_usd_per_year"].set_index(["option", "seed"]).value
+    profit = results[results.metric == "profit_usd"].set_index(["option", "seed"]).value
+    assert benefit.loc[("sales=3", 1)] == pytest.approx((profit.loc[("sales=3", 1)] - profit.loc[("today", 1)]) * 365 / 56)
     options = pd.read_csv(out / "options.csv")
     today = options.set_index("option").loc["today"]
     assert today.npv_usd == 0 and today.one_off_usd == 0
