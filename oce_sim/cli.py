@@ -540,9 +540,10 @@ def pd_concat(frames):
 def _rich_table(frame, title: str) -> Table:
     table = Table(title=title, show_lines=True)
     for column in frame.columns:
-        table.add_column(str(column), overflow="fold")
+        listed = frame[column].astype(str).str.contains("; ").any()
+        table.add_column(str(column), overflow="fold", no_wrap=bool(listed))  # a list: one short item per line
     for row in frame.to_numpy():
-        table.add_row(*[escape(str(v)) for v in row])
+        table.add_row(*[escape(str(v)).replace("; ", "\n") for v in row])  # a list (moves) one per line
     return table
 
 

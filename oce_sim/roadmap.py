@@ -487,7 +487,7 @@ def roadmap_table(markets: Sequence[Market], tables: Sequence[pd.DataFrame]) -> 
                                  f"{best.npv_high_usd / 1e3:+,.0f}]",
             "payback (months)": _months(best.payback_months),
             "P(best)": f"{best.p_best:.0%}",
-            "break-even one-off (USD k, default in brackets)": "; ".join(
+            "break-even one-off, USD k (default)": "; ".join(
                 f"{r.option} {_break_even_text(r.break_even_one_off_usd)} ({r.one_off_usd / 1e3:,.0f})"
                 for r in moves.itertuples()),
         })
