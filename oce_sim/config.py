@@ -584,14 +584,15 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] |
     return None
 
 
-def format_validation_error(error: ValidationError) -> list[str]:
+def format_validation_error(error: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """``field.path: message`` lines; ``model`` (default the scenario) lists the keys allowed beside an unknown one."""
     problems = []
     for item in error.errors(include_url=False, include_context=False):
         loc = tuple(item["loc"])
         path = ".".join(_clip(str(part), 40) for part in loc) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            allowed = _allowed_fields(ScenarioConfig, loc[:-1])
+            allowed = _allowed_fields(model or ScenarioConfig, loc[:-1])
             message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
         elif item["type"] not in ("value_error", "assertion_error"):
             message = f"{message} (got {_excerpt(item.get('input'))})"
