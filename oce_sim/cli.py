@@ -530,6 +530,7 @@ MAX_DRAWS = 100_000
 
 @app.command()
 def roadmap(
+    ctx: typer.Context,
     portfolio: Path = typer.Argument(..., help="Portfolio YAML (or a built-in name: example): sub-markets (scenario, territories, today's stage) and "
                                      "step costs (see scenarios/portfolios/example.yaml)."),
     episodes: int = typer.Option(8, help="Paired episodes per option (seeds seed .. seed+episodes-1)."),
@@ -577,9 +578,11 @@ def roadmap(
                 "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon,
                 "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
         evaluation.atomic_write_text(staging / "roadmap.json", json.dumps(meta, indent=2))  # no wall time: reruns match
-        evaluation.atomic_write_text(staging / "roadmap.md", rm.summary_markdown(spec, table, every, episodes, seed,
-                                                                                draws, horizon))
+        summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon)
+        evaluation.atomic_write_text(staging / "roadmap.md", summary_md)
         figure = rm.plot_npv(tables, staging / "npv_by_option.png", spec.name)
+        rm.roadmap_report(spec, markets, table, summary_md, figure, episodes, seed, draws, horizon,
+                          _command_line(ctx)).write(staging)
     console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
                               f"{draws} draws; NPV over today with its 5th-95th percentile)"))
     console.print(f"results: {out / 'results.csv'}  options: {out / 'options.csv'}  summary: {out / 'roadmap.md'}  "

@@ -605,3 +605,32 @@ __all__ = ["DEFAULT_STEP_COSTS", "Appraisal", "Market", "MoveCost", "Option", "P
            "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "break_even_one_off", "builtin_portfolios", "cash_flows",
            "cost_defaults_markdown", "load_portfolio", "move_cost", "npv", "options", "payback_months", "phase_in",
            "plot_npv", "recommend", "roadmap_table", "run", "simulate", "summary_markdown"]
+
+
+def roadmap_report(portfolio: Portfolio, markets: Sequence[Market], roadmap: pd.DataFrame, summary_md: str,
+                   figure: Path, episodes: int, seed: int, draws: int, horizon_years: float, command: str):
+    """The strategist's report of a roadmap run (``oce_sim.report.Report``): recommendations in words first."""
+    from oce_sim.report import Report, repro_info, scenario_assumptions
+
+    lines = []
+    for row in roadmap.to_dict(orient="records"):
+        target = row["recommended"]
+        lines.append(f"**{row['sub-market']}** ({row['territories']} territories, today {row['today']}): "
+                     + (f"move to **{target}**" if not target.startswith("stay") else "**stay** where it is")
+                     + f", NPV {row['NPV (USD k) [90%]']} USD thousands over {horizon_years:g} years against "
+                     f"today (5th-95th percentile of the draws), payback {row['payback (months)']} months, the best "
+                     f"choice in {row['P(best)']} of the draws of seeds, costs, ramp-ups and discount rate.")
+    lines.append("Transformation costs are the least certain input: each move's break-even one-off cost (the cost at "
+                 "which its NPV is zero) is in the table; most step costs are assumptions (docs/MODEL.md §4b).")
+    first = markets[0].config if markets else None
+    return Report(
+        title=f"Stage roadmap: {portfolio.name}",
+        summary_paragraphs=lines,
+        sections=[("Roadmap and every option", summary_md.split("\n", 2)[-1],
+                   [(figure, "NPV of each option against today per sub-market, USD thousands, with the 5th-95th "
+                             "percentile over the draws")])],
+        kpis_used=("profit_usd", "value_at_horizon_usd", "profit_multi_period_usd"),
+        assumptions=scenario_assumptions(first) if first is not None else (),
+        repro=repro_info(command, portfolio.model_dump(mode="json"), list(range(seed, seed + episodes)),
+                         {"draws": draws, "horizon (years)": horizon_years}),
+    )

@@ -159,6 +159,24 @@ def test_a_one_sub_market_roadmap_runs_end_to_end(cli, tmp_path):
     roadmap = pd.read_csv(out / "roadmap.csv")
     assert len(roadmap) == 1 and roadmap.loc[0, "today"] == "2 (involvement)"
     assert "| sub-market |" in (out / "roadmap.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "**small market** (10 territories, today 2 (involvement))" in report and "break-even" in report
+    page = (out / "report.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == 1 and "<script" not in page
+
+
+def test_the_roadmap_report_renders_in_headless_chromium(cli, tmp_path):
+    from test_report import render
+
+    (tmp_path / "short.yaml").write_text("extends: small\nenv: {horizon_days: 28}\n")
+    portfolio = tmp_path / "one.yaml"
+    portfolio.write_text("name: one\nsub_markets: [{name: m, scenario: short.yaml, territories: 2, stage: 3}]\n")
+    out = tmp_path / "out"
+    result = cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--out", out, "--no-progress")
+    assert_clean_exit(result, 0, "stage roadmap")
+    shown, _ = render(out / "report.html", tmp_path)
+    assert shown["h2"][0] == "Summary" and shown["errors"] == []
+    assert [image["width"] > 0 for image in shown["images"]] == [True]
 
 
 def test_the_model_page_shows_the_cost_defaults_table():
