@@ -99,17 +99,17 @@ MJ = "Mizik & Jacobson 2004 (drug B: 0.054 … -0.001 by month, cumulative 0.151
 ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
     ("nrx_m1", "NRx from one extra detail, month 1", (0.03, 0.08), MJ,
      "one extra visit on day 28 to 10 % of HCPs vs the same seed without it; extra expected Rx per extra visit",
-     "the model has no NRx/TRx split: measured on its (total) Rx"),
+     "expected new Rx (NRx) of shadow customers with the visit minus the real ones"),
     ("nrx_m6_over_m1", "NRx from one extra detail, month 6 ÷ month 1", (-np.inf, 0.25), MJ,
-     "as above", "total Rx (no NRx split)"),
-    ("nrx_7m", "NRx from one extra detail, 7-month total", (0.10, 0.35), MJ, "as above", "total Rx (no NRx split)"),
+     "as above", ""),
+    ("nrx_7m", "NRx from one extra detail, 7-month total", (0.10, 0.35), MJ, "as above", ""),
     ("trx_12m", "TRx per extra detail over 12 months (with repeat prescribing)", (0.15, 0.6),
      "Mizik & Jacobson 2004 (0.32 with prescribing persistence)", "as above, months 1-12", ""),
     ("lt_over_current", "long-term ÷ current-period effect of detailing", (3.0, 8.0),
-     "Narayanan, Desiraju & Chintagunta 2004 (4-7×)", "12-month total ÷ month 1 of the one-extra-visit profile", ""),
+     "Narayanan, Desiraju & Chintagunta 2004 (4-7×)", "12-month TRx ÷ month-1 TRx of the one-extra-visit profile", ""),
     ("elasticity_short", "detailing elasticity, short-term", (0.02, 0.10),
      "Fischer & Albers 2010 (0.05); Chintagunta & Desiraju 2005 (0.02-0.09)",
-     "+10 % rep visits (a random tenth of each day's visits repeated): %Δ year-1 Rx ÷ %Δ visits", ""),
+     "+10 % rep visits (a random tenth of each day's visits repeated): %Δ year-1 TRx ÷ %Δ visits", ""),
     ("elasticity_long", "detailing elasticity, long-term", (0.15, 0.40),
      "Fischer & Albers 2010 (0.28); Albers et al. 2010 (0.245)",
      "as above: %Δ multi-period revenue (year 1 + discounted 2-year tail) ÷ %Δ visits", ""),
@@ -123,8 +123,7 @@ ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
      "multi-period revenue per $ of the shadow customers who ignore webinars (resp. rep visits), over the webinars' "
      "cost (resp. the field force's fixed + variable cost)", ""),
     ("nrx_share_details", "share of NRx due to details", (0.12, 0.30),
-     "IMS, 68 brands (details 21.1 %)", "1 - year-1 expected Rx of shadow customers who ignore every rep visit ÷ the real ones'",
-     "total Rx (no NRx split)"),
+     "IMS, 68 brands (details 21.1 %)", "1 - year-1 expected NRx of shadow customers who ignore every rep visit ÷ the real ones'", ""),
     ("blended_over_rep", "blended rep + digital response ÷ rep-only", (1.5, 4.0), "Veeva Pulse EU 2022 (3×)",
      "intervention stage, every segment on rep+email vs rep biweekly, each over hold: ratio of extra expected Rx", ""),
     ("calls_per_day", "calls per rep per day", (7.0, 9.0), "NAPSRx 2007 (about 8)",
@@ -179,6 +178,8 @@ class Trace:
     conflict_hcps: set[int]
     kols: np.ndarray
     shadow_expected_rx_by_day: dict[int, float]  # the same for the shadow customers who got the extra visits
+    expected_nrx_by_day: dict[int, float]  # expected new Rx (NRx) of the whole territory
+    shadow_expected_nrx_by_day: dict[int, float]
     tail_revenue_usd: float  # discounted expected revenue beyond the horizon (oce_sim.world.tail)
     shadow_tail_revenue_usd: float
 
@@ -209,6 +210,8 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     shadow = copy.deepcopy(world.state) if inject is not None or mute is not None else None
     expected: dict[int, float] = {}
     shadow_expected: dict[int, float] = {}
+    nrx: dict[int, float] = {}
+    shadow_nrx: dict[int, float] = {}
     visits: dict[int, np.ndarray] = {}
     conflicts: set[int] = set()
     extra = [0]
@@ -237,15 +240,18 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
             conflicts.update(int(h) for h in outcome.hcp[outcome.conflict])
         return outcome
 
-    def advance_day(state, working_day, u_rx, u_transition):
+    def advance_day(state, working_day, u_rx, u_transition, u_refill=None):
         if working_day:
             day = int(world.now)
             expected[day] = float(response.expected_rx_per_day(state).sum())
+            nrx[day] = float(response.expected_nrx_per_day(state).sum())
             if shadow is not None:
                 shadow_expected[day] = float(response.expected_rx_per_day(shadow).sum())
+                shadow_nrx[day] = float(response.expected_nrx_per_day(shadow).sum())
         if shadow is not None:
-            original_advance(shadow, working_day, u_rx.copy(), u_transition.copy())
-        return original_advance(state, working_day, u_rx, u_transition)
+            original_advance(shadow, working_day, u_rx.copy(), u_transition.copy(),
+                             None if u_refill is None else u_refill.copy())
+        return original_advance(state, working_day, u_rx, u_transition, u_refill)
 
     def review_access(state, rng):
         if shadow is not None:
@@ -269,7 +275,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
             world.state = real
     trace = Trace(info["kpis"], world.ledger, world.field.n_reps, sum(1 for d in range(horizon) if d % 7 < 5),
                   expected, visits, extra[0], conflicts, np.flatnonzero(world.pop.is_kol), shadow_expected,
-                  tail, shadow_tail)
+                  nrx, shadow_nrx, tail, shadow_tail)
     env.close()
     return trace
 
@@ -324,7 +330,9 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
     price = econ.price_per_rx_usd
     rx_with = sum(no_visits.expected_rx_by_day.values())
     rx_without = sum(no_visits.shadow_expected_rx_by_day.values())
-    out["nrx_share_details"] = 1.0 - rx_without / rx_with if rx_with else float("nan")
+    nrx_with = sum(no_visits.expected_nrx_by_day.values())
+    out["nrx_share_details"] = (1.0 - sum(no_visits.shadow_expected_nrx_by_day.values()) / nrx_with
+                                if nrx_with else float("nan"))
     field_cost = led.fixed_cost_usd + led.cost_usd[REP_VISIT]
     gain = (rx_with - rx_without) * price + no_visits.tail_revenue_usd - no_visits.shadow_tail_revenue_usd
     detailing_roi = gain / field_cost if field_cost else float("nan")
@@ -360,19 +368,22 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
     sample = np.sort(np.random.default_rng([seed, 1]).choice(n, size=max(1, int(round(DETAIL_SHARE * n))), replace=False))
     detail = run(today, long_cfg, seed, inject=lambda world, day: sample if day == DETAIL_DAY else np.zeros(0, np.int64))
     if detail.extra_delivered:
-        months = np.zeros(PROFILE_MONTHS)
+        new, total = np.zeros(PROFILE_MONTHS), np.zeros(PROFILE_MONTHS)
         for day, value in detail.shadow_expected_rx_by_day.items():
             m = (day - DETAIL_DAY) // MONTH_DAYS
             if 0 <= m < PROFILE_MONTHS:
-                months[m] += value - detail.expected_rx_by_day[day]
-        months /= detail.extra_delivered
-        out["nrx_m1"] = months[0]
-        out["nrx_m6_over_m1"] = months[5] / months[0] if months[0] else float("nan")
-        out["nrx_7m"] = months[:7].sum()
-        out["trx_12m"] = months.sum()
-        out["lt_over_current"] = months.sum() / months[0] if months[0] else float("nan")
-        for m, v in enumerate(months):
-            out[f"profile_m{m + 1}"] = float(v)
+                total[m] += value - detail.expected_rx_by_day[day]
+                new[m] += detail.shadow_expected_nrx_by_day[day] - detail.expected_nrx_by_day[day]
+        new /= detail.extra_delivered
+        total /= detail.extra_delivered
+        out["nrx_m1"] = new[0]
+        out["nrx_m6_over_m1"] = new[5] / new[0] if new[0] else float("nan")
+        out["nrx_7m"] = new[:7].sum()
+        out["trx_12m"] = total.sum()
+        out["lt_over_current"] = total.sum() / total[0] if total[0] else float("nan")
+        for m in range(PROFILE_MONTHS):
+            out[f"nrx_month_{m + 1}"] = float(new[m])
+            out[f"trx_month_{m + 1}"] = float(total[m])
 
     # --- the intervention stage: channels controlled by the plays ------------------------------------------
     stage3 = _at_stage(config, Plays(dispatch.HOLD), 3)

@@ -261,6 +261,11 @@ class ResponseConfig(_Model):
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
     share_lift_from_response: float = Field(0.04, ge=0.0, le=1.0, description="extra share at full response")
+    patient_persistence_per_month: float = Field(
+        0.7, ge=0.0, lt=1.0, description="share of the brand's patients still on it a month later (documented range "
+        "0.5-0.9); with refills_per_patient_per_month it splits prescriptions into new (NRx) and repeat (refills)")
+    refills_per_patient_per_month: float = Field(
+        0.35, ge=0.0, le=30.0, description="repeat prescriptions a patient on the brand gets per month (range 0.2-1.0)")
     access_factor: dict[str, float] = Field(
         default_factory=lambda: {"open": 1.0, "restricted": 0.4, "blocked": 0.05}
     )
