@@ -32,7 +32,7 @@ from oce_sim.world.response import EMAIL, ORIGIN_REP_OWN, REP_VISIT, WEBINAR, To
 
 MONTH_DAYS = 30
 DETAIL_DAY = 28  # the day of the one extra visit: a working day, four weeks into the episode
-DETAIL_SHARE = 0.10  # share of HCPs who get the extra visit
+DETAIL_SHARE = 1.0  # share of HCPs who get the extra visit (each its own paired unit: the shadow is invisible)
 PROFILE_MONTHS = 12
 PERTURBATION = 0.10  # +10 % detailing for the elasticities and the marginal ROI
 BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
@@ -98,7 +98,7 @@ def _num(x: float) -> str:
 MJ = "Mizik & Jacobson 2004 (drug B: 0.054 … -0.001 by month, cumulative 0.151)"
 ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
     ("nrx_m1", "NRx from one extra detail, month 1", (0.03, 0.08), MJ,
-     "one extra visit on day 28 to 10 % of HCPs vs the same seed without it; extra expected Rx per extra visit",
+     "one extra visit on day 28 to every HCP (cap permitting), shadow minus real customers, per delivered extra visit",
      "expected new Rx (NRx) of shadow customers with the visit minus the real ones"),
     ("nrx_m6_over_m1", "NRx from one extra detail, month 6 ÷ month 1", (-np.inf, 0.25), MJ,
      "as above", ""),
