@@ -1,4 +1,4 @@
-"""The ``oce-sim`` command line: scenarios, validate, run, compare, whatif, roadmap, train, bench."""
+"""The ``oce-sim`` command line: scenarios, validate, run, compare, whatif, roadmap, train, bench, calibrate."""
 
 from __future__ import annotations
 
@@ -356,6 +356,38 @@ def bench(
         fail(str(exc))
         return
     raise typer.Exit(code)
+
+
+@app.command()
+def calibrate(
+    scenario: str = SCENARIO_ARG,
+    seeds: int = typer.Option(10, help="Paired seeds (seed .. seed+seeds-1)."),
+    seed: int = typer.Option(0, help="First seed."),
+    write_docs: bool = typer.Option(False, help="Write the table into docs/MODEL.md §6 (between its calibration markers)."),
+) -> None:
+    """The calibration table: every published figure, its band and source, the model's value on paired seeds, pass/fail."""
+    from oce_sim import calibration
+
+    check_positive("--seeds", seeds, minimum=2 if write_docs else 1, maximum=MAX_EPISODES)
+    check_seed(seed, seeds)
+    config = resolve(scenario)
+    with console.status(f"calibrating {config.name} on {seeds} paired seeds"):
+        rows = calibration.calibrate(config, seeds, seed)
+    table = Table(title=f"{config.name}: calibration ({sum(r.passed for r in rows)} of {len(rows)} rows pass, "
+                  f"{seeds} paired seeds)", show_lines=True)
+    for column in ("figure", "band", "model (± se)", "pass", "source"):
+        table.add_column(column, justify="right" if column in ("band", "model (± se)") else "left")
+    for row in rows:
+        table.add_row(escape(row.figure), row.band_text(), row.value_text(),
+                      "[green]pass[/]" if row.passed else "[red]fail[/]", escape(row.source))
+    console.print(table)
+    if write_docs:
+        path = calibration.docs_path()
+        try:
+            calibration.write_docs(rows, config.name, seeds, path)
+        except (OSError, ValueError) as exc:
+            fail(str(exc))
+        console.print(f"written: {path}")
 
 
 @contextmanager

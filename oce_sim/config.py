@@ -228,7 +228,10 @@ class PopulationConfig(_Model):
 class ResponseConfig(_Model):
     """Customer response: adstock, Hill saturation, sequence, confusion, fatigue, adoption HMM."""
 
-    carryover_per_month: float = Field(0.84, gt=0.0, lt=1.0, description="geometric adstock per 30 days")
+    carryover_per_month: float = Field(
+        0.7, gt=0.0, lt=1.0, description="geometric adstock per 30 days (documented range 0.6-0.84: 0.7 follows the "
+        "decay of Mizik & Jacobson's new-Rx profile, 0.84 is the textbook carryover on sales, which here also carries "
+        "the repeat prescribing of the patient stock)")
     # bounded so that x ** shape and half ** shape stay finite and non-zero in floating point
     hill_half_saturation: float = Field(1.5, ge=0.01, le=1000.0)
     hill_shape: float = Field(1.3, ge=0.1, le=10.0)
@@ -260,7 +263,14 @@ class ResponseConfig(_Model):
     brand_share_by_state: tuple[float, float, float, float] = Field(
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
-    share_lift_from_response: float = Field(0.04, ge=0.0, le=1.0, description="extra share at full response")
+    share_lift_from_response: float = Field(
+        0.15, ge=0.0, le=1.0, description="extra share at full response (documented range 0.04-0.25; calibrated: share "
+        "of NRx due to details 0.12-0.30, NRx per extra detail over 7 months 0.10-0.35)")
+    patient_persistence_per_month: float = Field(
+        0.7, ge=0.0, lt=1.0, description="share of the brand's patients still on it a month later (documented range "
+        "0.5-0.9); with refills_per_patient_per_month it splits prescriptions into new (NRx) and repeat (refills)")
+    refills_per_patient_per_month: float = Field(
+        0.35, ge=0.0, le=30.0, description="repeat prescriptions a patient on the brand gets per month (range 0.2-1.0)")
     access_factor: dict[str, float] = Field(
         default_factory=lambda: {"open": 1.0, "restricted": 0.4, "blocked": 0.05}
     )

@@ -35,7 +35,14 @@ class KPI:
 _KPIS: tuple[KPI, ...] = (
     # -------------------------------------------------------------------------------- year-1 P&L
     KPI("prescriptions", "prescriptions (year 1)", "rx", "higher",
-        "Brand prescriptions written by the territory's HCPs during the episode (realised Poisson draws)."),
+        "Brand prescriptions written by the territory's HCPs during the episode (realised Poisson draws): total Rx, "
+        "new prescriptions plus refills (= trx)."),
+    KPI("nrx", "new Rx (year 1)", "rx", "higher",
+        "New prescriptions: patients the territory's HCPs started on the brand during the episode (realised draws; "
+        "driven by the adoption state and the response, docs/MODEL.md §2.9)."),
+    KPI("trx", "total Rx (year 1)", "rx", "higher",
+        "Total prescriptions: nrx plus the refills of the patients on the brand (response.refills_per_patient_per_month, "
+        "response.patient_persistence_per_month). Revenue is booked on it."),
     KPI("revenue_usd", "revenue (year 1)", "usd", "higher",
         "prescriptions x economics.price_per_rx_usd: the brand's sales in the territory during the episode."),
     KPI("gross_margin_usd", "gross margin (year 1)", "usd", "higher",

@@ -56,6 +56,8 @@ def episode_kpis(world: "World", tail: "TailValue | None" = None) -> dict[str, f
     tail_margin = tail.margin_usd if tail is not None else 0.0
     kpis = {
         "prescriptions": float(led.rx),
+        "nrx": float(led.nrx),
+        "trx": float(led.rx),
         "revenue_usd": float(led.revenue_usd),
         "gross_margin_usd": float(margin),
         "cost_fixed_usd": float(led.fixed_cost_usd),

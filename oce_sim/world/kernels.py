@@ -39,6 +39,9 @@ DAY_PARAMS: tuple[str, ...] = (
     "goodwill_decay",
     "confusion_decay",
     "load_decay",
+    "new_patient_share",
+    "refill_rate",
+    "patient_keep",
 )
 # Layout of the scalar parameter vector of field_day.
 FIELD_PARAMS: tuple[str, ...] = (
@@ -206,19 +209,23 @@ def deliver_touches(
 
 @njit(cache=True)
 def daily_update(
-    working, u_rx, u_transition, adoption, goodwill, confusion, contact_load, account_access, account,
-    class_rx_per_day, brand_share, access_factor, kol_edge_kol, kol_edge_follower,
-    up_base, up_slope, up_peer, down_base, down_damp, params, rx_out,
+    working, u_rx, u_refill, u_transition, adoption, goodwill, confusion, contact_load, patients, account_access,
+    account, class_rx_per_day, brand_share, access_factor, kol_edge_kol, kol_edge_follower,
+    up_base, up_slope, up_peer, down_base, down_damp, params, rx_out, nrx_out,
 ):  # fmt: skip
     """End of day: prescriptions and adoption transitions (working days), then carryover and decay.
 
-    Writes the day's prescriptions into ``rx_out`` and returns their expected and drawn totals.
+    New prescriptions (NRx) are drawn from ``u_rx``, refills from ``u_refill`` on the stock of patients on the brand
+    (before today's new ones join it).  Writes the day's total (TRx = NRx + refills) into ``rx_out`` and NRx into
+    ``nrx_out``; returns the expected and drawn TRx totals and the drawn NRx total.
     """
     share_lift, hill_shape, hill_k_pow, peer_per_kol = params[0], params[1], params[2], params[3]
     goodwill_decay, confusion_decay, load_decay = params[4], params[5], params[6]
+    new_share, refill_rate, patient_keep = params[7], params[8], params[9]
     n = goodwill.size
     expected_total = 0.0
     rx_total = 0
+    nrx_total = 0
     if working:
         peer_count = np.zeros(n)
         for e in range(kol_edge_kol.size):
@@ -230,10 +237,14 @@ def daily_update(
             state = adoption[i]
             access = access_factor[account_access[account[i]]]
             share = brand_share[state] + (share_lift * response if state >= 2 else 0.0)
-            lam = class_rx_per_day[i] * share * access
-            expected_total += lam
-            rx_out[i] = poisson_inverse_cdf(u_rx[i], lam)
+            lam = class_rx_per_day[i] * share * access * new_share
+            refill_lam = refill_rate * patients[i]
+            expected_total += lam + refill_lam
+            nrx_out[i] = poisson_inverse_cdf(u_rx[i], lam)
+            rx_out[i] = nrx_out[i] + poisson_inverse_cdf(u_refill[i], refill_lam)
+            patients[i] = patients[i] * patient_keep + nrx_out[i]
             rx_total += rx_out[i]
+            nrx_total += nrx_out[i]
             if state == 1:
                 gate = access
             elif state == 2:
@@ -249,11 +260,12 @@ def daily_update(
                 adoption[i] = 1
     else:
         rx_out[:] = 0
+        nrx_out[:] = 0
     for i in range(n):
         goodwill[i] *= goodwill_decay
         confusion[i] *= confusion_decay
         contact_load[i] *= load_decay
-    return expected_total, rx_total
+    return expected_total, rx_total, nrx_total
 
 
 @njit(cache=True)

@@ -23,6 +23,7 @@ ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN, ORIGIN_CALENDAR, ORIGIN_CUSTOMER = range(4)
 # Weight of a delivered touch in the contact load that drives fatigue.
 CONTACT_LOAD = np.array([1.0, 1.0, 0.5, 1.0, 0.0])
 CAP_RING = 8  # longest 30-day cap supported
+WORKING_DAYS_PER_MONTH = 30.0 * 5.0 / 7.0
 assert (REP_VISIT, REMOTE_DETAIL, EMAIL) == (kernels._REP_VISIT, kernels._REMOTE_DETAIL, kernels._EMAIL)
 
 
@@ -174,6 +175,8 @@ class CustomerState:
     sent_pointer: np.ndarray  # [n, C]
     account_access: np.ndarray  # per account, index into ACCESS_LEVELS
     ever_delivered: np.ndarray = field(default=None)  # type: ignore[assignment]
+    patients: np.ndarray = field(default=None)  # type: ignore[assignment]  # expected patients on the brand
+    nrx: np.ndarray = field(default=None)  # type: ignore[assignment]  # the last working day's new Rx
 
     @classmethod
     def initial(cls, pop: Population) -> "CustomerState":
@@ -192,6 +195,8 @@ class CustomerState:
             sent_pointer=np.zeros((n, N_CHANNELS), dtype=np.int8),
             account_access=pop.initial_account_access.copy(),
             ever_delivered=np.zeros(n, dtype=bool),
+            patients=np.zeros(n),
+            nrx=np.zeros(n, dtype=np.int32),
         )
 
     def sent_last_30_days(self, hcp: np.ndarray, channel: int | np.ndarray, day: float) -> np.ndarray:
@@ -226,6 +231,12 @@ class ResponseModel:
                                    ch.webinar.cost_per_attendee_usd, 0.0])
         self.tolerance = pop.contact_tolerance_per_month
         self._has_kols = pop.kol_edge_kol.size > 0
+        # New and repeat prescriptions: a stock of patients on the brand per HCP, rates per working day.
+        self.patient_keep = r.patient_persistence_per_month ** (1.0 / WORKING_DAYS_PER_MONTH)
+        self.refill_rate = r.refills_per_patient_per_month / WORKING_DAYS_PER_MONTH
+        # refills a new patient brings over his time on the brand; the share formula gives TRx at steady state
+        self.refills_per_new_patient = self.refill_rate / (1.0 - self.patient_keep)
+        self.new_patient_share = 1.0 / (1.0 + self.refills_per_new_patient)
         # daily transition coefficients by adoption state (unaware, aware, trialing, adopter)
         self._up_base = np.array([r.p_unaware_to_aware[0], 0.0, r.p_trial_to_adopt[0], 0.0])
         self._up_slope = np.array([r.p_unaware_to_aware[1], r.p_aware_to_trial, r.p_trial_to_adopt[1], 0.0])
@@ -251,6 +262,9 @@ class ResponseModel:
             "goodwill_decay": self.goodwill_decay,
             "confusion_decay": self.confusion_decay,
             "load_decay": self.load_decay,
+            "new_patient_share": self.new_patient_share,
+            "refill_rate": self.refill_rate,
+            "patient_keep": self.patient_keep,
         }
         self._day_params = np.array([day_values[name] for name in kernels.DAY_PARAMS], dtype=float)
 
@@ -272,12 +286,22 @@ class ResponseModel:
         return factor, ahead
 
     def expected_rx_per_day(self, state: CustomerState) -> np.ndarray:
+        """Expected total prescriptions (TRx: new ones plus refills of the patient stock) per working day."""
+        return self.expected_nrx_per_day(state) + self.refill_rate * state.patients
+
+    def expected_nrx_per_day(self, state: CustomerState) -> np.ndarray:
+        """Expected new prescriptions (new patients started on the brand) per working day."""
         r = self.config.response
         share = self.brand_share[state.adoption] + r.share_lift_from_response * self.hill(state.goodwill) * (
             state.adoption >= 2
         )
         access = self.access_factor[state.account_access[self.pop.account]]
-        return self.pop.class_rx_per_day * share * access
+        return self.pop.class_rx_per_day * share * access * self.new_patient_share
+
+    def settle_patients(self, state: CustomerState) -> None:
+        """Start every HCP's patient stock where today's new prescriptions would hold it (a market in steady state:
+        expected TRx = the share formula of §2.9)."""
+        state.patients = self.expected_nrx_per_day(state) / (1.0 - self.patient_keep)
 
     # -------------------------------------------------------------------------------------------- touches
     def apply_touches(
@@ -304,21 +328,30 @@ class ResponseModel:
 
     # ---------------------------------------------------------------------------------------- daily update
     def advance_day(
-        self, state: CustomerState, working_day: bool, u_rx: np.ndarray, u_transition: np.ndarray
+        self, state: CustomerState, working_day: bool, u_rx: np.ndarray, u_transition: np.ndarray,
+        u_refill: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float, int]:
-        """End of day: prescriptions (Poisson draws from ``u_rx``, working days only) and adoption transitions
-        from the day's goodwill, then carryover, confusion and fatigue decay.
+        """End of day: prescriptions (working days only: new ones drawn from ``u_rx``, refills of the patient
+        stock from ``u_refill``) and adoption transitions from the day's goodwill, then carryover, confusion and
+        fatigue decay.
 
-        Returns the day's prescriptions per HCP, their expected total (``expected_rx_per_day`` summed) and their
-        drawn total.
+        Returns the day's total prescriptions (TRx) per HCP, their expected total (``expected_rx_per_day``
+        summed) and their drawn total; the day's new prescriptions per HCP are left in ``state.nrx``.
+        ``u_refill`` None reuses ``1 - u_rx`` (timing harnesses only: the world draws its own stream).
         """
         pop = self.pop
         rx = np.zeros(pop.n_hcps, dtype=np.int32)
-        expected, drawn = kernels.daily_update(
-            bool(working_day), u_rx, u_transition, state.adoption, state.goodwill, state.confusion,
-            state.contact_load, state.account_access, pop.account, pop.class_rx_per_day, self.brand_share,
-            self.access_factor, pop.kol_edge_kol, pop.kol_edge_follower, self._up_base, self._up_slope,
-            self._up_peer, self._down_base, self._down_damp, self._day_params, rx,
+        if state.nrx is None or state.nrx.size != pop.n_hcps:
+            state.nrx = np.zeros(pop.n_hcps, dtype=np.int32)
+        if state.patients is None:
+            state.patients = np.zeros(pop.n_hcps)
+        if u_refill is None:
+            u_refill = 1.0 - u_rx
+        expected, drawn, _ = kernels.daily_update(
+            bool(working_day), u_rx, u_refill, u_transition, state.adoption, state.goodwill, state.confusion,
+            state.contact_load, state.patients, state.account_access, pop.account, pop.class_rx_per_day,
+            self.brand_share, self.access_factor, pop.kol_edge_kol, pop.kol_edge_follower, self._up_base,
+            self._up_slope, self._up_peer, self._down_base, self._down_damp, self._day_params, rx, state.nrx,
         )  # fmt: skip
         return rx, float(expected), int(drawn)
 

@@ -103,7 +103,8 @@ Process = Generator[simpy.Event, Any, None]
 class Ledger:
     """Running totals the KPIs are computed from."""
 
-    rx: float = 0.0
+    rx: float = 0.0  # total prescriptions (TRx: new + refills)
+    nrx: float = 0.0  # new prescriptions (new patients started on the brand)
     revenue_usd: float = 0.0
     expected_revenue_usd: float = 0.0  # revenue of the expected prescriptions given the true state
     cost_usd: np.ndarray = field(default_factory=lambda: np.zeros(N_CHANNELS))  # variable cost per channel
@@ -148,6 +149,7 @@ class World:
         if start is not None:
             start.apply(self.pop, self.state.adoption, self.state.goodwill, self.state.account_access)
         self.response = ResponseModel(config, self.pop)
+        self.response.settle_patients(self.state)
         self.view = OrchestratorView(config, self.pop)
         self.pipeline = DataPipeline(config.pipeline_level())
         self.field = FieldForce(config, self.pop, self.streams.stream("territories"))
@@ -376,8 +378,11 @@ class World:
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
         rx, expected_rx, rx_total = self.response.advance_day(
-            self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day)
+            self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day),
+            self.exogenous_uniforms("refills", day),
         )
+        if working:
+            self.ledger.nrx += int(self.state.nrx.sum())
         self.ledger.expected_revenue_usd += expected_rx * self.config.economics.price_per_rx_usd
         self._book(outcome, rx_total)
         self._book_field_force(working)

@@ -1,7 +1,7 @@
 """Named random streams.
 
 One ``SeedSequence`` from ``reset(seed=...)`` is split into named streams.  The population comes from its
-own stream; exogenous per-HCP draws (``transitions``, ``rx``, ``website``) come from generators keyed by
+own stream; exogenous per-HCP draws (``transitions``, ``rx``, ``refills``, ``website``) come from generators keyed by
 ``(stream, 28-day block)`` (see ``World.exogenous_uniforms``), so the same seed gives the same population
 and the same exogenous draws whatever the policy does (common random numbers for paired comparisons).
 Policy-dependent draws (touch engagement, rep acceptance, pipeline noise) use their own streams so that
@@ -26,6 +26,7 @@ STREAM_NAMES: tuple[str, ...] = (
     "pipeline",
     "access",
     "territories",
+    "refills",
 )
 
 

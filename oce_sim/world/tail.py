@@ -64,7 +64,7 @@ def expected_tail_rx(world: "World", n_days: int) -> np.ndarray:
     reviews = np.array([_review_on_day(int(world.now) + k, interval) for k in range(n_days)])
     return _propagate(
         n_days, working, reviews, state.adoption.astype(np.int64), state.goodwill.copy(), state.confusion.copy(),
-        state.contact_load.copy(), state.progress.astype(np.int64), top_need.astype(np.int64), access_dist,
+        state.contact_load.copy(), state.patients.astype(np.float64).copy(), state.progress.astype(np.int64), top_need.astype(np.int64), access_dist,
         pop.account.astype(np.int64), pop.class_rx_per_day, model.brand_share, model.access_factor,
         pop.kol_edge_kol, pop.kol_edge_follower, model._up_base, model._up_slope, model._up_peer, model._down_base,
         model._down_damp, model._day_params, portal_rate, portal_impact, sequence, model.tolerance,
@@ -92,13 +92,15 @@ def _review_on_day(day: int, interval: float) -> bool:
 
 @njit(cache=True)
 def _propagate(
-    n_days, working, reviews, adoption, goodwill, confusion, contact_load, progress, top_need, access_dist, account,
+    n_days, working, reviews, adoption, goodwill, confusion, contact_load, patients, progress, top_need, access_dist,
+    account,
     class_rx_per_day, brand_share, access_factor, kol_edge_kol, kol_edge_follower, up_base, up_slope, up_peer,
     down_base, down_damp, day_params, portal_rate, portal_impact, sequence, tolerance, load_to_monthly,
     upgrade_per_share,
 ):  # fmt: skip
     share_lift, hill_shape, hill_k_pow, peer_per_kol = day_params[0], day_params[1], day_params[2], day_params[3]
     goodwill_decay, confusion_decay, load_decay = day_params[4], day_params[5], day_params[6]
+    new_share, refill_rate, patient_keep = day_params[7], day_params[8], day_params[9]
     n = goodwill.size
     n_accounts = access_dist.shape[0]
     p = np.zeros((n, 4))
@@ -149,7 +151,9 @@ def _propagate(
                 response = g / (g + hill_k_pow)
                 share = (p[i, 1] * brand_share[1] + p[i, 2] * brand_share[2] + p[i, 3] * brand_share[3]
                          + p[i, 0] * brand_share[0] + (p[i, 2] + p[i, 3]) * share_lift * response)
-                total += class_rx_per_day[i] * share * access[i]
+                nrx = class_rx_per_day[i] * share * access[i] * new_share
+                total += nrx + refill_rate * patients[i]
+                patients[i] = patients[i] * patient_keep + nrx
                 moved = np.zeros(4)
                 for s in range(4):
                     if s == 1:
