@@ -130,7 +130,7 @@ def test_sb3_vec_env_matches_dummy_vec_env():
         actions = random_actions(rng, masks)
         obs_n, rew_n, done_n, info_n = native.step(actions)
         obs_d, rew_d, done_d, info_d = dummy.step(actions)
-        assert np.array_equal(obs_n, obs_d) and np.array_equal(rew_n, rew_d) and np.array_equal(done_n, done_d)
+        assert np.array_equal(obs_n, obs_d) and np.array_equal(rew_n.astype(np.float32), rew_d) and np.array_equal(done_n, done_d)
         for i in range(N_ENVS):
             assert same(info_n[i], info_d[i])
             if done_n[i]:

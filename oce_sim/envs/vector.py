@@ -221,7 +221,7 @@ def _sb3_vec_env_class():
             if vec.shared_simulation:
                 vec.envs[0].world.run_until(day)
             observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
-            rewards = np.zeros(self.num_envs, dtype=np.float32)
+            rewards = np.zeros(self.num_envs, dtype=np.float64)  # as SubprocVecEnv (DummyVecEnv: float32)
             dones = np.zeros(self.num_envs, dtype=bool)
             infos: list[dict[str, Any]] = []
             for i, (env, started) in enumerate(zip(vec.envs, begun)):
