@@ -111,6 +111,23 @@ def test_seed_list_and_unseeded_resets():
         TerritoryVectorEnv(1, scenario="small").step(np.zeros((1, 9), dtype=np.int64))
 
 
+def test_a_copy_of_the_vector_env_continues_identically():
+    import copy
+    import pickle
+
+    vec = TerritoryVectorEnv(2, scenario="small", config=CONFIG)
+    vec.reset(seed=SEED)
+    rng = np.random.default_rng(2)
+    vec.step(random_actions(rng, vec.action_masks()))
+    copies = [copy.deepcopy(vec), pickle.loads(pickle.dumps(vec))]
+    for _ in range(5):  # across the automatic reset (the copies' Worlds each run on their own SimPy environment)
+        actions = random_actions(rng, vec.action_masks())
+        expected = vec.step(actions)
+        for other in copies:
+            got = other.step(actions)
+            assert all(same(a, b) for a, b in zip(expected, got))
+
+
 def test_sb3_vec_env_matches_dummy_vec_env():
     from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -89,7 +89,7 @@ class TerritoryVectorEnv(VectorEnv):
         self._new_simulation()
         observations, infos = [], {}
         for i, (env, s) in enumerate(zip(self.envs, seeds)):
-            obs, info = env.reset(seed=s, options=options)
+            obs, info = self._reset_env(env, s, options)
             observations.append(obs)
             infos = self._add_info(infos, info, i)
         self._autoreset[:] = False
@@ -113,17 +113,14 @@ class TerritoryVectorEnv(VectorEnv):
                 raise RuntimeError("territories out of lockstep")  # cannot happen: one horizon for all
             self._new_simulation()
             for i, env in enumerate(self.envs):
-                observations[i], info = env.reset()
+                observations[i], info = self._reset_env(env, None, None)
                 infos = self._add_info(infos, info, i)
             self._autoreset[:] = False
             return observations, rewards, terminations, truncations, infos
         begun = [env.begin_step(a) for env, a in zip(self.envs, actions)]
         day = self.envs[0]._day
-        if self.shared_simulation:
-            self.envs[0].world.run_until(day)  # one run over every territory's processes
+        self._run_to(day)
         for i, (env, started) in enumerate(zip(self.envs, begun)):
-            if not self.shared_simulation:
-                env.world.run_until(day)
             observations[i], rewards[i], terminations[i], truncations[i], info = env.finish_step(*started)
             infos = self._add_info(infos, info, i)
         self._autoreset = terminations | truncations
@@ -157,11 +154,30 @@ class TerritoryVectorEnv(VectorEnv):
     def _new_simulation(self) -> None:
         """One SimPy environment for the territories' next episode (or none: each World its own)."""
         self._sim = simpy.Environment() if self.shared_simulation else None
+
+    def _reset_env(self, env: TerritoryEnv, seed: int | None, options: Mapping[str, Any] | None):
+        """``env.reset`` with its new World on the shared SimPy environment (if any)."""
+        if self._sim is None:
+            return env.reset(seed=seed, options=options)
+        env.world_options["sim_env"] = self._sim
+        try:
+            return env.reset(seed=seed, options=options)
+        finally:
+            del env.world_options["sim_env"]  # the env itself holds no SimPy environment: it stays picklable
+
+    def _run_to(self, day: int) -> None:
+        """Run every territory to ``day``: one run of the shared SimPy environment, then each World's own run,
+        which is a no-op unless the Worlds have their own environments (a copied vector env's Worlds do)."""
+        if self._sim is not None and day > self._sim.now:
+            self._sim.run(until=day)
         for env in self.envs:
-            if self._sim is not None:
-                env.world_options["sim_env"] = self._sim
-            else:
-                env.world_options.pop("sim_env", None)
+            env.world.run_until(day)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy's Worlds rebuild their own SimPy environments (World.__setstate__); the next reset shares one again.
+        state = self.__dict__.copy()
+        state["_sim"] = None
+        return state
 
 
 @functools.cache
@@ -202,7 +218,7 @@ def _sb3_vec_env_class():
             vec._new_simulation()
             observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
             for i, env in enumerate(vec.envs):
-                observations[i], self.reset_infos[i] = env.reset(seed=seeds[i], options=options[i])
+                observations[i], self.reset_infos[i] = vec._reset_env(env, seeds[i], options[i])
             vec._started = True
             vec._autoreset[:] = False
             self._ep_return[:] = 0.0
@@ -218,15 +234,12 @@ def _sb3_vec_env_class():
             assert self._actions is not None, "step_async() first"
             begun = [env.begin_step(a) for env, a in zip(vec.envs, self._actions)]
             day = vec.envs[0]._day
-            if vec.shared_simulation:
-                vec.envs[0].world.run_until(day)
+            vec._run_to(day)
             observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
             rewards = np.zeros(self.num_envs, dtype=np.float64)  # as SubprocVecEnv (DummyVecEnv: float32)
             dones = np.zeros(self.num_envs, dtype=bool)
             infos: list[dict[str, Any]] = []
             for i, (env, started) in enumerate(zip(vec.envs, begun)):
-                if not vec.shared_simulation:
-                    env.world.run_until(day)
                 obs, reward, terminated, truncated, info = env.finish_step(*started)
                 observations[i], rewards[i], dones[i] = obs, reward, terminated or truncated
                 info["TimeLimit.truncated"] = truncated and not terminated
