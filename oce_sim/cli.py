@@ -278,8 +278,8 @@ def train(
     learning_rate: float = typer.Option(1e-3, help="Learning rate."),
     value_warmup_steps: int = typer.Option(0, help="After --init-from: steps that train only the critic."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
-    vec: str = typer.Option("subproc", help="How the envs step: subproc (a worker process per env) or native "
-                                            "(the native vector env, every env in the learner's process)."),
+    vec: str = typer.Option("native", help="How the envs step: native (the native vector env, every env in the "
+                                           "learner's process) or subproc (a worker process per env). Same weights."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
     check_positive("--timesteps", timesteps, maximum=MAX_TIMESTEPS)

@@ -63,7 +63,10 @@ class TrainArgs:
     init_episodes: int = 40
     init_epochs: int = 40
     value_warmup_steps: int = 0  # after a warm start: train only the critic this long (opt-in)
-    vec: str = "subproc"  # subproc: a SubprocVecEnv worker per env; native: oce_sim.envs.vector in the learner's process
+    # native (default): oce_sim.envs.vector in the learner's process; subproc: a SubprocVecEnv worker per env.  Same
+    # seeds, rollouts and weights either way; native measured 239 vs 144 steps/s (default scenario, 4 envs, 2 busy
+    # cores; docs/PERFORMANCE.md section 6).
+    vec: str = "native"
 
 
 def model_kwargs(args: TrainArgs) -> dict[str, Any]:
@@ -340,8 +343,8 @@ def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
 
     from oce_sim import model_file
 
-    # Environments step in worker processes (one per env) while the learner keeps one torch thread:
-    # measured 166 vs 49 steps/s with in-process stepping on this 2-core machine.
+    # The learner keeps one torch thread (with SubprocVecEnv workers: measured 166 vs 49 steps/s against in-process
+    # DummyVecEnv stepping with torch's default threads on this 2-core machine).
     torch.set_num_threads(1)
     if args.vec == "native":
         # The native vector env: every territory in this process, stepped in lockstep; masks from the batch.
