@@ -284,6 +284,8 @@ def train(
     learning_rate: float = typer.Option(1e-3, help="Learning rate."),
     value_warmup_steps: int = typer.Option(0, help="After --init-from: steps that train only the critic."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    vec: str = typer.Option("native", help="How the envs step: native (the native vector env, every env in the "
+                                           "learner's process) or subproc (a worker process per env). Same weights."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
     check_positive("--timesteps", timesteps, maximum=MAX_TIMESTEPS)
@@ -311,11 +313,15 @@ def train(
             fail("--init-from needs --algo maskable-ppo")
     if reward not in ("expected", "realized"):
         fail(f"--reward must be expected or realized, got {reward!r}")
+    from oce_sim.training import VEC_KINDS
+
+    if vec not in VEC_KINDS:
+        fail(f"--vec must be one of {', '.join(VEC_KINDS)}, got {_clip(repr(vec), 80)}")
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
                      n_steps=n_steps, batch_size=min(256, n_steps * n_envs),
                      reward=reward, init_from=init_from, learning_rate=learning_rate,
-                     value_warmup_steps=value_warmup_steps)
+                     value_warmup_steps=value_warmup_steps, vec=vec)
     from oce_sim.outputs import OutputError
 
     try:

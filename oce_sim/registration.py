@@ -5,6 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 
 ENTRY_POINT = "oce_sim.envs.territory:TerritoryEnv"
+# gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point"): N territories in one process, in lockstep
+VECTOR_ENTRY_POINT = "oce_sim.envs.vector:TerritoryVectorEnv"
 
 # id -> default keyword arguments
 ENV_IDS: dict[str, dict] = {
@@ -20,4 +22,5 @@ ENV_IDS: dict[str, dict] = {
 def register_envs() -> None:
     for env_id, kwargs in ENV_IDS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs), disable_env_checker=False)
+            gym.register(id=env_id, entry_point=ENTRY_POINT, vector_entry_point=VECTOR_ENTRY_POINT,
+                         kwargs=dict(kwargs), disable_env_checker=False)

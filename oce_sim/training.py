@@ -36,6 +36,7 @@ from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.outputs import OutputError, atomic_save_figure, atomic_write_bytes, atomic_write_text, transaction
 
 ALGOS = ("maskable-ppo", "ppo", "a2c")
+VEC_KINDS = ("subproc", "native")
 
 
 @dataclass
@@ -62,6 +63,10 @@ class TrainArgs:
     init_episodes: int = 40
     init_epochs: int = 40
     value_warmup_steps: int = 0  # after a warm start: train only the critic this long (opt-in)
+    # native (default): oce_sim.envs.vector in the learner's process; subproc: a SubprocVecEnv worker per env.  Same
+    # seeds, rollouts and weights either way; native measured 239 vs 144 steps/s (default scenario, 4 envs, 2 busy
+    # cores; docs/PERFORMANCE.md section 6).
+    vec: str = "native"
 
 
 def model_kwargs(args: TrainArgs) -> dict[str, Any]:
@@ -338,11 +343,19 @@ def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
 
     from oce_sim import model_file
 
-    # Environments step in worker processes (one per env) while the learner keeps one torch thread:
-    # measured 166 vs 49 steps/s with in-process stepping on this 2-core machine.
+    # The learner keeps one torch thread (with SubprocVecEnv workers: measured 166 vs 49 steps/s against in-process
+    # DummyVecEnv stepping with torch's default threads on this 2-core machine).
     torch.set_num_threads(1)
-    vec_cls = SubprocVecEnv if args.n_envs > 1 else DummyVecEnv
-    venv = ActionMasksFromInfo(vec_cls([make_env_fn(config, i) for i in range(args.n_envs)]))
+    if args.vec == "native":
+        # The native vector env: every territory in this process, stepped in lockstep; masks from the batch.
+        from oce_sim.envs.vector import make_sb3_vec_env
+
+        venv = make_sb3_vec_env(args.n_envs, scenario=config, monitor=True)
+    elif args.vec == "subproc":
+        vec_cls = SubprocVecEnv if args.n_envs > 1 else DummyVecEnv
+        venv = ActionMasksFromInfo(vec_cls([make_env_fn(config, i) for i in range(args.n_envs)]))
+    else:
+        raise ValueError(f"vec must be one of {VEC_KINDS}, got {args.vec!r}")
     try:
         venv.seed(args.seed)
         # Episode returns are hundreds of reward units: normalise rewards (not observations, already in [0, 1])

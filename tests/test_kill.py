@@ -222,12 +222,12 @@ def test_train_killed_20_times(tmp_path):
     train_trials(tmp_path, [rng.random() for _ in range(20)])
 
 
-def interrupt_training(tmp_path: Path, n_envs: int) -> None:
+def interrupt_training(tmp_path: Path, n_envs: int, vec: str = "native") -> None:
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) once a checkpoint after step 0
     exists: exit 130, a message naming the checkpoint, and a checkpoint that loads and resumes."""
     out = tmp_path / "runs"
     args = ["train", "small", "--timesteps", "100000", "--n-envs", n_envs, "--n-steps", "64", "--checkpoint-every",
-            "64", "--no-progress", "--out", out]
+            "64", "--no-progress", "--out", out, "--vec", vec]
     process = start(args)
     deadline = time.time() + 300
     while not list(out.glob("*/checkpoints/model_*_steps.safetensors"))[1:] and time.time() < deadline:
@@ -254,7 +254,7 @@ def test_ctrl_c_during_training_leaves_a_usable_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_with_worker_processes_leaves_a_usable_checkpoint(tmp_path):
-    interrupt_training(tmp_path, 2)
+    interrupt_training(tmp_path, 2, vec="subproc")
 
 
 def test_a_second_resume_of_a_run_in_training_is_refused(tmp_path):

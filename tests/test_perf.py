@@ -11,7 +11,7 @@ TINY = {
     "national_hcps": 2000, "national_reps": 13, "national_days": 28, "simpy_events": 20_000, "numpy_iterations": 5,
     "scaling_days": 7, "scaling_max_hcps": 600, "profile_env_steps": 52, "profile_national_hcps": 2000,
     "profile_national_days": 7, "retention_hcps": 2000, "retention_days": 14, "retention_episodes": 2,
-    "floor_steps": 52,
+    "floor_steps": 52, "vector_envs": 2, "vector_episodes": 1, "vector_rounds": 1, "cartpole_steps": 2000,
 }
 
 
@@ -32,7 +32,10 @@ def test_perf_reports_every_target_and_the_floor_of_a_step():
     parts = floor["dynamics_ms_per_step"] + floor["uniforms_ms_per_step"] + floor["simpy_ms_per_step"]
     assert floor["floor_ms_per_step"] == pytest.approx(parts)
     assert 0 < floor["floor_ms_per_step"] < result["env_stepping"]["env_ms_per_step"], "the floor is part of a step"
+    vec = result["vector_env"]
+    assert vec["vs_single_envs"]["single_envs_in_a_loop"] == 1.0 and all(r > 0 for r in vec["vs_cartpole"].values())
+    assert any("native vector env" in t for t in targets)
     report = format_perf_markdown(result)
-    assert "floor of a step" in report and "model's own floor" in report
+    assert "floor of a step" in report and "model's own floor" in report and "x CartPole" in report
     with pytest.raises(ValueError, match="unknown perf size"):
         run_perf(quick=True, progress=False, sizes={"no_such_size": 1})

@@ -276,3 +276,20 @@ def test_trained_model_knows_its_algorithm(short_runs, algo):
     model = TrainedModel(model_path(short_runs[algo]))
     assert model.algo == algo and model.meta["policy_class"] == "ActorCriticPolicy"
     assert type(model.policy) is ActorCriticPolicy
+
+
+@pytest.mark.slow
+def test_native_vector_env_trains_the_same_model_as_subproc(tmp_path):
+    """--vec native: the same territories, seeds and rollouts as SubprocVecEnv workers, so the same weights."""
+    from safetensors.numpy import load_file
+
+    runs = {vec: train(small_args(tmp_path / vec, timesteps=512, vec=vec), log=lambda line: None)
+            for vec in ("native", "subproc")}
+    weights = {vec: {k: v for k, v in load_file(str(model_path(run))).items() if k.startswith("policy/")}
+               for vec, run in runs.items()}
+    assert weights["native"].keys() == weights["subproc"].keys()
+    for key, value in weights["native"].items():
+        assert np.array_equal(value, weights["subproc"][key]), key
+    curves = {vec: pd.read_csv(run / "final" / "learning_curve.csv") for vec, run in runs.items()}
+    assert len(curves["native"]) > 0 and (curves["native"].episode_length == 26).all()
+    assert np.allclose(curves["native"].episode_reward, curves["subproc"].episode_reward)

@@ -181,6 +181,14 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._observation(), self._info(None, 0, {}, episode_end=False)
 
     def step(self, action: Any):
+        started = self.begin_step(action)
+        self.world.run_until(self._day)
+        return self.finish_step(*started)
+
+    def begin_step(self, action: Any) -> tuple[np.ndarray, int, Any]:
+        """The first half of ``step``: apply the action and set the day the step runs to (``self._day``), without
+        running the simulation.  ``step`` is ``begin_step``, ``world.run_until(self._day)``, ``finish_step``; a
+        vector env runs many worlds' simulations in between (``oce_sim.envs.vector``)."""
         if self.world is None:
             raise RuntimeError("call reset() before step()")
         if self._day >= self.horizon_days:  # Gymnasium: stepping past the end is undefined; say so
@@ -196,7 +204,11 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         before = self.world.ledger.snapshot()
         self.world.apply_plays(plays)
         self._day = min(self.horizon_days, self._day + self.decision_interval_days)
-        self.world.run_until(self._day)
+        return plays, masked, before
+
+    def finish_step(self, plays: np.ndarray, masked: int, before: Any):
+        """The second half of ``step``, once the world has run to ``self._day``: reward, observation, info."""
+        assert self.world is not None and self.world.now >= self._day
         components = reward_components(before, self.world.ledger, self.scenario.economics)
         truncated = self._day >= self.horizon_days
         if truncated:

@@ -10,14 +10,16 @@
 3. reference floors: SimPy's bare event rate and a NumPy vectorised state update over 100,000 HCPs;
 4. memory flatness: resident memory over many episodes of env stepping in one process, and resident memory
    over repeated resets of a national-scale env (dead Worlds waiting for the cyclic GC);
-5. a sampling profile (pyinstrument, else cProfile) of env stepping and of the slowest national strategy.
+5. a sampling profile (pyinstrument, else cProfile) of env stepping and of the slowest national strategy;
+6. the native vector env (``oce_sim.envs.vector``): territory-steps/s at 64 territories on one core against raw
+   CartPole-v1 steps/s and against N single envs stepped in a loop (``vector``).
 
 Every phase runs in its own spawned process, so the phases do not share caches, imports or heap.
 ``format_perf_markdown(result)`` renders the Markdown report (absolute figures, ratios against the targets).
 Reproduce with ``python experiments/perf_benchmark.py`` or ``oce-sim bench --perf``.
 
 Modules: ``targets`` (targets and sizes), ``helpers`` (memory, pinning, spawned phases), ``measure`` (1, 4),
-``national`` (2), ``floors`` (3), ``profiling`` (5), ``run`` (the driver and verdicts), ``report`` (Markdown).
+``national`` (2), ``floors`` (3), ``profiling`` (5), ``vector`` (6), ``run`` (the driver and verdicts), ``report`` (Markdown).
 """
 
 from oce_sim.perf.helpers import current_rss_mib, peak_rss_mib, ru_maxrss_mib

@@ -44,7 +44,8 @@ def format_perf_markdown(result: dict) -> str:
     add("|---|---:|---:|---:|:---:|---|")
     for v in result["verdicts"]:
         unit = v["unit"]
-        fmt = ".1%" if unit == "share" else (",.1f" if unit in ("s", "MiB / 1M steps") else ",.0f")
+        fmt = ".1%" if unit == "share" else (",.1f" if unit in ("s", "MiB / 1M steps") else
+                                             (".4f" if unit == "x CartPole" else ",.0f"))
         add(f"| {v['target']} | {_f(v['measured'], fmt)} | {v['direction']} {_f(v['target_value'], fmt)} | "
             f"{_f(v['ratio'], '.2f')} | {_met(v['met'])} | {v['gap']} |")
     add("")
@@ -101,6 +102,24 @@ def format_perf_markdown(result: dict) -> str:
             f"{_f(floor['floor_ms_per_step'] / tr['env_ms_per_step_at_target'], '.0%')} of the env time that would "
             f"meet the target |")
     add("")
+    vec = result.get("vector_env")
+    if vec:
+        add(f"Native vector env (`gym.make_vec(..., vectorization_mode=\"vector_entry_point\")`), {vec['n_envs']} "
+            f"territories of the default scenario, random masked policy, {vec['episodes_per_round']} full episode(s) "
+            f"of {vec['steps_per_episode']} steps per round (reset, burn-in and terminal value included), best of "
+            f"{vec['rounds']} alternating round(s), process time, pinned to CPU {vec['cpu']}; raw CartPole-v1 "
+            f"(unwrapped) {_f(vec['cartpole_steps_per_s'], ',.0f')} steps/s in the same process:")
+        add("")
+        add("| path | territory-steps/s | ms per territory-step | x CartPole | x N single envs in a loop |")
+        add("|---|---:|---:|---:|---:|")
+        labels = {"vector_one_simpy_env": "vector env, one SimPy environment (default)",
+                  "vector_simpy_env_per_world": "vector env, a SimPy environment per World",
+                  "sb3_vec_env": "SB3 `VecEnv` adapter (`make_sb3_vec_env`)",
+                  "single_envs_in_a_loop": "N single envs (`gym.make`) in a loop"}
+        for name, rate in vec["territory_steps_per_s"].items():
+            add(f"| {labels.get(name, name)} | {_f(rate, ',.0f')} | {_f(vec['ms_per_territory_step'][name], '.3f')} | "
+                f"{_f(vec['vs_cartpole'][name], '.4f')} | {_f(vec['vs_single_envs'][name], '.2f')} |")
+        add("")
     add("### 2. National scale")
     add("")
     first = next(iter(nat["strategies"].values()))

@@ -22,6 +22,7 @@ from oce_sim.perf.measure import (
 )
 from oce_sim.perf.national import SCALING_HCPS, _measure_national, _measure_scaling
 from oce_sim.perf.profiling import _measure_profiles
+from oce_sim.perf.vector import _measure_vector_env
 from oce_sim.perf.targets import NATIONAL_DAYS, NATIONAL_HCPS, SCHEMA_VERSION, SIZES, TARGETS
 
 
@@ -97,6 +98,8 @@ def run_perf(quick: bool = False, progress: bool = True, sizes: dict[str, Any] |
     result["step_floor"] = phase("step_floor", _measure_step_floor, size["floor_steps"], seed)
     result["env_stepping"] = phase("env_stepping", _measure_env_stepping, size["env_warmup_episodes"],
                                    size["env_measure_episodes"], size["env_checkpoint_episodes"], seed)
+    result["vector_env"] = phase("vector_env", _measure_vector_env, size["vector_envs"], size["vector_episodes"],
+                                 size["vector_rounds"], size["cartpole_steps"], seed)
     result["training"] = phase("training", _measure_training_share, size["train_timesteps"], seed, single_thread=False)
     # As `oce-sim train` runs it: envs in worker processes; the share is the learner's wait for them.
     result["training_subproc"] = phase("training (SubprocVecEnv)", _measure_training_wait_subproc,
@@ -166,6 +169,15 @@ def _verdicts(result: dict) -> list[dict]:
                      "target_value": needed, "direction": ">=", "ratio": rate / needed, "met": rate >= needed,
                      "unit": "touches/s",
                      "gap": f"{needed / rate:.1f}x too slow" if rate < needed else "met"})
+    vec = result.get("vector_env")
+    if vec:
+        ratio = vec["vs_cartpole"]["vector_one_simpy_env"]
+        target = TARGETS["vector_territory_steps_vs_cartpole_min"]
+        rows.append({"target": f"native vector env, {vec['n_envs']} territories, one core: territory-steps/s vs raw "
+                               f"CartPole-v1 steps/s", "measured": ratio, "target_value": target, "direction": ">=",
+                     "ratio": ratio / target, "met": ratio >= target, "unit": "x CartPole",
+                     "gap": (f"{target / ratio:.1f}x too slow; {vec['vs_single_envs']['vector_one_simpy_env']:.2f}x "
+                             f"N single envs in a loop" if ratio < target else "met")})
     mem = result["env_stepping"]["memory"]
     growth = mem["extrapolated_growth_mib_per_1m_steps"]
     target = TARGETS["memory_growth_mib_per_1m_steps_max"]

@@ -21,6 +21,9 @@ TARGETS: dict[str, float] = {
     "national_touch_rate_vs_simpy_min": 1.0 / 3.0,
     # "no growth over 1M env steps": extrapolated growth we accept as allocator noise (MiB, at most)
     "memory_growth_mib_per_1m_steps_max": 10.0,
+    # native vector env of 64 territories on one core: territory-steps/s as a share of raw CartPole-v1 steps/s
+    # (reset, burn-in and terminal value included; at least)
+    "vector_territory_steps_vs_cartpole_min": 0.03,
 }
 
 # Sizes: (full, quick)
@@ -44,6 +47,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "retention_hcps": 100_000,
         "retention_days": 14,
         "retention_episodes": 10,
+        "vector_envs": 64,
+        "vector_episodes": 1,  # x 52 steps x 64 territories per round
+        "vector_rounds": 2,
+        "cartpole_steps": 200_000,
     },
     "quick": {
         "env_warmup_episodes": 10,
@@ -64,5 +71,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "retention_hcps": 20_000,
         "retention_days": 14,
         "retention_episodes": 6,
+        "vector_envs": 16,
+        "vector_episodes": 1,
+        "vector_rounds": 1,
+        "cartpole_steps": 50_000,
     },
 }

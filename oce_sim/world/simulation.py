@@ -138,9 +138,14 @@ class World:
     """
 
     def __init__(self, config: ScenarioConfig, seed: int | None = None, start: StartTable | None = None,
-                 access_reviews: bool = True):
+                 access_reviews: bool = True, sim_env: simpy.Environment | None = None):
         """``start``: the day-0 state table of a steady start (None: the configured initial shares);
-        ``access_reviews``: False keeps every formulary as it is (a burn-in of the market's history does)."""
+        ``access_reviews``: False keeps every formulary as it is (a burn-in of the market's history does);
+        ``sim_env``: a SimPy environment at time 0 that other Worlds may share (a vector env runs its territories'
+        processes in one), None: a new one.  Worlds never interact, and each World's events keep their order,
+        so a shared environment changes nothing in any World; ``run_until`` then runs them all."""
+        if sim_env is not None and sim_env.now != 0:
+            raise ValueError(f"a World starts at time 0; the shared SimPy environment is at {sim_env.now}")
         self.config = config
         self.stage = config.stage
         self.streams = RandomStreams(seed)
@@ -154,7 +159,7 @@ class World:
         self.pipeline = DataPipeline(config.pipeline_level())
         self.field = FieldForce(config, self.pop, self.streams.stream("territories"))
         self.ledger = Ledger()
-        self.env = simpy.Environment()
+        self.env = simpy.Environment() if sim_env is None else sim_env
         self._queue = TouchQueue()
         self._pending_notes: dict[int, list[tuple[str, np.ndarray | int]]] = defaultdict(list)
         self._rng_touches = self.streams.stream("touches")

@@ -1,0 +1,310 @@
+"""Native vector environments for ``oce_sim/Territory-v0``: N territories in one process, stepped in lockstep.
+
+* ``TerritoryVectorEnv``: a ``gymnasium.vector.VectorEnv`` (``gym.make_vec(id, num_envs=N,
+  vectorization_mode="vector_entry_point")``) with Gymnasium's seeding (sub-env ``i`` of ``reset(seed=s)`` is
+  seeded ``s + i``), next-step autoreset (``AutoresetMode.NEXT_STEP``), batched observations ``(N, 82)``,
+  ``action_masks()`` ``(N, 72)`` and Gymnasium vector infos.
+* ``TerritorySB3VecEnv``: the same territories as a Stable-Baselines3 ``VecEnv`` (same-step reset, the last
+  observation in ``info["terminal_observation"]``), whose ``env_method("action_masks")`` sb3-contrib's
+  ``MaskablePPO`` reads directly (answered from the batched mask, no call per env).
+
+Each sub-env is a ``TerritoryEnv``: the single env stays the reference, and sub-env ``i`` reproduces a single
+env seeded ``s + i`` exactly (``tests/test_native_vector.py``).  What is shared: the scenario is loaded once,
+the steady-start table is computed once, and every territory's World runs on **one** SimPy environment, so a
+vector step is one ``run(until=...)`` over all N worlds' day processes in lockstep (the worlds never interact,
+and each world's events keep their order, so every world's event log is the one it has alone).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import simpy
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from oce_sim.config import ScenarioConfig, StageLike, load_scenario
+from oce_sim.envs.territory import TerritoryEnv
+
+ENTRY_POINT = "oce_sim.envs.vector:TerritoryVectorEnv"
+
+
+class TerritoryVectorEnv(VectorEnv):
+    """N ``TerritoryEnv`` territories stepped together in one process (see the module docstring)."""
+
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        scenario: str | Mapping[str, Any] | ScenarioConfig | None = None,
+        stage: StageLike | None = None,
+        config: Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+        shared_simulation: bool = True,
+        max_episode_steps: int | None = None,
+    ):
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if max_episode_steps is not None:
+            raise ValueError("max_episode_steps is not supported: the horizon is config={'env': {'horizon_days': ...}}")
+        self.num_envs = int(num_envs)
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping of overrides or None, got {type(config).__name__}")
+        scenario_config = load_scenario(scenario, stage=stage, overrides=config)  # once for all territories
+        self.envs: list[TerritoryEnv] = [TerritoryEnv(scenario=scenario_config, render_mode=render_mode)
+                                         for _ in range(self.num_envs)]
+        first = self.envs[0]
+        self.scenario = scenario_config
+        self.render_mode = render_mode
+        self.shared_simulation = bool(shared_simulation)
+        self.metadata = dict(self.metadata)
+        self.single_observation_space = first.observation_space
+        self.single_action_space = first.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.horizon_days = first.horizon_days
+        self.decision_interval_days = first.decision_interval_days
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._sim: simpy.Environment | None = None
+        self._started = False
+
+    # ---------------------------------------------------------------------------------------------- API
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset(seed=[...]) needs {self.num_envs} seeds, got {len(seeds)}")
+        if options is not None and "reset_mask" in options:
+            raise ValueError("partial resets (options['reset_mask']) are not supported: the territories step in "
+                             "lockstep; reset all of them")
+        self._share_start_table()
+        self._new_simulation()
+        observations, infos = [], {}
+        for i, (env, s) in enumerate(zip(self.envs, seeds)):
+            obs, info = self._reset_env(env, s, options)
+            observations.append(obs)
+            infos = self._add_info(infos, info, i)
+        self._autoreset[:] = False
+        self._started = True
+        return np.stack(observations), infos
+
+    def step(self, actions: Any):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions)
+        if actions.shape[:1] != (self.num_envs,):
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
+        observations = np.empty((self.num_envs,) + self.single_observation_space.shape, dtype=np.float32)
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminations = np.zeros(self.num_envs, dtype=bool)
+        truncations = np.zeros(self.num_envs, dtype=bool)
+        infos: dict[str, Any] = {}
+        if self._autoreset.any():
+            # Next-step autoreset: the territories end together (one horizon), so they start again together.
+            if not self._autoreset.all():
+                raise RuntimeError("territories out of lockstep")  # cannot happen: one horizon for all
+            self._new_simulation()
+            for i, env in enumerate(self.envs):
+                observations[i], info = self._reset_env(env, None, None)
+                infos = self._add_info(infos, info, i)
+            self._autoreset[:] = False
+            return observations, rewards, terminations, truncations, infos
+        begun = [env.begin_step(a) for env, a in zip(self.envs, actions)]
+        day = self.envs[0]._day
+        self._run_to(day)
+        for i, (env, started) in enumerate(zip(self.envs, begun)):
+            observations[i], rewards[i], terminations[i], truncations[i], info = env.finish_step(*started)
+            infos = self._add_info(infos, info, i)
+        self._autoreset = terminations | truncations
+        return observations, rewards, terminations, truncations, infos
+
+    def action_masks(self) -> np.ndarray:
+        """``(num_envs, 72)`` boolean masks of the next decision (sb3-contrib convention, one row per env)."""
+        return np.stack([env.action_masks() for env in self.envs])
+
+    def render(self) -> tuple[str | None, ...] | None:
+        if self.render_mode is None:
+            return None
+        return tuple(env.render() for env in self.envs)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
+        self._sim = None
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _share_start_table(self) -> None:
+        """The steady-start table depends only on the scenario: compute it once and hand it to every env."""
+        first = self.envs[0]
+        if first._start_table is None and self.scenario.history.start == "steady":
+            from oce_sim.envs.steady_start import steady_start
+
+            first._start_table = steady_start(self.scenario)
+        for env in self.envs[1:]:
+            env._start_table = first._start_table
+
+    def _new_simulation(self) -> None:
+        """One SimPy environment for the territories' next episode (or none: each World its own)."""
+        self._sim = simpy.Environment() if self.shared_simulation else None
+
+    def _reset_env(self, env: TerritoryEnv, seed: int | None, options: Mapping[str, Any] | None):
+        """``env.reset`` with its new World on the shared SimPy environment (if any)."""
+        if self._sim is None:
+            return env.reset(seed=seed, options=options)
+        env.world_options["sim_env"] = self._sim
+        try:
+            return env.reset(seed=seed, options=options)
+        finally:
+            del env.world_options["sim_env"]  # the env itself holds no SimPy environment: it stays picklable
+
+    def _run_to(self, day: int) -> None:
+        """Run every territory to ``day``: one run of the shared SimPy environment, then each World's own run,
+        which is a no-op unless the Worlds have their own environments (a copied vector env's Worlds do)."""
+        if self._sim is not None and day > self._sim.now:
+            self._sim.run(until=day)
+        for env in self.envs:
+            env.world.run_until(day)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy's Worlds rebuild their own SimPy environments (World.__setstate__); the next reset shares one again.
+        state = self.__dict__.copy()
+        state["_sim"] = None
+        return state
+
+
+@functools.cache
+def _sb3_vec_env_class():
+    """``TerritorySB3VecEnv``, defined on first use so that importing this module does not import SB3."""
+    from stable_baselines3.common.vec_env import VecEnv
+
+    class _TerritorySB3VecEnv(VecEnv):
+        """The native vector env as a Stable-Baselines3 ``VecEnv``: same-step reset with
+        ``info["terminal_observation"]``; ``env_method("action_masks")`` answered from the batched mask."""
+
+        def __init__(self, num_envs: int = 1, scenario: Any = None, stage: Any = None,
+                     config: Mapping[str, Any] | None = None, shared_simulation: bool = True,
+                     monitor: bool = False):
+            self.vec = TerritoryVectorEnv(num_envs, scenario=scenario, stage=stage, config=config,
+                                          shared_simulation=shared_simulation)
+            super().__init__(self.vec.num_envs, self.vec.single_observation_space, self.vec.single_action_space)
+            self._actions: np.ndarray | None = None
+            self._monitor = monitor
+            self._ep_return = np.zeros(self.num_envs)
+            self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+            self._masks: np.ndarray | None = None
+
+        @property
+        def envs(self) -> list[TerritoryEnv]:
+            return self.vec.envs
+
+        def reset(self) -> np.ndarray:
+            seeds = self._seeds
+            obs = self._reset_all(seeds, [options or None for options in self._options])
+            self._reset_seeds()
+            self._reset_options()
+            return obs
+
+        def _reset_all(self, seeds: list[int | None], options: list[Mapping[str, Any] | None]) -> np.ndarray:
+            vec = self.vec
+            vec._share_start_table()
+            vec._new_simulation()
+            observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
+            for i, env in enumerate(vec.envs):
+                observations[i], self.reset_infos[i] = vec._reset_env(env, seeds[i], options[i])
+            vec._started = True
+            vec._autoreset[:] = False
+            self._ep_return[:] = 0.0
+            self._ep_length[:] = 0
+            self._masks = np.stack([info["action_mask"] for info in self.reset_infos])
+            return observations
+
+        def step_async(self, actions: np.ndarray) -> None:
+            self._actions = np.asarray(actions)
+
+        def step_wait(self):
+            vec = self.vec
+            assert self._actions is not None, "step_async() first"
+            begun = [env.begin_step(a) for env, a in zip(vec.envs, self._actions)]
+            day = vec.envs[0]._day
+            vec._run_to(day)
+            observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
+            rewards = np.zeros(self.num_envs, dtype=np.float64)  # as SubprocVecEnv (DummyVecEnv: float32)
+            dones = np.zeros(self.num_envs, dtype=bool)
+            infos: list[dict[str, Any]] = []
+            for i, (env, started) in enumerate(zip(vec.envs, begun)):
+                obs, reward, terminated, truncated, info = env.finish_step(*started)
+                observations[i], rewards[i], dones[i] = obs, reward, terminated or truncated
+                info["TimeLimit.truncated"] = truncated and not terminated
+                self._ep_return[i] += reward
+                self._ep_length[i] += 1
+                if dones[i] and self._monitor:
+                    info["episode"] = {"r": float(self._ep_return[i]), "l": int(self._ep_length[i]), "t": 0.0}
+                infos.append(info)
+            self._actions = None
+            if dones.any():
+                if not dones.all():
+                    raise RuntimeError("territories out of lockstep")  # one horizon for all: cannot happen
+                for i in range(self.num_envs):
+                    infos[i]["terminal_observation"] = observations[i]
+                observations = self._reset_all([None] * self.num_envs, [None] * self.num_envs)
+            else:
+                self._masks = np.stack([info["action_mask"] for info in infos])
+            return observations, rewards, dones, infos
+
+        def action_masks(self) -> np.ndarray:
+            assert self._masks is not None, "reset() first"
+            return self._masks.copy()
+
+        def close(self) -> None:
+            self.vec.close()
+
+        def get_images(self) -> list[Any]:
+            return [None] * self.num_envs
+
+        def _indices(self, indices: Any) -> list[int]:
+            if indices is None:
+                return list(range(self.num_envs))
+            if isinstance(indices, (int, np.integer)):
+                return [int(indices)]
+            return list(indices)
+
+        def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+            return [getattr(self.envs[i], attr_name) for i in self._indices(indices)]
+
+        def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+            for i in self._indices(indices):
+                setattr(self.envs[i], attr_name, value)
+
+        def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
+            wanted = self._indices(indices)
+            if method_name == "action_masks" and not method_args and not method_kwargs and self._masks is not None:
+                return [self._masks[i].copy() for i in wanted]
+            return [getattr(self.envs[i], method_name)(*method_args, **method_kwargs) for i in wanted]
+
+        def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+            return [isinstance(self.envs[i], wrapper_class) for i in self._indices(indices)]
+
+    return _TerritorySB3VecEnv
+
+
+def make_sb3_vec_env(num_envs: int = 1, scenario: Any = None, stage: Any = None,
+                     config: Mapping[str, Any] | None = None, shared_simulation: bool = True,
+                     monitor: bool = False):
+    """The native vector env as a Stable-Baselines3 ``VecEnv`` (see ``TerritorySB3VecEnv``).  With ``monitor``,
+    ``info["episode"]`` holds each finished episode's return and length, as SB3's ``Monitor`` writes it."""
+    return _sb3_vec_env_class()(num_envs, scenario=scenario, stage=stage, config=config,
+                                shared_simulation=shared_simulation, monitor=monitor)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TerritorySB3VecEnv":
+        return _sb3_vec_env_class()
+    raise AttributeError(name)
