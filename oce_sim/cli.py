@@ -131,8 +131,9 @@ def check_out(name: str, out: Path) -> None:
 def check_model(name: str, model: Path) -> None:
     check_path(name, model)
     if model.is_dir():
-        if not (model / "model.zip").is_file():
-            fail(f"{name} {_clip(str(model), 200)} is a folder without model.zip (give a run folder or a model .zip)")
+        if not (model / "final" / "model.safetensors").is_file():  # training.model_path (no torch import here)
+            fail(f"{name} {_clip(str(model), 200)} is not a finished run folder (no final/model.safetensors): give "
+                 "a run folder or a model .safetensors file")
     elif not model.is_file():
         fail(f"{name}: model file not found: {_clip(str(model), 200)}")
 

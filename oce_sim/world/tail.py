@@ -111,6 +111,7 @@ def _propagate(
     out = np.zeros(n_days)
     peer = np.zeros(n)
     access = np.zeros(n)
+    moved = np.zeros(4)  # one HCP's flows between adoption states on a day (reused: no allocation per HCP-day)
     for k in range(n_days):
         if reviews[k]:
             adopters = np.zeros(n_accounts)
@@ -154,7 +155,7 @@ def _propagate(
                 nrx = class_rx_per_day[i] * share * access[i] * new_share
                 total += nrx + refill_rate * patients[i]
                 patients[i] = patients[i] * patient_keep + nrx
-                moved = np.zeros(4)
+                moved[:] = 0.0
                 for s in range(4):
                     if s == 1:
                         gate = access[i]
