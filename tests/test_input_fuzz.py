@@ -410,7 +410,7 @@ def path_cases(draw: st.DrawFn) -> Case:
         "out_nul": Case((*command, "--out", f"{DIR}/o\x00ut"), ("--out", "null")),
         "bench_out": Case(("bench", "--out", f"{DIR}/file/x"), ("--out",), plain, None),
         "model_missing": Case((*compare, "--model", f"{DIR}/{name}.zip", *OUT), ("--model", "not found")),
-        "model_folder": Case((*compare, "--model", DIR, *OUT), ("--model", "without model.zip")),
+        "model_folder": Case((*compare, "--model", DIR, *OUT), ("--model", "not a finished run folder")),
         "strategy_missing": Case((*run, "--strategy", f"{DIR}/{name}.zip", *OUT), ("--strategy", "not found")),
         "strategy_long": Case((*run, "--strategy", long_part, *OUT), ("--strategy", "longer than")),
         "strategies_long": Case((*compare, "--strategies", f"insight,{long_part}", *OUT),
