@@ -67,6 +67,8 @@ def test_cli_calibrate_refuses_bad_seeds():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 10's target: 10 of 19 rows pass today (docs/MODEL.md §6); strict, so "
+                   "the day every row passes this marker has to go")
 def test_every_calibration_row_passes_on_default():
     """The target of issue 10: every row of the table passes on the default scenario (fails today, see §6)."""
     rows = calibration.calibrate("default", seeds=10)
