@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from oce_sim.agents import make_strategy
 from oce_sim.bench import load_suite, scenario_config
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import atomic_write_text, strategy_config
+from oce_sim.evaluation import atomic_write_text, play_episode, strategy_config
 from oce_sim.world.tail import tail_value
 
 STRATEGIES = ("instruction", "insight", "involvement", "intervention", "no_promotion", "random", "oracle")
@@ -47,14 +47,7 @@ def episode_values(scenario, strategy: str, seed: int) -> dict[str, float]:
     policy = make_strategy(strategy)
     config = strategy_config(scenario, policy)
     env = TerritoryEnv(scenario=config)
-    obs, _ = env.reset(seed=seed)
-    policy.reset(env, seed)
-    done, info = False, {}
-    while not done:
-        action, _ = policy.predict(obs, action_masks=env.action_masks())
-        obs, _, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-    kpis = info["kpis"]
+    kpis = play_episode(env, policy, seed)["kpis"]
     rate = config.economics.discount_rate_per_year
     values = {"gross_margin": kpis["gross_margin_usd"], "fixed": kpis["cost_fixed_usd"],
               "variable": kpis["cost_variable_usd"], "revenue": kpis["revenue_usd"]}

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from oce_sim.config import (ScenarioError, _read_yaml, deep_merge, format_validation_error, load_scenario,
                             repo_scenario_dir)
-from oce_sim.evaluation import evaluate, paired_summary, strategy_config
+from oce_sim.evaluation import evaluate, paired_summary, play_episode, strategy_config
 from oce_sim.kpis import direction, format_value
 from oce_sim.outputs import atomic_write_text, transaction
 
@@ -95,13 +95,7 @@ def event_log_hash(suite: Suite) -> str:
     config = strategy_config(scenario_config(suite, run.scenario, run.horizon_days), policy)
     config = load_scenario(deep_merge(config.model_dump(mode="python"), {"env": {"record_events": True}}))
     env = TerritoryEnv(scenario=config)
-    obs, _ = env.reset(seed=run.seed)
-    policy.reset(env, run.seed)
-    done = False
-    while not done:
-        action, _ = policy.predict(obs, action_masks=env.action_masks())
-        obs, _, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
+    play_episode(env, policy, run.seed)
     assert env.world is not None
     return env.world.event_digest()
 

@@ -40,17 +40,24 @@ def strategy_config(scenario: ScenarioConfig, policy: Any, stage: int | None = N
     return load_scenario(deep_merge(data, extra))
 
 
-def run_episode(policy: Any, config: ScenarioConfig, seed: int) -> Episode:
-    env = TerritoryEnv(scenario=config)
+def play_episode(env: TerritoryEnv, policy: Any, seed: int, until_day: float | None = None) -> dict[str, Any]:
+    """Reset ``env`` and ``policy`` on ``seed`` and play until the episode ends (or ``until_day``); returns the last
+    step's info.  The env stays open, so the caller can read its world."""
     obs, _ = env.reset(seed=seed)
     if hasattr(policy, "reset"):
         policy.reset(env, seed)
     done = False
     info: dict[str, Any] = {}
-    while not done:
+    while not done and (until_day is None or env.world.now < until_day):
         action, _ = policy.predict(obs, deterministic=True, action_masks=env.action_masks())
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
+    return info
+
+
+def run_episode(policy: Any, config: ScenarioConfig, seed: int) -> Episode:
+    env = TerritoryEnv(scenario=config)
+    info = play_episode(env, policy, seed)
     env.close()
     return Episode(info["kpis"], info["series"])
 

@@ -51,7 +51,8 @@ def episode_kpis(world: "World", tail: "TailValue | None" = None) -> dict[str, f
     reached = float(world.state.ever_delivered.sum())
     answered = led.suggestions_accepted + led.suggestions_dismissed
     calls = float(led.delivered[0])
-    utilisation = calls / led.field_capacity_calls if led.field_capacity_calls > 0 else UNDEFINED
+    has_field = led.field_capacity_calls > 0
+    utilisation = min(1.0, calls / led.field_capacity_calls) if has_field else UNDEFINED
     tail_revenue = tail.revenue_usd if tail is not None else 0.0
     tail_margin = tail.margin_usd if tail is not None else 0.0
     kpis = {
@@ -67,9 +68,8 @@ def episode_kpis(world: "World", tail: "TailValue | None" = None) -> dict[str, f
         "value_at_horizon_usd": float(tail_margin),
         "revenue_multi_period_usd": float(led.revenue_usd + tail_revenue),
         "profit_multi_period_usd": float(margin - cost + tail_margin),
-        "field_utilisation": float(min(1.0, utilisation)) if utilisation != UNDEFINED else UNDEFINED,
-        "idle_field_cost_usd": float(led.fixed_cost_usd * (1.0 - min(1.0, utilisation)))
-        if utilisation != UNDEFINED else 0.0,
+        "field_utilisation": float(utilisation),
+        "idle_field_cost_usd": float(led.fixed_cost_usd * (1.0 - utilisation)) if has_field else 0.0,
         "suggestion_acceptance": float(led.suggestions_accepted / answered) if answered else UNDEFINED,
         "questions_answered": float(led.questions_answered),
         "reach": reached / n,

@@ -10,7 +10,7 @@ from oce_sim.agents.planning import PlannerEconomics
 from oce_sim.config import load_scenario
 from oce_sim.envs import steady_start
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import evaluate
+from oce_sim.evaluation import evaluate, play_episode
 from oce_sim.world.dispatch import HOLD, N_SEGMENTS
 from oce_sim.world.population import generate_population
 from oce_sim.world.streams import RandomStreams
@@ -20,16 +20,7 @@ TAIL_DAYS = 730
 
 
 def run_policy(env: TerritoryEnv, strategy: str, seed: int, until_day: int | None = None):
-    obs, _ = env.reset(seed=seed)
-    policy = make_strategy(strategy)
-    policy.reset(env, seed)
-    info: dict = {}
-    done = False
-    while not done and (until_day is None or env._day < until_day):
-        action, _ = policy.predict(obs, action_masks=env.action_masks())
-        obs, _, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-    return info
+    return play_episode(env, make_strategy(strategy), seed, until_day)
 
 
 def continue_without_promotion(world, start_day: int, rate: float) -> float:

@@ -13,6 +13,7 @@ from oce_sim import stages
 from oce_sim.agents import make_strategy
 from oce_sim.config import ENTITIES, StageConfig
 from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.evaluation import play_episode
 from oce_sim.world.response import ORIGIN_ORCHESTRATOR, REP_VISIT
 
 MARKET = {"population": {"n_hcps": 300, "n_reps": 2}, "env": {"horizon_days": 182}}
@@ -22,15 +23,7 @@ SEEDS = range(6)
 def episode(stage: dict[str, int], strategy: str, seed: int, market: dict = MARKET, events: bool = False):
     config = {**market, "env": {**market["env"], "record_events": events}}
     env = TerritoryEnv(scenario="default", stage=stage, config=config)
-    obs, _ = env.reset(seed=seed)
-    policy = make_strategy(strategy)
-    policy.reset(env, seed)
-    done, info = False, {}
-    while not done:
-        action, _ = policy.predict(obs, action_masks=env.action_masks())
-        obs, _, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
-    return env, info["kpis"]
+    return env, play_episode(env, make_strategy(strategy), seed)["kpis"]
 
 
 def paired_ci(diff: list[float]) -> tuple[float, float]:

@@ -118,3 +118,15 @@ def _random_masked_plays(rng, mask_flat):
     mask = mask_flat.reshape(dispatch.N_SEGMENTS, -1)
     scores = rng.random(mask.shape) * mask  # allowed entries in (0, 1), forbidden ones 0
     return np.argmax(scores, axis=1).astype(np.int64)
+
+
+def _timed_random_step(env, rng, clock) -> tuple[float, bool]:
+    """One step with a random allowed play: the env's own seconds (the mask and the step, not the policy's
+    draw) and whether the episode ended."""
+    t0 = clock()
+    mask = env.unwrapped.action_masks()
+    t1 = clock()
+    plays = _random_masked_plays(rng, mask)
+    t2 = clock()
+    _, _, terminated, truncated, _ = env.step(plays)
+    return (t1 - t0) + (clock() - t2), terminated or truncated

@@ -6,7 +6,8 @@ from __future__ import annotations
 import gc
 import time
 
-from oce_sim.perf.helpers import _pin_one_cpu, _random_masked_plays, current_rss_mib, peak_rss_mib
+from oce_sim.perf.helpers import (_pin_one_cpu, _random_masked_plays, _timed_random_step, current_rss_mib,
+                                  peak_rss_mib)
 from oce_sim.perf.targets import ENV_ID, TARGETS
 
 
@@ -29,14 +30,8 @@ def _measure_env_stepping(warmup_episodes: int, measure_episodes: int, checkpoin
         env_time = timer() - t0
         steps, done = 0, False
         while not done:
-            t0 = timer()
-            mask = env.unwrapped.action_masks()
-            t1 = timer()
-            plays = _random_masked_plays(rng, mask)
-            t2 = timer()
-            _, _, terminated, truncated, _ = env.step(plays)
-            env_time += (t1 - t0) + (timer() - t2)
-            done = terminated or truncated
+            seconds, done = _timed_random_step(env, rng, timer)
+            env_time += seconds
             steps += 1
         return steps, env_time
 

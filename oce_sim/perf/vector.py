@@ -86,7 +86,7 @@ def _time_sb3(vec, n_envs: int, episodes: int, seed: int, rng) -> tuple[float, i
 
 def _time_singles(envs, episodes: int, seed: int, rng) -> tuple[float, int]:
     """N single envs (``gym.make``), stepped one after the other in a loop, as a user would without a vector env."""
-    from oce_sim.perf.helpers import _random_masked_plays
+    from oce_sim.perf.helpers import _timed_random_step
 
     clock = time.process_time
     env_s, steps = 0.0, 0
@@ -99,15 +99,9 @@ def _time_singles(envs, episodes: int, seed: int, rng) -> tuple[float, int]:
         done = False
         while not done:
             for env in envs:
-                t0 = clock()
-                mask = env.unwrapped.action_masks()
-                t1 = clock()
-                plays = _random_masked_plays(rng, mask)
-                t2 = clock()
-                _, _, terminated, truncated, _ = env.step(plays)
-                env_s += (t1 - t0) + (clock() - t2)
+                seconds, done = _timed_random_step(env, rng, clock)
+                env_s += seconds
                 steps += 1
-                done = terminated or truncated
     return env_s, steps
 
 

@@ -40,6 +40,7 @@ from oce_sim.world.response import (
 )
 from oce_sim.world.start import StartTable
 from oce_sim.world.streams import RandomStreams
+from oce_sim.world.tail import DAYS_PER_YEAR
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
 from oce_sim.world.view import NO_HCPS, RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
 
@@ -49,7 +50,6 @@ DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
 KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
-DAYS_PER_YEAR = 365.0
 
 
 def is_working_day(day: int) -> bool:

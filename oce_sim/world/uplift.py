@@ -12,7 +12,7 @@ import numpy as np
 
 from oce_sim.world.field import choose_theme
 from oce_sim.world.response import REP_VISIT, WEBINAR
-from oce_sim.world.tail import discount_factors
+from oce_sim.world.tail import DAYS_PER_YEAR, discount_factors
 
 if TYPE_CHECKING:
     from oce_sim.world.simulation import World
@@ -22,7 +22,7 @@ def value_horizon_days(world: "World") -> float:
     """Days over which a touch's effect is valued: the rest of the episode plus the discounted tail (the
     multi-period objective of ``profit_multi_period_usd``)."""
     economics = world.config.economics
-    tail_days = int(round(economics.tail_years * 365.0))
+    tail_days = int(round(economics.tail_years * DAYS_PER_YEAR))
     discounted_tail = float(discount_factors(tail_days, economics.discount_rate_per_year).sum())
     return max(0.0, world.config.env.horizon_days - world.now) + discounted_tail
 
