@@ -380,13 +380,15 @@ def calibrate(
     config = resolve(scenario)
     with console.status(f"calibrating {config.name} on {seeds} paired seeds"):
         rows = calibration.calibrate(config, seeds, seed)
-    table = Table(title=f"{config.name}: calibration ({sum(r.passed for r in rows)} of {len(rows)} rows pass, "
-                  f"{seeds} paired seeds)", show_lines=True)
+    states = [calibration.status(row, rows) for row in rows]
+    table = Table(title=f"{config.name}: calibration ({states.count('pass')} of {len(rows)} rows pass, "
+                  f"{states.count('yields')} yield to a better-sourced row, {seeds} paired seeds)", show_lines=True)
     for column in ("figure", "band", "model (± se)", "pass", "source"):
         table.add_column(column, justify="right" if column in ("band", "model (± se)") else "left")
-    for row in rows:
-        table.add_row(escape(row.figure), row.band_text(), row.value_text(),
-                      "[green]pass[/]" if row.passed else "[red]fail[/]", escape(row.source))
+    style = {"pass": "[green]pass[/]", "yields": "[yellow]yields[/]", "fail": "[red]fail[/]"}
+    for row, state in zip(rows, states):
+        source = row.source + (f" (yields to: {row.yields_to})" if state == "yields" else "")
+        table.add_row(escape(row.figure), row.band_text(), row.value_text(), style[state], escape(source))
     console.print(table)
     if write_docs:
         path = calibration.docs_path()

@@ -233,14 +233,14 @@ class ResponseConfig(_Model):
         "decay of Mizik & Jacobson's new-Rx profile, 0.84 is the textbook carryover on sales, which here also carries "
         "the repeat prescribing of the patient stock)")
     # bounded so that x ** shape and half ** shape stay finite and non-zero in floating point
-    hill_half_saturation: float = Field(1.5, ge=0.01, le=1000.0)
-    hill_shape: float = Field(1.3, ge=0.1, le=10.0)
+    hill_half_saturation: float = Field(6.0, ge=0.01, le=1000.0)
+    hill_shape: float = Field(1.0, ge=0.1, le=10.0)
     channel_effect: dict[str, float] = Field(
         default_factory=lambda: {
             "rep_visit": 1.0,
             "remote_detail": 0.6,
             "email": 0.25,
-            "webinar": 1.2,
+            "webinar": 5.0,
             "website": 0.2,
         }
     )
@@ -249,14 +249,21 @@ class ResponseConfig(_Model):
     confusion_window_days: float = Field(14.0, ge=0.0)
     confusion_theme_distance: int = Field(2, ge=1, description="theme gap that counts as contradictory")
     confusion_increment: float = Field(0.5, ge=0.0, le=1.0)
+    cross_channel_reinforcement: float = Field(
+        3.0, ge=0.0, le=10.0, description="extra impact of an engaged touch when another stakeholder delivered a "
+        "consistent message (theme gap below confusion_theme_distance) within confusion_window_days: the mirror of "
+        "confusion (calibrated: blended rep + digital response 1.5-4x rep-only, Veeva Pulse EU 2022)")
     confusion_half_life_days: float = Field(21.0, gt=0.0)
     fatigue_half_life_days: float = Field(15.0, gt=0.0)
     unsubscribe_base: float = Field(0.002, ge=0.0, le=1.0)
     unsubscribe_per_excess: float = Field(0.08, ge=0.0, le=1.0)
     # daily transition probabilities of the hidden adoption chain
-    p_unaware_to_aware: tuple[float, float] = Field((0.001, 0.03), description="(base, per unit response)")
-    p_aware_to_trial: float = Field(0.004, ge=0.0, le=1.0, description="per unit response, times access")
-    p_trial_to_adopt: tuple[float, float] = Field((0.004, 0.01), description="(base, per unit response)")
+    p_unaware_to_aware: tuple[float, float] = Field((0.001, 0.015), description="(base, per unit response)")
+    p_aware_to_trial: float = Field(0.001, ge=0.0, le=1.0, description="per unit response, times access")
+    p_aware_to_trial_base: float = Field(
+        0.001, ge=0.0, le=1.0, description="without promotion (colleagues, guidelines, patients asking), times access "
+        "(calibrated: share of NRx due to details 0.12-0.30, IMS)")
+    p_trial_to_adopt: tuple[float, float] = Field((0.004, 0.003), description="(base, per unit response)")
     p_trial_reject: float = Field(0.006, ge=0.0, le=1.0, description="times (1 - response)(1 + confusion)")
     p_adopter_lapse: float = Field(0.0025, ge=0.0, le=1.0, description="times (1 - 0.8 response)(1 + confusion)")
     peer_effect_per_adopter_kol: float = Field(0.002, ge=0.0, le=1.0)
@@ -264,7 +271,7 @@ class ResponseConfig(_Model):
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
     share_lift_from_response: float = Field(
-        0.15, ge=0.0, le=1.0, description="extra share at full response (documented range 0.04-0.25; calibrated: share "
+        0.25, ge=0.0, le=1.0, description="extra share at full response (documented range 0.04-0.25; calibrated: share "
         "of NRx due to details 0.12-0.30, NRx per extra detail over 7 months 0.10-0.35)")
     patient_persistence_per_month: float = Field(
         0.7, ge=0.0, lt=1.0, description="share of the brand's patients still on it a month later (documented range "
@@ -321,6 +328,9 @@ class RemoteDetailConfig(_Model):
 class EmailConfig(_Model):
     cost_usd: float = Field(3.0, ge=0.0)
     base_open: float = Field(0.2, ge=0.0, le=1.0)
+    follow_up_open: float = Field(
+        0.65, ge=0.0, le=1.0, description="base_open of an orchestrated email within confusion_window_days of the "
+        "rep's met visit: a follow-up opens like a rep-sent approved email (about 42 %, Veeva Pulse 2022)")
     cap_per_30_days: int = Field(5, ge=0, le=8, description="Veeva's typical approved-email cap")
     open_delay_days: float = Field(1.5, ge=0.0)
 

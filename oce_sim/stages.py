@@ -49,6 +49,10 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("rep_intervenes_on_channels", "sales", 3, "authority",
                "after a met call the rep re-sequences the other channels' pending touches to her customer onto "
                "the message she just delivered (World._rep_interventions)"),
+    Capability("rep_measured_on_outcome", "sales", 3, "authority",
+               "the rep is measured on outcome, not on a call quota: below it she pads the days the plan leaves "
+               "short with her own habit picks (reach and frequency); from it idle time is the orchestrator's to "
+               "fill (kernels.field_day)"),
     Capability("marketing_personalises_from_insight", "marketing", 1, "information",
                "the calendar keeps its dates and targets but picks each message from shared insight "
                "(World.marketing_theme)"),
@@ -105,8 +109,8 @@ MATRIX: tuple[Cell, ...] = (
     Cell("sales", 2, "records what she knows; answers the system's questions; must-win stakeholder framework",
          ("rep_records_knowledge", "system_asks_questions"), ""),
     Cell("sales", 3, "intervenes on other channels and colleagues' activities (stop, start, re-sequence); rates "
-         "insights; other brands' reps' insights; measured on outcome", ("rep_intervenes_on_channels",),
-         "rating insights, other brands' reps and outcome-based incentives: one brand, no incentive model"),
+         "insights; other brands' reps' insights; measured on outcome", ("rep_intervenes_on_channels", "rep_measured_on_outcome"),
+         "rating insights and other brands' reps: one brand; the outcome measure only removes the call quota (no incentive model)"),
     Cell("marketing", 0, "own campaigns; insights not integrated, shared or acted on", (),
          ""),
     Cell("marketing", 1, "shares insights for personal and non-personal channels",

@@ -50,7 +50,9 @@ def test_the_docs_stage_table_is_generated_from_the_module():
 def test_every_stage_s_crm_knows_its_own_calls():
     """At IT stage 0 the view learns of calls a month late, but the CRM records them at once: no suggested visit
     comes sooner than its play's 14-day cadence (below IT 3, 36-44% of instruction's visits used to)."""
-    env, _ = episode({"customer": 0, "sales": 0, "marketing": 0, "it": 0}, "instruction", 0, events=True)
+    # a full year: reps pad their days with own calls, and a customer called lately gets no suggestion
+    year = {**MARKET, "env": {"horizon_days": 364}}
+    env, _ = episode({"customer": 0, "sales": 0, "marketing": 0, "it": 0}, "instruction", 0, market=year, events=True)
     hcp, day = [], []
     for record in env.world.event_log:
         t = record.touches
@@ -62,7 +64,7 @@ def test_every_stage_s_crm_knows_its_own_calls():
     hcp, day = hcp[order], day[order]
     same = hcp[1:] == hcp[:-1]
     gaps = (day[1:] - day[:-1])[same]
-    assert gaps.size > 50
+    assert gaps.size > 10  # (repeat suggestions are rarer than calls: own calls keep customers inside cadence)
     assert (gaps >= 14).all(), np.sort(gaps)[:10]
 
 

@@ -116,7 +116,7 @@ class FieldForce:
             self.knows_no_see, self.knows_need, self.last_visit_day, self.rep_progress, self.failed_visits,
             self.seen_visits, self.own_order, view_progress, has(stage, "rep_uses_shared_insight"),
             has(stage, "rep_records_knowledge"), self.pop.need_relevance,
-            self.availability, self.pop.archetype, self._params,
+            self.availability, self.pop.archetype, self._params, not has(stage, "rep_measured_on_outcome"),
         )  # fmt: skip
         batch = TouchBatch(hcp=hcp, channel=np.full(hcp.size, REP_VISIT, dtype=np.int8), theme=theme,
                            origin=origin, question=asked, engaged_hint=met, time=start)

@@ -19,6 +19,9 @@ _REP_VISIT, _REMOTE_DETAIL, _EMAIL = 0, 1, 2
 _N_STAKEHOLDERS = 3
 _MAX_POISSON_COUNT = 30
 
+# Goodwill lifts the brand's share from the aware state on (an aware HCP prescribes it now and then; Montoya et
+# al. 2010: detailing moves prescribing within a state as well as between states).
+LIFT_FROM_STATE = 1
 # Layout of the scalar parameter vector of deliver_touches.
 TOUCH_PARAMS: tuple[str, ...] = (
     "load_to_monthly",
@@ -29,6 +32,8 @@ TOUCH_PARAMS: tuple[str, ...] = (
     "repeat_theme_factor",
     "unsubscribe_base",
     "unsubscribe_per_excess",
+    "reinforcement",
+    "email_follow_up_open",
 )
 # Layout of the scalar parameter vector of daily_update.
 DAY_PARAMS: tuple[str, ...] = (
@@ -111,6 +116,7 @@ def deliver_touches(
     """
     load_to_monthly, window, distance, increment = params[0], params[1], params[2], params[3]
     out_of_sequence_factor, repeat_factor, unsub_base, unsub_per_excess = params[4], params[5], params[6], params[7]
+    reinforcement, follow_up_open = params[8], params[9]
     n = order.size
     hcp_out = np.empty(n, dtype=hcp.dtype)
     channel_out = np.empty(n, dtype=channel.dtype)
@@ -146,7 +152,11 @@ def deliver_touches(
         if engaged_hint[j] >= 0:
             engaged = engaged_hint[j] == 1
         else:
-            p_engage = base_engagement[c] * (0.4 + 0.6 * fit) * (0.6 + 0.4 * relevance) * fatigue
+            base = base_engagement[c]
+            # An orchestrated email that follows up the rep's met visit is opened like a rep-sent email.
+            if c == _EMAIL and origin[j] == 0 and day - last_stakeholder_day[h, 0] <= window:
+                base = follow_up_open
+            p_engage = base * (0.4 + 0.6 * fit) * (0.6 + 0.4 * relevance) * fatigue
             engaged = u[i, 0] < p_engage
         heard = progress[h]
         if t == heard:
@@ -158,16 +168,22 @@ def deliver_touches(
         source = source_of_channel[c]
         pushed = source < _N_STAKEHOLDERS
         conflict = False
+        consistent = False
         if engaged and pushed:
             for other in range(_N_STAKEHOLDERS):
                 if other != source and day - last_stakeholder_day[h, other] <= window:
                     if abs(np.int64(last_stakeholder_theme[h, other]) - np.int64(t)) >= distance:
                         conflict = True
+                    else:
+                        consistent = True
         if conflict:
             confusion[h] = min(1.0, confusion[h] + increment)
         impact = 0.0
         if engaged:
             impact = channel_effect[c] * fit * relevance * sequence * (1.0 - confusion[h]) * fatigue
+            # Another stakeholder's recent message on a consistent theme gives this one context.
+            if consistent and not conflict:
+                impact *= 1.0 + reinforcement
             goodwill[h] += impact
             if t == heard:
                 progress[h] = t + 1
@@ -236,7 +252,7 @@ def daily_update(
             response = g / (g + hill_k_pow)
             state = adoption[i]
             access = access_factor[account_access[account[i]]]
-            share = brand_share[state] + (share_lift * response if state >= 2 else 0.0)
+            share = brand_share[state] + (share_lift * response if state >= LIFT_FROM_STATE else 0.0)
             lam = class_rx_per_day[i] * share * access * new_share
             refill_lam = refill_rate * patients[i]
             expected_total += lam + refill_lam
@@ -305,10 +321,11 @@ def field_day(
     day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
     rep_progress, failed_visits, seen_visits, own_order, view_progress, uses_shared_insight, records_knowledge,
     need_relevance,
-    availability, archetype, params,
+    availability, archetype, params, fills_idle_slots=False,
 ):  # fmt: skip
     """All reps' working day: accept or dismiss suggestions, fill dismissed slots with own picks, visit in
     order until the day is full, then learn (trust, needs, no-see).  ``u`` is ``[n_reps, slots, 4]``.
+    With ``fills_idle_slots`` (a rep held to a call quota) slots the plan leaves empty get own picks too.
 
     Returns the executed visits ``(hcp, theme, from_suggestion, asked, met, start_time)``, then the HCPs whose
     need was answered or noted, the suggested HCPs the reps dismissed as no-see, the number of dismissed
@@ -346,7 +363,7 @@ def field_day(
     finish = np.empty(slots)
     executed = np.empty(slots, dtype=np.bool_)
 
-    anything = False
+    anything = fills_idle_slots and n_reps > 0
     for r in range(n_reps):
         for s in range(slots):
             col = pointer[r] + s
@@ -368,7 +385,7 @@ def field_day(
             has = sugg[s] >= 0
             accept[s] = has and not knows_no_see[sugg[s]] and u[r, s, 0] < trust[r]
             dismissed[s] = has and not accept[s]
-            if dismissed[s]:
+            if dismissed[s] or (fills_idle_slots and not has):
                 n_dismissed += 1
         # Own picks, in habit order: not seen lately and not known as no-see.
         n_picks = 0
@@ -385,7 +402,7 @@ def field_day(
         for s in range(slots):
             if accept[s]:
                 h = sugg[s]
-            elif dismissed[s]:
+            elif dismissed[s] or (fills_idle_slots and sugg[s] < 0):
                 h = picks[used_picks] if used_picks < n_picks else -1
                 used_picks += 1
             else:

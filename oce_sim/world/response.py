@@ -25,6 +25,7 @@ CONTACT_LOAD = np.array([1.0, 1.0, 0.5, 1.0, 0.0])
 CAP_RING = 8  # longest 30-day cap supported
 WORKING_DAYS_PER_MONTH = 30.0 * 5.0 / 7.0
 assert (REP_VISIT, REMOTE_DETAIL, EMAIL) == (kernels._REP_VISIT, kernels._REMOTE_DETAIL, kernels._EMAIL)
+assert ORIGIN_ORCHESTRATOR == 0  # deliver_touches' email follow-up rule
 
 
 @dataclass
@@ -238,7 +239,7 @@ class ResponseModel:
         self.refills_per_new_patient = self.refill_rate / (1.0 - self.patient_keep)
         self.new_patient_share = 1.0 / (1.0 + self.refills_per_new_patient)
         # daily transition coefficients by adoption state (unaware, aware, trialing, adopter)
-        self._up_base = np.array([r.p_unaware_to_aware[0], 0.0, r.p_trial_to_adopt[0], 0.0])
+        self._up_base = np.array([r.p_unaware_to_aware[0], r.p_aware_to_trial_base, r.p_trial_to_adopt[0], 0.0])
         self._up_slope = np.array([r.p_unaware_to_aware[1], r.p_aware_to_trial, r.p_trial_to_adopt[1], 0.0])
         self._up_peer = np.array([1.0, 1.0, 0.0, 0.0])
         self._down_base = np.array([0.0, 0.0, r.p_trial_reject, r.p_adopter_lapse])
@@ -252,6 +253,8 @@ class ResponseModel:
             "repeat_theme_factor": r.repeat_theme_factor,
             "unsubscribe_base": r.unsubscribe_base,
             "unsubscribe_per_excess": r.unsubscribe_per_excess,
+            "reinforcement": r.cross_channel_reinforcement,
+            "email_follow_up_open": ch.email.follow_up_open,
         }
         self._touch_params = np.array([touch_values[name] for name in kernels.TOUCH_PARAMS], dtype=float)
         day_values = {
@@ -293,7 +296,7 @@ class ResponseModel:
         """Expected new prescriptions (new patients started on the brand) per working day."""
         r = self.config.response
         share = self.brand_share[state.adoption] + r.share_lift_from_response * self.hill(state.goodwill) * (
-            state.adoption >= 2
+            state.adoption >= kernels.LIFT_FROM_STATE
         )
         access = self.access_factor[state.account_access[self.pop.account]]
         return self.pop.class_rx_per_day * share * access * self.new_patient_share

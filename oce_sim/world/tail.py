@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
+from oce_sim.world.kernels import LIFT_FROM_STATE
 from oce_sim.world.response import WEBSITE
+
+assert LIFT_FROM_STATE == 1  # _propagate's share line lifts states 1-3
 
 if TYPE_CHECKING:
     from oce_sim.world.simulation import World
@@ -151,7 +154,7 @@ def _propagate(
                 g = max(goodwill[i], 0.0) ** hill_shape
                 response = g / (g + hill_k_pow)
                 share = (p[i, 1] * brand_share[1] + p[i, 2] * brand_share[2] + p[i, 3] * brand_share[3]
-                         + p[i, 0] * brand_share[0] + (p[i, 2] + p[i, 3]) * share_lift * response)
+                         + p[i, 0] * brand_share[0] + (p[i, 1] + p[i, 2] + p[i, 3]) * share_lift * response)
                 nrx = class_rx_per_day[i] * share * access[i] * new_share
                 total += nrx + refill_rate * patients[i]
                 patients[i] = patients[i] * patient_keep + nrx

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from oce_sim.world import kernels
 from oce_sim.world.field import choose_theme
 from oce_sim.world.response import REP_VISIT, WEBINAR
 from oce_sim.world.tail import DAYS_PER_YEAR, discount_factors
@@ -66,6 +67,6 @@ def expected_touch_value_usd(world: "World", channel: int, days_left: float) -> 
         ],
         default=r.p_adopter_lapse * 0.8 * (share[3] - share[1]),
     ) * half
-    lift_now = np.where(state.adoption >= 2, r.share_lift_from_response, 0.0)
+    lift_now = np.where(state.adoption >= kernels.LIFT_FROM_STATE, r.share_lift_from_response, 0.0)
     value_per_response_day = rx_day_value * (gain_next + lift_now)
     return p_engage * impact * slope * carry * value_per_response_day
