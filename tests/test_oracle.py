@@ -84,8 +84,8 @@ def test_oracle_arguments_are_checked():
 @pytest.mark.parametrize("name", ["mature_primary_care", "emerging_field", "specialty_access", "launch_kol"])
 def test_no_stage_heuristic_beats_the_oracle_on_the_benchmark(name):
     """Every stage heuristic against the default oracle on a benchmark scenario, 6 paired seeds: exact per-seed
-    bounds against intervention and the greedy oracle; for the others (other worlds: empirical) the oracle's paired
-    95% interval of the margin does not lie below zero, and its mean is positive."""
+    bounds against intervention and the greedy oracle; for the others (other worlds: empirical) a positive mean margin,
+    so no heuristic beats the oracle in the paired-CI sense (measured in docs/MODEL.md §2.14)."""
     scenario = load_scenario(f"benchmark/{name}")
     seeds = range(1000, 1006)
     oracle = np.array([episode(Oracle(), scenario, seed)[OBJECTIVE] for seed in seeds])
@@ -95,4 +95,5 @@ def test_no_stage_heuristic_beats_the_oracle_on_the_benchmark(name):
         if opponent in ("intervention", "oracle_greedy"):
             assert (diff >= 0).all(), (opponent, diff)
         half = stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
-        assert diff.mean() > 0 and diff.mean() + half > 0, (opponent, diff.mean(), half)
+        # a positive mean margin: the opponent's paired interval of (opponent - oracle) cannot lie above zero
+        assert diff.mean() > 0, (opponent, diff.mean(), [diff.mean() - half, diff.mean() + half])
