@@ -98,6 +98,28 @@ class HoldAll(Policy):
         return np.full(N_SEG, D.HOLD)
 
 
+class Broadcast(Intervention):
+    """The lower stages' marketing calendar, emulated by the orchestrator on insight's field plan: a base policy of
+    the oracle (the stage 0-2 worlds run a calendar that the stage-3 world does not, so no stage-3 heuristic plays it).
+
+    Webinar invitations once a month to every segment without a visit every two weeks, an email between the visits
+    of those, remote detail (else email) for the held segments, and the field filled up as at intervention."""
+
+    name = "broadcast"
+
+    def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        plan = self.rep_plan(obs)
+        plays = plan.copy()
+        for s in range(N_SEG):
+            if self._step % 4 == 1 and plan[s] != D.REP_BIWEEKLY and mask[s, D.WEBINAR_PLAY]:
+                plays[s] = D.WEBINAR_PLAY
+            elif plan[s] == D.REP_BIWEEKLY and mask[s, D.REP_PLUS_EMAIL]:
+                plays[s] = D.REP_PLUS_EMAIL
+            elif plan[s] == D.HOLD:
+                plays[s] = D.REMOTE if mask[s, D.REMOTE] else D.EMAIL_PLAY
+        return self.fill_field_capacity(obs, mask, plays)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A base policy of the rollout oracle and the executor's view it runs with (True: ground truth)."""
@@ -107,8 +129,9 @@ class Candidate:
     truth_view: bool = False
 
 
-#: the default base policies: the stage-3 heuristic with either view, the greedy oracle, holding everything, and the
-#: stage-1 and stage-2 field plans played at stage 3 (no calendar: the orchestrator schedules nothing else)
+#: the default base policies: the stage-3 heuristic with either view, the greedy oracle, holding everything, the
+#: stage-1 and stage-2 field plans played at stage 3 (no calendar: the orchestrator schedules nothing else), and
+#: insight's field plan with the calendar's marketing (broadcast)
 DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("intervention", Intervention, False),
     Candidate("oracle_greedy", GreedyOracle, True),
@@ -116,6 +139,7 @@ DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("intervention_truth", Intervention, True),
     Candidate("insight", Insight, False),
     Candidate("involvement", Involvement, False),
+    Candidate("broadcast", Broadcast, False),
 )
 #: a cheap setting for CI-speed tests: the two base policies the bound is guaranteed against
 GUARANTEED_CANDIDATES: tuple[Candidate, ...] = DEFAULT_CANDIDATES[:2]
