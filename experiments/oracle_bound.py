@@ -74,7 +74,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "results.csv", results.to_csv(index=False))
     text = ("Oracle minus strategy, profit_multi_period_usd (USD thousands), mean [95% paired CI] over "
-            f"{args.seeds} seeds from {args.seed}; (n below): seeds on which the oracle earns less.\n\n" + table(results))
+            f"{args.seeds} seeds from {args.seed}; (n below): seeds on which the oracle earns less.\n\n"
+            + table(results))
     atomic_write_text(args.out / "table.md", text + "\n")
     print(text)
 
