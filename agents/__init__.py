@@ -6,7 +6,7 @@ from typing import Callable
 
 from .base import Policy
 from .controls import NoPromotion, RandomMasked
-from .oracle import Oracle
+from .oracle import GreedyOracle, Oracle
 from .stage_heuristics import Instruction, Insight, Intervention, Involvement
 from .trained import TrainedModel
 
@@ -18,6 +18,7 @@ STRATEGIES: dict[str, Callable[[], Policy]] = {
     "no_promotion": NoPromotion,
     "random": RandomMasked,
     "oracle": Oracle,
+    "oracle_greedy": GreedyOracle,
 }
 STAGE_STRATEGIES: tuple[str, ...] = ("instruction", "insight", "involvement", "intervention")
 

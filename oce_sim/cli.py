@@ -307,9 +307,10 @@ def train(
     if init_from is not None:
         from oce_sim.agents import STRATEGIES
 
-        if init_from not in STRATEGIES or init_from == "oracle":
+        oracles = ("oracle", "oracle_greedy")  # they read the ground truth: no teacher for a policy of the view
+        if init_from not in STRATEGIES or init_from in oracles:
             fail(f"--init-from must be a strategy that uses only the view: "
-                 f"{', '.join(s for s in STRATEGIES if s != 'oracle')}; got {init_from!r}")
+                 f"{', '.join(s for s in STRATEGIES if s not in oracles)}; got {init_from!r}")
         if algo != "maskable-ppo":
             fail("--init-from needs --algo maskable-ppo")
     if reward not in ("expected", "realized"):

@@ -284,7 +284,7 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
     moves = [n for n in others if "=" in n]
     paragraphs += _sentences(summary, "strategy", moves + [n for n in others if n not in moves],
                              baseline or "", _move_subject)
-    means = summary[(summary.metric == RANK_KPI) & ~summary.strategy.isin(["oracle", "random"])]
+    means = summary[(summary.metric == RANK_KPI) & ~summary.strategy.isin(["oracle", "oracle_greedy", "random"])]
     if not means.empty:
         best = means.sort_values("mean", ascending=False).iloc[0]
         named = f" ({_move_subject(best.strategy).lower()})" if "=" in best.strategy else ""

@@ -35,6 +35,6 @@ def test_instruction_vs_intervention_writes_tidy_results(tmp_path):
     assert "confusion_events" in out
 
 
-@pytest.mark.parametrize("script", ["train_maskable_ppo.py", "perf_benchmark.py"])
+@pytest.mark.parametrize("script", ["train_maskable_ppo.py", "perf_benchmark.py", "oracle_bound.py"])
 def test_long_scripts_document_their_arguments(script):
     assert "usage" in run_script(f"experiments/{script}", "--help")

@@ -148,6 +148,7 @@ class World:
             raise ValueError(f"a World starts at time 0; the shared SimPy environment is at {sim_env.now}")
         self.config = config
         self.stage = config.stage
+        self.oracle_view = bool(config.env.oracle_view)  # the oracle may switch it per decision (use_oracle_view)
         self.streams = RandomStreams(seed)
         self.pop: Population = generate_population(config, self.streams.population)
         self.state = CustomerState.initial(self.pop)
@@ -234,7 +235,7 @@ class World:
 
     def customer_priority(self) -> np.ndarray:
         """How the executor ranks customers: public value, or the true net value of a visit (oracle)."""
-        if self.config.env.oracle_view:
+        if self.oracle_view:
             gain = expected_touch_value_usd(self, REP_VISIT, value_horizon_days(self)) - self.response.visit_cost
             return np.maximum(gain, 0.0)
         access = self.response.access_factor[self.state.account_access[self.pop.account]]
@@ -288,8 +289,20 @@ class World:
         if day > self.env.now:
             self.env.run(until=day)
 
+    def use_oracle_view(self, on: bool) -> None:
+        """Switch the ground-truth view (``env.oracle_view``) on or off from now on (the rollout oracle chooses it per
+        decision).  Switched on, beliefs are replaced by the truth at the next decision; switched off, the orchestrator
+        keeps the beliefs it was last given and segments on observed prescriptions again.  No-op if unchanged."""
+        if bool(on) == self.oracle_view:
+            return
+        self.oracle_view = bool(on)
+        self._segment_cache = self._mask_cache = None
+        if not on:
+            self.view.stage_override = None
+            self.view._cache.clear()
+
     def _refresh_oracle_view(self) -> None:
-        if self.config.env.oracle_view:
+        if self.oracle_view:
             self.view.sync_ground_truth(self.pop, self.state, self.now)
             self.view.stage_override = np.select([self.state.adoption == 3, self.state.adoption == 2], [2, 1], 0)
 
@@ -303,6 +316,7 @@ class World:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         now = state.pop("_now")
+        state.setdefault("oracle_view", bool(state["config"].env.oracle_view))  # pickles from before the switch
         self.__dict__.update(state)
         self.env = simpy.Environment(initial_time=now)
         if self._digest and self.event_log is not None:  # (a closed World has no event log left to hash)
