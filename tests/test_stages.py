@@ -11,7 +11,7 @@ from scipy import stats
 
 from oce_sim import stages
 from oce_sim.agents import make_strategy
-from oce_sim.config import ENTITIES, StageConfig
+from oce_sim.config import ENTITIES, PipelineConfig, StageConfig
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.evaluation import play_episode
 from oce_sim.world.response import ORIGIN_ORCHESTRATOR, REP_VISIT
@@ -109,3 +109,46 @@ def test_levels_that_used_to_do_nothing_now_differ_from_the_level_below(entity, 
     _, low = episode(base, strategy, 0)
     _, high = episode({**base, entity: level}, strategy, 0)
     assert low != high
+
+
+IT3 = {"customer": 3, "sales": 3, "marketing": 3, "it": 3}
+
+
+def uplift_error(world) -> float:
+    """Mean absolute error of the view's tested uplift against the same test on the true, complete, timely Rx."""
+    view_uplift, _, _ = world.view.efficacy.uplift()
+    true_uplift, _, tested = world.efficacy_truth.uplift()
+    return float(np.abs(view_uplift - true_uplift)[tested].mean())
+
+
+def test_tested_predictions_are_only_as_good_as_the_data_pipeline():
+    """IT stage 3 tests its touches against holdouts and learns the uplift from the Rx its pipeline publishes: with
+    the stage-0 pipeline (monthly batches, 21-day latency, more noise and gaps) in its place, the learned uplift is
+    further from what the same holdouts show on the true Rx (measured +0.011 share points, CI [0.004, 0.018])."""
+    slow = {**MARKET, "pipeline": {"override": PipelineConfig().levels[0].model_dump()}}
+    diff = [uplift_error(episode(IT3, "intervention", s, slow)[0].world)
+            - uplift_error(episode(IT3, "intervention", s)[0].world) for s in SEEDS]
+    assert paired_ci(diff)[0] > 0, diff
+
+
+def test_holdout_share_zero_disables_the_test_and_it_is_idle_below_it_3():
+    env, _ = episode(IT3, "intervention", 0, {**MARKET, "pipeline": {"holdout_share": 0.0}})
+    assert env.world.view.efficacy is None and env.world.held_out_touches == 0
+    env, _ = episode(IT3, "intervention", 0)
+    assert env.world.held_out_touches > 0 and env.world.view.efficacy.uplift()[2].any()
+    below = {**IT3, "it": 2}
+    _, low = episode(below, "intervention", 0, {**MARKET, "pipeline": {"holdout_share": 0.0}})
+    _, high = episode(below, "intervention", 0, {**MARKET, "pipeline": {"holdout_share": 0.3}})
+    assert low == high
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: the holdout's cost exceeds what the test learns at this market "
+                   "size (multi-period profit -0.45M, 95% CI [-0.87M, -0.02M] over seeds 0-5 of the default "
+                   "market); strict, so that it tells us when learning starts to pay")
+def test_learning_from_holdouts_pays_for_the_holdout():
+    market = {"env": {"horizon_days": 364}}
+    diff = [episode(IT3, "intervention", s, market)[1]["profit_multi_period_usd"]
+            - episode(IT3, "intervention", s, {**market, "pipeline": {"holdout_share": 0.0}})[1]
+            ["profit_multi_period_usd"] for s in SEEDS]
+    assert paired_ci(diff)[0] > 0, diff
