@@ -67,7 +67,8 @@ CAPABILITIES: tuple[Capability, ...] = (
                "the view learns each (segment, channel)'s uplift, treated minus held out, from the Rx the pipeline "
                "publishes (so latency, gaps and noise limit it), and the executor acts on it: it ranks the field's "
                "customers by their segment's tested response to a visit and stops touches whose tested uplift is "
-               "confidently below their cost (world/efficacy.py, World._test_efficacy)"),
+               "confidently below their cost (world/efficacy.py, World._test_efficacy); off by default "
+               "(holdout_share 0): at one territory's scale the learning does not pay for its holdout"),
 )
 _BY_NAME = {c.name: c for c in CAPABILITIES}
 
