@@ -412,6 +412,11 @@ class PipelineConfig(_Model):
     )
     override: PipelineLevel | None = None
     declare_share: float = Field(0.35, ge=0.0, le=1.0, description="customer stage 3: HCPs who declare")
+    holdout_share: float = Field(
+        0.0, ge=0.0, le=0.5, description="IT stage 3: share of the customers each epoch's plan targets that the "
+        "executor withholds to test the touches' efficacy (0, the default: no holdout and nothing learned; at one "
+        "territory's scale the learning does not pay for the holdout, MODEL.md section 2.15b)"
+    )
 
 
 class EconomicsConfig(_Model):

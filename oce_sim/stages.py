@@ -62,6 +62,13 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("orchestrator_controls_marketing", "marketing", 3, "authority",
                "the calendar stops; remote detail, email, webinar invitations and rep+email plays are the "
                "orchestrator's (dispatch.controllable_plays, World.__init__)"),
+    Capability("predictions_tested_for_efficacy", "it", 3, "process",
+               "the executor withholds a random pipeline.holdout_share of the customers each epoch's plan targets; "
+               "the view learns each (segment, channel)'s uplift, treated minus held out, from the Rx the pipeline "
+               "publishes (so latency, gaps and noise limit it), and the executor acts on it: it ranks the field's "
+               "customers by their segment's tested response to a visit and stops touches whose tested uplift is "
+               "confidently below their cost (world/efficacy.py, World._test_efficacy); off by default "
+               "(holdout_share 0): at one territory's scale the learning does not pay for its holdout"),
 )
 _BY_NAME = {c.name: c for c in CAPABILITIES}
 
@@ -125,9 +132,10 @@ MATRIX: tuple[Cell, ...] = (
          "pipeline level 1: weekly batches and latency, every channel; prioritising by efficacy is not modelled"),
     Cell("it", 2, "prompts questions about unknown attributes; behavioural data in one place", (),
          "pipeline level 2: weekly batches, 4-day latency, less noise; the prompting is the sales-2 capability"),
-    Cell("it", 3, "learns from interventions; near-real-time integration; predictions tested for efficacy", (),
-         "pipeline level 3: daily, 1-day latency; learning from interventions and tested predictions are not "
-         "modelled yet (the calibration issue's stage 3)"),
+    Cell("it", 3, "learns from interventions; near-real-time integration; predictions tested for efficacy",
+         ("predictions_tested_for_efficacy",),
+         "pipeline level 3: daily, 1-day latency; learning from the *instructions* sales and marketing give (rated "
+         "insights) is not modelled: the system learns from the outcomes of the touches it and they make"),
 )
 
 

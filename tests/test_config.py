@@ -92,6 +92,11 @@ def test_negative_reps_rejected():
     assert "-1" in problem
 
 
+@pytest.mark.parametrize("share", [-0.1, 0.6, True, "half"])
+def test_holdout_share_validated(share):
+    problem_for(problems_of(overrides={"pipeline": {"holdout_share": share}}), "pipeline.holdout_share")
+
+
 @pytest.mark.parametrize("stage", [7, -1, True, "expert"])
 def test_bad_uniform_stage_rejected(stage):
     problems = problems_of(stage=stage)

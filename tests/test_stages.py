@@ -12,7 +12,7 @@ from scipy import stats
 from oce_sim import stages
 from oce_sim.agents import make_strategy
 from oce_sim.agents.stage_heuristics import Insight
-from oce_sim.config import ENTITIES, StageConfig
+from oce_sim.config import ENTITIES, PipelineConfig, StageConfig
 from oce_sim.envs.territory import GLOBAL_FEATURES, SEGMENT_FEATURES, TerritoryEnv
 from oce_sim.evaluation import play_episode
 from oce_sim.world import dispatch as D
@@ -324,3 +324,50 @@ def test_each_it_level_shows_the_orchestrator_more_of_what_happened_sooner(level
     assert paired_ci(diff)[0] > 0, report(diff, profit)
     error, profit = paired(stage, "it", "insight", progress_error)
     assert paired_ci(error)[1] < 0, report(error, profit)
+
+
+IT3 = {"customer": 3, "sales": 3, "marketing": 3, "it": 3}
+LEARNING = {"holdout_share": 0.1}  # IT stage 3's holdout test, off by default (pipeline.holdout_share 0)
+
+
+def uplift_error(world) -> float:
+    """Mean absolute error of the view's tested uplift against the same test on the true, complete, timely Rx."""
+    view_uplift, _, _ = world.view.efficacy.uplift()
+    true_uplift, _, tested = world.efficacy_truth.uplift()
+    return float(np.abs(view_uplift - true_uplift)[tested].mean())
+
+
+def test_tested_predictions_are_only_as_good_as_the_data_pipeline():
+    """IT stage 3 tests its touches against holdouts and learns the uplift from the Rx its pipeline publishes: with
+    the stage-0 pipeline (monthly batches, 21-day latency, more noise and gaps) in its place, the learned uplift is
+    further from what the same holdouts show on the true Rx (holdout 0.1; measured +0.010 share points, CI [0.002, 0.018])."""
+    learning = {**MARKET, "pipeline": LEARNING}
+    slow = {**MARKET, "pipeline": {**LEARNING, "override": PipelineConfig().levels[0].model_dump()}}
+    diff = [uplift_error(episode(IT3, "intervention", s, slow)[0].world)
+            - uplift_error(episode(IT3, "intervention", s, learning)[0].world) for s in SEEDS]
+    assert paired_ci(diff)[0] > 0, diff
+
+
+def test_holdout_share_zero_disables_the_test_and_it_is_idle_below_it_3():
+    assert PipelineConfig().holdout_share == 0.0  # off by default: it does not pay at one territory's scale
+    env, _ = episode(IT3, "intervention", 0, {**MARKET, "pipeline": {"holdout_share": 0.0}})
+    assert env.world.view.efficacy is None and env.world.held_out_touches == 0
+    env, _ = episode(IT3, "intervention", 0, {**MARKET, "pipeline": LEARNING})
+    assert env.world.held_out_touches > 0 and env.world.view.efficacy.uplift()[2].any()
+    below = {**IT3, "it": 2}
+    _, low = episode(below, "intervention", 0, {**MARKET, "pipeline": {"holdout_share": 0.0}})
+    _, high = episode(below, "intervention", 0, {**MARKET, "pipeline": {"holdout_share": 0.3}})
+    assert low == high
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: the holdout's cost exceeds what the test learns at one "
+                   "territory's scale (multi-period profit -63k USD, 95% CI [-411k, +284k] over seeds 0-5 of the "
+                   "default market; -101k [-184k, -17k] over seeds 0-39); strict, so that it tells us when "
+                   "learning starts to pay (then make holdout_share's default > 0)")
+def test_learning_from_holdouts_pays_for_the_holdout():
+    market = {"env": {"horizon_days": 364}}
+    diff = [episode(IT3, "intervention", s, {**market, "pipeline": LEARNING})[1]["profit_multi_period_usd"]
+            - episode(IT3, "intervention", s, {**market, "pipeline": {"holdout_share": 0.0}})[1]
+            ["profit_multi_period_usd"] for s in SEEDS]
+    assert paired_ci(diff)[0] > 0, diff

@@ -20,6 +20,7 @@ import simpy
 from oce_sim.config import ScenarioConfig
 from oce_sim.stages import has
 from oce_sim.world import dispatch, kernels
+from oce_sim.world.efficacy import WORKING_DAYS_PER_WINDOW, Z_ONE_SIDED_95, EfficacyTest
 from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
 from oce_sim.world.response import (
@@ -50,6 +51,7 @@ DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
 KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
+RANK_WEIGHT_RANGE = (0.25, 4.0)  # how far the tested response may move a customer's rank (exploration stays alive)
 
 
 def is_working_day(day: int) -> bool:
@@ -158,6 +160,15 @@ class World:
         self.response.settle_patients(self.state)
         self.view = OrchestratorView(config, self.pop)
         self.pipeline = DataPipeline(config.pipeline_level())
+        # IT stage 3: holdout tests; the view learns from published Rx, the truth instance is a diagnostic only.
+        self.testing_efficacy = (has(self.stage, "predictions_tested_for_efficacy")
+                                 and config.pipeline.holdout_share > 0 and not config.env.oracle_view)
+        self.efficacy_truth: EfficacyTest | None = None
+        if self.testing_efficacy:
+            self.view.efficacy = EfficacyTest(self.pop.class_rx_per_day, dispatch.N_SEGMENTS, N_CHANNELS)
+            self.efficacy_truth = EfficacyTest(self.pop.class_rx_per_day, dispatch.N_SEGMENTS, N_CHANNELS)
+        self.held_out_touches = 0  # planned touches withheld by the holdout
+        self.stopped_touches = 0  # planned touches stopped because their tested uplift did not pay
         self.field = FieldForce(config, self.pop, self.streams.stream("territories"))
         self.ledger = Ledger()
         self.env = simpy.Environment() if sim_env is None else sim_env
@@ -200,6 +211,8 @@ class World:
         for day in range(-RX_WINDOW_DAYS, 0):
             u = self.streams.daily("rx", 10_000 + day).random(self.pop.n_hcps)
             rx = kernels.poisson_draws(u, lam) if is_working_day(day) else np.zeros(self.pop.n_hcps, dtype=np.int32)
+            if self.efficacy_truth is not None:
+                self.efficacy_truth.on_day(day, rx)
             self.view.absorb(DayRecord(day=day, touches=outcome, rx=rx), self.pipeline.level, self._rng_pipeline)
 
     # ----------------------------------------------------------------------------------------- helpers
@@ -245,7 +258,19 @@ class World:
             swayed = np.bincount(self.pop.kol_edge_kol, weights=value[self.pop.kol_edge_follower],
                                  minlength=self.pop.n_hcps)
             value = value + KOL_FOLLOWER_WEIGHT * swayed
+        if self.testing_efficacy:
+            value = value * self.tested_rank_weight()
         return value
+
+    def tested_rank_weight(self) -> np.ndarray:
+        """IT stage 3: each customer's weight in the field's ranking, from the tested response to a suggested visit
+        of customers in his believed prescribing state (shrunk uplift relative to the mean over states; 1 until two
+        states are tested)."""
+        n_beliefs = len(dispatch.BELIEFS)
+        shrunk = self.view.efficacy.shrunk_uplift(REP_VISIT, n_beliefs)
+        if shrunk is None or shrunk.mean() <= 0:
+            return np.ones(self.pop.n_hcps)
+        return np.clip(shrunk / shrunk.mean(), *RANK_WEIGHT_RANGE)[self.segments() % n_beliefs]
 
     # ------------------------------------------------------------------------------------ orchestrator API
     def action_mask(self) -> np.ndarray:
@@ -270,6 +295,8 @@ class World:
         plan = dispatch.plan_epoch(plays, self.segments(), day, epoch, self.pop, self.view, self.config, self.customer_priority(),
                                    self.field_calls_per_epoch, self.field.n_reps, self.state.sent_days,
                                    self.own_send_day)
+        if self.testing_efficacy:
+            plan = self._test_efficacy(plan, int(day))
         self.ledger.suggestions_expired += self.field.set_queue(plan.queue_hcp, plan.queue_theme, plan.queue_ask)
         if plan.email_hcp.size:
             send = add_working_days(day, 0) + 10 * HOUR
@@ -284,6 +311,47 @@ class World:
             self._queue.push(plan.remote_hcp, REMOTE_DETAIL, plan.remote_theme, ORIGIN_ORCHESTRATOR, times)
         if plan.webinar_hcp.size:
             self._register_for_webinar(plan.webinar_hcp)
+
+    def _test_efficacy(self, plan: dispatch.Plan, day: int) -> dispatch.Plan:
+        """IT stage 3: stop planned touches whose tested uplift is confidently below their cost, withhold a random
+        ``holdout_share`` of the customers the rest targets, and register both groups for the test."""
+        segment = self.segments()
+        uplift, se, tested = self.view.efficacy.uplift()
+        upper = np.where(tested, uplift + Z_ONE_SIDED_95 * se, np.inf)  # share of class volume over a window
+        rx_per_window = self.pop.class_rx_per_day * WORKING_DAYS_PER_WINDOW
+        margin = self.config.economics.margin_per_rx_usd
+        held = self.streams.daily("holdout", day).random(self.pop.n_hcps) < self.config.pipeline.holdout_share
+
+        def keep(hcp: np.ndarray, channel: int) -> np.ndarray:
+            """Which of the touches planned on ``channel`` for ``hcp`` go ahead (registers the test groups)."""
+            cost = self.response.visit_cost[hcp] if channel == REP_VISIT else self.response.unit_cost[channel]
+            # The field is paid anyway: its visits are ranked by the test (tested_rank_weight), never stopped.
+            pays = (upper[segment[hcp], channel] * rx_per_window[hcp] * margin >= cost) | (channel == REP_VISIT)
+            tested_hcp = hcp[pays]
+            for test in (self.view.efficacy, self.efficacy_truth):
+                test.register(day, tested_hcp, np.full(tested_hcp.size, channel), ~held[tested_hcp],
+                              segment[tested_hcp])
+            self.stopped_touches += int((~pays).sum())
+            self.held_out_touches += int(held[tested_hcp].sum())
+            return pays & ~held[hcp]
+
+        # Rep queues: the kept suggestions move up, the freed slots go empty (-1) at the end of each row.
+        queue_hcp, queue_theme, queue_ask = plan.queue_hcp.copy(), plan.queue_theme.copy(), plan.queue_ask.copy()
+        queued = queue_hcp >= 0
+        go = np.zeros_like(queued)
+        go[queued] = keep(queue_hcp[queued], REP_VISIT)
+        for r in range(queue_hcp.shape[0]):
+            row = np.flatnonzero(go[r])
+            k = row.size
+            queue_hcp[r, :k], queue_theme[r, :k], queue_ask[r, :k] = (
+                queue_hcp[r, row], queue_theme[r, row], queue_ask[r, row])
+            queue_hcp[r, k:], queue_theme[r, k:], queue_ask[r, k:] = -1, 0, False
+        email = keep(plan.email_hcp, EMAIL)
+        remote = keep(plan.remote_hcp, REMOTE_DETAIL)
+        webinar = keep(plan.webinar_hcp, WEBINAR)
+        return dispatch.Plan(queue_hcp, queue_theme, queue_ask, plan.email_hcp[email], plan.email_theme[email],
+                             plan.remote_hcp[remote], plan.remote_theme[remote], plan.remote_day_offset[remote],
+                             plan.webinar_hcp[webinar])
 
     def run_until(self, day: float) -> None:
         if day > self.env.now:
@@ -407,6 +475,8 @@ class World:
         self._book_field_force(working)
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
+        if self.efficacy_truth is not None:
+            self.efficacy_truth.on_day(day, rx)
         if self._digest is not None:
             self._hash_record(record)
             self.event_log.append(record)

@@ -27,6 +27,7 @@ STREAM_NAMES: tuple[str, ...] = (
     "access",
     "territories",
     "refills",
+    "holdout",  # IT stage 3's randomised holdouts (keyed by name: adding it shifts no other stream)
 )
 
 

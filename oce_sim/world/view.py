@@ -16,6 +16,7 @@ import numpy as np
 
 from oce_sim.config import CHANNELS, PipelineLevel, ScenarioConfig
 from oce_sim.world import kernels
+from oce_sim.world.efficacy import EfficacyTest
 from oce_sim.world.population import Population
 from oce_sim.world.response import N_CHANNELS, CustomerState, TouchOutcome
 
@@ -78,6 +79,8 @@ class OrchestratorView:
         # Class volume comes from syndicated data: known to every stage.
         self.class_rx_per_day = pop.class_rx_per_day
         self._cache: dict[str, np.ndarray] = {}  # derived beliefs, valid until the view next changes
+        # IT stage 3: holdout-tested uplift, learned from the Rx the pipeline publishes (set by the World)
+        self.efficacy: EfficacyTest | None = None
 
     # ------------------------------------------------------------------------------------------- beliefs
     def observed_rx_share(self) -> np.ndarray:
@@ -126,8 +129,11 @@ class OrchestratorView:
         written = int(np.count_nonzero(record.rx))
         noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=written)
         u_present = rng.random(written)
-        kernels.publish_rx(self.rx_ring[record.day % RX_WINDOW_DAYS], record.rx, noise, u_present, level.missing_share)
+        slot = self.rx_ring[record.day % RX_WINDOW_DAYS]
+        kernels.publish_rx(slot, record.rx, noise, u_present, level.missing_share)
         self.rx_days_seen += 1
+        if self.efficacy is not None:
+            self.efficacy.on_day(record.day, slot)
 
         if record.need_hcp.size:
             self.need[record.need_hcp] = record.need_values
