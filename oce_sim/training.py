@@ -67,6 +67,9 @@ class TrainArgs:
     # seeds, rollouts and weights either way; native measured 239 vs 144 steps/s (default scenario, 4 envs, 2 busy
     # cores; docs/PERFORMANCE.md section 6).
     vec: str = "native"
+    # a wall-clock budget: stop once training has run this long in all (resumed sessions included), whatever
+    # ``timesteps`` says; the final model is the one at the stop (experiments/baseline_table.py --train-minutes)
+    max_minutes: float | None = None
 
 
 def model_kwargs(args: TrainArgs) -> dict[str, Any]:
@@ -396,6 +399,10 @@ def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
         if args.init_from and start is None and args.value_warmup_steps > 0:
             callbacks.append(ActorFreeze(args.value_warmup_steps))
         remaining = max(0, args.timesteps - model.num_timesteps)
+        if args.max_minutes is not None:
+            callbacks.append(WallClockLimit(60.0 * args.max_minutes, elapsed))
+            if elapsed() >= 60.0 * args.max_minutes:
+                remaining = 0  # a resumed run whose budget is already spent: just write the final set
         with _graceful_sigint(checkpointer, log):
             if remaining:
                 model.learn(total_timesteps=remaining, callback=CallbackList(callbacks),
@@ -475,6 +482,19 @@ def _write_final(run: Path, checkpoint: Path) -> None:
     with transaction(run / "final", "train") as staging:
         (staging / MODEL_FILE).write_bytes(checkpoint.read_bytes())
         write_learning_curve(staging, read_tensors(checkpoint)["episodes"].double().numpy(), run.name)
+
+
+class WallClockLimit(BaseCallback):
+    """Stop training once ``elapsed()`` (training wall time, earlier sessions of a resumed run included) reaches
+    ``seconds``."""
+
+    def __init__(self, seconds: float, elapsed: Callable[[], float]):
+        super().__init__()
+        self.seconds = seconds
+        self.elapsed = elapsed
+
+    def _on_step(self) -> bool:
+        return self.elapsed() < self.seconds
 
 
 class ActorFreeze(BaseCallback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,69 @@ def test_instruction_vs_intervention_writes_tidy_results(tmp_path):
 @pytest.mark.parametrize("script", ["train_maskable_ppo.py", "perf_benchmark.py", "oracle_bound.py"])
 def test_long_scripts_document_their_arguments(script):
     assert "usage" in run_script(f"experiments/{script}", "--help")
+
+
+def test_baseline_table_end_to_end_and_resumes(tmp_path):
+    """A tiny grid (1 scenario, the intervention heuristic and PPO on 2 training seeds, 2 evaluation seeds): the
+    table's numbers are the results', and a rerun reads every finished cell (and finished training run) back."""
+    out = tmp_path / "baselines"
+    args = ["experiments/baseline_table.py", "--scenarios", "mature_primary_care", "--agents", "intervention,ppo",
+            "--train-seeds", "2", "--timesteps", "200", "--eval-seeds", "2", "--out", str(out), "--no-progress"]
+    first = run_script(*args)
+    assert "compute budget: 1 scenarios x 2 agents: 3 cells; 2 RL runs x 200 env steps" in first
+    assert "0 of 3 cells read from the cache" in first
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns) == ["scenario", "agent", "train_seed", "eval_seed", "metric", "value"]
+    profit = results[results.metric == "profit_multi_period_usd"]
+    assert sorted(set(zip(profit.agent, profit.train_seed.fillna(-1)))) == [("intervention", -1), ("ppo", 0), ("ppo", 1)]
+    assert sorted(set(profit.eval_seed)) == [100_000, 100_001] and len(profit) == 6
+
+    ppo = profit[profit.agent == "ppo"]
+    per_seed = ppo.groupby("train_seed").value.mean() / 1e3
+    base = profit[profit.agent == "intervention"].set_index("eval_seed").value
+    diff = (ppo.groupby("eval_seed").value.mean() - base) / 1e3
+    steps = results[(results.agent == "ppo") & (results.metric == "train_env_steps")].value
+    assert (steps >= 200).all()
+    table = (out / "table.md").read_text()
+    assert "**mature_primary_care**" in table and "2 paired evaluation seeds from 100000" in table
+    row = next(line for line in table.splitlines() if line.startswith("| ppo |"))
+    assert f"| {per_seed.median():,.0f} [{per_seed.min():,.0f}, {per_seed.max():,.0f}] |" in row
+    assert f"| {diff.mean():+,.0f} [" in row and row.endswith(f"| {steps.mean():,.0f} |")
+    assert next(line for line in table.splitlines() if line.startswith("| intervention |")).endswith(
+        "| (baseline) | - | - |")
+    curves = pd.read_csv(out / "learning_curves.csv")
+    assert set(curves.train_seed) == {0, 1} and curves.timesteps.max() <= steps.max()
+    assert (out / "learning_curves.png").stat().st_size > 0
+
+    before = (out / "results.csv").read_bytes()
+    assert "3 of 3 cells read from the cache" in run_script(*args)
+    assert (out / "results.csv").read_bytes() == before
+    # a cell whose numbers are lost (killed after training): its finished run is evaluated again, not retrained
+    cells = (tmp_path / "baselines.cache" / "cells").rglob("*.json")
+    next(p for p in cells if json.loads(p.read_text())["kpis"]["train_env_steps"] > 0).unlink()
+    assert "2 of 3 cells read from the cache" in run_script(*args)
+    again = pd.read_csv(out / "results.csv")
+    timing = results.metric == "eval_wall_seconds"
+    pd.testing.assert_frame_equal(again[~timing].reset_index(drop=True), results[~timing].reset_index(drop=True))
+    assert len(list((tmp_path / "baselines.cache" / "runs").glob("*/*/args.json"))) == 2
+
+
+def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baseline_table", ROOT / "experiments" / "baseline_table.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    for argv, message in ((["--agents", "intervention,dqn"], "--agents must be distinct names among"),
+                          (["--scenarios", "mature_primary_care,mature_primary_care"], "--scenarios must be distinct"),
+                          (["--eval-seeds", "1"], "--eval-seeds must be >= 2"),
+                          (["--eval-seed", "1"], "--eval-seed must be >= 3"),
+                          (["--train-minutes", "0"], "--train-minutes must be in (0, 1440]")):
+        with pytest.raises(SystemExit) as exit_info:
+            module.parse([*argv, "--out", str(tmp_path / "x")])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert module.parse(["--timesteps", "1000", "--agents", "ppo"]).agents == ["ppo"]

@@ -1,0 +1,416 @@
+"""The baseline table RL benchmark papers print: every stage heuristic, the oracle, random and four RL agents, on
+every benchmark scenario, several training seeds each, evaluated on held-out paired seeds.
+
+    python experiments/baseline_table.py                      # the full budget: 15 minutes of training per RL run
+    python experiments/baseline_table.py --timesteps 16384 --workers 2 --docs   # a small budget, into the README
+
+Not part of CI.  The grid (scenarios x agents x training seeds) is data (``AGENTS``, ``Args``); every cell is a
+resumable unit: a finished cell's numbers are kept in ``<out>.cache/cells/`` (``oce_sim.sweep.EpisodeCache``, keyed
+by a hash of the scenario, the agent's settings, the training seed, the budget, the evaluation seeds and the code
+version), and an RL run in ``<out>.cache/runs/`` resumes from its last checkpoint.  An interrupted table, killed
+included, resumes where it stopped when the same command is run again.
+
+RL agents train at stage 3 (every entity at intervention: the orchestrator controls every channel) with
+``oce-sim train``'s pipeline (oce_sim/training.py): MaskablePPO from scratch, PPO and A2C (no action masks: a
+masked play is not executed), and ``cloned-ppo`` (behaviour-cloned from the intervention heuristic, then
+MaskablePPO at 3e-4).  Heuristics run at their own stage.  Every agent is evaluated on the same evaluation seeds
+(``--eval-seed`` onwards, disjoint from training seeds 0..N-1 and from the cloning teacher's seeds 1,000,000+).
+
+The metric is ``profit_multi_period_usd`` (oce_sim/kpis.py): year-1 profit plus the value the customer state
+leaves at the horizon.  ``table.md``: per scenario and agent, the median and min-max across training seeds of the
+mean over evaluation seeds, the paired 95% CI of the difference to the intervention heuristic (per evaluation seed,
+the agent's mean over training seeds minus intervention; t-interval over evaluation seeds), training wall time and
+environment steps.  ``results.csv`` is tidy (scenario, agent, train_seed, eval_seed, metric, value);
+``learning_curves.csv`` and ``learning_curves.png`` hold the RL training curves.  The output folder is written as
+one set (oce_sim.outputs.transaction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a source checkout
+    sys.path.insert(0, str(ROOT))
+
+from oce_sim.bench import load_suite, scenario_config  # noqa: E402
+from oce_sim.evaluation import _t_interval, run_episode, strategy_config  # noqa: E402
+from oce_sim.outputs import atomic_save_figure, atomic_write_text, transaction  # noqa: E402
+from oce_sim.sweep import EpisodeCache, code_version, default_cache  # noqa: E402
+
+# ------------------------------------------------------------------------------------------------ the grid, as data
+METRIC = "profit_multi_period_usd"
+KEPT_METRICS = (METRIC, "profit_usd", "value_at_horizon_usd", "cost_usd", "prescriptions")
+BASELINE = "intervention"
+RL_STAGE = 3
+# name -> None for a built-in strategy (agents/), or the TrainArgs fields of an RL agent
+AGENTS: dict[str, dict[str, Any] | None] = {
+    "instruction": None,
+    "insight": None,
+    "involvement": None,
+    "intervention": None,
+    "oracle": None,
+    "random": None,
+    "maskable-ppo": dict(algo="maskable-ppo"),
+    "ppo": dict(algo="ppo"),
+    "a2c": dict(algo="a2c"),
+    "cloned-ppo": dict(algo="maskable-ppo", init_from="intervention", learning_rate=3e-4),
+}
+SCENARIOS = tuple(load_suite("full").scenarios)  # scenarios/benchmark/*.yaml
+README = ROOT / "README.md"
+BEGIN, END = "<!-- baseline-table:begin -->", "<!-- baseline-table:end -->"
+
+
+@dataclass
+class Args:
+    scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    agents: list[str] = field(default_factory=lambda: list(AGENTS))
+    train_seeds: int = 3  # RL agents train on seeds 0 .. train_seeds-1
+    eval_seeds: int = 10  # every agent is evaluated on seeds eval_seed .. eval_seed+eval_seeds-1
+    eval_seed: int = 100_000
+    train_minutes: float = 15.0  # per RL run (wall clock), unless --timesteps is given
+    timesteps: int | None = None  # per RL run (environment steps), instead of --train-minutes
+    workers: int = 1  # cells run at once (each in its own process, one torch thread)
+    out: Path = Path("results/baselines")
+    docs: bool = False  # write the table into README.md between the baseline-table markers
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Cell:
+    scenario: str
+    agent: str
+    train_seed: int | None  # None: a strategy that is not trained (one cell per scenario)
+
+
+def grid(args: Args) -> list[Cell]:
+    """Every cell, RL runs first (they are the long ones: a pool of workers finishes sooner)."""
+    cells = []
+    for scenario in args.scenarios:
+        for agent in args.agents:
+            seeds = range(args.train_seeds) if AGENTS[agent] is not None else [None]
+            cells += [Cell(scenario, agent, seed) for seed in seeds]
+    return sorted(cells, key=lambda c: AGENTS[c.agent] is None)
+
+
+def budget(args: Args) -> dict[str, Any]:
+    """What a training run gets: the budget is part of every RL cell's key."""
+    if args.timesteps is not None:
+        return {"timesteps": args.timesteps}
+    return {"train_minutes": args.train_minutes}
+
+
+def cell_key(cell: Cell, args: Args) -> str:
+    config = scenario_config(load_suite("full"), cell.scenario)
+    payload = [config.model_dump(mode="json"), cell.agent, AGENTS[cell.agent], cell.train_seed,
+               budget(args) if AGENTS[cell.agent] is not None else None, RL_STAGE, args.eval_seed, args.eval_seeds,
+               list(KEPT_METRICS), code_version()]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_folder(cache: Path, cell: Cell, key: str) -> Path:
+    """Where a cell's training run lives (``oce-sim train``'s run folders are created under it)."""
+    return cache / "runs" / f"{cell.scenario}__{cell.agent}__{cell.train_seed}__{key[:12]}"
+
+
+# ------------------------------------------------------------------------------------------------ one cell
+def run_cell(cell: Cell, args: Args, key: str, cache: Path) -> dict[str, float]:
+    """Train (RL agents: resuming an interrupted run), then evaluate on the evaluation seeds.  Returns flat floats:
+    ``<eval_seed>/<metric>`` and ``train_wall_seconds``, ``train_env_steps``, ``eval_wall_seconds``."""
+    from oce_sim.agents import make_strategy
+
+    spec = AGENTS[cell.agent]
+    out: dict[str, float] = {"train_wall_seconds": 0.0, "train_env_steps": 0.0}
+    if spec is None:
+        policy = make_strategy(cell.agent)
+    else:
+        from oce_sim.model_file import read_description
+        from oce_sim.training import TrainArgs, model_path, train
+
+        runs = run_folder(cache, cell, key)
+        started = sorted(runs.glob("*/args.json"))
+        finished = [p.parent for p in started if model_path(p.parent).exists()]
+        if finished:
+            run = finished[-1]
+        else:
+            limit = budget(args)
+            train_args = TrainArgs(scenario=f"benchmark/{cell.scenario}", stage=RL_STAGE, seed=cell.train_seed,
+                                   out=str(runs), resume=bool(started), progress_bar=False,
+                                   timesteps=limit.get("timesteps", 10**10), max_minutes=limit.get("train_minutes"),
+                                   checkpoint_every=10_000, **spec)
+            run = train(train_args, log=lambda line: None)
+        meta = read_description(model_path(run))
+        out.update(train_wall_seconds=float(meta["elapsed_seconds"]), train_env_steps=float(meta["num_timesteps"]))
+        policy = make_strategy(str(model_path(run)))
+    config = strategy_config(scenario_config(load_suite("full"), cell.scenario), policy)
+    started_at = time.time()
+    for seed in range(args.eval_seed, args.eval_seed + args.eval_seeds):
+        kpis = run_episode(policy, config, seed).kpis
+        out.update({f"{seed}/{metric}": float(kpis[metric]) for metric in KEPT_METRICS})
+    out["eval_wall_seconds"] = time.time() - started_at
+    return out
+
+
+def _worker_init() -> None:
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: finished cells stay cached
+    torch.set_num_threads(1)
+
+
+def run_grid(cells: list[Cell], args: Args, cache: Path) -> dict[Cell, dict[str, float]]:
+    """Every cell's numbers, from the cell cache where finished, else run (and cached as each finishes)."""
+    store = EpisodeCache(cache / "cells")
+    keys = {cell: cell_key(cell, args) for cell in cells}
+    results = {cell: store.get(keys[cell]) for cell in cells}
+    todo = [cell for cell in cells if results[cell] is None]
+    print(f"{len(cells) - len(todo)} of {len(cells)} cells read from the cache {cache}")
+    with tqdm(total=len(cells), initial=len(cells) - len(todo), desc="baseline table", unit="cell",
+              disable=not args.progress) as bar:
+        def finish(cell: Cell, values: dict[str, float]) -> None:
+            store.put(keys[cell], values)
+            results[cell] = values
+            bar.set_postfix_str(f"{cell.scenario} {cell.agent} {cell.train_seed}")
+            bar.update(1)
+
+        if args.workers <= 1:
+            for cell in todo:
+                finish(cell, run_cell(cell, args, keys[cell], cache))
+        elif todo:
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context,
+                                                        initializer=_worker_init) as pool:
+                pending = {pool.submit(run_cell, cell, args, keys[cell], cache): cell for cell in todo}
+                try:
+                    for future in concurrent.futures.as_completed(pending):
+                        finish(pending[future], future.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    return results  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------------ tables and figures
+def tidy(results: dict[Cell, dict[str, float]]) -> pd.DataFrame:
+    rows = []
+    for cell, values in results.items():
+        for name, value in values.items():
+            seed, _, metric = name.rpartition("/")
+            rows.append(dict(scenario=cell.scenario, agent=cell.agent, train_seed=cell.train_seed,
+                             eval_seed=int(seed) if seed else None, metric=metric, value=value))
+    frame = pd.DataFrame(rows, columns=["scenario", "agent", "train_seed", "eval_seed", "metric", "value"])
+    frame["train_seed"] = frame["train_seed"].astype("Int64")
+    frame["eval_seed"] = frame["eval_seed"].astype("Int64")
+    return frame
+
+
+def summarise(results: pd.DataFrame, agents: list[str]) -> pd.DataFrame:
+    """One row per scenario x agent: median and min-max across training seeds of the mean over evaluation seeds,
+    the paired 95% CI of the difference to the baseline, mean training wall time and env steps."""
+    rows = []
+    for scenario, frame in results.groupby("scenario", sort=False):
+        profit = frame[frame.metric == METRIC]
+        base = profit[profit.agent == BASELINE].groupby("eval_seed")["value"].mean()
+        for agent in [a for a in agents if a in set(frame.agent)]:
+            own = profit[profit.agent == agent]
+            per_seed = own.groupby("train_seed", dropna=False)["value"].mean()
+            by_eval = own.groupby("eval_seed")["value"].mean()  # the agent's mean over training seeds
+            row = dict(scenario=scenario, agent=agent, train_seeds=int(own.train_seed.nunique()),
+                       eval_seeds=int(by_eval.size), median=float(per_seed.median()), low=float(per_seed.min()),
+                       high=float(per_seed.max()))
+            if agent != BASELINE and not base.empty:
+                row.update(_t_interval((by_eval - base).dropna().to_numpy(), 0.95))
+            cost = frame[(frame.agent == agent) & frame.eval_seed.isna()].groupby("metric")["value"].mean()
+            row.update(train_minutes=cost.get("train_wall_seconds", 0.0) / 60.0,
+                       train_env_steps=cost.get("train_env_steps", 0.0))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _k(value: float, sign: bool = False) -> str:
+    return f"{value / 1e3:{'+' if sign else ''},.0f}"
+
+
+def markdown(summary: pd.DataFrame, header: str) -> str:
+    lines = [header, ""]
+    for scenario, frame in summary.groupby("scenario", sort=False):
+        lines += [f"**{scenario}**", "",
+                  f"| agent | {METRIC}, USD k: median [min, max] over training seeds | vs {BASELINE}, USD k: mean "
+                  "[paired 95% CI] | training wall time (min) | training env steps |",
+                  "|---|---|---|---|---|"]
+        for row in frame.itertuples():
+            spread = f" [{_k(row.low)}, {_k(row.high)}]" if row.train_seeds > 1 else ""
+            diff = "(baseline)" if row.agent == BASELINE else "n/a"
+            if row.agent != BASELINE and "diff_mean" in frame and not np.isnan(row.diff_mean):
+                diff = f"{_k(row.diff_mean, True)} [{_k(row.diff_low, True)}, {_k(row.diff_high, True)}]"
+            trained = row.train_env_steps > 0
+            lines.append(f"| {row.agent} | {_k(row.median)}{spread} | {diff} | "
+                         f"{f'{row.train_minutes:.1f}' if trained else '-'} | "
+                         f"{f'{row.train_env_steps:,.0f}' if trained else '-'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def learning_curves(cells: list[Cell], args: Args, cache: Path) -> pd.DataFrame:
+    """Every RL run's training episodes, with returns in USD (reward x the scenario's reward_scale_usd)."""
+    frames = []
+    for cell in cells:
+        if AGENTS[cell.agent] is None:
+            continue
+        runs = sorted(run_folder(cache, cell, cell_key(cell, args)).glob("*/final/learning_curve.csv"))
+        if not runs:
+            continue
+        curve = pd.read_csv(runs[-1])
+        scale = scenario_config(load_suite("full"), cell.scenario).env.reward_scale_usd
+        frames.append(pd.DataFrame(dict(scenario=cell.scenario, agent=cell.agent, train_seed=cell.train_seed,
+                                        timesteps=curve.timesteps, wall_seconds=curve.wall_seconds,
+                                        episode_return_usd=curve.episode_reward * scale)))
+    columns = ["scenario", "agent", "train_seed", "timesteps", "wall_seconds", "episode_return_usd"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def plot_learning_curves(curves: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(dict.fromkeys(curves.scenario)) or ["(no RL runs)"]
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(5 * len(scenarios), 3.8), squeeze=False)
+    agents = [a for a in AGENTS if AGENTS[a] is not None]
+    for ax, scenario in zip(axes.ravel(), scenarios):
+        for i, agent in enumerate(agents):
+            runs = curves[(curves.scenario == scenario) & (curves.agent == agent)]
+            for k, (_, run) in enumerate(runs.groupby("train_seed")):
+                window = max(1, len(run) // 10)
+                ax.plot(run.timesteps / 1e3, run.episode_return_usd.rolling(window, min_periods=1).mean() / 1e6,
+                        color=f"C{i}", alpha=0.8, lw=1, label=agent if k == 0 else None)
+        ax.set_title(scenario, fontsize=10)
+        ax.set_xlabel("environment steps (thousands)")
+        ax.set_ylabel("training episode return (USD millions)")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title}: learning curves (rolling mean, one line per training seed)", fontsize=10)
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(args: Args) -> str:
+    cells = grid(args)
+    cache = default_cache(args.out)
+    rl_runs = sum(AGENTS[c.agent] is not None for c in cells)
+    per_run = (f"{args.timesteps:,} env steps" if args.timesteps is not None else f"{args.train_minutes:g} min")
+    training = (f"{rl_runs} RL runs x {args.train_minutes:g} min = {rl_runs * args.train_minutes / 60:.1f} CPU-hours"
+                if args.timesteps is None else f"{rl_runs} RL runs x {args.timesteps:,} env steps "
+                f"= {rl_runs * args.timesteps:,} steps (about {rl_runs * args.timesteps / 250 / 3600:.1f} CPU-hours "
+                "at 250 steps/s)")
+    print(f"compute budget: {len(args.scenarios)} scenarios x {len(args.agents)} agents: {len(cells)} cells; "
+          f"{training}; {len(cells) * args.eval_seeds} evaluation episodes; {args.workers} worker(s)")
+    started = time.time()
+    results = tidy(run_grid(cells, args, cache))
+    summary = summarise(results, args.agents)
+    header = (f"Measured with `python experiments/baseline_table.py {command_line(args)}`: {per_run} of training per "
+              f"RL run (stage 3), {args.train_seeds} training seed(s), {args.eval_seeds} paired evaluation seeds "
+              f"from {args.eval_seed}; code {code_version()}. Heuristics run at their own stage. Table: mean "
+              f"`{METRIC}` over the evaluation seeds, median [min, max] across training seeds; the difference to "
+              f"{BASELINE} is per evaluation seed (mean over training seeds), with its paired 95% t-interval.")
+    table = markdown(summary, header)
+    curves = learning_curves(cells, args, cache)
+    with transaction(args.out, "baselines") as staging:
+        atomic_write_text(staging / "results.csv", results.to_csv(index=False))
+        atomic_write_text(staging / "summary.csv", summary.to_csv(index=False))
+        atomic_write_text(staging / "table.md", table + "\n")
+        atomic_write_text(staging / "learning_curves.csv", curves.to_csv(index=False))
+        atomic_write_text(staging / "args.json", json.dumps(asdict(args), indent=2, default=str))
+        plot_learning_curves(curves, staging / "learning_curves.png", "baseline table")
+    if args.docs:
+        text = README.read_text(encoding="utf-8")
+        if BEGIN not in text:
+            raise SystemExit(f"{README} has no {BEGIN} marker")
+        block = f"{BEGIN}\n{table}\n{END}"
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+        atomic_write_text(README, text)
+    print(table)
+    print(f"outputs: {args.out}/ (table.md, results.csv, summary.csv, learning_curves.csv/.png); "
+          f"{time.time() - started:.0f} s")
+    return table
+
+
+def command_line(args: Args) -> str:
+    """The arguments that differ from the defaults, as they are typed."""
+    default, parts = Args(), []
+    for name in ("scenarios", "agents", "train_seeds", "eval_seeds", "eval_seed", "train_minutes", "timesteps",
+                 "workers"):
+        value = getattr(args, name)
+        if value != getattr(default, name):
+            text = ",".join(value) if isinstance(value, list) else (f"{value:g}" if isinstance(value, float) else value)
+            parts.append(f"--{name.replace('_', '-')} {text}")
+    return " ".join(parts)
+
+
+def parse(argv: list[str] | None = None) -> Args:
+    """Typed arguments; a bad one exits 2 with a message (argparse's convention), before any work."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}")
+    parser.add_argument("--agents", default=",".join(AGENTS), help=f"comma-separated, of {', '.join(AGENTS)}")
+    parser.add_argument("--train-seeds", type=int, default=Args.train_seeds)
+    parser.add_argument("--eval-seeds", type=int, default=Args.eval_seeds)
+    parser.add_argument("--eval-seed", type=int, default=Args.eval_seed)
+    parser.add_argument("--train-minutes", type=float, default=Args.train_minutes, help="per RL run (wall clock)")
+    parser.add_argument("--timesteps", type=int, default=None, help="per RL run, instead of --train-minutes")
+    parser.add_argument("--workers", type=int, default=Args.workers)
+    parser.add_argument("--out", type=Path, default=Args.out)
+    parser.add_argument("--docs", action="store_true", help="write the table into README.md")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    ns = parser.parse_args(argv)
+    scenarios = [s for s in ns.scenarios.split(",") if s]
+    agents = [a for a in ns.agents.split(",") if a]
+    for name, chosen, allowed in (("--scenarios", scenarios, SCENARIOS), ("--agents", agents, tuple(AGENTS))):
+        unknown = [c for c in chosen if c not in allowed]
+        if unknown or not chosen or len(set(chosen)) != len(chosen):
+            parser.error(f"{name} must be distinct names among {', '.join(allowed)}; got {','.join(chosen)!r}")
+    for name, value, low in (("--train-seeds", ns.train_seeds, 1), ("--eval-seeds", ns.eval_seeds, 2),
+                             ("--eval-seed", ns.eval_seed, ns.train_seeds), ("--workers", ns.workers, 1)):
+        if value < low:
+            parser.error(f"{name} must be >= {low}, got {value}")
+    if ns.eval_seed + ns.eval_seeds > 1_000_000:
+        parser.error("evaluation seeds must stay below 1,000,000 (the behaviour-cloning teacher's seeds)")
+    if not 0 < ns.train_minutes <= 24 * 60:
+        parser.error(f"--train-minutes must be in (0, 1440], got {ns.train_minutes}")
+    if ns.timesteps is not None and not 1 <= ns.timesteps <= 10**10:
+        parser.error(f"--timesteps must be in [1, 10^10], got {ns.timesteps}")
+    if ns.out.exists() and not ns.out.is_dir():
+        parser.error(f"--out {ns.out} exists and is not a folder")
+    return Args(scenarios=scenarios, agents=agents, train_seeds=ns.train_seeds, eval_seeds=ns.eval_seeds,
+                eval_seed=ns.eval_seed, train_minutes=ns.train_minutes, timesteps=ns.timesteps, workers=ns.workers,
+                out=ns.out, docs=ns.docs, progress=ns.progress)
+
+
+if __name__ == "__main__":
+    from oce_sim.outputs import OutputError
+
+    try:
+        main(parse())
+    except OutputError as exc:  # --out unusable or written by another process: found before any cell runs
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are cached; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)
