@@ -26,6 +26,7 @@ import numpy as np
 
 from oce_sim.config import ScenarioConfig, deep_merge, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.stages import has
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.tail import tail_value
 from oce_sim.world.response import EMAIL, ORIGIN_REP_OWN, REP_VISIT, WEBINAR, TouchBatch, TouchOutcome
@@ -67,7 +68,8 @@ class Row:
     @property
     def yields_to(self) -> str | None:
         """The better-sourced row this one is declared to conflict with (:data:`CONFLICTS`), if any."""
-        return CONFLICTS.get(self.key, (None, ""))[0]
+        conflict = CONFLICTS.get(self.key)
+        return conflict.kept if conflict is not None else None
 
     def band_text(self) -> str:
         lo, hi = self.band
@@ -102,8 +104,8 @@ def _num(x: float) -> str:
 MJ = "Mizik & Jacobson 2004 (drug B: 0.054 … -0.001 by month, cumulative 0.151)"
 ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
     ("nrx_m1", "NRx from one extra detail, month 1", (0.03, 0.08), MJ,
-     "one extra visit on day 28 to every HCP the organisation visits in the year (the detailed population; cap "
-     "permitting), shadow minus real customers, per delivered extra visit",
+     "one extra detail (a met call) on day 28 to every HCP the organisation details in the year, shadow minus real "
+     "customers, each HCP weighted by his details in the year (cap permitting: a blocked detail counts as none)",
      "expected new Rx (NRx) of shadow customers with the visit minus the real ones"),
     ("nrx_m6_over_m1", "NRx from one extra detail, month 6 ÷ month 1", (-np.inf, 0.25), MJ,
      "as above", ""),
@@ -156,23 +158,32 @@ ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
 )
 
 
-# Rows that cannot hold together with a better-sourced row at the scenario's economics: (kept row, why).  A row
-# listed here that misses its band counts as "yields" only while the kept row passes (:func:`status`).
-CONFLICTS: dict[str, tuple[str, str]] = {
-    "roi_multi": ("trx_12m",
-                  "Mizik & Jacobson's 0.32 TRx per extra detail in a year (74,075 physicians) at USD 500 per Rx and "
-                  "about USD 85 per call (the brand's share of a fully loaded call at 8 a day) is a year-1 return near "
-                  "1.9 per $ before any value beyond the year: a multi-period 1.0-2.5 (a table of older, cheaper "
-                  "brands) cannot hold with it; Mizik & Jacobson is kept"),
-}
+@dataclass(frozen=True)
+class Conflict:
+    """A row that cannot hold together with a better-sourced one: it yields only on the side ``why`` explains."""
+
+    kept: str  # the key of the better-sourced row
+    side: str  # "above" or "below": where the yielding row may fall outside its band
+    why: str
+
+
+# None today: the one declared in the first round (the multi-period ROI against Mizik & Jacobson) came from extra
+# visits that were always met; with the real met rate both rows pass.
+CONFLICTS: dict[str, Conflict] = {}
 
 
 def status(row: Row, rows: list[Row]) -> str:
-    """``pass``, ``yields`` (misses its band only where a declared better-sourced row passes) or ``fail``."""
+    """``pass``, ``yields`` (outside its band only on the declared side, while the better-sourced row it
+    contradicts passes) or ``fail``."""
     if row.passed:
         return "pass"
-    kept = next((r for r in rows if r.key == row.yields_to), None)
-    return "yields" if kept is not None and kept.passed else "fail"
+    conflict = CONFLICTS.get(row.key)
+    kept = next((r for r in rows if conflict is not None and r.key == conflict.kept), None)
+    if conflict is None or kept is None or not kept.passed or not np.isfinite(row.mean):
+        return "fail"
+    lo, hi = row.band
+    on_side = row.mean > hi if conflict.side == "above" else row.mean < lo
+    return "yields" if on_side else "fail"
 
 
 class Plays:
@@ -203,6 +214,7 @@ class Trace:
     working_days: int
     expected_rx_by_day: dict[int, float]  # day -> expected Rx of the whole territory
     rep_visits_by_day: dict[int, np.ndarray]  # day -> HCPs visited (delivered rep visits)
+    rep_met_by_day: dict[int, np.ndarray]  # day -> whether each of those visits met the HCP
     extra_delivered: int  # extra touches that were delivered (not blocked)
     extra_by_day: dict[int, int]  # day -> extra touches delivered that day
     conflict_hcps: set[int]
@@ -217,7 +229,9 @@ class Trace:
     trx_gain_by_month_hcp: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-Injector = Callable[[Any, int], np.ndarray]  # (world, day) -> HCPs that get an extra rep visit at day's end
+# (world, day) -> HCPs that get an extra rep visit at day's end, and whether each visit meets the HCP
+Injector = Callable[[Any, int], tuple[np.ndarray, np.ndarray]]
+NO_VISITS = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 
 def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None = None,
@@ -246,6 +260,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     nrx: dict[int, float] = {}
     shadow_nrx: dict[int, float] = {}
     visits: dict[int, np.ndarray] = {}
+    met_by_day: dict[int, np.ndarray] = {}
     nrx_gain: dict[int, np.ndarray] = {}
     trx_gain: dict[int, np.ndarray] = {}
     conflicts: set[int] = set()
@@ -260,14 +275,20 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
                 seen = copy.copy(batch)
                 seen.engaged_hint = np.where(batch.channel == mute, 0, batch.engaged_hint).astype(np.int8)
             original_apply(shadow, seen, day, copy.deepcopy(rng))
-            hcps = inject(world, int(day)) if inject is not None else np.zeros(0, np.int64)
+            hcps, met = inject(world, int(day)) if inject is not None else NO_VISITS
             if hcps.size:
-                # the message the rep would carry: what she and the shared view believe comes next
-                belief = np.maximum(world.field.rep_progress[hcps], world.view.progress[hcps])
-                theme = kernels.choose_themes(belief, world.view.need_relevance()[hcps])
+                # the message the rep would carry on her own pick (kernels.field_day): what she (and, from sales
+                # stage 1, the shared view) believes comes next, shaped by the needs she knows
+                field_force = world.field
+                belief = field_force.rep_progress[hcps]
+                if has(world.stage, "rep_uses_shared_insight"):
+                    belief = np.maximum(belief, world.view.progress[hcps])
+                known = field_force.knows_need[hcps][:, None]
+                relevance = np.where(known, world.pop.need_relevance[hcps], 1.0)
+                theme = kernels.choose_themes(belief, relevance)
                 n = hcps.size
                 added = TouchBatch(hcps.astype(np.int64), np.full(n, REP_VISIT, np.int8), theme.astype(np.int8),
-                                   np.full(n, ORIGIN_REP_OWN, np.int8), np.zeros(n, bool), np.ones(n, np.int8),
+                                   np.full(n, ORIGIN_REP_OWN, np.int8), np.zeros(n, bool), met.astype(np.int8),
                                    np.full(n, day + 0.7))
                 delivered = int(original_apply(shadow, added, day, extra_rng).hcp.size)
                 extra[0] += delivered
@@ -276,6 +297,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
         rep = outcome.channel == REP_VISIT
         if rep.any():
             visits[int(day)] = outcome.hcp[rep].copy()
+            met_by_day[int(day)] = outcome.engaged[rep].copy()
         if outcome.conflict.any():
             conflicts.update(int(h) for h in outcome.hcp[outcome.conflict])
         return outcome
@@ -322,7 +344,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
         finally:
             world.state = real
     trace = Trace(info["kpis"], world.ledger, world.field.n_reps, sum(1 for d in range(horizon) if d % 7 < 5),
-                  expected, visits, extra[0], extra_by_day, conflicts, np.flatnonzero(world.pop.is_kol), shadow_expected,
+                  expected, visits, met_by_day, extra[0], extra_by_day, conflicts, np.flatnonzero(world.pop.is_kol), shadow_expected,
                   nrx, shadow_nrx, tail, shadow_tail, nrx_gain, trx_gain)
     env.close()
     return trace
@@ -395,8 +417,10 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
 
     # +10 % detailing: a random tenth of each day's visits is repeated that day (to the shadow customers).
     rng = np.random.default_rng([seed, 10])
-    plus_days = {d: h[rng.random(h.size) < PERTURBATION] for d, h in base.rep_visits_by_day.items()}
-    plus = run(today, base_cfg, seed, inject=lambda world, day: plus_days.get(day, np.zeros(0, np.int64)))
+    # Each repeated visit meets the HCP as the real one did, so the extra calls are as often wasted as the real ones.
+    repeat = {d: rng.random(h.size) < PERTURBATION for d, h in base.rep_visits_by_day.items()}
+    plus_days = {d: (h[repeat[d]], base.rep_met_by_day[d][repeat[d]]) for d, h in base.rep_visits_by_day.items()}
+    plus = run(today, base_cfg, seed, inject=lambda world, day: plus_days.get(day, NO_VISITS))
     d_visits = float(plus.extra_delivered)
     if d_visits > 0 and calls > 0:
         # The period of the published figures is a month: "current" is the month the extra visits happen in,
@@ -428,15 +452,16 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
     # --- one extra detail: the profile by month ----------------------------------------------------------
     horizon = DETAIL_DAY + PROFILE_MONTHS * MONTH_DAYS + 7
     long_cfg = _with(base_cfg, env={"horizon_days": horizon})
-    # The detailed population (as in Mizik & Jacobson's panel): every HCP the organisation visits in the year.
-    sample = np.unique(np.concatenate([np.zeros(0, np.int64), *base.rep_visits_by_day.values()]))
-    detail = run(today, long_cfg, seed, inject=lambda world, day: sample if day == DETAIL_DAY else np.zeros(0, np.int64),
-                 month_origin_day=DETAIL_DAY)
-    # Each HCP's response weighted by how often the organisation details him (a panel regression's coefficient is
-    # an average over details, not over physicians).
+    # One extra *detail* (a met call) to the detailed population: every HCP the organisation meets in the year.
+    # Each HCP's response is weighted by how often he is detailed: Mizik & Jacobson's fixed-effects panel
+    # estimate weights physicians by the variation of their detailing, roughly in proportion to its level.
     weight = np.zeros(base_cfg.population.n_hcps)
-    for hcps in base.rep_visits_by_day.values():
-        np.add.at(weight, hcps, 1.0)
+    for d, hcps in base.rep_visits_by_day.items():
+        np.add.at(weight, hcps[base.rep_met_by_day[d]], 1.0)
+    sample = np.flatnonzero(weight > 0)
+    pulse = (sample, np.ones(sample.size, bool))
+    detail = run(today, long_cfg, seed, inject=lambda world, day: pulse if day == DETAIL_DAY else NO_VISITS,
+                 month_origin_day=DETAIL_DAY)
     if detail.extra_delivered and weight.sum() > 0:
         new, total = np.zeros(PROFILE_MONTHS), np.zeros(PROFILE_MONTHS)
         for m in range(PROFILE_MONTHS):
@@ -509,7 +534,7 @@ def markdown(rows: list[Row], scenario: str, seeds: int) -> str:
     ]
     marks = {"pass": "✓", "yields": "⇄", "fail": "✗"}
     for r, state in zip(rows, states):
-        note = r.note or (CONFLICTS[r.key][1] if r.key in CONFLICTS else "")
+        note = r.note or (CONFLICTS[r.key].why if state == "yields" else "")
         lines.append(f"| {r.figure} | {r.band_text()} | {r.source} | {r.value_text()} | {marks[state]} "
                      f"| {r.how} | {note} |")
     return "\n".join(lines)

@@ -271,8 +271,8 @@ class ResponseConfig(_Model):
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
     share_lift_from_response: float = Field(
-        0.25, ge=0.0, le=1.0, description="extra share at full response (documented range 0.04-0.25; calibrated: share "
-        "of NRx due to details 0.12-0.30, NRx per extra detail over 7 months 0.10-0.35)")
+        0.25, ge=0.0, le=1.0, description="extra share at full response, from the aware state on (documented range "
+        "0.18-0.36; calibrated: NRx per extra detail 0.03-0.08 in month 1, 0.10-0.35 over 7 months)")
     patient_persistence_per_month: float = Field(
         0.7, ge=0.0, lt=1.0, description="share of the brand's patients still on it a month later (documented range "
         "0.5-0.9); with refills_per_patient_per_month it splits prescriptions into new (NRx) and repeat (refills)")

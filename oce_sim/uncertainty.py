@@ -36,8 +36,9 @@ RANGES: tuple[Range, ...] = (
           "assumption: near 1 (Michaelis-Menten), so one extra detail returns about the average detail (IMS vs M&J)"),
     Range("response.share_lift_from_response", 0.18, 0.36, "uniform",
           "calibration (docs/MODEL.md §6): NRx per extra detail 0.03-0.08 in month 1 (Mizik & Jacobson 2004)"),
-    Range("response.cross_channel_reinforcement", 1.5, 5.0, "uniform",
-          "calibration: blended rep + digital response 1.5-4x rep-only (Veeva Pulse EU 2022: 3x)"),
+    Range("response.cross_channel_reinforcement", 2.5, 6.0, "uniform",
+          "calibration: blended rep + digital response 1.5-4x rep-only (Veeva Pulse EU 2022: 3x); 3 gives about "
+          "1.56x, so the range lies mostly above it"),
     # channels' relative effect per engaged touch
     Range("response.channel_effect.remote_detail", 0.3, 0.9, "uniform", "assumption: a third to most of a visit"),
     Range("response.channel_effect.email", 0.1, 0.5, "uniform", "assumption: a tenth to half of a visit"),

@@ -99,3 +99,89 @@ def test_field_day_respects_the_working_day_and_counts() -> None:
 
 def config_minutes(world: World) -> float:
     return world.config.channels.rep_visit.working_minutes_per_day
+
+
+# --- the mechanisms of the recalibration (issue 10): one known answer each -----------------------------------------
+
+def _one_touch_world(overrides: dict | None = None) -> tuple[World, int]:
+    """A small world with one consenting, fresh HCP whose fit and relevance are 1 (impact = channel effect)."""
+    world = World(load_scenario("small", overrides=overrides or {}), seed=3)
+    hcp = int(np.flatnonzero(world.state.email_consent)[0])
+    world.pop.channel_fit[hcp] = 1.0
+    world.pop.need_relevance[hcp] = 1.0
+    world.state.contact_load[hcp] = 0.0
+    world.state.confusion[hcp] = 0.0
+    return world, hcp
+
+
+def _touch(world: World, hcp: int, channel: int, theme: int, day: float, origin: int = 0,
+           engaged: int = 1) -> float:
+    """Deliver one touch (engagement decided upstream unless ``engaged`` is -1); returns its impact."""
+    batch = TouchBatch(hcp=np.array([hcp]), channel=np.array([channel], np.int8), theme=np.array([theme], np.int8),
+                       origin=np.array([origin], np.int8), question=np.zeros(1, bool),
+                       engaged_hint=np.array([engaged], np.int8), time=np.array([day + 0.5]))
+    outcome = world.response.apply_touches(world.state, batch, day, np.random.default_rng(0))
+    return float(outcome.impact.sum())
+
+
+@pytest.mark.parametrize("second_theme, reinforced", [(1, True), (0, True), (3, False)])
+def test_a_consistent_message_from_another_stakeholder_is_reinforced(second_theme: int, reinforced: bool) -> None:
+    """An email after the rep's visit: a consistent theme (gap < confusion_theme_distance) multiplies the impact by
+    1 + cross_channel_reinforcement; a contradictory one (gap >= 2) raises confusion and gets no reinforcement."""
+    world, hcp = _one_touch_world()
+    r = world.config.response
+    _touch(world, hcp, REP_VISIT, 0, 10.0)
+    alone, _ = _one_touch_world()
+    alone.state.progress[hcp] = world.state.progress[hcp]
+    base = _touch(alone, hcp, EMAIL, second_theme, 12.0)  # the same email with no visit before it
+    impact = _touch(world, hcp, EMAIL, second_theme, 12.0)
+    if reinforced:
+        assert impact == pytest.approx(base * (1.0 + r.cross_channel_reinforcement))
+    else:
+        assert world.state.confusion[hcp] > 0 and impact < base
+    # the same stakeholder never reinforces itself
+    world, hcp = _one_touch_world()
+    first = _touch(world, hcp, REP_VISIT, 0, 10.0)
+    assert _touch(world, hcp, REP_VISIT, 1, 12.0) == pytest.approx(first)  # (in sequence: same factor 1)
+
+
+def test_an_orchestrated_email_after_a_met_visit_opens_like_a_rep_sent_one() -> None:
+    """Open probability uses email.follow_up_open within the window after the rep's met visit, for orchestrated
+    emails only (the calendar does not know about the visit)."""
+    config = {"channels": {"email": {"base_open": 0.0, "follow_up_open": 1.0}}}
+    for origin, visit_met, opened in ((0, 1, True), (2, 1, False), (0, 0, False)):
+        world, hcp = _one_touch_world(config)
+        _touch(world, hcp, REP_VISIT, 0, 10.0, engaged=visit_met)
+        impact = _touch(world, hcp, EMAIL, 1, 12.0, origin=origin, engaged=-1)
+        assert (impact > 0) == opened, (origin, visit_met)
+    world, hcp = _one_touch_world(config)
+    _touch(world, hcp, REP_VISIT, 0, 10.0)
+    assert _touch(world, hcp, EMAIL, 1, 10.0 + world.config.response.confusion_window_days + 1, engaged=-1) == 0.0
+
+
+def test_goodwill_lifts_the_share_from_the_aware_state_on() -> None:
+    world = World(load_scenario("small"), seed=4)
+    state, model = world.state, world.response
+    state.goodwill[:] = 3.0
+    lifted = model.expected_nrx_per_day(state)
+    state.goodwill[:] = 0.0
+    flat = model.expected_nrx_per_day(state)
+    adoption = state.adoption
+    assert np.all(lifted[adoption == 0] == flat[adoption == 0])
+    positive = world.pop.class_rx_per_day * model.access_factor[state.account_access[world.pop.account]] > 0
+    assert np.all(lifted[(adoption >= kernels.LIFT_FROM_STATE) & positive]
+                  > flat[(adoption >= kernels.LIFT_FROM_STATE) & positive])
+
+
+@pytest.mark.parametrize("sales, padded", [(2, True), (3, False)])
+def test_a_rep_pads_an_empty_plan_with_own_calls_only_below_sales_3(sales: int, padded: bool) -> None:
+    stage = {"customer": 1, "sales": sales, "marketing": 1, "it": 1}
+    world = World(load_scenario("small", stage=stage), seed=2)
+    field = world.field
+    empty = np.full((field.n_reps, 5), -1, dtype=np.int64)
+    field.set_queue(empty, np.zeros_like(empty), np.zeros(empty.shape, dtype=bool))
+    day = field.work_day(7, np.random.default_rng(0), world.view.progress, world.stage)
+    if padded:
+        assert len(day.batch) >= 5 * field.n_reps and np.all(day.batch.origin == 1)  # own picks fill the day
+    else:
+        assert len(day.batch) == 0

@@ -24,10 +24,12 @@ def test_every_calibrated_response_parameter_has_a_range():
     response = config.response.model_dump()
     calibrated = {"carryover_per_month", "hill_half_saturation", "hill_shape", "share_lift_from_response",
                   "p_aware_to_trial", "p_trial_reject", "p_adopter_lapse", "patient_persistence_per_month",
-                  "refills_per_patient_per_month", "peer_effect_per_adopter_kol"}
+                  "refills_per_patient_per_month", "peer_effect_per_adopter_kol",
+                  "cross_channel_reinforcement", "p_aware_to_trial_base"}
     assert calibrated <= set(response)
     for name in calibrated:
         assert f"response.{name}" in uncertainty.BY_PATH, name
+    assert "channels.email.follow_up_open" in uncertainty.BY_PATH
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -44,7 +44,8 @@ def _code_fingerprint() -> str:
 
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    files = sorted((package / "world").glob("*.py")) + [package / "envs" / "territory.py", package / "config.py"]
+    files = sorted((package / "world").glob("*.py")) + [package / "envs" / "territory.py", package / "config.py",
+                                                         package / "stages.py"]
     files += sorted(Path(agents.__file__).resolve().parent.glob("*.py"))
     for path in files:
         digest.update(path.read_bytes())

@@ -22,8 +22,6 @@ from numba import njit
 from oce_sim.world.kernels import LIFT_FROM_STATE
 from oce_sim.world.response import WEBSITE
 
-assert LIFT_FROM_STATE == 1  # _propagate's share line lifts states 1-3
-
 if TYPE_CHECKING:
     from oce_sim.world.simulation import World
 
@@ -81,6 +79,8 @@ def tail_value(world: "World", tail_years: float | None = None, discount_rate: f
     years = economics.tail_years if tail_years is None else tail_years
     rate = economics.discount_rate_per_year if discount_rate is None else discount_rate
     n_days = int(round(years * DAYS_PER_YEAR))
+    if LIFT_FROM_STATE != 1:  # _propagate's share line lifts states 1-3 (not an assert: it must survive -O)
+        raise NotImplementedError("tail._propagate assumes goodwill lifts the share from the aware state on")
     rx = expected_tail_rx(world, n_days) if n_days > 0 else np.zeros(0)
     factor = discount_factors(n_days, rate)
     revenue = float((rx * factor).sum() * economics.price_per_rx_usd)
