@@ -57,8 +57,9 @@ CAPABILITIES: tuple[Capability, ...] = (
                "the calendar keeps its dates and targets but picks each message from shared insight "
                "(World.marketing_theme)"),
     Capability("marketing_plans_with_field_records", "marketing", 2, "process",
-               "the calendar skips customers the field's records show were called in the last 14 days, so the "
-               "mix reaches the rep's customers jointly rather than stacked on a visit (World._calendar_targets)"),
+               "marketing reads the field's call records: an email or inside-sales call to a customer the rep met "
+               "in the last 14 days carries the message that follows hers (consistent, so reinforced rather than "
+               "contradicting: World._follow_field_records)"),
     Capability("orchestrator_controls_marketing", "marketing", 3, "authority",
                "the calendar stops; remote detail, email, webinar invitations and rep+email plays are the "
                "orchestrator's (dispatch.controllable_plays, World.__init__)"),

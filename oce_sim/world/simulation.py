@@ -578,10 +578,11 @@ class World:
         while True:
             day = self.env.now
             if is_working_day(int(day)):
-                hcp = self._calendar_targets(np.flatnonzero(self.view.email_consent), day)
+                hcp = np.flatnonzero(self.view.email_consent)
                 hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
                 open_time = day + self.config.channels.email.open_delay_days
-                self._queue.push(hcp, EMAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, open_time)
+                theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
+                self._queue.push(hcp, EMAIL, theme, ORIGIN_CALENDAR, open_time)
             yield self._wait("emails", cal.email_interval_days)
 
     def _marketing_remote(self, resume: Wake | None = None) -> Process:
@@ -592,7 +593,6 @@ class World:
             day = self.env.now
             if remote.calls_per_day > 0:
                 hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
-                hcp = self._calendar_targets(hcp, day)
                 hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
                 capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
                 hcp = hcp[:capacity]
@@ -600,15 +600,20 @@ class World:
                 if hcp.size:
                     days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
                     times = days[offsets] + 11 * HOUR
-                    self._queue.push(hcp, REMOTE_DETAIL, self.marketing_theme(hcp, day), ORIGIN_CALENDAR, times)
+                    theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
+                    self._queue.push(hcp, REMOTE_DETAIL, theme, ORIGIN_CALENDAR, times)
             yield self._wait("remote", cal.remote_interval_days)
 
-    def _calendar_targets(self, hcp: np.ndarray, day: float) -> np.ndarray:
-        """Marketing stage 2 plans with the field's records: the calendar leaves out customers called in the last
-        ``FIELD_RECENT_DAYS``, so the mix reaches them between calls, not stacked on one."""
+    def _follow_field_records(self, hcp: np.ndarray, day: float, theme: np.ndarray) -> np.ndarray:
+        """Marketing stage 2: an email or inside-sales call to a customer the rep met in the last
+        ``FIELD_RECENT_DAYS`` carries the message that follows the one she recorded, so the mix continues her
+        conversation instead of contradicting it (the rep records what she discussed at every stage; below stage 2
+        marketing does not plan with it)."""
         if not has(self.stage, "marketing_plans_with_field_records") or hcp.size == 0:
-            return hcp
-        return hcp[day - dispatch.crm_last_call_day(self.state.sent_days)[hcp] > FIELD_RECENT_DAYS]
+            return theme
+        recent = day - self.state.last_stakeholder_day[hcp, 0] <= FIELD_RECENT_DAYS  # the field's met calls
+        follow_up = np.minimum(self.state.last_stakeholder_theme[hcp, 0].astype(np.int64) + 1, self.pop.n_themes - 1)
+        return np.where(recent, follow_up, theme)
 
     def _rep_interventions(self, visits: TouchBatch, day: int) -> None:
         """Sales stage 3: after a met call the rep intervenes on what the other channels have pending for her
