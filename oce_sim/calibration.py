@@ -215,8 +215,7 @@ class Trace:
     expected_rx_by_day: dict[int, float]  # day -> expected Rx of the whole territory
     rep_visits_by_day: dict[int, np.ndarray]  # day -> HCPs visited (delivered rep visits)
     rep_met_by_day: dict[int, np.ndarray]  # day -> whether each of those visits met the HCP
-    extra_delivered: int  # extra touches that were delivered (not blocked)
-    extra_by_day: dict[int, int]  # day -> extra touches delivered that day
+    extra_by_day: dict[int, int]  # day -> extra touches delivered that day (not blocked)
     conflict_hcps: set[int]
     kols: np.ndarray
     shadow_expected_rx_by_day: dict[int, float]  # the same for the shadow customers who got the extra visits
@@ -224,9 +223,13 @@ class Trace:
     shadow_expected_nrx_by_day: dict[int, float]
     tail_revenue_usd: float  # discounted expected revenue beyond the horizon (oce_sim.world.tail)
     shadow_tail_revenue_usd: float
-    # per HCP and 30-day month: shadow minus real expected NRx and TRx (runs with a shadow only)
+    # per HCP and 30-day month from ``month_origin_day``: shadow minus real expected NRx and TRx (runs given one)
     nrx_gain_by_month_hcp: dict[int, np.ndarray] = field(default_factory=dict)
     trx_gain_by_month_hcp: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def extra_delivered(self) -> int:
+        return sum(self.extra_by_day.values())
 
 
 # (world, day) -> HCPs that get an extra rep visit at day's end, and whether each visit meets the HCP
@@ -235,7 +238,7 @@ NO_VISITS = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 
 def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None = None,
-        mute: int | None = None, month_origin_day: int = 0) -> Trace:
+        mute: int | None = None, month_origin_day: int | None = None) -> Trace:
     """One episode of ``policy`` on ``config``.
 
     With ``inject``, a *shadow* copy of the customers' true state runs alongside: it receives every touch the real
@@ -264,7 +267,6 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     nrx_gain: dict[int, np.ndarray] = {}
     trx_gain: dict[int, np.ndarray] = {}
     conflicts: set[int] = set()
-    extra = [0]
     extra_by_day: dict[int, int] = {}
     extra_rng = np.random.default_rng([seed, 2024])
 
@@ -291,8 +293,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
                                    np.full(n, ORIGIN_REP_OWN, np.int8), np.zeros(n, bool), met.astype(np.int8),
                                    np.full(n, day + 0.7))
                 delivered = int(original_apply(shadow, added, day, extra_rng).hcp.size)
-                extra[0] += delivered
-                extra_by_day[int(day)] = delivered
+                extra_by_day[int(day)] = extra_by_day.get(int(day), 0) + delivered
         outcome = original_apply(state, batch, day, rng)
         rep = outcome.channel == REP_VISIT
         if rep.any():
@@ -305,19 +306,15 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     def advance_day(state, working_day, u_rx, u_transition, u_refill=None):
         if working_day:
             day = int(world.now)
-            expected[day] = float(response.expected_rx_per_day(state).sum())
-            nrx[day] = float(response.expected_nrx_per_day(state).sum())
+            real_trx, real_nrx = response.expected_rx_per_day(state), response.expected_nrx_per_day(state)
+            expected[day], nrx[day] = float(real_trx.sum()), float(real_nrx.sum())
             if shadow is not None:
-                shadow_trx_hcp = response.expected_rx_per_day(shadow)
-                shadow_nrx_hcp = response.expected_nrx_per_day(shadow)
-                shadow_expected[day] = float(shadow_trx_hcp.sum())
-                shadow_nrx[day] = float(shadow_nrx_hcp.sum())
-                month = (day - month_origin_day) // MONTH_DAYS
-                n_hcps = shadow_nrx_hcp.size
-                nrx_gain[month] = (nrx_gain.get(month, np.zeros(n_hcps)) + shadow_nrx_hcp
-                                   - response.expected_nrx_per_day(state))
-                trx_gain[month] = (trx_gain.get(month, np.zeros(n_hcps)) + shadow_trx_hcp
-                                   - response.expected_rx_per_day(state))
+                shadow_trx, shadow_nrx_hcp = response.expected_rx_per_day(shadow), response.expected_nrx_per_day(shadow)
+                shadow_expected[day], shadow_nrx[day] = float(shadow_trx.sum()), float(shadow_nrx_hcp.sum())
+                if month_origin_day is not None:
+                    month = (day - month_origin_day) // MONTH_DAYS
+                    nrx_gain[month] = nrx_gain.get(month, 0.0) + shadow_nrx_hcp - real_nrx
+                    trx_gain[month] = trx_gain.get(month, 0.0) + shadow_trx - real_trx
         if shadow is not None:
             original_advance(shadow, working_day, u_rx.copy(), u_transition.copy(),
                              None if u_refill is None else u_refill.copy())
@@ -344,7 +341,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
         finally:
             world.state = real
     trace = Trace(info["kpis"], world.ledger, world.field.n_reps, sum(1 for d in range(horizon) if d % 7 < 5),
-                  expected, visits, met_by_day, extra[0], extra_by_day, conflicts, np.flatnonzero(world.pop.is_kol), shadow_expected,
+                  expected, visits, met_by_day, extra_by_day, conflicts, np.flatnonzero(world.pop.is_kol), shadow_expected,
                   nrx, shadow_nrx, tail, shadow_tail, nrx_gain, trx_gain)
     env.close()
     return trace

@@ -321,7 +321,7 @@ def field_day(
     day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
     rep_progress, failed_visits, seen_visits, own_order, view_progress, uses_shared_insight, records_knowledge,
     need_relevance,
-    availability, archetype, params, fills_idle_slots=False,
+    availability, archetype, params, fills_idle_slots,
 ):  # fmt: skip
     """All reps' working day: accept or dismiss suggestions, fill dismissed slots with own picks, visit in
     order until the day is full, then learn (trust, needs, no-see).  ``u`` is ``[n_reps, slots, 4]``.

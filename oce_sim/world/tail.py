@@ -79,8 +79,6 @@ def tail_value(world: "World", tail_years: float | None = None, discount_rate: f
     years = economics.tail_years if tail_years is None else tail_years
     rate = economics.discount_rate_per_year if discount_rate is None else discount_rate
     n_days = int(round(years * DAYS_PER_YEAR))
-    if LIFT_FROM_STATE != 1:  # _propagate's share line lifts states 1-3 (not an assert: it must survive -O)
-        raise NotImplementedError("tail._propagate assumes goodwill lifts the share from the aware state on")
     rx = expected_tail_rx(world, n_days) if n_days > 0 else np.zeros(0)
     factor = discount_factors(n_days, rate)
     revenue = float((rx * factor).sum() * economics.price_per_rx_usd)
@@ -153,8 +151,11 @@ def _propagate(
             for i in range(n):
                 g = max(goodwill[i], 0.0) ** hill_shape
                 response = g / (g + hill_k_pow)
+                lifted = 0.0  # probability of a state whose share goodwill lifts (as kernels.daily_update)
+                for s in range(LIFT_FROM_STATE, 4):
+                    lifted += p[i, s]
                 share = (p[i, 1] * brand_share[1] + p[i, 2] * brand_share[2] + p[i, 3] * brand_share[3]
-                         + p[i, 0] * brand_share[0] + (p[i, 1] + p[i, 2] + p[i, 3]) * share_lift * response)
+                         + p[i, 0] * brand_share[0] + lifted * share_lift * response)
                 nrx = class_rx_per_day[i] * share * access[i] * new_share
                 total += nrx + refill_rate * patients[i]
                 patients[i] = patients[i] * patient_keep + nrx
