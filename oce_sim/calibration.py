@@ -26,6 +26,7 @@ import numpy as np
 
 from oce_sim.config import ScenarioConfig, deep_merge, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.outputs import atomic_write_text
 from oce_sim.stages import has
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.tail import tail_value
@@ -556,4 +557,4 @@ def write_docs(rows: list[Row], scenario: str, seeds: int, path: Path) -> None:
     if begin not in text or end not in text:
         raise ValueError(f"{path} has no {begin} … {end} markers")
     block = f"{begin}\n{markdown(rows, scenario, seeds)}\n{end}"
-    path.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S))
+    atomic_write_text(path, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S))
