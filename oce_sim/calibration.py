@@ -550,11 +550,18 @@ def markers(scenario: str) -> tuple[str, str]:
     return f"<!-- calibration:{scenario}:begin -->", f"<!-- calibration:{scenario}:end -->"
 
 
-def write_docs(rows: list[Row], scenario: str, seeds: int, path: Path) -> None:
-    """Replace ``scenario``'s table between its calibration markers of ``docs/MODEL.md``."""
+def check_docs(scenario: str, path: Path) -> str:
+    """``path``'s text, if it has ``scenario``'s calibration markers (ValueError naming them otherwise)."""
     begin, end = markers(scenario)
     text = path.read_text()
     if begin not in text or end not in text:
         raise ValueError(f"{path} has no {begin} … {end} markers")
+    return text
+
+
+def write_docs(rows: list[Row], scenario: str, seeds: int, path: Path) -> None:
+    """Replace ``scenario``'s table between its calibration markers of ``docs/MODEL.md``."""
+    begin, end = markers(scenario)
+    text = check_docs(scenario, path)
     block = f"{begin}\n{markdown(rows, scenario, seeds)}\n{end}"
     atomic_write_text(path, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S))

@@ -379,6 +379,11 @@ def calibrate(
     check_positive("--seeds", seeds, minimum=2 if write_docs else 1, maximum=MAX_EPISODES)
     check_seed(seed, seeds)
     config = resolve(scenario)
+    if write_docs:  # before any work: a scenario without its table in the docs is refused at once
+        try:
+            calibration.check_docs(config.name, calibration.docs_path())
+        except (OSError, ValueError) as exc:
+            fail(str(exc))
     with console.status(f"calibrating {config.name} on {seeds} paired seeds"):
         rows = calibration.calibrate(config, seeds, seed)
     states = [calibration.status(row, rows) for row in rows]

@@ -92,3 +92,13 @@ def test_a_declared_conflict_counts_only_on_its_side_and_while_the_kept_row_pass
         rows = [row("roi_multi", value), row("trx_12m", kept_value)]
         assert calibration.status(rows[0], rows) == expected, (kept_value, value)
     assert calibration.status(row("nrx_m1", 99.0), [row("nrx_m1", 99.0)]) == "fail"  # no conflict declared
+
+
+def test_cli_calibrate_refuses_a_scenario_without_docs_markers_before_any_work(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("calibrated before checking the docs markers")
+
+    monkeypatch.setattr(calibration, "calibrate", never)
+    result = CliRunner().invoke(app, ["calibrate", "small", "--seeds", "2", "--write-docs"])
+    assert result.exit_code == 2
+    assert "calibration:small:begin" in result.output and "Traceback" not in result.output
