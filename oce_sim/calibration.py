@@ -516,11 +516,13 @@ def calibrate(scenario: str | ScenarioConfig = "default", seeds: int = 5, first_
     return rows
 
 
-def markdown(rows: list[Row], scenario: str, seeds: int) -> str:
+def markdown(rows: list[Row], scenario: str, seeds: int, command_scenario: str | None = None) -> str:
+    """The table as docs/MODEL.md shows it; ``command_scenario`` is the argument that reproduces it (a benchmark
+    scenario is ``benchmark/NAME`` on the command line but ``NAME`` in its config)."""
     states = [status(r, rows) for r in rows]
     passed, yields = states.count("pass"), states.count("yields")
     lines = [
-        f"Measured with `oce-sim calibrate {scenario} --seeds {seeds}` (`oce_sim/calibration.py`): "
+        f"Measured with `oce-sim calibrate {command_scenario or scenario} --seeds {seeds}` (`oce_sim/calibration.py`): "
         f"**{passed} of {len(rows)} rows pass**"
         + (f", {yields} yield{'s' if yields == 1 else ''} to a better-sourced row it contradicts (marked ⇄, the "
            "reason in the note)" if yields else "")
@@ -559,9 +561,9 @@ def check_docs(scenario: str, path: Path) -> str:
     return text
 
 
-def write_docs(rows: list[Row], scenario: str, seeds: int, path: Path) -> None:
+def write_docs(rows: list[Row], scenario: str, seeds: int, path: Path, command_scenario: str | None = None) -> None:
     """Replace ``scenario``'s table between its calibration markers of ``docs/MODEL.md``."""
     begin, end = markers(scenario)
     text = check_docs(scenario, path)
-    block = f"{begin}\n{markdown(rows, scenario, seeds)}\n{end}"
+    block = f"{begin}\n{markdown(rows, scenario, seeds, command_scenario)}\n{end}"
     atomic_write_text(path, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S))

@@ -399,7 +399,7 @@ def calibrate(
     if write_docs:
         path = calibration.docs_path()
         try:
-            calibration.write_docs(rows, config.name, seeds, path)
+            calibration.write_docs(rows, config.name, seeds, path, command_scenario=scenario)
         except (OSError, ValueError) as exc:
             fail(str(exc))
         console.print(f"written: {path}")

@@ -229,9 +229,9 @@ class ResponseConfig(_Model):
     """Customer response: adstock, Hill saturation, sequence, confusion, fatigue, adoption HMM."""
 
     carryover_per_month: float = Field(
-        0.7, gt=0.0, lt=1.0, description="geometric adstock per 30 days (documented range 0.6-0.84: 0.7 follows the "
-        "decay of Mizik & Jacobson's new-Rx profile, 0.84 is the textbook carryover on sales, which here also carries "
-        "the repeat prescribing of the patient stock)")
+        0.65, gt=0.0, lt=1.0, description="geometric adstock per 30 days (documented range 0.6-0.84: 0.65 follows the "
+        "decay of Mizik & Jacobson's new-Rx profile, with the short-term elasticity, 0.84 is the textbook carryover on "
+        "sales, which here also carries the repeat prescribing of the patient stock)")
     # bounded so that x ** shape and half ** shape stay finite and non-zero in floating point
     hill_half_saturation: float = Field(6.0, ge=0.01, le=1000.0)
     hill_shape: float = Field(1.0, ge=0.1, le=10.0)
@@ -271,7 +271,7 @@ class ResponseConfig(_Model):
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
     share_lift_from_response: float = Field(
-        0.25, ge=0.0, le=1.0, description="extra share at full response, from the aware state on (documented range "
+        0.27, ge=0.0, le=1.0, description="extra share at full response, from the aware state on (documented range "
         "0.18-0.36; calibrated: NRx per extra detail 0.03-0.08 in month 1, 0.10-0.35 over 7 months)")
     patient_persistence_per_month: float = Field(
         0.7, ge=0.0, lt=1.0, description="share of the brand's patients still on it a month later (documented range "

@@ -34,10 +34,15 @@ CAPABILITIES: tuple[Capability, ...] = (
                "must-win stakeholders by their reach (World.customer_priority)"),
     Capability("customers_declare_preferences", "customer", 3, "information",
                "at day 0 a share of customers choose an experience package: need and preferred channel reach the "
-               "view through the pipeline (World._customer_declarations)"),
+               "view through the pipeline, and a rep who reads the CRM (sales 1 on) leaves customers who chose "
+               "another channel off her own picks (World._customer_declarations, kernels.field_day)"),
     Capability("rep_uses_shared_insight", "sales", 1, "information",
                "the rep's own picks carry max(her memory, the view's progress): cross-channel insight in CRM "
                "(kernels.field_day)"),
+    Capability("rep_coached_on_engagement", "sales", 1, "process",
+               "coached to drive engagement, not only reach and frequency: the rep's own picks (the calls she "
+               "chooses, padding included) first take the customers she has met at least as often as she has "
+               "missed, a judgment call from her own call record that needs no IT (kernels.field_day)"),
     Capability("acceptance_visible", "sales", 1, "information",
                "the orchestrator sees how often reps accept suggestions (observation feature)"),
     Capability("rep_records_knowledge", "sales", 2, "process",
@@ -112,8 +117,8 @@ MATRIX: tuple[Cell, ...] = (
          "the fixed quarterly plan is the instruction heuristic's (agents/stage_heuristics.py), not a limit the "
          "environment imposes"),
     Cell("sales", 1, "cross-channel insights in CRM; judgment calls; coached on engagement",
-         ("rep_uses_shared_insight", "acceptance_visible"),
-         "coaching and incentives are not modelled (no rep motivation state)"),
+         ("rep_uses_shared_insight", "rep_coached_on_engagement", "acceptance_visible"),
+         "coaching changes whom the rep picks, not her effort or motivation (no rep motivation state)"),
     Cell("sales", 2, "records what she knows; answers the system's questions; must-win stakeholder framework",
          ("rep_records_knowledge", "system_asks_questions"), ""),
     Cell("sales", 3, "intervenes on other channels and colleagues' activities (stop, start, re-sequence); rates "

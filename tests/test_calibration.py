@@ -67,9 +67,6 @@ def test_cli_calibrate_refuses_bad_seeds():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 10's target: 18 of 19 rows pass (docs/MODEL.md §6); the short-term "
-                   "elasticity, 0.019, sits just below its band's 0.02; strict, so the day it passes this marker "
-                   "has to go")
 def test_every_calibration_row_passes_on_default():
     """The target of issue 10: every row of the table passes on the default scenario, or yields to the
     better-sourced row it is declared to contradict (calibration.CONFLICTS) while that row passes."""

@@ -63,6 +63,8 @@ class FieldForce:
         self.failed_visits = np.zeros(pop.n_hcps, dtype=np.int16)
         self.seen_visits = np.zeros(pop.n_hcps, dtype=np.int16)
         self.rep_progress = np.zeros(pop.n_hcps, dtype=np.int64)
+        # customers whose experience package (customer stage 3) names another channel than the rep's: in the CRM
+        self.chose_other_channel = np.zeros(pop.n_hcps, dtype=bool)
         self.last_visit_day = np.full(pop.n_hcps, NEVER)
         mean_call = visit.visit_minutes + visit.travel_minutes
         self.nominal_calls_per_day = visit.working_minutes_per_day / mean_call if mean_call > 0 else 0.0
@@ -117,6 +119,7 @@ class FieldForce:
             self.seen_visits, self.own_order, view_progress, has(stage, "rep_uses_shared_insight"),
             has(stage, "rep_records_knowledge"), self.pop.need_relevance,
             self.availability, self.pop.archetype, self._params, not has(stage, "rep_measured_on_outcome"),
+            has(stage, "rep_coached_on_engagement"), self.chose_other_channel,
         )  # fmt: skip
         batch = TouchBatch(hcp=hcp, channel=np.full(hcp.size, REP_VISIT, dtype=np.int8), theme=theme,
                            origin=origin, question=asked, engaged_hint=met, time=start)

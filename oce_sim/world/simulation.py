@@ -693,6 +693,8 @@ class World:
         declared = np.flatnonzero(rng.random(self.pop.n_hcps) < self.config.pipeline.declare_share)
         self._pending_notes[0].append(("need", declared))
         self._pending_notes[0].append(("preferred", declared))
+        # the chosen package is in the CRM: a rep who reads it (sales 1 on) leaves these customers off her own picks
+        self.field.chose_other_channel[declared] = self.pop.channel_fit[declared].argmax(axis=1) != REP_VISIT
 
     # ------------------------------------------------------------------------------------------- results
     def close(self) -> None:
