@@ -271,7 +271,7 @@ class ResponseConfig(_Model):
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
     share_lift_from_response: float = Field(
-        0.27, ge=0.0, le=1.0, description="extra share at full response, from the aware state on (documented range "
+        0.26, ge=0.0, le=1.0, description="extra share at full response, from the aware state on (documented range "
         "0.18-0.36; calibrated: NRx per extra detail 0.03-0.08 in month 1, 0.10-0.35 over 7 months)")
     patient_persistence_per_month: float = Field(
         0.7, ge=0.0, lt=1.0, description="share of the brand's patients still on it a month later (documented range "

@@ -41,8 +41,9 @@ CAPABILITIES: tuple[Capability, ...] = (
                "(kernels.field_day)"),
     Capability("rep_coached_on_engagement", "sales", 1, "process",
                "coached to drive engagement, not only reach and frequency: the rep's own picks (the calls she "
-               "chooses, padding included) first take the customers she has met at least as often as she has "
-               "missed, a judgment call from her own call record that needs no IT (kernels.field_day)"),
+               "chooses, padding included) go to the customers worth most to call, potential times the chance she "
+               "meets them as her own call record tells it, instead of potential alone; a judgment call that needs "
+               "no IT (kernels.field_day)"),
     Capability("acceptance_visible", "sales", 1, "information",
                "the orchestrator sees how often reps accept suggestions (observation feature)"),
     Capability("rep_records_knowledge", "sales", 2, "process",

@@ -197,7 +197,7 @@ def test_a_rep_with_shared_insight_delivers_the_message_that_comes_next():
 
 def test_a_rep_coached_on_engagement_picks_customers_who_see_her():
     """Sales 1 (rep_coached_on_engagement): coached to drive engagement, not only reach and frequency, the rep's
-    own picks first take the customers she has met at least as often as she has missed, a judgment call from her
+    own picks go to the customers worth most to call, potential times the chance she meets them, judged from her
     own call record.  It needs no IT, so it shows in an all-instruction organisation (where sales 1 used to play
     exactly as sales 0).  Direct consequence: the share of her own calls that meet the customer."""
 

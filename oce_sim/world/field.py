@@ -119,7 +119,7 @@ class FieldForce:
             self.seen_visits, self.own_order, view_progress, has(stage, "rep_uses_shared_insight"),
             has(stage, "rep_records_knowledge"), self.pop.need_relevance,
             self.availability, self.pop.archetype, self._params, not has(stage, "rep_measured_on_outcome"),
-            has(stage, "rep_coached_on_engagement"), self.chose_other_channel,
+            has(stage, "rep_coached_on_engagement"), self.chose_other_channel, self.pop.decile,
         )  # fmt: skip
         batch = TouchBatch(hcp=hcp, channel=np.full(hcp.size, REP_VISIT, dtype=np.int8), theme=theme,
                            origin=origin, question=asked, engaged_hint=met, time=start)

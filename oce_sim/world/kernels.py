@@ -321,13 +321,14 @@ def field_day(
     day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
     rep_progress, failed_visits, seen_visits, own_order, view_progress, uses_shared_insight, records_knowledge,
     need_relevance,
-    availability, archetype, params, fills_idle_slots, coached_on_engagement, chose_other_channel,
+    availability, archetype, params, fills_idle_slots, coached_on_engagement, chose_other_channel, decile,
 ):  # fmt: skip
     """All reps' working day: accept or dismiss suggestions, fill dismissed slots with own picks, visit in
     order until the day is full, then learn (trust, needs, no-see).  ``u`` is ``[n_reps, slots, 4]``.
     With ``fills_idle_slots`` (a rep held to a call quota) slots the plan leaves empty get own picks too.
     With ``coached_on_engagement`` (sales 1: coached to drive engagement, not only reach and frequency) her own
-    picks first take the customers she has met at least as often as she has missed, then the rest.  A rep who
+    picks are the eligible customers worth most to call: potential (decile) x her own estimate of meeting them,
+    (met + 1) / (called + 2); without it, the first eligible ones in habit (decile) order.  A rep who
     reads shared insight never picks a customer who chose another channel than hers (``chose_other_channel``).
 
     Returns the executed visits ``(hcp, theme, from_suggestion, asked, met, start_time)``, then the HCPs whose
@@ -358,6 +359,8 @@ def field_day(
     accept = np.empty(slots, dtype=np.bool_)
     dismissed = np.empty(slots, dtype=np.bool_)
     picks = np.empty(slots, dtype=np.int64)
+    cand = np.empty(own_order.shape[1], dtype=np.int64)
+    cand_score = np.empty(own_order.shape[1])
     visit = np.empty(slots, dtype=np.int64)
     theme = np.empty(slots, dtype=np.int64)
     ask = np.empty(slots, dtype=np.bool_)
@@ -391,27 +394,40 @@ def field_day(
             if dismissed[s] or (fills_idle_slots and not has):
                 n_dismissed += 1
         # Own picks, in habit order: not seen lately, not known as no-see, not already accepted for today (a
-        # padded slot never repeats a suggested call).  Coached on engagement, she judges from her own calls.
+        # padded slot never repeats a suggested call).  Coached on engagement, she ranks them by potential times
+        # the chance she meets them, judged from her own calls (a partial selection sort: a few picks a day).
         n_picks = 0
-        for round_ in range(2 if coached_on_engagement else 1):
-            for col in range(own_order.shape[1]):
-                if n_picks >= n_dismissed:
+        n_cand = 0
+        for col in range(own_order.shape[1]):
+            if not coached_on_engagement and n_cand >= n_dismissed:
+                break
+            h = own_order[r, col]
+            if h < 0 or day - last_visit_day[h] < revisit_days or knows_no_see[h]:
+                continue
+            if uses_shared_insight and chose_other_channel[h]:
+                continue
+            suggested_today = False
+            for s in range(slots):
+                if accept[s] and sugg[s] == h:
+                    suggested_today = True
                     break
-                h = own_order[r, col]
-                if h < 0 or day - last_visit_day[h] < revisit_days or knows_no_see[h]:
-                    continue
-                if uses_shared_insight and chose_other_channel[h]:
-                    continue
-                if coached_on_engagement and (failed_visits[h] <= seen_visits[h]) != (round_ == 0):
-                    continue
-                suggested_today = False
-                for s in range(slots):
-                    if accept[s] and sugg[s] == h:
-                        suggested_today = True
-                        break
-                if not suggested_today:
-                    picks[n_picks] = h
-                    n_picks += 1
+            if suggested_today:
+                continue
+            cand[n_cand] = h
+            cand_score[n_cand] = (decile[h] + 1.0) * (seen_visits[h] + 1.0) / (seen_visits[h] + failed_visits[h] + 2.0)
+            n_cand += 1
+        if coached_on_engagement:
+            for k in range(min(n_dismissed, n_cand)):
+                best = k
+                for j in range(k + 1, n_cand):
+                    if cand_score[j] > cand_score[best]:
+                        best = j
+                if best != k:
+                    cand[k], cand[best] = cand[best], cand[k]
+                    cand_score[k], cand_score[best] = cand_score[best], cand_score[k]
+        for k in range(min(n_dismissed, n_cand)):
+            picks[n_picks] = cand[k]
+            n_picks += 1
         # The day: visits in slot order until the working minutes run out.
         used_picks = 0
         elapsed = 0.0
