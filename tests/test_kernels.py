@@ -185,3 +185,18 @@ def test_a_rep_pads_an_empty_plan_with_own_calls_only_below_sales_3(sales: int, 
         assert len(day.batch) >= 5 * field.n_reps and np.all(day.batch.origin == 1)  # own picks fill the day
     else:
         assert len(day.batch) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(goodwill=st.floats(-5.0, 1e6, allow_nan=False), shape=st.sampled_from([1.0, 0.5, 2.0, 3.3]))
+def test_hill_power_is_the_power_of_the_positive_part(goodwill: float, shape: float) -> None:
+    assert kernels.hill_power(goodwill, shape) == max(goodwill, 0.0) ** shape  # exactly: the Rx draws depend on it
+
+
+@settings(max_examples=40, deadline=None)
+@given(sent=arrays(np.float32, (30, 5, 8), elements=st.sampled_from([-1e9, 0.0, 3.0, 17.5, 120.0, 364.0])),
+       need=arrays(np.float64, (30, 6), elements=st.floats(0.0, 1.0)))
+def test_last_send_day_and_relative_need_match_numpy(sent: np.ndarray, need: np.ndarray) -> None:
+    expected = sent[:, REP_VISIT, :].max(axis=1).astype(np.float64)
+    np.testing.assert_array_equal(kernels.last_send_day(sent, REP_VISIT), expected)
+    np.testing.assert_array_equal(kernels.relative_need(need), need / np.maximum(1e-9, need.max(axis=1, keepdims=True)))

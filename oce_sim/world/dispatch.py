@@ -146,7 +146,7 @@ def plan_epoch(
 
 def crm_last_call_day(sent_days: np.ndarray) -> np.ndarray:
     """Each customer's last call in the CRM's own log (exact at every stage: reps record their calls)."""
-    return sent_days[:, kernels._REP_VISIT, :].max(axis=1).astype(np.float64)
+    return kernels.last_send_day(sent_days, kernels._REP_VISIT)
 
 
 def calendar_theme(day: float, period_days: float, n_themes: int) -> int:

@@ -75,6 +75,17 @@ def poisson_inverse_cdf(u: float, lam: float) -> int:
 
 
 @njit(cache=True)
+def hill_power(goodwill: float, shape: float) -> float:
+    """``max(goodwill, 0) ** shape`` without libm's ``pow`` where its result is known exactly: 0 for no goodwill,
+    and goodwill itself at the default shape 1 (``pow`` returns a representable result exactly)."""
+    if goodwill <= 0.0:
+        return 0.0
+    if shape == 1.0:
+        return goodwill
+    return goodwill**shape
+
+
+@njit(cache=True)
 def next_theme(belief: int, relevance: np.ndarray) -> int:
     """Scalar ``choose_theme``: the next theme in order, or an earlier one a known need makes worth repeating."""
     n_themes = relevance.size
@@ -248,7 +259,7 @@ def daily_update(
             if adoption[kol_edge_kol[e]] == 3:
                 peer_count[kol_edge_follower[e]] += 1.0
         for i in range(n):
-            g = max(goodwill[i], 0.0) ** hill_shape
+            g = hill_power(goodwill[i], hill_shape)
             response = g / (g + hill_k_pow)
             state = adoption[i]
             access = access_factor[account_access[account[i]]]
@@ -757,3 +768,34 @@ def take_day(day, size, days, hcp, channel, theme, origin, question, hint, time)
                 time[kept] = time[i]
             kept += 1
     return out_hcp, out_channel, out_theme, out_origin, out_question, out_hint, out_time, kept
+
+
+@njit(cache=True)
+def last_send_day(sent_days, channel):
+    """``sent_days[:, channel, :].max(axis=1)`` as float64 (days are never NaN): NumPy's strided reduction over a
+    few ring slots per HCP costs more than the rest of an epoch's plan."""
+    n, ring = sent_days.shape[0], sent_days.shape[2]
+    out = np.empty(n)
+    for h in range(n):
+        last = sent_days[h, channel, 0]
+        for slot in range(1, ring):
+            if sent_days[h, channel, slot] > last:
+                last = sent_days[h, channel, slot]
+        out[h] = last
+    return out
+
+
+@njit(cache=True)
+def relative_need(need):
+    """``need / np.maximum(1e-9, need.max(axis=1, keepdims=True))``: each theme's need relative to the HCP's top one."""
+    n, n_themes = need.shape
+    out = np.empty((n, n_themes))
+    for i in range(n):
+        top = need[i, 0]
+        for t in range(1, n_themes):
+            if need[i, t] > top:
+                top = need[i, t]
+        scale = max(1e-9, top)
+        for t in range(n_themes):
+            out[i, t] = need[i, t] / scale
+    return out

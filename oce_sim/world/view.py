@@ -107,7 +107,7 @@ class OrchestratorView:
     def need_relevance(self) -> np.ndarray:
         cached = self._cache.get("need_relevance")
         if cached is None:
-            cached = self.need / np.maximum(1e-9, self.need.max(axis=1, keepdims=True))
+            cached = kernels.relative_need(self.need)
             cached.flags.writeable = False
             self._cache["need_relevance"] = cached
         return cached
