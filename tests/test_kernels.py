@@ -200,3 +200,29 @@ def test_last_send_day_and_relative_need_match_numpy(sent: np.ndarray, need: np.
     expected = sent[:, REP_VISIT, :].max(axis=1).astype(np.float64)
     np.testing.assert_array_equal(kernels.last_send_day(sent, REP_VISIT), expected)
     np.testing.assert_array_equal(kernels.relative_need(need), need / np.maximum(1e-9, need.max(axis=1, keepdims=True)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=arrays(np.int64, (9, 5), elements=st.integers(0, 3)), controllable=arrays(np.bool_, 8))
+def test_play_mask_matches_the_numpy_mask(counts: np.ndarray, controllable: np.ndarray) -> None:
+    from oce_sim.world import dispatch as d
+
+    present, email_ok, remote_ok, reachable, unknown_need = (counts > 0).T
+    expected = np.tile(controllable, (d.N_SEGMENTS, 1))
+    expected[:, 1:] &= present[:, None]
+    expected[:, [d.REP_BIWEEKLY, d.REP_MONTHLY]] &= reachable[:, None]
+    expected[:, d.REP_ASK] &= reachable & unknown_need
+    expected[:, d.REMOTE] &= remote_ok
+    expected[:, [d.EMAIL_PLAY, d.WEBINAR_PLAY]] &= email_ok[:, None]
+    expected[:, d.REP_PLUS_EMAIL] &= reachable | email_ok
+    np.testing.assert_array_equal(kernels.play_mask(counts, controllable, d.PLAY_NEEDS), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ring=arrays(np.float32, (28, 40), elements=st.sampled_from([0.0, 0.7, 1.3, 2.0, 3.1])),
+       volume=arrays(np.float64, 40, elements=st.sampled_from([0.0, 0.4, 2.5, 9.0])), days=st.integers(1, 28))
+def test_observed_share_and_believed_stages_match_numpy(ring: np.ndarray, volume: np.ndarray, days: int) -> None:
+    working = days * 5.0 / 7.0
+    share = ring.sum(axis=0) / np.maximum(1e-9, volume * working)
+    np.testing.assert_array_equal(kernels.observed_share(ring, volume, working), share)  # the same float32 sums
+    np.testing.assert_array_equal(kernels.believed_stages(share, 0.2), np.where(share <= 0.0, 0, np.where(share < 0.2, 1, 2)))
