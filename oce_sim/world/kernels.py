@@ -778,7 +778,7 @@ def take_day(day, size, days, hcp, channel, theme, origin, question, hint, time)
 @njit(cache=True)
 def last_send_day(sent_days, channel):
     """``sent_days[:, channel, :].max(axis=1)`` as float64 (days are never NaN): NumPy's strided reduction over a
-    few ring slots per HCP costs more than the rest of an epoch's plan."""
+    few ring slots per HCP cost about as much as the rest of an epoch's plan."""
     n, ring = sent_days.shape[0], sent_days.shape[2]
     out = np.empty(n)
     for h in range(n):

@@ -60,9 +60,9 @@ def expected_tail_rx(world: "World", n_days: int) -> np.ndarray:
     sequence = np.array([1.0, r.out_of_sequence_factor, r.repeat_theme_factor])
     access_dist = np.zeros((pop.n_accounts, 3))
     access_dist[np.arange(pop.n_accounts), state.account_access] = 1.0
-    working = np.array([(int(world.now) + k) % 7 < 5 for k in range(n_days)])
-    interval = r.access_review_interval_days
-    reviews = np.array([_review_on_day(int(world.now) + k, interval) for k in range(n_days)])
+    days = int(world.now) + np.arange(n_days)
+    working = days % 7 < 5
+    reviews = _reviews_on_days(days, r.access_review_interval_days)
     return _propagate(
         n_days, working, reviews, state.adoption.astype(np.int64), state.goodwill.copy(), state.confusion.copy(),
         state.contact_load.copy(), state.patients.astype(np.float64).copy(), state.progress.astype(np.int64), top_need.astype(np.int64), access_dist,
@@ -89,6 +89,12 @@ def _review_on_day(day: int, interval: float) -> bool:
     """World._access_reviews fires at 00:00 of days interval, 2 x interval, ...: is there one on ``day``?"""
     k = math.ceil(day / interval - 1e-9)
     return k >= 1 and k * interval < day + 1 - 1e-9
+
+
+def _reviews_on_days(days: np.ndarray, interval: float) -> np.ndarray:
+    """``_review_on_day`` for each of ``days`` (the same float operations, elementwise)."""
+    k = np.ceil(days / interval - 1e-9)
+    return (k >= 1) & (k * interval < days + 1 - 1e-9)
 
 
 @njit(cache=True)
