@@ -14,7 +14,7 @@ from oce_sim.evaluation import evaluate, play_episode
 from oce_sim.world.dispatch import HOLD, N_SEGMENTS
 from oce_sim.world.population import generate_population
 from oce_sim.world.streams import RandomStreams
-from oce_sim.world.tail import discount_factors, tail_value
+from oce_sim.world.tail import _review_on_day, _reviews_on_days, discount_factors, tail_value
 
 TAIL_DAYS = 730
 
@@ -205,3 +205,9 @@ def test_docs_carry_the_kpi_registry_and_the_stage_ranking():
     assert markdown_table() in text
     ranking = text.split("<!-- stage-ranking:begin -->")[1].split("<!-- stage-ranking:end -->")[0]
     assert ranking.count("\n| ×") == 4 * 9, "every benchmark scenario over the 3 x 3 grid"
+
+
+@pytest.mark.parametrize("interval", [91.0, 90.5, 30.0, 7.0, 1.0, 364.0, 13.37])
+def test_tail_review_days_are_the_scalar_rule_elementwise(interval: float) -> None:
+    days = np.arange(-5, 2_000)
+    assert _reviews_on_days(days, interval).tolist() == [_review_on_day(int(d), interval) for d in days]

@@ -185,3 +185,44 @@ def test_a_rep_pads_an_empty_plan_with_own_calls_only_below_sales_3(sales: int, 
         assert len(day.batch) >= 5 * field.n_reps and np.all(day.batch.origin == 1)  # own picks fill the day
     else:
         assert len(day.batch) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(goodwill=st.floats(-5.0, 1e6, allow_nan=False), shape=st.sampled_from([1.0, 0.5, 2.0, 3.3]))
+def test_hill_power_is_the_power_of_the_positive_part(goodwill: float, shape: float) -> None:
+    assert kernels.hill_power(goodwill, shape) == max(goodwill, 0.0) ** shape  # exactly: the Rx draws depend on it
+
+
+@settings(max_examples=40, deadline=None)
+@given(sent=arrays(np.float32, (30, 5, 8), elements=st.sampled_from([-1e9, 0.0, 3.0, 17.5, 120.0, 364.0])),
+       need=arrays(np.float64, (30, 6), elements=st.floats(0.0, 1.0)))
+def test_last_send_day_and_relative_need_match_numpy(sent: np.ndarray, need: np.ndarray) -> None:
+    expected = sent[:, REP_VISIT, :].max(axis=1).astype(np.float64)
+    np.testing.assert_array_equal(kernels.last_send_day(sent, REP_VISIT), expected)
+    np.testing.assert_array_equal(kernels.relative_need(need), need / np.maximum(1e-9, need.max(axis=1, keepdims=True)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=arrays(np.int64, (9, 5), elements=st.integers(0, 3)), controllable=arrays(np.bool_, 8))
+def test_play_mask_matches_the_numpy_mask(counts: np.ndarray, controllable: np.ndarray) -> None:
+    from oce_sim.world import dispatch as d
+
+    present, email_ok, remote_ok, reachable, unknown_need = (counts > 0).T
+    expected = np.tile(controllable, (d.N_SEGMENTS, 1))
+    expected[:, 1:] &= present[:, None]
+    expected[:, [d.REP_BIWEEKLY, d.REP_MONTHLY]] &= reachable[:, None]
+    expected[:, d.REP_ASK] &= reachable & unknown_need
+    expected[:, d.REMOTE] &= remote_ok
+    expected[:, [d.EMAIL_PLAY, d.WEBINAR_PLAY]] &= email_ok[:, None]
+    expected[:, d.REP_PLUS_EMAIL] &= reachable | email_ok
+    np.testing.assert_array_equal(kernels.play_mask(counts, controllable, d.PLAY_NEEDS), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ring=arrays(np.float32, (28, 40), elements=st.sampled_from([0.0, 0.7, 1.3, 2.0, 3.1])),
+       volume=arrays(np.float64, 40, elements=st.sampled_from([0.0, 0.4, 2.5, 9.0])), days=st.integers(1, 28))
+def test_observed_share_and_believed_stages_match_numpy(ring: np.ndarray, volume: np.ndarray, days: int) -> None:
+    working = days * 5.0 / 7.0
+    share = ring.sum(axis=0) / np.maximum(1e-9, volume * working)
+    np.testing.assert_array_equal(kernels.observed_share(ring, volume, working), share)  # the same float32 sums
+    np.testing.assert_array_equal(kernels.believed_stages(share, 0.2), np.where(share <= 0.0, 0, np.where(share < 0.2, 1, 2)))

@@ -100,6 +100,38 @@ def test_sub_env_i_is_a_single_env_seeded_s_plus_i(shared):
     vec.close()
 
 
+def same_vector_infos(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same vector infos: keys in the same order, and every array of the same dtype and values."""
+    if list(a) != list(b):
+        return False
+    for key, value in a.items():
+        other = b[key]
+        if isinstance(value, dict):
+            if not (isinstance(other, dict) and same_vector_infos(value, other)):
+                return False
+        elif value.dtype != other.dtype or not all(same(x, y) for x, y in zip(value, other)):
+            return False
+    return True
+
+
+def test_batched_infos_are_gymnasiums_add_info():
+    """The vector env batches its infos key by key; Gymnasium's ``_add_info``, env by env, is the reference (reset,
+    step and episode-end infos, with KPIs and the series)."""
+    vec = TerritoryVectorEnv(N_ENVS, scenario="small", config=CONFIG)
+    singles = [TerritoryEnv(scenario="small", config=CONFIG) for _ in range(N_ENVS)]
+    env_infos = [env.reset(seed=SEED + i)[1] for i, env in enumerate(singles)]
+    checked = [env_infos]
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        actions = random_actions(rng, np.stack([env.action_masks() for env in singles]))
+        checked.append([env.step(a)[4] for env, a in zip(singles, actions)])
+    assert "series" in checked[-1][0] and "kpis" in checked[-1][0]
+    for infos in checked:
+        assert same_vector_infos(vec._batch_infos(infos), vec._add_infos_one_by_one(infos))
+    mixed = [{"a": 1, "b": {"c": 2.0}}, {"a": 2}, {"b": {"c": 3.0}, "d": None}]  # differing keys: one by one
+    assert same_vector_infos(vec._batch_infos(mixed), vec._add_infos_one_by_one(mixed))
+
+
 def test_seed_list_and_unseeded_resets():
     vec = TerritoryVectorEnv(2, scenario="small", config=CONFIG)
     obs, _ = vec.reset(seed=[SEED + 1, SEED])

@@ -87,14 +87,14 @@ class TerritoryVectorEnv(VectorEnv):
                              "lockstep; reset all of them")
         self._share_start_table()
         self._new_simulation()
-        observations, infos = [], {}
-        for i, (env, s) in enumerate(zip(self.envs, seeds)):
+        observations, env_infos = [], []
+        for env, s in zip(self.envs, seeds):
             obs, info = self._reset_env(env, s, options)
             observations.append(obs)
-            infos = self._add_info(infos, info, i)
+            env_infos.append(info)
         self._autoreset[:] = False
         self._started = True
-        return np.stack(observations), infos
+        return np.stack(observations), self._batch_infos(env_infos)
 
     def step(self, actions: Any):
         if not self._started:
@@ -106,7 +106,7 @@ class TerritoryVectorEnv(VectorEnv):
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
-        infos: dict[str, Any] = {}
+        env_infos: list[dict[str, Any]] = []
         if self._autoreset.any():
             # Next-step autoreset: the territories end together (one horizon), so they start again together.
             if not self._autoreset.all():
@@ -114,17 +114,17 @@ class TerritoryVectorEnv(VectorEnv):
             self._new_simulation()
             for i, env in enumerate(self.envs):
                 observations[i], info = self._reset_env(env, None, None)
-                infos = self._add_info(infos, info, i)
+                env_infos.append(info)
             self._autoreset[:] = False
-            return observations, rewards, terminations, truncations, infos
+            return observations, rewards, terminations, truncations, self._batch_infos(env_infos)
         begun = [env.begin_step(a) for env, a in zip(self.envs, actions)]
         day = self.envs[0]._day
         self._run_to(day)
         for i, (env, started) in enumerate(zip(self.envs, begun)):
             observations[i], rewards[i], terminations[i], truncations[i], info = env.finish_step(*started)
-            infos = self._add_info(infos, info, i)
+            env_infos.append(info)
         self._autoreset = terminations | truncations
-        return observations, rewards, terminations, truncations, infos
+        return observations, rewards, terminations, truncations, self._batch_infos(env_infos)
 
     def action_masks(self) -> np.ndarray:
         """``(num_envs, 72)`` boolean masks of the next decision (sb3-contrib convention, one row per env)."""
@@ -150,6 +150,42 @@ class TerritoryVectorEnv(VectorEnv):
             first._start_table = steady_start(self.scenario)
         for env in self.envs[1:]:
             env._start_table = first._start_table
+
+    def _batch_infos(self, env_infos: list[dict[str, Any]]) -> dict[str, Any]:
+        """The vector infos Gymnasium's ``_add_info`` builds from one info per sub-env (same keys, order, dtypes and
+        ``_key`` masks), built key by key over all sub-envs at once: ``_add_info`` goes env by env through the
+        nested per-step infos and costs about as much as a day of the simulation.  Infos whose keys or nesting differ
+        between sub-envs go through ``_add_info``."""
+        first = env_infos[0]
+        if "final_obs" in first or any(info.keys() != first.keys() for info in env_infos[1:]):
+            return self._add_infos_one_by_one(env_infos)
+        n = self.num_envs
+        batched: dict[str, Any] = {}
+        for key, value in first.items():
+            values = [info[key] for info in env_infos]
+            nested = [isinstance(v, dict) for v in values]
+            if any(nested):
+                if not all(nested):
+                    return self._add_infos_one_by_one(env_infos)
+                array: Any = self._batch_infos(values)
+            elif type(value) in (int, float, bool) or issubclass(type(value), np.number):
+                array = np.array(values, dtype=type(value))
+            else:
+                if isinstance(value, np.ndarray):
+                    array = np.zeros((n, *value.shape), dtype=value.dtype)
+                else:
+                    array = np.full(n, fill_value=None, dtype=object)
+                for i, v in enumerate(values):
+                    array[i] = v
+            batched[key] = array
+            batched[f"_{key}"] = np.ones(n, dtype=np.bool_)
+        return batched
+
+    def _add_infos_one_by_one(self, env_infos: list[dict[str, Any]]) -> dict[str, Any]:
+        infos: dict[str, Any] = {}
+        for i, info in enumerate(env_infos):
+            infos = self._add_info(infos, info, i)
+        return infos
 
     def _new_simulation(self) -> None:
         """One SimPy environment for the territories' next episode (or none: each World its own)."""

@@ -39,6 +39,15 @@ REP_PLAYS = (REP_BIWEEKLY, REP_MONTHLY, REP_ASK, REP_PLUS_EMAIL)
 MARKETING_PLAYS = (REMOTE, EMAIL_PLAY, WEBINAR_PLAY, REP_PLUS_EMAIL)  # need marketing stage 3
 IS_REP_PLAY = np.isin(np.arange(N_PLAYS), REP_PLAYS)
 SENDS_EMAIL = np.isin(np.arange(N_PLAYS), (EMAIL_PLAY, REP_PLUS_EMAIL))
+# Which customers of a segment each play needs (kernels.play_mask): reachable by a rep (assigned, not a known
+# no-see), with an unknown need (the ask play), opted in to the channel.
+PLAY_NEEDS = np.full(N_PLAYS, kernels.NEEDS_NOTHING, dtype=np.int64)
+PLAY_NEEDS[[REP_BIWEEKLY, REP_MONTHLY]] = kernels.NEEDS_REP
+PLAY_NEEDS[REP_ASK] = kernels.NEEDS_REP_AND_UNKNOWN_NEED
+PLAY_NEEDS[REMOTE] = kernels.NEEDS_REMOTE_OPT_IN
+PLAY_NEEDS[[EMAIL_PLAY, WEBINAR_PLAY]] = kernels.NEEDS_EMAIL_OPT_IN
+PLAY_NEEDS[REP_PLUS_EMAIL] = kernels.NEEDS_REP_OR_EMAIL_OPT_IN
+assert HOLD == 0 and PLAY_NEEDS.size == N_PLAYS  # play_mask: hold (play 0) needs no customers
 # Minimum days between two touches of the same channel that a play asks for.
 PLAY_CADENCE_DAYS = np.array([np.inf, 14.0, 28.0, 14.0, 14.0, 7.0, np.inf, 14.0])
 EMAIL_CADENCE_DAYS = 7.0
@@ -81,19 +90,11 @@ def controllable_plays(stage: StageConfig, config: ScenarioConfig, rep_capacity:
 def action_mask(
     pop: Population, view: OrchestratorView, segment: np.ndarray, controllable: np.ndarray
 ) -> np.ndarray:
-    """``[N_SEGMENTS, N_PLAYS]``: what may be played on each segment given control and known eligibility."""
+    """``[N_SEGMENTS, N_PLAYS]``: what may be played on each segment given control and known eligibility: a play
+    other than hold needs customers in the segment, and those its channel can reach (``PLAY_NEEDS``)."""
     counts = kernels.segment_eligibility(segment, N_SEGMENTS, view.email_consent, view.remote_consent, pop.rep,
                                          view.no_see, view.need_known)
-    present, email_ok, remote_ok, reachable, unknown_need = (counts > 0).T
-    mask = np.tile(controllable, (N_SEGMENTS, 1))
-    mask[:, 1:] &= present[:, None]
-    mask[:, [REP_BIWEEKLY, REP_MONTHLY]] &= reachable[:, None]
-    mask[:, REP_ASK] &= reachable & unknown_need
-    mask[:, REMOTE] &= remote_ok
-    mask[:, EMAIL_PLAY] &= email_ok
-    mask[:, WEBINAR_PLAY] &= email_ok
-    mask[:, REP_PLUS_EMAIL] &= reachable | email_ok
-    return mask
+    return kernels.play_mask(counts, controllable, PLAY_NEEDS)
 
 
 def customer_value(pop: Population, access_factor: np.ndarray) -> np.ndarray:
@@ -146,7 +147,7 @@ def plan_epoch(
 
 def crm_last_call_day(sent_days: np.ndarray) -> np.ndarray:
     """Each customer's last call in the CRM's own log (exact at every stage: reps record their calls)."""
-    return sent_days[:, kernels._REP_VISIT, :].max(axis=1).astype(np.float64)
+    return kernels.last_send_day(sent_days, kernels._REP_VISIT)
 
 
 def calendar_theme(day: float, period_days: float, n_themes: int) -> int:

@@ -22,6 +22,9 @@ _MAX_POISSON_COUNT = 30
 # Goodwill lifts the brand's share from the aware state on (an aware HCP prescribes it now and then; Montoya et
 # al. 2010: detailing moves prescribing within a state as well as between states).
 LIFT_FROM_STATE = 1
+# What a play needs in a segment besides customers (play_mask; the table per play is dispatch.PLAY_NEEDS).
+(NEEDS_NOTHING, NEEDS_REP, NEEDS_REP_AND_UNKNOWN_NEED, NEEDS_REMOTE_OPT_IN, NEEDS_EMAIL_OPT_IN,
+ NEEDS_REP_OR_EMAIL_OPT_IN) = range(6)
 # Layout of the scalar parameter vector of deliver_touches.
 TOUCH_PARAMS: tuple[str, ...] = (
     "load_to_monthly",
@@ -64,6 +67,8 @@ FIELD_PARAMS: tuple[str, ...] = (
 @njit(cache=True)
 def poisson_inverse_cdf(u: float, lam: float) -> int:
     """Smallest k with CDF(k) >= u (at most 30): monotone in ``lam`` for a fixed ``u``."""
+    if lam <= 0.0:
+        return 0  # CDF(0) = exp(-0) = 1 > u: skips the exp for customers who do not prescribe the brand
     p = math.exp(-lam)
     cdf = p
     k = 0
@@ -72,6 +77,17 @@ def poisson_inverse_cdf(u: float, lam: float) -> int:
         p = p * lam / k
         cdf += p
     return k
+
+
+@njit(cache=True)
+def hill_power(goodwill: float, shape: float) -> float:
+    """``max(goodwill, 0) ** shape`` without libm's ``pow`` where its result is known exactly: 0 for no goodwill,
+    and goodwill itself at the default shape 1 (``pow`` returns a representable result exactly)."""
+    if goodwill <= 0.0:
+        return 0.0
+    if shape == 1.0:
+        return goodwill
+    return goodwill**shape
 
 
 @njit(cache=True)
@@ -248,7 +264,7 @@ def daily_update(
             if adoption[kol_edge_kol[e]] == 3:
                 peer_count[kol_edge_follower[e]] += 1.0
         for i in range(n):
-            g = max(goodwill[i], 0.0) ** hill_shape
+            g = hill_power(goodwill[i], hill_shape)
             response = g / (g + hill_k_pow)
             state = adoption[i]
             access = access_factor[account_access[account[i]]]
@@ -789,3 +805,85 @@ def take_day(day, size, days, hcp, channel, theme, origin, question, hint, time)
                 time[kept] = time[i]
             kept += 1
     return out_hcp, out_channel, out_theme, out_origin, out_question, out_hint, out_time, kept
+
+
+@njit(cache=True)
+def last_send_day(sent_days, channel):
+    """``sent_days[:, channel, :].max(axis=1)`` as float64 (days are never NaN): NumPy's strided reduction over a
+    few ring slots per HCP cost about as much as the rest of an epoch's plan."""
+    n, ring = sent_days.shape[0], sent_days.shape[2]
+    out = np.empty(n)
+    for h in range(n):
+        last = sent_days[h, channel, 0]
+        for slot in range(1, ring):
+            if sent_days[h, channel, slot] > last:
+                last = sent_days[h, channel, slot]
+        out[h] = last
+    return out
+
+
+@njit(cache=True)
+def relative_need(need):
+    """``need / np.maximum(1e-9, need.max(axis=1, keepdims=True))``: each theme's need relative to the HCP's top one."""
+    n, n_themes = need.shape
+    out = np.empty((n, n_themes))
+    for i in range(n):
+        top = need[i, 0]
+        for t in range(1, n_themes):
+            if need[i, t] > top:
+                top = need[i, t]
+        scale = max(1e-9, top)
+        for t in range(n_themes):
+            out[i, t] = need[i, t] / scale
+    return out
+
+
+@njit(cache=True)
+def observed_share(rx_ring, class_rx_per_day, working_days):
+    """``rx_ring.sum(axis=0) / np.maximum(1e-9, class_rx_per_day * working_days)``, the float32 sum over the ring's
+    days taken in NumPy's order (day by day)."""
+    n_days, n = rx_ring.shape
+    out = np.empty(n)
+    for i in range(n):
+        total = rx_ring[0, i]
+        for d in range(1, n_days):
+            total += rx_ring[d, i]
+        out[i] = total / max(1e-9, class_rx_per_day[i] * working_days)
+    return out
+
+
+@njit(cache=True)
+def believed_stages(share, trialing_below):
+    """0 non-prescriber (no observed share), 1 trialing (below ``trialing_below``), 2 adopter, per HCP."""
+    out = np.empty(share.size, dtype=np.int64)
+    for i in range(share.size):
+        out[i] = 0 if share[i] <= 0.0 else (1 if share[i] < trialing_below else 2)
+    return out
+
+
+@njit(cache=True)
+def play_mask(counts, controllable, play_needs):
+    """``[n_segments, n_plays]``: a play is allowed on a segment if it is controllable, the segment has customers
+    (hold always) and it has customers the play can reach: ``play_needs[play]`` is one of the ``NEEDS_*`` codes
+    below, tested on ``counts`` (``segment_eligibility``)."""
+    n_segments, n_plays = counts.shape[0], controllable.size
+    mask = np.empty((n_segments, n_plays), dtype=np.bool_)
+    for s in range(n_segments):
+        present, email_ok, remote_ok = counts[s, 0] > 0, counts[s, 1] > 0, counts[s, 2] > 0
+        reachable, unknown_need = counts[s, 3] > 0, counts[s, 4] > 0
+        for play in range(n_plays):
+            need = play_needs[play]
+            if need == NEEDS_NOTHING:
+                ok = True
+            elif need == NEEDS_REP:
+                ok = reachable
+            elif need == NEEDS_REP_AND_UNKNOWN_NEED:
+                ok = reachable and unknown_need
+            elif need == NEEDS_REMOTE_OPT_IN:
+                ok = remote_ok
+            elif need == NEEDS_EMAIL_OPT_IN:
+                ok = email_ok
+            else:  # NEEDS_REP_OR_EMAIL_OPT_IN
+                ok = reachable or email_ok
+            mask[s, play] = controllable[play] and (play == 0 or present) and ok
+    return mask

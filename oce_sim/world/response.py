@@ -343,7 +343,7 @@ class ResponseModel:
         ``u_refill`` None reuses ``1 - u_rx`` (timing harnesses only: the world draws its own stream).
         """
         pop = self.pop
-        rx = np.zeros(pop.n_hcps, dtype=np.int32)
+        rx = np.empty(pop.n_hcps, dtype=np.int32)  # daily_update writes every entry
         if state.nrx is None or state.nrx.size != pop.n_hcps:
             state.nrx = np.zeros(pop.n_hcps, dtype=np.int32)
         if state.patients is None:

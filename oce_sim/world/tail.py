@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
-from oce_sim.world.kernels import LIFT_FROM_STATE
+from oce_sim.world.kernels import LIFT_FROM_STATE, hill_power
 from oce_sim.world.response import WEBSITE
 
 if TYPE_CHECKING:
@@ -60,9 +60,9 @@ def expected_tail_rx(world: "World", n_days: int) -> np.ndarray:
     sequence = np.array([1.0, r.out_of_sequence_factor, r.repeat_theme_factor])
     access_dist = np.zeros((pop.n_accounts, 3))
     access_dist[np.arange(pop.n_accounts), state.account_access] = 1.0
-    working = np.array([(int(world.now) + k) % 7 < 5 for k in range(n_days)])
-    interval = r.access_review_interval_days
-    reviews = np.array([_review_on_day(int(world.now) + k, interval) for k in range(n_days)])
+    days = int(world.now) + np.arange(n_days)
+    working = days % 7 < 5
+    reviews = _reviews_on_days(days, r.access_review_interval_days)
     return _propagate(
         n_days, working, reviews, state.adoption.astype(np.int64), state.goodwill.copy(), state.confusion.copy(),
         state.contact_load.copy(), state.patients.astype(np.float64).copy(), state.progress.astype(np.int64), top_need.astype(np.int64), access_dist,
@@ -91,6 +91,12 @@ def _review_on_day(day: int, interval: float) -> bool:
     return k >= 1 and k * interval < day + 1 - 1e-9
 
 
+def _reviews_on_days(days: np.ndarray, interval: float) -> np.ndarray:
+    """``_review_on_day`` for each of ``days`` (the same float operations, elementwise)."""
+    k = np.ceil(days / interval - 1e-9)
+    return (k >= 1) & (k * interval < days + 1 - 1e-9)
+
+
 @njit(cache=True)
 def _propagate(
     n_days, working, reviews, adoption, goodwill, confusion, contact_load, patients, progress, top_need, access_dist,
@@ -114,42 +120,47 @@ def _propagate(
     access = np.zeros(n)
     moved = np.zeros(4)  # one HCP's flows between adoption states on a day (reused: no allocation per HCP-day)
     for k in range(n_days):
-        if reviews[k]:
-            adopters = np.zeros(n_accounts)
-            members = np.zeros(n_accounts)
+        if reviews[k] or k == 0:
+            if reviews[k]:
+                adopters = np.zeros(n_accounts)
+                members = np.zeros(n_accounts)
+                for i in range(n):
+                    adopters[account[i]] += p[i, 2] + p[i, 3]
+                    members[account[i]] += 1.0
+                for a in range(n_accounts):
+                    q = min(1.0, upgrade_per_share * adopters[a] / max(1.0, members[a]))
+                    access_dist[a, 0] += q * access_dist[a, 1]
+                    access_dist[a, 1] += q * (access_dist[a, 2] - access_dist[a, 1])
+                    access_dist[a, 2] -= q * access_dist[a, 2]
+            # The expected access factor changes only with the formulary reviews.
             for i in range(n):
-                adopters[account[i]] += p[i, 2] + p[i, 3]
-                members[account[i]] += 1.0
-            for a in range(n_accounts):
-                q = min(1.0, upgrade_per_share * adopters[a] / max(1.0, members[a]))
-                access_dist[a, 0] += q * access_dist[a, 1]
-                access_dist[a, 1] += q * (access_dist[a, 2] - access_dist[a, 1])
-                access_dist[a, 2] -= q * access_dist[a, 2]
-        for i in range(n):
-            d = access_dist[account[i]]
-            access[i] = d[0] * access_factor[0] + d[1] * access_factor[1] + d[2] * access_factor[2]
-        # The customers' own website visits (the only touches left), applied before the day's prescriptions.
-        for i in range(n):
-            if portal_rate[i] <= 0.0:
-                continue
-            rate = portal_rate[i] * (1.0 - (1.0 - PORTAL_UNAWARE_FACTOR) * p[i, 0])
-            excess = max(0.0, contact_load[i] * load_to_monthly / tolerance[i] - 1.0)
-            if top_need[i] == progress[i]:
-                seq = (1.0 - advanced[i]) * sequence[0] + advanced[i] * sequence[2]
-                advanced[i] += (1.0 - advanced[i]) * rate
-            elif top_need[i] > progress[i]:
-                seq = sequence[1]
-            else:
-                seq = sequence[2]
-            goodwill[i] += rate * portal_impact[i] * seq * (1.0 - confusion[i]) * math.exp(-2.0 * excess)
+                d = access_dist[account[i]]
+                access[i] = d[0] * access_factor[0] + d[1] * access_factor[1] + d[2] * access_factor[2]
         if working[k]:
+            # The peers' adoption at the start of the day (the website visits below do not move it).
             for i in range(n):
                 peer[i] = 0.0
             for e in range(kol_edge_kol.size):
                 peer[kol_edge_follower[e]] += p[kol_edge_kol[e], 3]
-            total = 0.0
-            for i in range(n):
-                g = max(goodwill[i], 0.0) ** hill_shape
+        total = 0.0
+        # One pass per HCP-day, in the order of the day: website visit, prescriptions and transitions, decay.
+        for i in range(n):
+            if portal_rate[i] > 0.0:
+                rate = portal_rate[i] * (1.0 - (1.0 - PORTAL_UNAWARE_FACTOR) * p[i, 0])
+                excess = max(0.0, contact_load[i] * load_to_monthly / tolerance[i] - 1.0)
+                if top_need[i] == progress[i]:
+                    seq = (1.0 - advanced[i]) * sequence[0] + advanced[i] * sequence[2]
+                    advanced[i] += (1.0 - advanced[i]) * rate
+                elif top_need[i] > progress[i]:
+                    seq = sequence[1]
+                else:
+                    seq = sequence[2]
+                gain = rate * portal_impact[i] * seq * (1.0 - confusion[i])
+                if excess > 0.0:  # exp(-0) is exactly 1: skip it for the customers not over-contacted
+                    gain *= math.exp(-2.0 * excess)
+                goodwill[i] += gain
+            if working[k]:
+                g = hill_power(goodwill[i], hill_shape)
                 response = g / (g + hill_k_pow)
                 lifted = 0.0  # probability of a state whose share goodwill lifts (as kernels.daily_update)
                 for s in range(LIFT_FROM_STATE, 4):
@@ -179,9 +190,9 @@ def _propagate(
                         moved[1] += p[i, s] * p_down
                 for s in range(4):
                     p[i, s] += moved[s]
-            out[k] = total
-        for i in range(n):
             goodwill[i] *= goodwill_decay
             confusion[i] *= confusion_decay
             contact_load[i] *= load_decay
+        if working[k]:
+            out[k] = total
     return out

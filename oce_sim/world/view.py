@@ -21,6 +21,7 @@ from oce_sim.world.population import Population
 from oce_sim.world.response import N_CHANNELS, CustomerState, TouchOutcome
 
 RX_WINDOW_DAYS = 28
+TRIALING_BELOW_SHARE = 0.2  # an observed brand share below this (and above 0) reads as trialing, above as adopting
 NEVER = -1e9
 # Shared read-only "nothing recorded" defaults: most days record no needs, no-sees or preferences.
 NO_HCPS = np.zeros(0, dtype=np.int64)
@@ -89,7 +90,7 @@ class OrchestratorView:
         if cached is None:
             days = max(1, min(self.rx_days_seen, RX_WINDOW_DAYS))
             working = days * 5.0 / 7.0
-            cached = self.rx_ring.sum(axis=0) / np.maximum(1e-9, self.class_rx_per_day * working)
+            cached = kernels.observed_share(self.rx_ring, self.class_rx_per_day, working)
             cached.flags.writeable = False
             self._cache["rx_share"] = cached
         return cached
@@ -98,8 +99,7 @@ class OrchestratorView:
         """0 non-prescriber, 1 trialing, 2 adopter, from observed prescriptions."""
         if self.stage_override is not None:
             return self.stage_override
-        share = self.observed_rx_share()
-        return np.where(share <= 0.0, 0, np.where(share < 0.2, 1, 2)).astype(np.int64)
+        return kernels.believed_stages(self.observed_rx_share(), TRIALING_BELOW_SHARE)
 
     def engagement_rate(self) -> np.ndarray:
         return self.engaged.sum(axis=1) / np.maximum(1.0, self.delivered.sum(axis=1))
@@ -107,7 +107,7 @@ class OrchestratorView:
     def need_relevance(self) -> np.ndarray:
         cached = self._cache.get("need_relevance")
         if cached is None:
-            cached = self.need / np.maximum(1e-9, self.need.max(axis=1, keepdims=True))
+            cached = kernels.relative_need(self.need)
             cached.flags.writeable = False
             self._cache["need_relevance"] = cached
         return cached
