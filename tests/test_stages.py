@@ -181,18 +181,22 @@ def test_customers_who_declare_their_channel_get_fewer_calls_they_did_not_choose
     assert min(needs) > 0, needs
 
 
-def test_a_rep_with_shared_insight_delivers_the_message_that_comes_next():
+def test_a_rep_with_shared_insight_knows_which_message_comes_next():
     """Sales 1 (rep_uses_shared_insight): the rep's own picks carry the later of her memory and the view's
-    progress, so she does not repeat what email and remote detail already delivered.  Direct consequence: the
-    goodwill her own calls add per call that met the customer (touch impact, which rewards the next message in
-    sequence; per met call, because coaching, the other sales-1 capability, changes how many of them meet)."""
+    progress, so she does not repeat what email and remote detail already delivered.  Direct consequence: her
+    belief about each customer's message progress (what her own pick would carry) is closer to the truth at the
+    horizon.  (Measured on her belief, not on her calls' impact: coaching, the other sales-1 capability, changes
+    whom she calls, which moves impact per call either way.)"""
 
-    def own_call_impact(env, kpis, other) -> float:
-        own_met = lambda t: (t.channel == REP_VISIT) & (t.origin == ORIGIN_REP_OWN) & t.engaged  # noqa: E731
-        return touch_counts(env, lambda t: t.impact * own_met(t)) / touch_counts(env, own_met)
+    def belief_error(env, kpis, other) -> float:
+        world = env.world
+        belief = world.field.rep_progress
+        if stages.has(env.scenario.stage, "rep_uses_shared_insight"):
+            belief = np.maximum(belief, world.view.progress)
+        return float(np.abs(belief - world.state.progress).mean())
 
-    diff, profit = paired(B(1, 1, 1, 1), "sales", "insight", own_call_impact, seeds=MORE_SEEDS)
-    assert paired_ci(diff)[0] > 0, report(diff, profit)
+    diff, profit = paired(B(1, 1, 1, 1), "sales", "insight", belief_error)
+    assert paired_ci(diff)[1] < 0, report(diff, profit)
 
 
 def test_a_rep_coached_on_engagement_picks_customers_who_see_her():
