@@ -287,9 +287,13 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
     vec: str = typer.Option("native", help="How the envs step: native (the native vector env, every env in the "
                                            "learner's process) or subproc (a worker process per env). Same weights."),
+    max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget: stop after this many minutes of "
+                                                "training in all (resumed sessions included), whatever --timesteps."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
     check_positive("--timesteps", timesteps, maximum=MAX_TIMESTEPS)
+    if max_minutes is not None and not (math.isfinite(max_minutes) and 0 < max_minutes <= 7 * 24 * 60):
+        fail(f"--max-minutes must be a number of minutes in (0, {7 * 24 * 60}], got {_clip(str(max_minutes), 40)}")
     check_positive("--n-envs", n_envs, maximum=MAX_N_ENVS)
     check_positive("--n-steps", n_steps, minimum=2, maximum=MAX_TIMESTEPS)
     check_positive("--checkpoint-every", checkpoint_every, maximum=MAX_TIMESTEPS)
@@ -323,7 +327,7 @@ def train(
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
                      n_steps=n_steps, batch_size=min(256, n_steps * n_envs),
                      reward=reward, init_from=init_from, learning_rate=learning_rate,
-                     value_warmup_steps=value_warmup_steps, vec=vec)
+                     value_warmup_steps=value_warmup_steps, vec=vec, max_minutes=max_minutes)
     from oce_sim.outputs import OutputError
 
     try:

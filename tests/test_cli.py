@@ -148,6 +148,8 @@ BAD_INPUT = {
     "stage 9 (run)": (["run", "small", "--stage", "9", "--episodes", "1"], "--stage must be 0-3"),
     "stage 9 (train)": (["train", "small", "--stage", "9", "--timesteps", "10"], "--stage must be 0-3"),
     "zero timesteps": (["train", "small", "--timesteps", "0"], "--timesteps must be >= 1"),
+    "zero minutes": (["train", "small", "--timesteps", "10", "--max-minutes", "0"], "--max-minutes must be"),
+    "nan minutes": (["train", "small", "--timesteps", "10", "--max-minutes", "nan"], "--max-minutes must be"),
     "oracle as teacher": (["train", "small", "--timesteps", "10", "--init-from", "oracle"],
                           "--init-from must be a strategy that uses only the view"),
     "teacher for ppo": (["train", "small", "--timesteps", "10", "--algo", "ppo", "--init-from", "intervention"],
