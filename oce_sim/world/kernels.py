@@ -374,9 +374,8 @@ def field_day(
     sugg_ask = np.empty(slots, dtype=np.bool_)
     accept = np.empty(slots, dtype=np.bool_)
     dismissed = np.empty(slots, dtype=np.bool_)
-    picks = np.empty(slots, dtype=np.int64)
-    cand = np.empty(own_order.shape[1], dtype=np.int64)
-    cand_score = np.empty(own_order.shape[1])
+    picks = np.empty(own_order.shape[1], dtype=np.int64)  # a rep's eligible own picks, the day's first
+    pick_score = np.empty(own_order.shape[1])
     visit = np.empty(slots, dtype=np.int64)
     theme = np.empty(slots, dtype=np.int64)
     ask = np.empty(slots, dtype=np.bool_)
@@ -413,9 +412,8 @@ def field_day(
         # padded slot never repeats a suggested call).  Coached on engagement, she ranks them by potential times
         # the chance she meets them, judged from her own calls (a partial selection sort: a few picks a day).
         n_picks = 0
-        n_cand = 0
         for col in range(own_order.shape[1]):
-            if not coached_on_engagement and n_cand >= n_dismissed:
+            if not coached_on_engagement and n_picks >= n_dismissed:
                 break
             h = own_order[r, col]
             if h < 0 or day - last_visit_day[h] < revisit_days or knows_no_see[h]:
@@ -429,21 +427,20 @@ def field_day(
                     break
             if suggested_today:
                 continue
-            cand[n_cand] = h
-            cand_score[n_cand] = (decile[h] + 1.0) * (seen_visits[h] + 1.0) / (seen_visits[h] + failed_visits[h] + 2.0)
-            n_cand += 1
+            picks[n_picks] = h
+            if coached_on_engagement:
+                pick_score[n_picks] = (decile[h] + 1.0) * (seen_visits[h] + 1.0) / (seen_visits[h] + failed_visits[h] + 2.0)
+            n_picks += 1
         if coached_on_engagement:
-            for k in range(min(n_dismissed, n_cand)):
+            for k in range(min(n_dismissed, n_picks)):
                 best = k
-                for j in range(k + 1, n_cand):
-                    if cand_score[j] > cand_score[best]:
+                for j in range(k + 1, n_picks):
+                    if pick_score[j] > pick_score[best]:
                         best = j
                 if best != k:
-                    cand[k], cand[best] = cand[best], cand[k]
-                    cand_score[k], cand_score[best] = cand_score[best], cand_score[k]
-        for k in range(min(n_dismissed, n_cand)):
-            picks[n_picks] = cand[k]
-            n_picks += 1
+                    picks[k], picks[best] = picks[best], picks[k]
+                    pick_score[k], pick_score[best] = pick_score[best], pick_score[k]
+        n_picks = min(n_dismissed, n_picks)
         # The day: visits in slot order until the working minutes run out.
         used_picks = 0
         elapsed = 0.0
