@@ -8,9 +8,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from oce_sim.model_file import build_policy, check_spaces, read_description, read_tensors
+from oce_sim.model_file import MASKED_ALGOS, POLICY_CLASSES, build_policy, check_spaces, read_description, read_tensors
 
-ALGOS = ("maskable-ppo", "ppo", "a2c")
+ALGOS = tuple(POLICY_CLASSES)
 
 
 class TrainedModel:
@@ -44,7 +44,7 @@ class TrainedModel:
                 deterministic: bool = True, action_masks: np.ndarray | None = None):
         if self._obs_norm is not None:
             observation = self._obs_norm(observation)
-        if self.algo == "maskable-ppo":
+        if self.algo in MASKED_ALGOS:
             return self.policy.predict(observation, state=state, episode_start=episode_start,
                                        deterministic=deterministic, action_masks=action_masks)
         return self.policy.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)

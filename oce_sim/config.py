@@ -461,6 +461,12 @@ class EnvSettings(_Model):
         description="when info carries the episode KPIs: every step, or only the last step's info (for training: "
         "saves computing and, under SubprocVecEnv, pickling them every step)",
     )
+    hcp_rewards: bool = Field(
+        False,
+        description="add each step's reward split by customer to info (hcp_reward, hcp_segment): what each HCP's "
+        "expected prescriptions earned minus what was spent on it, for trainers that give each segment's play its "
+        "own credit (oce_sim.factored_ppo)",
+    )
 
 
 SAFE_NAME = re.compile(r"[^\W_][\w .+-]{0,63}")  # a name becomes a folder name (train's run folders)

@@ -27,7 +27,9 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 ENV = "oce_sim.envs.territory:TerritoryEnv"
 META_KEY = "oce_sim"
-POLICY_CLASSES = {"maskable-ppo": "MaskableActorCriticPolicy", "ppo": "ActorCriticPolicy", "a2c": "ActorCriticPolicy"}
+POLICY_CLASSES = {"maskable-ppo": "MaskableActorCriticPolicy", "ppo": "ActorCriticPolicy", "a2c": "ActorCriticPolicy",
+                  "factored-ppo": "MaskableActorCriticPolicy"}  # factored: a value output per segment
+MASKED_ALGOS = ("maskable-ppo", "factored-ppo")
 MAX_SPACE_SIZE = 1_000_000  # a described space larger than this is refused before anything is allocated
 HOW_TO_GET_ONE = ("retrain with `oce-sim train` (its run folder holds final/model.safetensors), or convert a "
                   "Stable-Baselines3 zip you trust with `oce-sim convert-model FILE.zip --trust`")
@@ -149,7 +151,9 @@ def _tensors_under(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def build_policy(meta: dict[str, Any], tensors: dict[str, Any]) -> Any:
     """The policy network the description names, with the file's weights (strict: every weight, no more)."""
-    if meta["algo"] == "maskable-ppo":
+    if meta.get("algo") not in POLICY_CLASSES:
+        raise ModelFileError(f"unknown algorithm {_short(meta.get('algo'))}; known: {', '.join(POLICY_CLASSES)}")
+    if meta["algo"] in MASKED_ALGOS:
         from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy as cls
     else:
         from stable_baselines3.common.policies import ActorCriticPolicy as cls
@@ -167,6 +171,10 @@ def build_policy(meta: dict[str, Any], tensors: dict[str, Any]) -> Any:
                              "weights in the file")
         policy = cls(observation_space, build_space(meta["action_space"]), lr_schedule=lambda _: 0.0,
                      net_arch=net_arch)
+        if meta["algo"] == "factored-ppo":
+            from oce_sim.factored_ppo import with_segment_values
+
+            with_segment_values(policy)
         policy.load_state_dict(_tensors_under(tensors, "policy/"), strict=True)
     except ModelFileError:
         raise
@@ -234,7 +242,7 @@ def restore_optimizer(optimizer: Any, meta: dict[str, Any], tensors: dict[str, A
 
 def model_bytes(model: Any, algo: str, stage: Any, scenario: str, num_timesteps: int,
                 vecnormalize: tuple[dict[str, Any], dict[str, np.ndarray]], episodes: np.ndarray,
-                elapsed_seconds: float, net_arch: list[int]) -> bytes:
+                elapsed_seconds: float, net_arch: list[int], extra: dict[str, Any] | None = None) -> bytes:
     """One checkpoint or model file: everything to predict with, and to resume training, as data."""
     import torch
     from safetensors.torch import save
@@ -250,7 +258,8 @@ def model_bytes(model: Any, algo: str, stage: Any, scenario: str, num_timesteps:
             "net_arch": list(net_arch), "observation_space": describe_space(model.observation_space),
             "action_space": describe_space(model.action_space), "env": ENV, "scenario": scenario, "stage": stage,
             "num_timesteps": int(num_timesteps), "n_updates": int(getattr(model, "_n_updates", 0)),
-            "elapsed_seconds": float(elapsed_seconds), "vecnormalize": settings, "optimizer": optimizer_meta}
+            "elapsed_seconds": float(elapsed_seconds), "vecnormalize": settings, "optimizer": optimizer_meta,
+            **(extra or {})}
     return save(tensors, metadata={META_KEY: json.dumps(meta)})
 
 

@@ -21,7 +21,7 @@ import struct
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -35,26 +35,37 @@ from oce_sim.config import ScenarioConfig, dump_yaml, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.outputs import OutputError, atomic_save_figure, atomic_write_bytes, atomic_write_text, transaction
 
-ALGOS = ("maskable-ppo", "ppo", "a2c")
+ALGOS = ("factored-ppo", "maskable-ppo", "ppo", "a2c")
 VEC_KINDS = ("subproc", "native")
+# Per-algorithm defaults of the TrainArgs fields left None.  factored-ppo: whole-episode rollouts of 16 territories,
+# the KPI's own weighting (gamma 1; the tail is discounted inside the terminal value), Adam 3e-4 (docs/PERFORMANCE.md
+# section 8).  The SB3 algorithms: tuned for a 15-minute CPU budget (the closing note of the RL issue).
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "factored-ppo": dict(n_envs=16, learning_rate=3e-4, gamma=1.0),
+    "maskable-ppo": dict(n_envs=4, learning_rate=1e-3, gamma=0.99),
+    "ppo": dict(n_envs=4, learning_rate=1e-3, gamma=0.99),
+    "a2c": dict(n_envs=4, learning_rate=1e-3, gamma=0.99),
+}
 
 
 @dataclass
 class TrainArgs:
     scenario: str = "default"
-    algo: str = "maskable-ppo"
+    # factored-ppo: masked PPO with one advantage per segment head (oce_sim.factored_ppo); the only one measured to
+    # beat the intervention heuristic from scratch in 15 minutes (docs/PERFORMANCE.md section 8)
+    algo: str = "factored-ppo"
     timesteps: int = 200_000
     seed: int = 0
     out: str = "runs"
     stage: int | None = None
-    n_envs: int = 4
+    n_envs: int | None = None  # None: the algorithm's default (ALGO_DEFAULTS)
     checkpoint_every: int = 50_000
     resume: bool = False
-    learning_rate: float = 1e-3  # tuned for a 15-minute CPU budget (see the closing note of the RL issue)
-    n_steps: int = 256
-    batch_size: int = 256
+    learning_rate: float | None = None  # None: the algorithm's default
+    n_steps: int = 256  # SB3 algorithms (factored-ppo's rollout is one whole episode of every territory)
+    batch_size: int = 256  # SB3 algorithms (factored-ppo: 4 minibatches per rollout)
     n_epochs: int = 10
-    gamma: float = 0.99
+    gamma: float | None = None  # None: the algorithm's default
     ent_coef: float = 0.0
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     progress_bar: bool = True
@@ -72,8 +83,17 @@ class TrainArgs:
     max_minutes: float | None = None
 
 
+def resolved(args: TrainArgs) -> TrainArgs:
+    """``args`` with every field left None set to its algorithm's default."""
+    if args.algo not in ALGOS:
+        raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {args.algo!r}")
+    defaults = {k: v for k, v in ALGO_DEFAULTS[args.algo].items() if getattr(args, k) is None}
+    return replace(args, **defaults) if defaults else args
+
+
 def model_kwargs(args: TrainArgs) -> dict[str, Any]:
     """Constructor arguments of the SB3 model for ``args`` (besides the policy, env and log folder)."""
+    args = resolved(args)
     kwargs: dict[str, Any] = dict(learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef,
                                   n_steps=args.n_steps, seed=args.seed, device="cpu", verbose=0,
                                   policy_kwargs=dict(net_arch=list(args.net_arch)))
@@ -313,8 +333,7 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
     """
     from oce_sim.outputs import exclusive_lock
 
-    if args.algo not in ALGOS:
-        raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {args.algo!r}")
+    args = resolved(args)
     config = training_scenario(args)
     out = Path(args.out)
     prefix = f"{_safe_name(config.name)}__{args.algo}__{args.seed}"
@@ -332,7 +351,10 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
             dropped = truncate_event_files(run / "tb", int(start[0]["num_timesteps"]))
             log(f"resuming {run.name} from step {start[0]['num_timesteps']:,} ({start[2].name})"
                 + (f"; dropped {dropped} TensorBoard record(s) logged after it" if dropped else ""))
-        _train_session(args, config, run, start, log)
+        if args.algo == "factored-ppo":
+            _train_factored_session(args, config, run, start, log)
+        else:
+            _train_session(args, config, run, start, log)
     return run
 
 
@@ -464,7 +486,10 @@ def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
             if list(meta.get("net_arch", [])) != list(args.net_arch):
                 raise ModelFileError(f"net_arch {meta.get('net_arch')} differs from this run's {args.net_arch}")
             tensors = read_tensors(path)
-            if not isinstance(meta.get("vecnormalize"), dict) or "vecnormalize/ret_mean" not in tensors:
+            if args.algo == "factored-ppo":
+                if not isinstance(meta.get("value_scale"), (int, float)):
+                    raise ModelFileError("no value scale in it")
+            elif not isinstance(meta.get("vecnormalize"), dict) or "vecnormalize/ret_mean" not in tensors:
                 raise ModelFileError("no VecNormalize statistics in it")
             if "episodes" not in tensors or "optimizer" not in meta:
                 raise ModelFileError("no optimizer state or learning curve in it")
@@ -473,6 +498,92 @@ def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
             log(f"--resume: skipping checkpoint {path.name} ({exc}); trying the one before")
     raise FileNotFoundError(f"--resume: none of the {len(checkpoints)} checkpoints of {run} is readable; "
                             "start a new run")
+
+
+def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
+                            start: tuple[dict[str, Any], dict[str, Any], Path] | None,
+                            log: Callable[[str], None]) -> None:
+    """``factored-ppo`` (``oce_sim.factored_ppo``): the same run folder, checkpoints, final set, wall-clock budget,
+    Ctrl-C and resume as the SB3 algorithms; TensorBoard scalars under ``tb/run_1``.  Checkpoints fall between
+    rollouts (every rollout is one whole episode of each territory), and every random choice of a rollout follows
+    from the seed and the rollout's number, so a resumed run ends where an uninterrupted one would."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from oce_sim import model_file
+    from oce_sim.factored_ppo import FactoredPPO, FactoredSettings
+
+    torch.set_num_threads(1)
+    settings = FactoredSettings(n_envs=int(args.n_envs), learning_rate=float(args.learning_rate),
+                                n_epochs=args.n_epochs, gamma=float(args.gamma), ent_coef=args.ent_coef)
+    model = FactoredPPO(config, settings, list(args.net_arch), args.seed)
+    episodes: list[Episode] = []
+    elapsed_before = 0.0
+    if start is not None:
+        meta, tensors, source = start
+        model_file.check_spaces(meta, model.observation_space, model.action_space, str(source), "this scenario")
+        model.policy.load_state_dict({k[len("policy/"):]: v for k, v in tensors.items() if k.startswith("policy/")})
+        model_file.restore_optimizer(model.policy.optimizer, meta, tensors)
+        model.num_timesteps, model._n_updates = int(meta["num_timesteps"]), int(meta.get("n_updates", 0))
+        model.value_scale = float(meta["value_scale"])
+        episodes = [tuple(row) for row in tensors["episodes"].double().numpy().tolist()]
+        elapsed_before = float(meta.get("elapsed_seconds", 0.0))
+    session_start = time.time()
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - session_start
+
+    saved_at: int | None = int(start[0]["num_timesteps"]) if start else None
+
+    def checkpoint() -> Path:
+        nonlocal saved_at
+        steps = model.num_timesteps
+        path = run / "checkpoints" / f"model_{steps}_steps{model_file.SUFFIX}"
+        if saved_at != steps:
+            kept = [e for e in episodes if e[0] <= steps]
+            extra = {"value_scale": model.value_scale, "settings": asdict(settings)}
+            atomic_write_bytes(path, model_file.model_bytes(
+                model, args.algo, _stage_of(config), config.name, steps, ({}, {}), np.array(kept), elapsed(),
+                list(args.net_arch), extra=extra))
+            saved_at = steps
+        return path
+
+    class _Stop:  # what _graceful_sigint sets
+        stop_requested = False
+
+    stop = _Stop()
+    budget = None if args.max_minutes is None else 60.0 * args.max_minutes
+    writer = SummaryWriter(log_dir=str(run / "tb" / "run_1"))
+    try:
+        with _graceful_sigint(stop, log), tqdm(total=args.timesteps, initial=min(model.num_timesteps, args.timesteps),
+                                               unit="step", disable=not args.progress_bar, desc="factored-ppo") as bar:
+            if saved_at is None:
+                checkpoint()
+            while model.num_timesteps < args.timesteps and (budget is None or elapsed() < budget):
+                if stop.stop_requested:
+                    break
+                batch = model.collect()
+                stats = model.update(batch)
+                steps = model.num_timesteps
+                wall = elapsed()
+                episodes.extend((float(steps), float(r), float(model.episode_steps), wall)
+                                for r in batch["episode_return"])
+                writer.add_scalar("rollout/ep_rew_mean", float(np.mean(batch["episode_return"])), steps)
+                for name, value in stats.items():
+                    writer.add_scalar(f"train/{name}", value, steps)
+                writer.add_scalar("time/fps", steps / max(1e-9, time.time() - session_start), steps)
+                bar.update(min(steps, args.timesteps) - bar.n)
+                if saved_at is None or steps - saved_at >= args.checkpoint_every:
+                    checkpoint()
+        path = checkpoint()
+    finally:
+        writer.close()
+        model.close()
+    if stop.stop_requested:
+        log(f"checkpoint written: {path} (step {saved_at:,}); continue with the same command and --resume")
+        raise KeyboardInterrupt
+    _write_final(run, path)
 
 
 def _write_final(run: Path, checkpoint: Path) -> None:

@@ -148,6 +148,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self._reward_component = "profit" if settings.reward == "realized" else "expected_profit"
         self._kpis_every_step = settings.info_kpis == "every_step"
         self._terminal_value = settings.terminal_value
+        self._hcp_rewards = settings.hcp_rewards
         self.world_options: dict[str, Any] = {}  # extra World arguments (the steady-start burn-in sets some)
         self._start_table: StartTable | None = None
         self.tail: TailValue | None = None
@@ -202,6 +203,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.world.ledger.masked_actions += masked
         plays = np.where(allowed, plays, dispatch.HOLD)
         before = self.world.ledger.snapshot()
+        if self._hcp_rewards:  # the cohorts the plays address, and what each HCP had earned before them
+            self._hcp_segment = self.world.segments().astype(np.int8)
+            self._hcp_value_before = self.world.hcp_value_usd.copy()
         self.world.apply_plays(plays)
         self._day = min(self.horizon_days, self._day + self.decision_interval_days)
         return plays, masked, before
@@ -213,13 +217,16 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         truncated = self._day >= self.horizon_days
         if truncated:
             # What the customer state still earns after the horizon, without further promotion.
-            self.tail = tail_value(self.world)
+            self.tail = tail_value(self.world, by_hcp=self._hcp_rewards)
             components["terminal_value"] = self.tail.margin_usd
         reward = components[self._reward_component]
         if truncated and self._terminal_value:
             reward += components["terminal_value"]
         reward /= self.reward_scale_usd
         info = self._info(plays, masked, components, episode_end=truncated)
+        if self._hcp_rewards:
+            info["hcp_reward"] = self._hcp_reward(truncated)
+            info["hcp_segment"] = self._hcp_segment
         self._series.append({"day": float(self._day), **components, **self._channel_counts()})
         if truncated:
             info["series"] = list(self._series)
@@ -255,6 +262,16 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"(one play per segment: {', '.join(self.play_names)}); got {action!r}"
             )
         return arr.astype(np.int64)
+
+    def _hcp_reward(self, truncated: bool) -> np.ndarray:
+        """The step's reward split by HCP (reward units): expected gross margin minus the HCP's touch costs (and, on
+        the truncating step, the HCP's value at the horizon).  Their sum is the reward plus the field force's
+        salaries, which are no HCP's and which no play changes."""
+        assert self.world is not None and self.world.hcp_value_usd is not None
+        earned = self.world.hcp_value_usd - self._hcp_value_before
+        if truncated and self._terminal_value and self.tail is not None:
+            earned = earned + self.tail.margin_per_hcp_usd
+        return earned / self.reward_scale_usd
 
     def _channel_counts(self) -> dict[str, float]:
         assert self.world is not None

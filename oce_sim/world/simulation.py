@@ -189,6 +189,9 @@ class World:
         self._portal_rate = config.channels.website.visits_per_day_digital * self.pop.channel_fit[:, WEBSITE]
         self._top_need = self.pop.need.argmax(axis=1)
         self._segment_cache: tuple[float, np.ndarray] | None = None
+        # env.hcp_rewards: per HCP, the expected gross margin of its prescriptions minus what was spent on it (USD,
+        # running); the field force's salaries are no HCP's and stay out
+        self.hcp_value_usd: np.ndarray | None = np.zeros(self.pop.n_hcps) if config.env.hcp_rewards else None
         economics = config.economics
         self.field_fixed_cost_per_day_usd = (
             self.field.n_reps * economics.rep_annual_cost_usd * economics.call_cost_share / DAYS_PER_YEAR)
@@ -464,6 +467,9 @@ class World:
         batch = self._queue.take_day(day)
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
+        if self.hcp_value_usd is not None and working:  # the state before the day's update, as the kernel values it
+            economics = self.config.economics
+            self.hcp_value_usd += self.response.expected_rx_per_day(self.state) * economics.margin_per_rx_usd
         rx, expected_rx, rx_total = self.response.advance_day(
             self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day),
             self.exogenous_uniforms("refills", day),
@@ -497,6 +503,8 @@ class World:
             outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
             outcome.unsubscribed, led.cost_usd, led.delivered, led.engaged,
         )  # fmt: skip
+        if self.hcp_value_usd is not None and outcome.hcp.size:
+            np.subtract.at(self.hcp_value_usd, outcome.hcp, outcome.cost_usd)
         led.confusion_events += int(conflicts)
         led.out_of_sequence += int(out_of_sequence)
         led.unsubscribes += int(unsubscribes)
@@ -677,6 +685,8 @@ class World:
             theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
             self._queue.push(show, WEBINAR, theme, ORIGIN_CALENDAR, self.env.now, 1)
             self.ledger.cost_usd[WEBINAR] += web.fixed_cost_usd
+            if self.hcp_value_usd is not None:  # the event is held for those who registered: they share its cost
+                self.hcp_value_usd[registered] -= web.fixed_cost_usd / registered.size
             self.ledger.webinar_events += 1
 
     def _access_reviews(self, resume: Wake | None = None) -> Process:

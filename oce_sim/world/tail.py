@@ -37,6 +37,7 @@ class TailValue:
     discount_factor: np.ndarray
     revenue_usd: float  # discounted
     margin_usd: float  # discounted: the value left at the horizon
+    margin_per_hcp_usd: np.ndarray | None = None  # the same split by HCP (tail_value(..., by_hcp=True))
 
     @property
     def expected_rx(self) -> float:
@@ -48,8 +49,13 @@ def discount_factors(n_days: int, rate_per_year: float) -> np.ndarray:
     return (1.0 + rate_per_year) ** (-(np.arange(n_days) + 1.0) / DAYS_PER_YEAR)
 
 
-def expected_tail_rx(world: "World", n_days: int) -> np.ndarray:
-    """Expected prescriptions of each of the ``n_days`` days after ``world.now``, with no further promotion."""
+def expected_tail_rx(world: "World", n_days: int, factor: np.ndarray | None = None,
+                     per_hcp: np.ndarray | None = None) -> np.ndarray:
+    """Expected prescriptions of each of the ``n_days`` days after ``world.now``, with no further promotion.
+    ``per_hcp`` (n_hcps zeros): each HCP's expected prescriptions weighted by ``factor`` of their day are added
+    to it."""
+    if per_hcp is None:
+        factor, per_hcp = np.zeros(0), np.zeros(0)
     pop, state, model = world.pop, world.state, world.response
     cfg = world.config
     r = cfg.response
@@ -69,20 +75,24 @@ def expected_tail_rx(world: "World", n_days: int) -> np.ndarray:
         pop.account.astype(np.int64), pop.class_rx_per_day, model.brand_share, model.access_factor,
         pop.kol_edge_kol, pop.kol_edge_follower, model._up_base, model._up_slope, model._up_peer, model._down_base,
         model._down_damp, model._day_params, portal_rate, portal_impact, sequence, model.tolerance,
-        model.load_to_monthly, r.access_upgrade_per_adopter_share,
+        model.load_to_monthly, r.access_upgrade_per_adopter_share, factor, per_hcp,
     )  # fmt: skip
 
 
-def tail_value(world: "World", tail_years: float | None = None, discount_rate: float | None = None) -> TailValue:
-    """The value the world's state leaves at ``world.now`` over the scenario's tail (or the given one)."""
+def tail_value(world: "World", tail_years: float | None = None, discount_rate: float | None = None,
+               by_hcp: bool = False) -> TailValue:
+    """The value the world's state leaves at ``world.now`` over the scenario's tail (or the given one); ``by_hcp``:
+    also split by HCP (``margin_per_hcp_usd``; its sum equals ``margin_usd`` up to rounding)."""
     economics = world.config.economics
     years = economics.tail_years if tail_years is None else tail_years
     rate = economics.discount_rate_per_year if discount_rate is None else discount_rate
     n_days = int(round(years * DAYS_PER_YEAR))
-    rx = expected_tail_rx(world, n_days) if n_days > 0 else np.zeros(0)
     factor = discount_factors(n_days, rate)
+    per_hcp = np.zeros(world.pop.n_hcps) if by_hcp else None
+    rx = expected_tail_rx(world, n_days, factor, per_hcp) if n_days > 0 else np.zeros(0)
     revenue = float((rx * factor).sum() * economics.price_per_rx_usd)
-    return TailValue(rx, factor, revenue, revenue * economics.gross_margin)
+    margin_per_hcp = per_hcp * economics.margin_per_rx_usd if per_hcp is not None else None
+    return TailValue(rx, factor, revenue, revenue * economics.gross_margin, margin_per_hcp)
 
 
 def _review_on_day(day: int, interval: float) -> bool:
@@ -103,8 +113,11 @@ def _propagate(
     account,
     class_rx_per_day, brand_share, access_factor, kol_edge_kol, kol_edge_follower, up_base, up_slope, up_peer,
     down_base, down_damp, day_params, portal_rate, portal_impact, sequence, tolerance, load_to_monthly,
-    upgrade_per_share,
+    upgrade_per_share, factor, per_hcp,
 ):  # fmt: skip
+    """Expected TRx of each tail day; with ``per_hcp`` of size n (else size 0), each HCP's expected TRx weighted by
+    ``factor`` of its day is added to it as well."""
+    by_hcp = per_hcp.size > 0
     share_lift, hill_shape, hill_k_pow, peer_per_kol = day_params[0], day_params[1], day_params[2], day_params[3]
     goodwill_decay, confusion_decay, load_decay = day_params[4], day_params[5], day_params[6]
     new_share, refill_rate, patient_keep = day_params[7], day_params[8], day_params[9]
@@ -169,6 +182,8 @@ def _propagate(
                          + p[i, 0] * brand_share[0] + lifted * share_lift * response)
                 nrx = class_rx_per_day[i] * share * access[i] * new_share
                 total += nrx + refill_rate * patients[i]
+                if by_hcp:
+                    per_hcp[i] += (nrx + refill_rate * patients[i]) * factor[k]
                 patients[i] = patients[i] * patient_keep + nrx
                 moved[:] = 0.0
                 for s in range(4):
