@@ -1,4 +1,4 @@
-"""The baseline table RL benchmark papers print: every stage heuristic, the oracle, random and four RL agents, on
+"""The baseline table RL benchmark papers print: every stage heuristic, the oracle, random and five RL agents, on
 every benchmark scenario, several training seeds each, evaluated on held-out paired seeds.
 
     python experiments/baseline_table.py                      # the full budget: 15 minutes of training per RL run
@@ -11,7 +11,8 @@ version), and an RL run in ``<out>.cache/runs/`` resumes from its last checkpoin
 included, resumes where it stopped when the same command is run again.
 
 RL agents train at stage 3 (every entity at intervention: the orchestrator controls every channel) with
-``oce-sim train``'s pipeline (oce_sim/training.py): MaskablePPO from scratch, PPO and A2C (no action masks: a
+``oce-sim train``'s pipeline (oce_sim/training.py): factored masked PPO (``oce-sim train``'s default: one advantage
+per segment head, oce_sim/factored_ppo.py) and MaskablePPO from scratch, PPO and A2C (no action masks: a
 masked play is not executed), and ``cloned-ppo`` (behaviour-cloned from the intervention heuristic, then
 MaskablePPO at 3e-4).  Heuristics run at their own stage.  Every agent is evaluated on the same evaluation seeds
 (``--eval-seed`` onwards, disjoint from training seeds 0..N-1 and from the cloning teacher's seeds 1,000,000+).
@@ -65,6 +66,7 @@ AGENTS: dict[str, dict[str, Any] | None] = {
     "intervention": None,
     "oracle": None,
     "random": None,
+    "factored-ppo": dict(algo="factored-ppo"),
     "maskable-ppo": dict(algo="maskable-ppo"),
     "ppo": dict(algo="ppo"),
     "a2c": dict(algo="a2c"),

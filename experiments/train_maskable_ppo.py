@@ -44,7 +44,7 @@ def main() -> None:
     args = parse()
 
     # 1. train: the run folder keeps the resolved scenario, TensorBoard logs, checkpoints and the model
-    run = train(TrainArgs(scenario=args.scenario, stage=args.stage, timesteps=args.timesteps, seed=args.seed,
+    run = train(TrainArgs(scenario=args.scenario, algo="maskable-ppo", stage=args.stage, timesteps=args.timesteps, seed=args.seed,
                           out=args.out, init_from=args.init_from or None, learning_rate=args.learning_rate))
 
     # 2. evaluate the model next to the heuristics and the bounds, on the same held-out seeds

@@ -174,7 +174,7 @@ def test_bad_input_exits_2_with_a_clear_message(cli, tmp_path, args, message):
 
 def test_train_resume_without_an_earlier_run_is_a_clear_error(cli, tmp_path):
     result = cli("train", "small", "--timesteps", "10", "--resume", "--out", tmp_path / "runs", "--no-progress")
-    assert_clean_exit(result, 2, "error:", "--resume: no earlier run small__maskable-ppo__0__*")
+    assert_clean_exit(result, 2, "error:", "--resume: no earlier run small__factored-ppo__0__*")
 
 
 def test_train_into_a_file_is_a_clear_error(cli, tmp_path):

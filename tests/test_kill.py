@@ -43,7 +43,7 @@ TINY_SUITE = {"version": 1, "episodes": 1, "seed": 5, "overrides": {"env": {"hor
               "scenarios": ["emerging_field"], "strategies": ["instruction", "no_promotion"],
               "metrics": ["prescriptions", "profit_usd"],
               "hash_run": {"scenario": "emerging_field", "strategy": "instruction", "seed": 5, "horizon_days": 14}}
-TRAIN = ["train", "small", "--timesteps", "192", "--n-envs", "1", "--n-steps", "64", "--checkpoint-every", "64",
+TRAIN = ["train", "small", "--algo", "maskable-ppo", "--timesteps", "192", "--n-envs", "1", "--n-steps", "64", "--checkpoint-every", "64",
          "--no-progress"]
 
 
@@ -193,7 +193,7 @@ def assert_trained_to_the_end(out: Path, steps: int) -> None:
 
 def small_train_args(out: Path, **kwargs) -> TrainArgs:
     """What ``TRAIN`` runs, for an in-process run (no interpreter start, torch already imported)."""
-    return TrainArgs(**{**dict(scenario="small", timesteps=192, n_envs=1, n_steps=64, batch_size=64,
+    return TrainArgs(**{**dict(scenario="small", algo="maskable-ppo", timesteps=192, n_envs=1, n_steps=64, batch_size=64,
                                checkpoint_every=64, out=str(out), progress_bar=False), **kwargs})
 
 
@@ -222,12 +222,12 @@ def test_train_killed_20_times(tmp_path):
     train_trials(tmp_path, [rng.random() for _ in range(20)])
 
 
-def interrupt_training(tmp_path: Path, n_envs: int, vec: str = "native") -> None:
+def interrupt_training(tmp_path: Path, n_envs: int, vec: str = "native", algo: str = "maskable-ppo") -> None:
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) once a checkpoint after step 0
     exists: exit 130, a message naming the checkpoint, and a checkpoint that loads and resumes."""
     out = tmp_path / "runs"
-    args = ["train", "small", "--timesteps", "100000", "--n-envs", n_envs, "--n-steps", "64", "--checkpoint-every",
-            "64", "--no-progress", "--out", out, "--vec", vec]
+    args = ["train", "small", "--algo", algo, "--timesteps", "100000", "--n-envs", n_envs, "--n-steps", "64",
+            "--checkpoint-every", "64", "--no-progress", "--out", out, "--vec", vec]
     process = start(args)
     deadline = time.time() + 300
     while not list(out.glob("*/checkpoints/model_*_steps.safetensors"))[1:] and time.time() < deadline:
@@ -240,16 +240,21 @@ def interrupt_training(tmp_path: Path, n_envs: int, vec: str = "native") -> None
     assert "checkpoint written:" in flat and "--resume" in flat and "Traceback" not in output
     checkpoint = Path(flat.split("checkpoint written: ")[1].split(" (step")[0])
     steps = TrainedModel(checkpoint).num_timesteps
-    assert steps > 0 and steps % (64 * int(n_envs)) == 0
+    rollout = (26 if algo == "factored-ppo" else 64) * int(n_envs)  # factored: one whole 26-step episode per env
+    assert steps > 0 and steps % rollout == 0
     run = checkpoint.parent.parent
-    resumed = train(small_train_args(out, timesteps=steps + 64 * int(n_envs), n_envs=int(n_envs), resume=True),
+    resumed = train(small_train_args(out, algo=algo, timesteps=steps + rollout, n_envs=int(n_envs), resume=True),
                     log=lambda line: None)
     assert resumed == run
-    assert_trained_to_the_end(out, steps + 64 * int(n_envs))
+    assert_trained_to_the_end(out, steps + rollout)
 
 
 def test_ctrl_c_during_training_leaves_a_usable_checkpoint(tmp_path):
     interrupt_training(tmp_path, 1)
+
+
+def test_ctrl_c_during_factored_training_leaves_a_usable_checkpoint(tmp_path):
+    interrupt_training(tmp_path, 2, algo="factored-ppo")
 
 
 @pytest.mark.slow

@@ -32,8 +32,8 @@ EVAL = load_scenario("small", overrides={"env": {"horizon_days": 28}})
 
 
 def small_args(out, **kwargs) -> TrainArgs:
-    defaults = dict(scenario="small", timesteps=1_000, n_envs=2, checkpoint_every=500, n_steps=256, batch_size=256,
-                    n_epochs=2, out=str(out), progress_bar=False)
+    defaults = dict(scenario="small", algo="maskable-ppo", timesteps=1_000, n_envs=2, checkpoint_every=500,
+                    n_steps=256, batch_size=256, n_epochs=2, out=str(out), progress_bar=False)
     defaults.update(kwargs)
     return TrainArgs(**defaults)
 
@@ -46,7 +46,7 @@ def num_timesteps(run) -> int:
 
 
 def test_unknown_algo_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="--algo must be one of maskable-ppo, ppo, a2c"):
+    with pytest.raises(ValueError, match="--algo must be one of factored-ppo, maskable-ppo, ppo, a2c"):
         train(small_args(tmp_path, algo="nope"))
     assert not any(tmp_path.iterdir()), "no run folder for a rejected run"
 

@@ -90,7 +90,12 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     ``remote_detail_cost``, ``email_cost``, ``webinar_cost``, ``profit``, and ``expected_rx_value`` /
     ``expected_profit``).  With ``config={"env": {"reward": "expected"}}`` the reward values the *expected*
     prescriptions given the true state instead of the Poisson draw: same mean, much less noise (for
-    training; KPIs always count realised prescriptions).
+    training; KPIs always count realised prescriptions).  With ``config={"env": {"hcp_rewards": True}}`` each
+    step's info also splits it by customer: ``info["hcp_reward"]`` (``(n_hcps,)`` float, reward units: each HCP's
+    expected gross margin minus what its touches cost, plus its value at the horizon on the truncating step) and
+    ``info["hcp_segment"]`` (``(n_hcps,)`` int8: the segment each HCP was in when the step's plays were chosen).
+    ``hcp_reward.sum()`` is the ``expected`` reward plus the field force's salaries (no HCP's, and no play
+    changes them).  ``oce_sim.factored_ppo`` credits each segment's play with its own cohort's return.
 
     ## Starting State
 
@@ -118,8 +123,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial release (82 observation features, 8 plays); ``info["action_mask"]`` and the ``env.info_kpis``
-      setting were added later without changing observations, actions or rewards.
+    * v0: initial release (82 observation features, 8 plays); ``info["action_mask"]``, the ``env.info_kpis``
+      setting and the opt-in ``env.hcp_rewards`` split were added later without changing observations, actions or
+      rewards.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

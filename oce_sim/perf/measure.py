@@ -117,9 +117,9 @@ def _train_defaults(seed: int):
     """`oce-sim train`'s defaults (TrainArgs) with ``seed``, and the default scenario with its training reward."""
     from dataclasses import replace
 
-    from oce_sim.training import TrainArgs, training_scenario
+    from oce_sim.training import TrainArgs, resolved, training_scenario
 
-    args = replace(TrainArgs(), seed=seed)
+    args = resolved(replace(TrainArgs(), algo="maskable-ppo", seed=seed))  # the SB3 path this phase measures
     return args, training_scenario(args)
 
 
