@@ -120,6 +120,19 @@ class Broadcast(Intervention):
         return self.fill_field_capacity(obs, mask, plays)
 
 
+class FollowUpEverywhere(Intervention):
+    """Visits every two weeks with a follow-up email between them, in every segment the field may reach: a base policy
+    of the oracle.  Found by training (``oce-sim train``'s factored PPO converged to it on the default scenario,
+    docs/PERFORMANCE.md section 8); the intervention heuristic emails only where its rule of thumb says an email
+    pays, which undervalues an email opened as a rep's follow-up and reinforcing her message (MODEL.md §2.3-2.4)."""
+
+    name = "follow_up_everywhere"
+
+    def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
+        plays = super().act(obs, mask)
+        return np.where(mask[:, D.REP_PLUS_EMAIL], D.REP_PLUS_EMAIL, plays)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A base policy of the rollout oracle and the executor's view it runs with (True: ground truth)."""
@@ -131,7 +144,7 @@ class Candidate:
 
 #: the default base policies: the stage-3 heuristic with either view, the greedy oracle, holding everything, the
 #: stage-1 and stage-2 field plans played at stage 3 (no calendar: the orchestrator schedules nothing else), and
-#: insight's field plan with the calendar's marketing (broadcast)
+#: insight's field plan with the calendar's marketing (broadcast), and a follow-up email between visits everywhere
 DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("intervention", Intervention, False),
     Candidate("oracle_greedy", GreedyOracle, True),
@@ -140,6 +153,7 @@ DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("insight", Insight, False),
     Candidate("involvement", Involvement, False),
     Candidate("broadcast", Broadcast, False),
+    Candidate("follow_up_everywhere", FollowUpEverywhere, False),
 )
 #: a cheap setting for CI-speed tests: the two base policies the bound is guaranteed against
 GUARANTEED_CANDIDATES: tuple[Candidate, ...] = DEFAULT_CANDIDATES[:2]
