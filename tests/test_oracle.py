@@ -13,7 +13,8 @@ import pytest
 from scipy import stats
 
 from oce_sim.agents import STAGE_STRATEGIES, make_strategy
-from oce_sim.agents.oracle import DEFAULT_CANDIDATES, GUARANTEED_CANDIDATES, OBJECTIVE, Candidate, Oracle
+from oce_sim.agents.oracle import (DEFAULT_CANDIDATES, GUARANTEED_CANDIDATES, OBJECTIVE, Candidate, FollowUpEverywhere,
+                                   Oracle)
 from oce_sim.agents.stage_heuristics import Intervention
 from oce_sim.config import load_scenario
 from oce_sim.envs.territory import TerritoryEnv
@@ -39,6 +40,7 @@ def runs():
     out: dict[str, dict[int, dict[str, float]]] = {}
     for name in ("intervention", "oracle_greedy"):
         out[name] = {seed: episode(make_strategy(name), scenario, seed) for seed in SEEDS}
+    out["follow_up_everywhere"] = {seed: episode(FollowUpEverywhere(), scenario, seed) for seed in SEEDS}
     out["oracle"] = {}
     for seed in SEEDS:
         oracle = Oracle(reoptimise_every=2)
@@ -48,7 +50,7 @@ def runs():
 
 
 def test_oracle_bounds_its_base_policies_on_every_seed(runs):
-    for name in ("intervention", "oracle_greedy"):
+    for name in ("intervention", "oracle_greedy", "follow_up_everywhere"):
         for seed in SEEDS:
             assert runs["oracle"][seed][OBJECTIVE] >= runs[name][seed][OBJECTIVE], (name, seed)
 
