@@ -12,6 +12,7 @@ TINY = {
     "scaling_days": 7, "scaling_max_hcps": 600, "profile_env_steps": 52, "profile_national_hcps": 2000,
     "profile_national_days": 7, "retention_hcps": 2000, "retention_days": 14, "retention_episodes": 2,
     "floor_steps": 52, "vector_envs": 2, "vector_episodes": 1, "vector_rounds": 1, "cartpole_steps": 2000,
+    "factored_rollouts": 1, "factored_envs": 2,
 }
 
 
@@ -35,6 +36,9 @@ def test_perf_reports_every_target_and_the_floor_of_a_step():
     vec = result["vector_env"]
     assert vec["vs_single_envs"]["single_envs_in_a_loop"] == 1.0 and all(r > 0 for r in vec["vs_cartpole"].values())
     assert any("native vector env" in t for t in targets)
+    factored = result["training_factored"]
+    assert factored["steps"] == 2 * 52 and factored["steps_per_s"] > 0 and 0 < factored["env_share"] < 1
+    assert any("factored-ppo" in t for t in targets)
     report = format_perf_markdown(result)
     assert "floor of a step" in report and "model's own floor" in report and "x CartPole" in report
     with pytest.raises(ValueError, match="unknown perf size"):

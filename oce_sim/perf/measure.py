@@ -324,3 +324,43 @@ def _measure_reset_retention(n_hcps: int, days: int, episodes: int, seed: int) -
     return {"cpu": cpu, "n_hcps": n_hcps, "days": days, "episodes": rows, "after_gc_collect": after,
             "max_live_worlds": max(r["live_worlds"] for r in rows), "peak_rss_mib": peak_rss_mib(),
             "rss_after_first_episode_mib": rows[0]["rss_mib"]}
+
+
+# ------------------------------------------------------------------------- 1c. the default trainer, factored-ppo
+def _measure_factored_training(rollouts: int, n_envs: int, seed: int) -> dict:
+    """``oce-sim train``'s default, ``factored-ppo`` at stage 3 with its defaults (the configuration that met the
+    learning target, docs/PERFORMANCE.md section 8), one torch thread: env steps/s of whole rollouts (collect and
+    update) after one warm-up rollout, and the share of that time spent in the vector env's ``reset`` and ``step``."""
+    import torch
+
+    from oce_sim.factored_ppo import FactoredPPO, FactoredSettings
+    from oce_sim.training import TrainArgs, resolved, training_scenario
+
+    torch.set_num_threads(1)
+    args = resolved(TrainArgs(stage=3, seed=seed))
+    settings = FactoredSettings(n_envs=n_envs, learning_rate=float(args.learning_rate), gamma=float(args.gamma),
+                                n_epochs=args.n_epochs)
+    model = FactoredPPO(training_scenario(args), settings, list(args.net_arch), seed)
+    model.update(model.collect())  # warm-up: the steady-start table, first allocations
+    env_s = [0.0]
+    envs = model.envs
+    plain_step, plain_reset = envs.step, envs.reset
+
+    def timed(call):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return call(*a, **k)
+            finally:
+                env_s[0] += time.perf_counter() - t0
+        return wrapper
+
+    envs.step, envs.reset = timed(plain_step), timed(plain_reset)
+    started = time.perf_counter()
+    for _ in range(rollouts):
+        model.update(model.collect())
+    wall = time.perf_counter() - started
+    model.close()
+    steps = rollouts * model.rollout_steps
+    return {"algo": "factored-ppo", "n_envs": n_envs, "rollouts": rollouts, "steps": steps, "wall_s": wall,
+            "steps_per_s": steps / wall, "env_share": env_s[0] / wall, "torch_threads": 1}

@@ -120,6 +120,14 @@ def format_perf_markdown(result: dict) -> str:
             add(f"| {labels.get(name, name)} | {_f(rate, ',.0f')} | {_f(vec['ms_per_territory_step'][name], '.3f')} | "
                 f"{_f(vec['vs_cartpole'][name], '.4f')} | {_f(vec['vs_single_envs'][name], '.2f')} |")
         add("")
+    fac = result.get("training_factored")
+    if fac:
+        add(f"`oce-sim train`'s default, factored-ppo at stage 3 ({fac['n_envs']} territories of the default scenario, "
+            f"torch {fac['torch_threads']} thread, {fac['rollouts']} whole-episode rollout(s) after a warm-up one): "
+            f"**{_f(fac['steps_per_s'], ',.0f')} env steps/s** (target >= "
+            f"{_f(TARGETS['factored_training_steps_per_s_min'], ',.0f')}), the vector env "
+            f"{_f(fac['env_share'], '.0%')} of the time.")
+        add("")
     add("### 2. National scale")
     add("")
     first = next(iter(nat["strategies"].values()))

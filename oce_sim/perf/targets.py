@@ -24,6 +24,8 @@ TARGETS: dict[str, float] = {
     # native vector env of 64 territories on one core: territory-steps/s as a share of raw CartPole-v1 steps/s
     # (reset, burn-in and terminal value included; at least)
     "vector_territory_steps_vs_cartpole_min": 0.03,
+    # training env steps/s of oce-sim train's default (factored-ppo, the configuration that met the learning target)
+    "factored_training_steps_per_s_min": 1500.0,
 }
 
 # Sizes: (full, quick)
@@ -51,6 +53,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "vector_episodes": 1,  # x 52 steps x 64 territories per round
         "vector_rounds": 2,
         "cartpole_steps": 200_000,
+        "factored_rollouts": 3,  # x 16 territories x 52 steps, after one warm-up rollout
+        "factored_envs": 16,
     },
     "quick": {
         "env_warmup_episodes": 10,
@@ -75,5 +79,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "vector_episodes": 1,
         "vector_rounds": 1,
         "cartpole_steps": 50_000,
+        "factored_rollouts": 1,
+        "factored_envs": 16,
     },
 }
