@@ -328,6 +328,9 @@ def train(
 
     if vec not in VEC_KINDS:
         fail(f"--vec must be one of {', '.join(VEC_KINDS)}, got {_clip(repr(vec), 80)}")
+    if algo == "factored-ppo" and reward != "expected":
+        fail("--reward realized is for the SB3 algorithms; factored-ppo splits the expected reward by customer "
+             "(env.hcp_rewards), so it trains on --reward expected")
     if algo == "factored-ppo" and vec != "native":
         fail("--vec subproc is for the SB3 algorithms (maskable-ppo, ppo, a2c); factored-ppo steps the native vector "
              "env")

@@ -5,18 +5,21 @@ heads one scalar advantage, the whole territory's return: each head's gradient t
 other 8 heads' random choices and of the territory itself (whose return spread is larger than anything a
 policy changes; docs/PERFORMANCE.md section 7).  Here the environment reports each step's reward split by HCP
 (``env.hcp_rewards``) and the segment each HCP was in when the plays were chosen, and the trainer credits head
-``k`` at step ``t`` with the return of the *cohort* it addressed:
+``k`` at step ``t`` with the advantage of the *cohort* it addressed, the HCPs in segment ``k`` at ``t``:
 
-    G_i(t)   = sum over t' >= t of gamma^(t'-t) * r_i(t')        (HCP i's own return; the tail is in its last reward)
-    G_k(t)   = sum over HCPs i in segment k at step t of G_i(t)   (the cohort's return, wherever its HCPs move later)
-    A_k(t)   = G_k(t) - V_k(s_t)                                  (a critic with one output per segment)
+    v_i(t)   = V_seg(i,t)(s_t) / (members of that segment at t)    (an HCP's value: its segment's, shared)
+    d_i(t)   = r_i(t) + gamma * v_i(t+1) - v_i(t)                  (v_i(T) = 0: the tail is in the last reward)
+    a_i(t)   = d_i(t) + gamma * lambda * a_i(t+1)                  (GAE, per HCP)
+    A_k(t)   = sum over HCPs i in segment k at step t of a_i(t)    (wherever its HCPs move later)
 
-and each head gets its own clipped surrogate with its own probability ratio (the heads are independent factors
-of the policy, so this is PPO applied factor by factor).  Returns are Monte Carlo over whole episodes: every
-rollout is one full episode of each of the ``n_envs`` territories, started together, so no return is
-bootstrapped and the horizon's value is the environment's own terminal value (``env.terminal_value``).  A
-customer converted by one head and then addressed by another is credited to both (both plays contributed); the
-field force's salaries are in no cohort (no play changes them).
+with a critic of one output per segment (trained on ``A_k + V_k``), and each head gets its own clipped surrogate
+with its own probability ratio (the heads are independent factors of the policy, so this is PPO applied factor by
+factor).  Every rollout is one whole episode of each of the ``n_envs`` territories, started together, so nothing
+is bootstrapped beyond the horizon, whose value is the environment's own terminal value (``env.terminal_value``).
+A customer converted by one head and then addressed by another is credited to both (both plays contributed); the
+field force's salaries are in no cohort (no play changes them).  What the credit ignores: effects across segments
+(shared field capacity, reps' own picks, a KOL's followers elsewhere).  Trained on the expected reward (the split
+is of the expected profit).
 
 The networks are Stable-Baselines3's ``MaskableActorCriticPolicy`` with a value head of 9 outputs, so the model
 file, ``oce-sim compare --model`` and every other consumer of masked-PPO models work unchanged

@@ -158,6 +158,8 @@ BAD_INPUT = {
                                      "--init-from needs --algo maskable-ppo (got --algo factored-ppo)"),
     "factored in workers": (["train", "small", "--timesteps", "10", "--vec", "subproc"],
                             "--vec subproc is for the SB3 algorithms"),
+    "factored on realised reward": (["train", "small", "--timesteps", "10", "--reward", "realized"],
+                                    "--reward realized is for the SB3 algorithms"),
     "unknown reward": (["train", "small", "--timesteps", "10", "--reward", "nope"],
                        "--reward must be expected or realized"),
     "baseline not compared": (["compare", "small", "--strategies", "insight", "--baseline", "instruction",
