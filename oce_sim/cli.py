@@ -279,7 +279,8 @@ def train(
     n_envs: Optional[int] = typer.Option(None, help="Environments stepped together [default: 16 for factored-ppo, "
                                                     "4 otherwise]."),
     checkpoint_every: int = typer.Option(50_000, help="Checkpoint period in steps (checkpoints fall between updates)."),
-    n_steps: int = typer.Option(256, help="Steps per environment between updates (PPO; A2C uses 16)."),
+    n_steps: int = typer.Option(256, help="Steps per environment between updates (PPO; A2C uses 16; "
+                                                  "factored-ppo: one whole episode, this is not used)."),
     out: Path = typer.Option(Path("runs"), help="Folder for run folders scenario__algo__seed__time."),
     resume: bool = typer.Option(False, help="Continue the latest matching run from its last checkpoint."),
     reward: str = typer.Option("expected", help="Training reward: expected (less noise) or realized prescriptions."),

@@ -334,13 +334,22 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
     from oce_sim.outputs import exclusive_lock
 
     args = resolved(args)
+    if args.algo == "factored-ppo":  # what it cannot honour is refused before any work, not ignored
+        if args.init_from:
+            raise ValueError("init_from (behaviour cloning) needs algo maskable-ppo")
+        if args.reward != "expected":
+            raise ValueError("factored-ppo trains on the expected reward (its split by customer is of the expected "
+                             "profit)")
+        if args.vec != "native":
+            raise ValueError("factored-ppo steps the native vector env (vec='native')")
     config = training_scenario(args)
     out = Path(args.out)
     prefix = f"{_safe_name(config.name)}__{args.algo}__{args.seed}"
     if args.resume:
         run = _latest_run(out, prefix)
         if run is None:
-            raise FileNotFoundError(f"--resume: no earlier run {prefix}__* under {out}")
+            raise FileNotFoundError(f"--resume: no earlier run {prefix}__* under {out} (a run of another algorithm "
+                                    f"resumes with its --algo; the default is {TrainArgs.algo})")
     else:
         run = _new_run_folder(out, prefix, config, args)
     with exclusive_lock(run / RUN_LOCK, f"run folder {run}"):
@@ -487,7 +496,8 @@ def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
                 raise ModelFileError(f"net_arch {meta.get('net_arch')} differs from this run's {args.net_arch}")
             tensors = read_tensors(path)
             if args.algo == "factored-ppo":
-                if not isinstance(meta.get("value_scale"), (int, float)):
+                scale = meta.get("value_scale", "missing")  # None: saved before the first rollout set it
+                if scale is not None and not isinstance(scale, (int, float)):
                     raise ModelFileError("no value scale in it")
             elif not isinstance(meta.get("vecnormalize"), dict) or "vecnormalize/ret_mean" not in tensors:
                 raise ModelFileError("no VecNormalize statistics in it")
@@ -525,8 +535,11 @@ def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
         model_file.check_spaces(meta, model.observation_space, model.action_space, str(source), "this scenario")
         model.policy.load_state_dict({k[len("policy/"):]: v for k, v in tensors.items() if k.startswith("policy/")})
         model_file.restore_optimizer(model.policy.optimizer, meta, tensors)
+        for group in model.policy.optimizer.param_groups:  # this session's learning rate, as SB3 applies it
+            group["lr"] = settings.learning_rate
         model.num_timesteps, model._n_updates = int(meta["num_timesteps"]), int(meta.get("n_updates", 0))
-        model.value_scale = float(meta["value_scale"])
+        scale = meta.get("value_scale")
+        model.value_scale = None if scale is None else float(scale)
         episodes = [tuple(row) for row in tensors["episodes"].double().numpy().tolist()]
         elapsed_before = float(meta.get("elapsed_seconds", 0.0))
     session_start = time.time()
@@ -535,6 +548,7 @@ def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
         return elapsed_before + time.time() - session_start
 
     saved_at: int | None = int(start[0]["num_timesteps"]) if start else None
+    steps_at_start = model.num_timesteps
 
     def checkpoint() -> Path:
         nonlocal saved_at
@@ -572,7 +586,7 @@ def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
                 writer.add_scalar("rollout/ep_rew_mean", float(np.mean(batch["episode_return"])), steps)
                 for name, value in stats.items():
                     writer.add_scalar(f"train/{name}", value, steps)
-                writer.add_scalar("time/fps", steps / max(1e-9, time.time() - session_start), steps)
+                writer.add_scalar("time/fps", (steps - steps_at_start) / max(1e-9, time.time() - session_start), steps)
                 bar.update(min(steps, args.timesteps) - bar.n)
                 if saved_at is None or steps - saved_at >= args.checkpoint_every:
                     checkpoint()
@@ -580,7 +594,8 @@ def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
     finally:
         writer.close()
         model.close()
-    if stop.stop_requested:
+    finished = model.num_timesteps >= args.timesteps or (budget is not None and elapsed() >= budget)
+    if stop.stop_requested and not finished:
         log(f"checkpoint written: {path} (step {saved_at:,}); continue with the same command and --resume")
         raise KeyboardInterrupt
     _write_final(run, path)

@@ -111,3 +111,31 @@ def test_factored_training_resumes_exactly_and_its_model_plays_masked(tmp_path):
                           progress=False)
     kpis = results.pivot_table(index="seed", columns="metric", values="value")
     assert (kpis["masked_actions"] == 0).all()
+
+
+def test_a_run_killed_in_its_first_rollout_resumes_from_step_0(tmp_path, monkeypatch):
+    """The step-0 checkpoint is written before the first rollout sets the value scale: it must still resume."""
+    from oce_sim.factored_ppo import FactoredPPO
+
+    real_collect = FactoredPPO.collect
+
+    def killed(self):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(FactoredPPO, "collect", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(factored_args(tmp_path, timesteps=52), log=lambda line: None)
+    monkeypatch.setattr(FactoredPPO, "collect", real_collect)
+    lines: list[str] = []
+    run = train(factored_args(tmp_path, timesteps=52, resume=True), log=lines.append)
+    assert any("from step 0" in line for line in lines), lines
+    assert TrainedModel(model_path(run)).num_timesteps == 52
+
+
+@pytest.mark.parametrize("field, value, message", [("init_from", "intervention", "needs algo maskable-ppo"),
+                                                   ("reward", "realized", "expected reward"),
+                                                   ("vec", "subproc", "native vector env")])
+def test_what_factored_ppo_cannot_honour_is_refused_before_any_work(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        train(factored_args(tmp_path, **{field: value}), log=lambda line: None)
+    assert not any(tmp_path.iterdir()), "no run folder for a refused run"
