@@ -28,9 +28,8 @@ file, ``oce-sim compare --model`` and every other consumer of masked-PPO models 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +120,8 @@ def cohort_advantages(hcp_reward: np.ndarray, hcp_segment: np.ndarray, values: n
 
 
 class FactoredPPO:
-    """The trainer: ``learn`` alternates whole-episode rollouts of ``n_envs`` territories and factored updates.
+    """The trainer: ``collect`` plays one whole episode of ``n_envs`` territories, ``update`` learns from it
+    (``oce_sim.training`` alternates them, with run folders, checkpoints and a wall-clock budget).
 
     ``policy``, ``num_timesteps``, ``_n_updates``, ``observation_space`` and ``action_space`` are what the model
     file writer reads (the same names as an SB3 model's)."""
@@ -249,33 +249,3 @@ class FactoredPPO:
         self.last_stats = {k: float(np.mean(v)) for k, v in stats.items()}
         self.last_stats["explained_variance"] = explained
         return self.last_stats
-
-    def learn(self, total_timesteps: int, on_rollout: Callable[["FactoredPPO", np.ndarray], bool] | None = None,
-              progress: Callable[[int], None] | None = None) -> None:
-        """Train until ``num_timesteps`` reaches ``total_timesteps`` (whole rollouts); ``on_rollout(self, returns)``
-        after each update (False stops), ``progress(steps)`` as steps are taken."""
-        while self.num_timesteps < total_timesteps:
-            batch = self.collect()
-            self.update(batch)
-            if progress is not None:
-                progress(self.rollout_steps)
-            if on_rollout is not None and not on_rollout(self, batch["episode_return"]):
-                break
-
-
-def train_for(scenario: str, stage: int | None, seed: int, minutes: float, settings: FactoredSettings | None = None,
-              net_arch: list[int] | None = None, log: Callable[[str], None] = print) -> FactoredPPO:
-    """A bare training loop with a wall-clock budget (experiments; ``oce-sim train`` adds run folders)."""
-    model = FactoredPPO(load_scenario(scenario, stage=stage), settings or FactoredSettings(), net_arch or [64, 64],
-                        seed)
-    start = time.time()
-
-    def on_rollout(m: FactoredPPO, returns: np.ndarray) -> bool:
-        st = m.last_stats
-        log(f"{m.num_timesteps:>8} steps {time.time() - start:6.0f} s  return {returns.mean():8.1f}  "
-            f"entropy {st['entropy']:.2f}  kl {st['approx_kl']:.4f}  clip {st['clip_fraction']:.2f}  "
-            f"ev {st['explained_variance']:.2f}")
-        return time.time() - start < 60 * minutes
-
-    model.learn(10**12, on_rollout)
-    return model

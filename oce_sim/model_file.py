@@ -151,8 +151,6 @@ def _tensors_under(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def build_policy(meta: dict[str, Any], tensors: dict[str, Any]) -> Any:
     """The policy network the description names, with the file's weights (strict: every weight, no more)."""
-    if meta.get("algo") not in POLICY_CLASSES:
-        raise ModelFileError(f"unknown algorithm {_short(meta.get('algo'))}; known: {', '.join(POLICY_CLASSES)}")
     if meta["algo"] in MASKED_ALGOS:
         from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy as cls
     else:

@@ -397,17 +397,10 @@ def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
         vec = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=args.gamma)
         cls = {"maskable-ppo": MaskablePPO, "ppo": PPO, "a2c": A2C}[args.algo]
         model = cls("MlpPolicy", vec, tensorboard_log=str(run / "tb"), **model_kwargs(args))
-        episodes: list[Episode] = []
-        elapsed_before = 0.0
+        episodes, elapsed_before = _restore(model, start)
         if start is not None:
             meta, tensors, source = start
-            model_file.check_spaces(meta, vec.observation_space, vec.action_space, str(source), "this scenario")
-            model.policy.load_state_dict({k[len("policy/"):]: v for k, v in tensors.items() if k.startswith("policy/")})
-            model_file.restore_optimizer(model.policy.optimizer, meta, tensors)
             model_file.restore_vecnormalize(vec, meta, tensors, str(source))
-            model.num_timesteps, model._n_updates = int(meta["num_timesteps"]), int(meta.get("n_updates", 0))
-            episodes = [tuple(row) for row in tensors["episodes"].double().numpy().tolist()]
-            elapsed_before = float(meta.get("elapsed_seconds", 0.0))
         elif args.init_from:
             if args.algo != "maskable-ppo":
                 raise ValueError("--init-from needs --algo maskable-ppo")
@@ -510,6 +503,22 @@ def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
                             "start a new run")
 
 
+def _restore(model: Any, start: tuple[dict[str, Any], dict[str, Any], Path] | None) -> tuple[list[Episode], float]:
+    """Put a checkpoint's policy, optimizer state and counts into ``model`` (an SB3 model or ``FactoredPPO``); returns
+    its learning curve and the training seconds it had run.  Nothing to restore: ``([], 0.0)``."""
+    from oce_sim import model_file
+
+    if start is None:
+        return [], 0.0
+    meta, tensors, source = start
+    model_file.check_spaces(meta, model.observation_space, model.action_space, str(source), "this scenario")
+    model.policy.load_state_dict({k[len("policy/"):]: v for k, v in tensors.items() if k.startswith("policy/")})
+    model_file.restore_optimizer(model.policy.optimizer, meta, tensors)
+    model.num_timesteps, model._n_updates = int(meta["num_timesteps"]), int(meta.get("n_updates", 0))
+    episodes: list[Episode] = [tuple(row) for row in tensors["episodes"].double().numpy().tolist()]
+    return episodes, float(meta.get("elapsed_seconds", 0.0))
+
+
 def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
                             start: tuple[dict[str, Any], dict[str, Any], Path] | None,
                             log: Callable[[str], None]) -> None:
@@ -528,20 +537,13 @@ def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
     settings = FactoredSettings(n_envs=int(args.n_envs), learning_rate=float(args.learning_rate),
                                 n_epochs=args.n_epochs, gamma=float(args.gamma), ent_coef=args.ent_coef)
     model = FactoredPPO(config, settings, list(args.net_arch), args.seed)
-    episodes: list[Episode] = []
-    elapsed_before = 0.0
+    episodes, elapsed_before = _restore(model, start)
     if start is not None:
-        meta, tensors, source = start
-        model_file.check_spaces(meta, model.observation_space, model.action_space, str(source), "this scenario")
-        model.policy.load_state_dict({k[len("policy/"):]: v for k, v in tensors.items() if k.startswith("policy/")})
-        model_file.restore_optimizer(model.policy.optimizer, meta, tensors)
+        meta = start[0]
         for group in model.policy.optimizer.param_groups:  # this session's learning rate, as SB3 applies it
             group["lr"] = settings.learning_rate
-        model.num_timesteps, model._n_updates = int(meta["num_timesteps"]), int(meta.get("n_updates", 0))
         scale = meta.get("value_scale")
         model.value_scale = None if scale is None else float(scale)
-        episodes = [tuple(row) for row in tensors["episodes"].double().numpy().tolist()]
-        elapsed_before = float(meta.get("elapsed_seconds", 0.0))
     session_start = time.time()
 
     def elapsed() -> float:
