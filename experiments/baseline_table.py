@@ -150,10 +150,12 @@ def run_cell(cell: Cell, args: Args, key: str, cache: Path) -> dict[str, float]:
             run = finished[-1]
         else:
             limit = budget(args)
+            # factored-ppo's own worker processes would compete with the table's (same weights either way)
+            processes = {"workers": 1} if spec.get("algo") == "factored-ppo" and args.workers > 1 else {}
             train_args = TrainArgs(scenario=f"benchmark/{cell.scenario}", stage=RL_STAGE, seed=cell.train_seed,
                                    out=str(runs), resume=bool(started), progress_bar=False,
                                    timesteps=limit.get("timesteps", 10**10), max_minutes=limit.get("train_minutes"),
-                                   checkpoint_every=10_000, **spec)
+                                   checkpoint_every=10_000, **processes, **spec)
             run = train(train_args, log=lambda line: None)
         meta = read_description(model_path(run))
         out.update(train_wall_seconds=float(meta["elapsed_seconds"]), train_env_steps=float(meta["num_timesteps"]))

@@ -293,6 +293,9 @@ def train(
                                            "learner's process) or subproc (a worker process per env). Same weights."),
     max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget: stop after this many minutes of "
                                                 "training in all (resumed sessions included), whatever --timesteps."),
+    workers: Optional[int] = typer.Option(None, help="factored-ppo: processes the territories step in, at the same "
+                                                     "time [default: one per usable CPU, at most --n-envs]. Same "
+                                                     "weights for any count."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
     check_positive("--timesteps", timesteps, maximum=MAX_TIMESTEPS)
@@ -334,12 +337,19 @@ def train(
              "(env.hcp_rewards), so it trains on --reward expected")
     if algo == "factored-ppo" and vec != "native":
         fail("--vec subproc is for the SB3 algorithms (maskable-ppo, ppo, a2c); factored-ppo steps the native vector "
-             "env")
+             "env (--workers spreads it over processes)")
+    if workers is not None:
+        check_positive("--workers", workers, maximum=MAX_N_ENVS)
+        if algo != "factored-ppo" and workers != 1:
+            fail(f"--workers is for --algo factored-ppo; {algo} spreads its envs over processes with --vec subproc")
+        if algo == "factored-ppo" and workers > (n_envs or ALGO_DEFAULTS[algo]["n_envs"]):
+            fail(f"--workers must be at most --n-envs ({n_envs or ALGO_DEFAULTS[algo]['n_envs']}): each worker steps "
+                 f"at least one territory; got {workers}")
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
                      n_steps=n_steps, batch_size=min(256, n_steps * (n_envs or ALGO_DEFAULTS[algo]["n_envs"])),
                      reward=reward, init_from=init_from, learning_rate=learning_rate,
-                     value_warmup_steps=value_warmup_steps, vec=vec, max_minutes=max_minutes)
+                     value_warmup_steps=value_warmup_steps, vec=vec, max_minutes=max_minutes, workers=workers)
     from oce_sim.outputs import OutputError
 
     try:

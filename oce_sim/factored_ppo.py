@@ -126,17 +126,20 @@ class FactoredPPO:
     ``policy``, ``num_timesteps``, ``_n_updates``, ``observation_space`` and ``action_space`` are what the model
     file writer reads (the same names as an SB3 model's)."""
 
-    def __init__(self, scenario: ScenarioConfig, settings: FactoredSettings, net_arch: list[int], seed: int):
+    def __init__(self, scenario: ScenarioConfig, settings: FactoredSettings, net_arch: list[int], seed: int,
+                 workers: int = 1):
+        """``workers``: processes the territories step in (``oce_sim.envs.sharded``; the same rollouts for any
+        count)."""
         import torch
 
-        from oce_sim.envs.vector import TerritoryVectorEnv
+        from oce_sim.envs.sharded import make_territory_vector_env
 
         config = load_scenario(scenario.model_dump(mode="python"),
                                overrides={"env": {"hcp_rewards": True, "reward": "expected",
                                                   "info_kpis": "episode_end"}})
         self.settings = settings
         self.seed = int(seed)
-        self.envs = TerritoryVectorEnv(settings.n_envs, scenario=config)
+        self.envs = make_territory_vector_env(settings.n_envs, workers=workers, scenario=config)
         self.observation_space = self.envs.single_observation_space
         self.action_space = self.envs.single_action_space
         self.episode_steps = -(-self.envs.horizon_days // self.envs.decision_interval_days)

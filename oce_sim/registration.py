@@ -6,7 +6,8 @@ import gymnasium as gym
 
 ENTRY_POINT = "oce_sim.envs.territory:TerritoryEnv"
 # gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point"): N territories in one process, in lockstep
-VECTOR_ENTRY_POINT = "oce_sim.envs.vector:TerritoryVectorEnv"
+# (workers=W: spread over W processes, oce_sim.envs.sharded)
+VECTOR_ENTRY_POINT = "oce_sim.envs.sharded:make_territory_vector_env"
 
 # id -> default keyword arguments
 ENV_IDS: dict[str, dict] = {

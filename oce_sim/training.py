@@ -78,6 +78,9 @@ class TrainArgs:
     # seeds, rollouts and weights either way; native measured 239 vs 144 steps/s (default scenario, 4 envs, 2 busy
     # cores; docs/PERFORMANCE.md section 6).
     vec: str = "native"
+    # factored-ppo: processes the territories step in, at the same time (oce_sim.envs.sharded); None: one per CPU this
+    # process may use, at most n_envs.  The same weights for any count (the territories never interact).
+    workers: int | None = None
     # a wall-clock budget: stop once training has run this long in all (resumed sessions included), whatever
     # ``timesteps`` says; the final model is the one at the stop (experiments/baseline_table.py --train-minutes)
     max_minutes: float | None = None
@@ -88,7 +91,12 @@ def resolved(args: TrainArgs) -> TrainArgs:
     if args.algo not in ALGOS:
         raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {args.algo!r}")
     defaults = {k: v for k, v in ALGO_DEFAULTS[args.algo].items() if getattr(args, k) is None}
-    return replace(args, **defaults) if defaults else args
+    args = replace(args, **defaults) if defaults else args
+    if args.algo == "factored-ppo" and args.workers is None:
+        from oce_sim.envs.sharded import default_workers
+
+        args = replace(args, workers=default_workers(args.n_envs))
+    return args
 
 
 def model_kwargs(args: TrainArgs) -> dict[str, Any]:
@@ -341,7 +349,13 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
             raise ValueError("factored-ppo trains on the expected reward (its split by customer is of the expected "
                              "profit)")
         if args.vec != "native":
-            raise ValueError("factored-ppo steps the native vector env (vec='native')")
+            raise ValueError("factored-ppo steps the native vector env (vec='native'); workers=W spreads it over W "
+                             "processes")
+        if not 1 <= args.workers <= args.n_envs:
+            raise ValueError(f"workers must be between 1 and n_envs ({args.n_envs}), got {args.workers}")
+    elif args.workers not in (None, 1):
+        raise ValueError(f"workers is for algo factored-ppo; {args.algo} spreads its envs over processes with "
+                         "vec='subproc'")
     config = training_scenario(args)
     out = Path(args.out)
     prefix = f"{_safe_name(config.name)}__{args.algo}__{args.seed}"
@@ -536,7 +550,7 @@ def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
     torch.set_num_threads(1)
     settings = FactoredSettings(n_envs=int(args.n_envs), learning_rate=float(args.learning_rate),
                                 n_epochs=args.n_epochs, gamma=float(args.gamma), ent_coef=args.ent_coef)
-    model = FactoredPPO(config, settings, list(args.net_arch), args.seed)
+    model = FactoredPPO(config, settings, list(args.net_arch), args.seed, workers=int(args.workers))
     episodes, elapsed_before = _restore(model, start)
     if start is not None:
         meta = start[0]

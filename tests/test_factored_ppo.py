@@ -95,11 +95,12 @@ def policy_weights(run) -> dict[str, torch.Tensor]:
 
 def test_factored_training_resumes_exactly_and_its_model_plays_masked(tmp_path):
     """Two whole-episode rollouts of 2 territories: stopped after one and resumed, the run ends with the same weights
-    as an uninterrupted one; the model file loads with its 9 segment values and plays only allowed plays."""
-    whole = train(factored_args(tmp_path / "whole"), log=lambda line: None)
-    half = train(factored_args(tmp_path / "half", timesteps=52), log=lambda line: None)
+    as an uninterrupted one, whatever number of worker processes each session steps the territories in; the model
+    file loads with its 9 segment values and plays only allowed plays."""
+    whole = train(factored_args(tmp_path / "whole", workers=1), log=lambda line: None)
+    half = train(factored_args(tmp_path / "half", timesteps=52, workers=2), log=lambda line: None)
     lines: list[str] = []
-    resumed = train(factored_args(tmp_path / "half", resume=True), log=lines.append)
+    resumed = train(factored_args(tmp_path / "half", resume=True, workers=1), log=lines.append)
     assert resumed == half and any("resuming" in line and "from step 52" in line for line in lines), lines
     expected, got = policy_weights(whole), policy_weights(resumed)
     assert expected.keys() == got.keys()
@@ -134,8 +135,16 @@ def test_a_run_killed_in_its_first_rollout_resumes_from_step_0(tmp_path, monkeyp
 
 @pytest.mark.parametrize("field, value, message", [("init_from", "intervention", "needs algo maskable-ppo"),
                                                    ("reward", "realized", "expected reward"),
-                                                   ("vec", "subproc", "native vector env")])
+                                                   ("vec", "subproc", "native vector env"),
+                                                   ("workers", 3, "between 1 and n_envs"),
+                                                   ("workers", 0, "between 1 and n_envs")])
 def test_what_factored_ppo_cannot_honour_is_refused_before_any_work(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
         train(factored_args(tmp_path, **{field: value}), log=lambda line: None)
+    assert not any(tmp_path.iterdir()), "no run folder for a refused run"
+
+
+def test_workers_are_refused_for_the_sb3_algorithms(tmp_path):
+    with pytest.raises(ValueError, match="vec='subproc'"):
+        train(factored_args(tmp_path, algo="maskable-ppo", workers=2), log=lambda line: None)
     assert not any(tmp_path.iterdir()), "no run folder for a refused run"

@@ -329,18 +329,21 @@ def _measure_reset_retention(n_hcps: int, days: int, episodes: int, seed: int) -
 # ------------------------------------------------------------------------- 1c. the default trainer, factored-ppo
 def _measure_factored_training(rollouts: int, n_envs: int, seed: int) -> dict:
     """``oce-sim train``'s default, ``factored-ppo`` at stage 3 with its defaults (the configuration that met the
-    learning target, docs/PERFORMANCE.md section 8), one torch thread: env steps/s of whole rollouts (collect and
-    update) after one warm-up rollout, and the share of that time spent in the vector env's ``reset`` and ``step``."""
+    learning target, docs/PERFORMANCE.md section 8), one torch thread, the territories spread over ``oce-sim train``'s
+    default worker processes (one per usable CPU): env steps/s of whole rollouts (collect and update) after one
+    warm-up rollout, and the share of that time the learner spends in the vector env's ``reset`` and ``step``."""
     import torch
 
+    from oce_sim.envs.sharded import default_workers
     from oce_sim.factored_ppo import FactoredPPO, FactoredSettings
     from oce_sim.training import TrainArgs, resolved, training_scenario
 
     torch.set_num_threads(1)
-    args = resolved(TrainArgs(stage=3, seed=seed))
+    args = resolved(TrainArgs(stage=3, seed=seed, n_envs=n_envs))
     settings = FactoredSettings(n_envs=n_envs, learning_rate=float(args.learning_rate), gamma=float(args.gamma),
                                 n_epochs=args.n_epochs)
-    model = FactoredPPO(training_scenario(args), settings, list(args.net_arch), seed)
+    workers = default_workers(n_envs)
+    model = FactoredPPO(training_scenario(args), settings, list(args.net_arch), seed, workers=workers)
     model.update(model.collect())  # warm-up: the steady-start table, first allocations
     env_s = [0.0]
     envs = model.envs
@@ -363,4 +366,4 @@ def _measure_factored_training(rollouts: int, n_envs: int, seed: int) -> dict:
     model.close()
     steps = rollouts * model.rollout_steps
     return {"algo": "factored-ppo", "n_envs": n_envs, "rollouts": rollouts, "steps": steps, "wall_s": wall,
-            "steps_per_s": steps / wall, "env_share": env_s[0] / wall, "torch_threads": 1}
+            "steps_per_s": steps / wall, "env_share": env_s[0] / wall, "torch_threads": 1, "workers": workers}

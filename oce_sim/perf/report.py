@@ -123,7 +123,8 @@ def format_perf_markdown(result: dict) -> str:
     fac = result.get("training_factored")
     if fac:
         add(f"`oce-sim train`'s default, factored-ppo at stage 3 ({fac['n_envs']} territories of the default scenario, "
-            f"torch {fac['torch_threads']} thread, {fac['rollouts']} whole-episode rollout(s) after a warm-up one): "
+            f"in {fac.get('workers', 1)} process(es), torch {fac['torch_threads']} thread, {fac['rollouts']} "
+            f"whole-episode rollout(s) after a warm-up one): "
             f"**{_f(fac['steps_per_s'], ',.0f')} env steps/s** (target >= "
             f"{_f(TARGETS['factored_training_steps_per_s_min'], ',.0f')}), the vector env "
             f"{_f(fac['env_share'], '.0%')} of the time.")

@@ -185,7 +185,8 @@ def _verdicts(result: dict) -> list[dict]:
     if fac:
         target = TARGETS["factored_training_steps_per_s_min"]
         rate = fac["steps_per_s"]
-        rows.append({"target": f"training env steps/s, factored-ppo ({fac['n_envs']} territories, torch 1 thread)",
+        rows.append({"target": f"training env steps/s, factored-ppo ({fac['n_envs']} territories in "
+                               f"{fac.get('workers', 1)} process(es), torch 1 thread)",
                      "measured": rate, "target_value": target, "direction": ">=", "ratio": rate / target,
                      "met": rate >= target, "unit": "steps/s",
                      "gap": (f"{target / rate:.1f}x too slow; the env takes {fac['env_share']:.0%} of the time"

@@ -1,0 +1,98 @@
+"""The sharded vector env (``oce_sim.envs.sharded``): the native vector env's territories spread over worker
+processes.  The one-process ``TerritoryVectorEnv`` is the reference: the same observations, rewards, flags and
+vector infos, bit for bit, across automatic resets."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import oce_sim  # noqa: F401  (registers the ids)
+from oce_sim.envs.sharded import ShardedTerritoryVectorEnv, default_workers, merge_infos, shard_sizes
+from oce_sim.envs.vector import TerritoryVectorEnv
+from tests.test_native_vector import CONFIG, random_actions, same, same_vector_infos
+
+N_ENVS = 5
+SEED = 23
+
+
+def play(vec, steps: int, seed) -> list:
+    """Everything a vector env returns over a reset and ``steps`` random masked steps (two automatic resets)."""
+    rng = np.random.default_rng(5)
+    obs, info = vec.reset(seed=seed)
+    out = [(obs, info)]
+    for _ in range(steps):
+        out.append(vec.step(random_actions(rng, vec.action_masks())))
+    return out
+
+
+@pytest.mark.parametrize("seed", [SEED, [SEED + 2 * i for i in range(N_ENVS)]])
+def test_sharded_env_is_the_one_process_env_bit_for_bit(seed):
+    reference = TerritoryVectorEnv(N_ENVS, scenario="small", config=CONFIG)
+    sharded = gym.make_vec("oce_sim/TerritorySmall-v0", num_envs=N_ENVS, vectorization_mode="vector_entry_point",
+                           workers=3, config=CONFIG)
+    assert isinstance(sharded, ShardedTerritoryVectorEnv) and sharded.sizes == [2, 2, 1]
+    try:
+        expected, got = play(reference, 8, seed), play(sharded, 8, seed)
+    finally:
+        sharded.close()
+        reference.close()
+    for want, have in zip(expected, got):
+        for a, b in zip(want[:-1], have[:-1]):
+            assert a.dtype == b.dtype and same(a, b)
+        assert same_vector_infos(want[-1], have[-1])
+    assert any(bool(step[2].any() or step[3].any()) for step in got[1:]), "the episode ends inside the test"
+
+
+def test_merge_infos_fills_what_a_shard_lacks_as_add_info_does():
+    first = {"a": np.array([1, 2]), "_a": np.array([True, True]),
+             "n": {"x": np.array([0.5, 1.5]), "_x": np.array([True, False])}, "_n": np.array([True, True])}
+    second = {"b": np.array([None], dtype=object), "_b": np.array([True])}
+    merged = merge_infos([first, second], [2, 1])
+    assert list(merged) == ["a", "_a", "n", "_n", "b", "_b"]
+    assert merged["a"].tolist() == [1, 2, 0] and merged["_a"].tolist() == [True, True, False]
+    assert merged["n"]["x"].tolist() == [0.5, 1.5, 0.0] and merged["n"]["_x"].tolist() == [True, False, False]
+    assert merged["_n"].tolist() == [True, True, False]
+    assert merged["b"].tolist() == [None, None, None] and merged["_b"].tolist() == [False, False, True]
+
+
+def test_shard_sizes_and_default_workers():
+    assert shard_sizes(8, 3) == [3, 3, 2] and shard_sizes(4, 4) == [1, 1, 1, 1]
+    assert default_workers(1) == 1 and 1 <= default_workers(64) <= 64
+
+
+@pytest.mark.parametrize("workers", [0, 6, 1.5, True])
+def test_bad_worker_counts_are_refused_before_any_process(workers):
+    with pytest.raises(ValueError, match="workers"):
+        gym.make_vec("oce_sim/TerritorySmall-v0", num_envs=N_ENVS, vectorization_mode="vector_entry_point",
+                     workers=workers)
+
+
+def test_one_worker_is_the_one_process_env_and_a_sharded_env_refuses_to_pickle():
+    one = gym.make_vec("oce_sim/TerritorySmall-v0", num_envs=2, vectorization_mode="vector_entry_point", workers=1)
+    assert type(one) is TerritoryVectorEnv
+    one.close()
+    sharded = ShardedTerritoryVectorEnv(2, workers=2, scenario="small")
+    try:
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            pickle.dumps(sharded)
+    finally:
+        sharded.close()
+    assert all(not p.is_alive() for p in sharded._processes), "close() ends the workers"
+
+
+def test_a_worker_error_is_raised_here_and_the_env_stays_usable():
+    sharded = ShardedTerritoryVectorEnv(2, workers=2, scenario="small", config=CONFIG)
+    try:
+        sharded.reset(seed=1)
+        bad = np.zeros((2, 9), dtype=np.int64)
+        bad[1] = 99  # territory 1 steps in the worker
+        with pytest.raises(RuntimeError, match="worker 1 of the sharded vector env failed"):
+            sharded.step(bad)
+        obs, _ = sharded.reset(seed=1)  # the pipes are still in step
+        assert obs.shape[0] == 2
+    finally:
+        sharded.close()
