@@ -46,8 +46,10 @@ def test_daily_update_draws_rx_from_the_expected_rate_and_decays_goodwill() -> N
     patients = state.patients.copy()
     u_rx, u_transition = rng.random(state.goodwill.size), rng.random(state.goodwill.size)
     u_refill = rng.random(state.goodwill.size)
-    rx, expected_total, drawn_total = model.advance_day(state, True, u_rx, u_transition, u_refill)
+    per_hcp = np.full(state.goodwill.size, np.nan)
+    rx, expected_total, drawn_total = model.advance_day(state, True, u_rx, u_transition, u_refill, per_hcp)
     assert expected_total == pytest.approx(expected_rate.sum(), rel=1e-12)
+    np.testing.assert_allclose(per_hcp, expected_rate, rtol=1e-12)  # env.hcp_rewards' split of the same total
     assert drawn_total == rx.sum()
     np.testing.assert_allclose(expected_rate, new_rate + refill_rate)
     np.testing.assert_array_equal(state.nrx, poisson_from_uniform(u_rx, new_rate))
@@ -226,3 +228,29 @@ def test_observed_share_and_believed_stages_match_numpy(ring: np.ndarray, volume
     share = ring.sum(axis=0) / np.maximum(1e-9, volume * working)
     np.testing.assert_array_equal(kernels.observed_share(ring, volume, working), share)  # the same float32 sums
     np.testing.assert_array_equal(kernels.believed_stages(share, 0.2), np.where(share <= 0.0, 0, np.where(share < 0.2, 1, 2)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(0, 60))
+def test_a_reps_interventions_on_the_queue_match_pending_retheme_and_cancel(seed: int, rows: int) -> None:
+    """``TouchQueue.intervene`` (one compiled pass) against the NumPy methods it replaced in a stage-3 rep's day."""
+    from oce_sim.world.response import REMOTE_DETAIL, TouchQueue
+
+    rng = np.random.default_rng(seed)
+    n_hcps = 12
+    reference, compiled = TouchQueue(capacity=4), TouchQueue(capacity=4)
+    for queue in (reference, compiled):
+        r = np.random.default_rng(seed)
+        queue.push(r.integers(0, n_hcps, rows), r.integers(0, 5, rows), r.integers(0, 4, rows), r.integers(0, 3, rows),
+                   r.integers(0, 30, rows) + r.random(rows), r.integers(-1, 2, rows), r.random(rows) < 0.3)
+    customers = rng.random(n_hcps) < 0.5
+    follow_up = rng.integers(0, 4, n_hcps)
+    first, last = 5, 19
+    emails = reference.pending(customers, EMAIL, first, last)
+    reference.retheme(emails, follow_up[reference.hcp[emails]])
+    stopped = reference.pending(customers, REMOTE_DETAIL, first, last)
+    reference.cancel(stopped)
+    assert compiled.intervene(customers, follow_up, first, last, EMAIL, REMOTE_DETAIL) == (emails.size, stopped.size)
+    assert compiled.size == reference.size
+    for name in TouchQueue._COLUMNS:
+        np.testing.assert_array_equal(getattr(compiled, name)[:compiled.size], getattr(reference, name)[:reference.size])

@@ -243,14 +243,16 @@ def deliver_touches(
 def daily_update(
     working, u_rx, u_refill, u_transition, adoption, goodwill, confusion, contact_load, patients, account_access,
     account, class_rx_per_day, brand_share, access_factor, kol_edge_kol, kol_edge_follower,
-    up_base, up_slope, up_peer, down_base, down_damp, params, rx_out, nrx_out,
+    up_base, up_slope, up_peer, down_base, down_damp, params, rx_out, nrx_out, expected_out,
 ):  # fmt: skip
     """End of day: prescriptions and adoption transitions (working days), then carryover and decay.
 
     New prescriptions (NRx) are drawn from ``u_rx``, refills from ``u_refill`` on the stock of patients on the brand
     (before today's new ones join it).  Writes the day's total (TRx = NRx + refills) into ``rx_out`` and NRx into
-    ``nrx_out``; returns the expected and drawn TRx totals and the drawn NRx total.
+    ``nrx_out``, and (on working days, when ``expected_out`` is not empty) each HCP's expected TRx into
+    ``expected_out``; returns the expected and drawn TRx totals and the drawn NRx total.
     """
+    per_hcp = expected_out.size > 0
     share_lift, hill_shape, hill_k_pow, peer_per_kol = params[0], params[1], params[2], params[3]
     goodwill_decay, confusion_decay, load_decay = params[4], params[5], params[6]
     new_share, refill_rate, patient_keep = params[7], params[8], params[9]
@@ -272,6 +274,8 @@ def daily_update(
             lam = class_rx_per_day[i] * share * access * new_share
             refill_lam = refill_rate * patients[i]
             expected_total += lam + refill_lam
+            if per_hcp:
+                expected_out[i] = lam + refill_lam
             nrx_out[i] = poisson_inverse_cdf(u_rx[i], lam)
             rx_out[i] = nrx_out[i] + poisson_inverse_cdf(u_refill[i], refill_lam)
             patients[i] = patients[i] * patient_keep + nrx_out[i]
@@ -802,6 +806,35 @@ def take_day(day, size, days, hcp, channel, theme, origin, question, hint, time)
                 time[kept] = time[i]
             kept += 1
     return out_hcp, out_channel, out_theme, out_origin, out_question, out_hint, out_time, kept
+
+
+@njit(cache=True)
+def intervene_on_queue(size, days, hcp, channel, theme, origin, question, hint, time, customers, follow_up, first_day,
+                       last_day, email, remote):  # fmt: skip
+    """A stage-3 rep's interventions on a touch queue's first ``size`` rows: the emails due to ``customers`` (a mask
+    over HCPs) on ``first_day``..``last_day`` take the theme ``follow_up[hcp]``, and the remote details due to them
+    then are dropped, the other rows moving up in place in their order.  Returns the emails re-themed, the remote
+    details dropped and the number of rows left (``TouchQueue.pending``, ``retheme`` and ``cancel`` in one pass)."""
+    rethemed = 0
+    kept = 0
+    for i in range(size):
+        due = customers[hcp[i]] and first_day <= days[i] <= last_day
+        if due and channel[i] == email:
+            theme[i] = follow_up[hcp[i]]
+            rethemed += 1
+        elif due and channel[i] == remote:
+            continue
+        if kept != i:
+            days[kept] = days[i]
+            hcp[kept] = hcp[i]
+            channel[kept] = channel[i]
+            theme[kept] = theme[i]
+            origin[kept] = origin[i]
+            question[kept] = question[i]
+            hint[kept] = hint[i]
+            time[kept] = time[i]
+        kept += 1
+    return rethemed, size - kept, kept
 
 
 @njit(cache=True)

@@ -26,6 +26,7 @@ CAP_RING = 8  # longest 30-day cap supported
 WORKING_DAYS_PER_MONTH = 30.0 * 5.0 / 7.0
 assert (REP_VISIT, REMOTE_DETAIL, EMAIL) == (kernels._REP_VISIT, kernels._REMOTE_DETAIL, kernels._EMAIL)
 assert ORIGIN_ORCHESTRATOR == 0  # deliver_touches' email follow-up rule
+_NO_VALUES = np.empty(0)  # daily_update: no per-HCP expected TRx wanted
 
 
 @dataclass
@@ -128,6 +129,17 @@ class TouchQueue:
             column = getattr(self, name)
             column[:n] = column[: self.size][keep]
         self.size = n
+
+    def intervene(self, customers: np.ndarray, follow_up: np.ndarray, first_day: int, last_day: int,
+                  retheme_channel: int, stop_channel: int) -> tuple[int, int]:
+        """Re-theme the ``retheme_channel`` touches due to ``customers`` (a mask over HCPs) on first..last day to
+        ``follow_up[hcp]`` and drop the ``stop_channel`` ones (the others keep their order); returns both counts."""
+        if self.size == 0:
+            return 0, 0
+        rethemed, stopped, self.size = kernels.intervene_on_queue(
+            self.size, self.day, self.hcp, self.channel, self.theme, self.origin, self.question, self.engaged_hint,
+            self.time, customers, follow_up, first_day, last_day, retheme_channel, stop_channel)
+        return int(rethemed), int(stopped)
 
     def clear(self) -> None:
         self.size = 0
@@ -332,7 +344,7 @@ class ResponseModel:
     # ---------------------------------------------------------------------------------------- daily update
     def advance_day(
         self, state: CustomerState, working_day: bool, u_rx: np.ndarray, u_transition: np.ndarray,
-        u_refill: np.ndarray | None = None,
+        u_refill: np.ndarray | None = None, expected_out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float, int]:
         """End of day: prescriptions (working days only: new ones drawn from ``u_rx``, refills of the patient
         stock from ``u_refill``) and adoption transitions from the day's goodwill, then carryover, confusion and
@@ -341,6 +353,8 @@ class ResponseModel:
         Returns the day's total prescriptions (TRx) per HCP, their expected total (``expected_rx_per_day``
         summed) and their drawn total; the day's new prescriptions per HCP are left in ``state.nrx``.
         ``u_refill`` None reuses ``1 - u_rx`` (timing harnesses only: the world draws its own stream).
+        ``expected_out``: on working days, filled with each HCP's expected TRx (``expected_rx_per_day`` of the state
+        before the update, from the same loop).
         """
         pop = self.pop
         rx = np.empty(pop.n_hcps, dtype=np.int32)  # daily_update writes every entry
@@ -355,6 +369,7 @@ class ResponseModel:
             state.contact_load, state.patients, state.account_access, pop.account, pop.class_rx_per_day,
             self.brand_share, self.access_factor, pop.kol_edge_kol, pop.kol_edge_follower, self._up_base,
             self._up_slope, self._up_peer, self._down_base, self._down_damp, self._day_params, rx, state.nrx,
+            _NO_VALUES if expected_out is None else expected_out,
         )  # fmt: skip
         return rx, float(expected), int(drawn)
 

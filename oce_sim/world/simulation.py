@@ -467,13 +467,14 @@ class World:
         batch = self._queue.take_day(day)
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
-        if self.hcp_value_usd is not None and working:  # the state before the day's update, as the kernel values it
-            economics = self.config.economics
-            self.hcp_value_usd += self.response.expected_rx_per_day(self.state) * economics.margin_per_rx_usd
+        # env.hcp_rewards: each HCP's expected TRx of the day (the state before the update, as the kernel values it)
+        expected_per_hcp = np.empty(self.pop.n_hcps) if self.hcp_value_usd is not None and working else None
         rx, expected_rx, rx_total = self.response.advance_day(
             self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day),
-            self.exogenous_uniforms("refills", day),
+            self.exogenous_uniforms("refills", day), expected_out=expected_per_hcp,
         )
+        if expected_per_hcp is not None:
+            self.hcp_value_usd += expected_per_hcp * self.config.economics.margin_per_rx_usd
         if working:
             self.ledger.nrx += int(self.state.nrx.sum())
         self.ledger.expected_revenue_usd += expected_rx * self.config.economics.price_per_rx_usd
@@ -634,11 +635,9 @@ class World:
         customers[visits.hcp[met]] = True
         follow_up = np.zeros(self.pop.n_hcps, dtype=np.int64)
         follow_up[visits.hcp[met]] = np.minimum(visits.theme[met].astype(np.int64) + 1, self.pop.n_themes - 1)
-        emails = self._queue.pending(customers, EMAIL, day, day + FIELD_RECENT_DAYS)
-        self._queue.retheme(emails, follow_up[self._queue.hcp[emails]])
-        stopped = self._queue.pending(customers, REMOTE_DETAIL, day, day + FIELD_RECENT_DAYS)
-        self._queue.cancel(stopped)
-        self.ledger.rep_interventions += int(emails.size + stopped.size)
+        rethemed, stopped = self._queue.intervene(customers, follow_up, day, day + FIELD_RECENT_DAYS, EMAIL,
+                                                  REMOTE_DETAIL)
+        self.ledger.rep_interventions += rethemed + stopped
 
     def _register_for_webinar(self, hcp: np.ndarray) -> None:
         web = self.config.channels.webinar
