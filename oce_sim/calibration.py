@@ -304,7 +304,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
             conflicts.update(int(h) for h in outcome.hcp[outcome.conflict])
         return outcome
 
-    def advance_day(state, working_day, u_rx, u_transition, u_refill=None):
+    def advance_day(state, working_day, u_rx, u_transition, u_refill=None, expected_out=None):
         if working_day:
             day = int(world.now)
             real_trx, real_nrx = response.expected_rx_per_day(state), response.expected_nrx_per_day(state)
@@ -319,7 +319,7 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
         if shadow is not None:
             original_advance(shadow, working_day, u_rx.copy(), u_transition.copy(),
                              None if u_refill is None else u_refill.copy())
-        return original_advance(state, working_day, u_rx, u_transition, u_refill)
+        return original_advance(state, working_day, u_rx, u_transition, u_refill, expected_out)
 
     def review_access(state, rng):
         if shadow is not None:

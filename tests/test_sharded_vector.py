@@ -13,7 +13,7 @@ import pytest
 import oce_sim  # noqa: F401  (registers the ids)
 from oce_sim.envs.sharded import ShardedTerritoryVectorEnv, default_workers, merge_infos, shard_sizes
 from oce_sim.envs.vector import TerritoryVectorEnv
-from tests.test_native_vector import CONFIG, random_actions, same, same_vector_infos
+from test_native_vector import CONFIG, random_actions, same, same_vector_infos
 
 N_ENVS = 5
 SEED = 23

@@ -3,7 +3,8 @@
 * ``TerritoryVectorEnv``: a ``gymnasium.vector.VectorEnv`` (``gym.make_vec(id, num_envs=N,
   vectorization_mode="vector_entry_point")``) with Gymnasium's seeding (sub-env ``i`` of ``reset(seed=s)`` is
   seeded ``s + i``), next-step autoreset (``AutoresetMode.NEXT_STEP``), batched observations ``(N, 82)``,
-  ``action_masks()`` ``(N, 72)`` and Gymnasium vector infos.
+  ``action_masks()`` ``(N, 72)`` and Gymnasium vector infos.  (``gym.make_vec(..., workers=W)`` spreads the
+  territories over W processes instead: ``oce_sim.envs.sharded``, the same results bit for bit.)
 * ``TerritorySB3VecEnv``: the same territories as a Stable-Baselines3 ``VecEnv`` (same-step reset, the last
   observation in ``info["terminal_observation"]``), whose ``env_method("action_masks")`` sb3-contrib's
   ``MaskablePPO`` reads directly (answered from the batched mask, no call per env).

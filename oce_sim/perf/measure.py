@@ -327,10 +327,10 @@ def _measure_reset_retention(n_hcps: int, days: int, episodes: int, seed: int) -
 
 
 # ------------------------------------------------------------------------- 1c. the default trainer, factored-ppo
-def _measure_factored_training(rollouts: int, n_envs: int, seed: int) -> dict:
+def _measure_factored_training(rollouts: int, n_envs: int, seed: int, workers: int | None = None) -> dict:
     """``oce-sim train``'s default, ``factored-ppo`` at stage 3 with its defaults (the configuration that met the
     learning target, docs/PERFORMANCE.md section 8), one torch thread, the territories spread over ``oce-sim train``'s
-    default worker processes (one per usable CPU): env steps/s of whole rollouts (collect and update) after one
+    default worker processes (one per usable CPU; ``workers`` to choose): env steps/s of whole rollouts (collect and update) after one
     warm-up rollout, and the share of that time the learner spends in the vector env's ``reset`` and ``step``."""
     import torch
 
@@ -342,7 +342,7 @@ def _measure_factored_training(rollouts: int, n_envs: int, seed: int) -> dict:
     args = resolved(TrainArgs(stage=3, seed=seed, n_envs=n_envs))
     settings = FactoredSettings(n_envs=n_envs, learning_rate=float(args.learning_rate), gamma=float(args.gamma),
                                 n_epochs=args.n_epochs)
-    workers = default_workers(n_envs)
+    workers = default_workers(n_envs) if workers is None else int(workers)
     model = FactoredPPO(training_scenario(args), settings, list(args.net_arch), seed, workers=workers)
     model.update(model.collect())  # warm-up: the steady-start table, first allocations
     env_s = [0.0]
