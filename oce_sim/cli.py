@@ -351,10 +351,11 @@ def train(
                      reward=reward, init_from=init_from, learning_rate=learning_rate,
                      value_warmup_steps=value_warmup_steps, vec=vec, max_minutes=max_minutes, workers=workers)
     from oce_sim.outputs import OutputError
+    from oce_sim.training import ResumeMismatchError
 
     try:
         run_dir = do_train(args, log=console.print)
-    except (FileNotFoundError, OutputError) as exc:
+    except (FileNotFoundError, OutputError, ResumeMismatchError) as exc:
         fail(str(exc))
         return
     console.print(f"run folder: {run_dir}  (final/model.safetensors, final/learning_curve.csv, tb/ for TensorBoard)")

@@ -86,6 +86,16 @@ class TrainArgs:
     max_minutes: float | None = None
 
 
+# What a resumed session may change: how long and how it runs, never what the run is.  learning_rate applies from the
+# resume on (as SB3's load does); the rest does not change the weights (workers and vec: tested).
+RESUMABLE_FIELDS = frozenset({"timesteps", "out", "checkpoint_every", "resume", "learning_rate", "progress_bar",
+                              "workers", "vec", "max_minutes"})
+
+
+class ResumeMismatchError(ValueError):
+    """``--resume`` of a run with settings that would make it a different run (the run folder is left as it was)."""
+
+
 def resolved(args: TrainArgs) -> TrainArgs:
     """``args`` with every field left None set to its algorithm's default."""
     if args.algo not in ALGOS:
@@ -366,6 +376,8 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
                                     f"resumes with its --algo; the default is {TrainArgs.algo})")
     else:
         run = _new_run_folder(out, prefix, config, args)
+    if args.resume:
+        _check_resume_settings(run, args, config)
     with exclusive_lock(run / RUN_LOCK, f"run folder {run}"):
         for temp in [*run.glob("checkpoints/.*.tmp"), *run.glob("tb/**/.*.tmp")]:
             temp.unlink()  # a checkpoint or log rewrite a kill cut short (the lock says no one is writing it)
@@ -479,6 +491,53 @@ def _graceful_sigint(checkpointer: Checkpointer, log: Callable[[str], None]) -> 
 def _stage_of(config: ScenarioConfig) -> int | dict[str, int]:
     stage = config.stage.model_dump()
     return stage["sales"] if len(set(stage.values())) == 1 else stage
+
+
+def _differences(before: Any, now: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, before, now) of every leaf where two JSON-like values differ."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        return [d for key in dict.fromkeys([*before, *now])
+                for d in _differences(before.get(key, "(absent)"), now.get(key, "(absent)"),
+                                      f"{path}.{key}" if path else str(key))]
+    return [] if before == now else [(path, before, now)]
+
+
+def _check_resume_settings(run: Path, args: TrainArgs, config: ScenarioConfig) -> None:
+    """Refuse ``--resume`` when this command would train a different run than the one in ``run``: an argument outside
+    ``RESUMABLE_FIELDS`` or the resolved scenario (e.g. the scenario file edited since) differs from what the run
+    folder records.  Run folders of an older oce-sim without ``args.json`` are not checked."""
+    import yaml
+
+    def refuse(what: str, found: list[tuple[str, Any, Any]]) -> None:
+        shown = "; ".join(f"{name}: run {before!r}, now {after!r}" for name, before, after in found[:5])
+        more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+        raise ResumeMismatchError(
+            f"--resume: {run.name} was trained with other {what}: {shown}{more}. Resume with the run's settings "
+            f"(see {run / ('args.json' if what == 'arguments' else 'config.yaml')}), or start a new run without "
+            "--resume")
+
+    try:
+        recorded = json.loads((run / "args.json").read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise ResumeMismatchError(f"--resume: cannot read {run / 'args.json'} ({exc}); start a new run") from None
+    now = json.loads(json.dumps(asdict(args)))  # tuples as lists, as args.json holds them
+    # scenario and stage are checked as the resolved scenario below (a path to the same file, or --stage naming the
+    # scenario's own stage, is the same run); fields an older args.json lacks are not compared
+    compared = (recorded.keys() & now.keys()) - RESUMABLE_FIELDS - {"scenario", "stage"}
+    found = [(k, recorded[k], now[k]) for k in recorded if k in compared and recorded[k] != now[k]]
+    if found:
+        refuse("arguments", found)
+    try:
+        scenario = yaml.safe_load((run / "config.yaml").read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, yaml.YAMLError) as exc:
+        raise ResumeMismatchError(f"--resume: cannot read {run / 'config.yaml'} ({exc}); start a new run") from None
+    found = _differences(scenario, yaml.safe_load(dump_yaml(config)))
+    if found:
+        refuse("scenario settings", found)
 
 
 def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]

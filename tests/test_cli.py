@@ -188,6 +188,16 @@ def test_train_resume_without_an_earlier_run_is_a_clear_error(cli, tmp_path):
     assert_clean_exit(result, 2, "error:", "--resume: no earlier run small__factored-ppo__0__*")
 
 
+def test_train_resume_with_other_settings_is_a_clear_error(cli, tmp_path):
+    from oce_sim import training
+
+    args = training.resolved(training.TrainArgs(scenario="small", out=str(tmp_path / "runs")))
+    training._new_run_folder(tmp_path / "runs", "small__factored-ppo__0", training.training_scenario(args), args)
+    result = cli("train", "small", "--timesteps", "10", "--resume", "--n-envs", "4", "--out", tmp_path / "runs",
+                 "--no-progress")
+    assert_clean_exit(result, 2, "error:", "trained with other arguments: n_envs: run 16, now 4")
+
+
 def test_train_into_a_file_is_a_clear_error(cli, tmp_path):
     (tmp_path / "file").write_text("x")
     result = cli("train", "small", "--timesteps", "10", "--out", tmp_path / "file", "--no-progress")

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from oce_sim.agents.trained import TrainedModel
 from oce_sim.config import dump_yaml, load_scenario
@@ -78,6 +79,49 @@ def test_run_folders_are_unique_within_one_second_and_stay_inside_out(tmp_path, 
     assert training._latest_run(tmp_path, "small__ppo__0") == runs[-1]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no half-made run folder left"
     assert training._safe_name("../../x") == "_.._x" and "/" not in training._safe_name("a/b")
+
+
+def a_run_folder(tmp_path, **kwargs):
+    """A run folder as ``train`` creates it (config.yaml, args.json), before any checkpoint."""
+    args = training.resolved(small_args(tmp_path, **kwargs))
+    config = training.training_scenario(args)
+    return training._new_run_folder(tmp_path, f"small__{args.algo}__{args.seed}", config, args)
+
+
+@pytest.mark.parametrize("changed, message", [
+    (dict(n_envs=4), "arguments: n_envs: run 2, now 4"),
+    (dict(gamma=0.9), "arguments: gamma: run 0.99, now 0.9"),
+    (dict(net_arch=[32]), "net_arch: run [64, 64], now [32]"),
+    (dict(stage=2), "scenario settings: stage.customer: run 1, now 2"),
+])
+def test_resume_refuses_settings_that_make_another_run(tmp_path, changed, message):
+    """A resumed session may change how long and how it runs, never what the run is; the folder is left as it was."""
+    run = a_run_folder(tmp_path)
+    before = sorted(p.name for p in run.rglob("*"))
+    with pytest.raises(training.ResumeMismatchError, match=re.escape(message)) as caught:
+        train(small_args(tmp_path, resume=True, **changed), log=lambda line: None)
+    assert "start a new run without --resume" in str(caught.value)
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_resume_refuses_a_scenario_edited_since_the_run_started(tmp_path):
+    run = a_run_folder(tmp_path)
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    recorded["economics"]["price_per_rx_usd"] += 1.0  # what an edit of the scenario file would give
+    (run / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=False))
+    with pytest.raises(training.ResumeMismatchError, match=r"scenario settings: economics\.price_per_rx_usd: run 501.0, now 500.0"):
+        train(small_args(tmp_path, resume=True), log=lambda line: None)
+
+
+def test_resume_accepts_what_a_session_may_change(tmp_path):
+    """Length, budget, learning rate, checkpoints, vec, workers, and --stage naming the scenario's own stage."""
+    run = a_run_folder(tmp_path)
+    config = training.training_scenario(training.resolved(small_args(tmp_path)))
+    same = training.resolved(small_args(tmp_path, resume=True, timesteps=5_000, max_minutes=1.0, learning_rate=1e-4,
+                                        checkpoint_every=100, vec="subproc", progress_bar=True, stage=1))
+    training._check_resume_settings(run, same, training.training_scenario(same))
+    (run / "args.json").unlink()  # a run folder of an older oce-sim: not checked
+    training._check_resume_settings(run, training.resolved(small_args(tmp_path, n_envs=8)), config)
 
 
 def test_truncate_event_files_keeps_steps_up_to_the_checkpoint(tmp_path):
