@@ -376,9 +376,9 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
                                     f"resumes with its --algo; the default is {TrainArgs.algo})")
     else:
         run = _new_run_folder(out, prefix, config, args)
-    if args.resume:
-        _check_resume_settings(run, args, config)
     with exclusive_lock(run / RUN_LOCK, f"run folder {run}"):
+        if args.resume:  # under the lock: a run another process is writing is refused as that first
+            _check_resume_settings(run, args, config)
         for temp in [*run.glob("checkpoints/.*.tmp"), *run.glob("tb/**/.*.tmp")]:
             temp.unlink()  # a checkpoint or log rewrite a kill cut short (the lock says no one is writing it)
         start = _resume_point(run, args, log) if args.resume else None

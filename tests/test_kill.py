@@ -8,6 +8,7 @@ A few trials run in the normal suite on tiny runs; ``@pytest.mark.slow`` runs 20
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -243,7 +244,8 @@ def interrupt_training(tmp_path: Path, n_envs: int, vec: str = "native", algo: s
     rollout = (26 if algo == "factored-ppo" else 64) * int(n_envs)  # factored: one whole 26-step episode per env
     assert steps > 0 and steps % rollout == 0
     run = checkpoint.parent.parent
-    resumed = train(small_train_args(out, algo=algo, timesteps=steps + rollout, n_envs=int(n_envs), resume=True),
+    trained_with = json.loads((run / "args.json").read_text())  # --resume refuses any other settings
+    resumed = train(TrainArgs(**{**trained_with, "timesteps": steps + rollout, "resume": True}),
                     log=lambda line: None)
     assert resumed == run
     assert_trained_to_the_end(out, steps + rollout)
