@@ -161,6 +161,8 @@ def scenarios() -> None:
 def validate(file: Path = typer.Argument(..., help="Scenario YAML to check.")) -> None:
     """Check a scenario file: exit 0, or exit 2 with every problem listed by field path."""
     check_path("FILE", file)
+    if file.is_dir():
+        fail(f"{file} is a folder; give a scenario YAML file")
     if not file.is_file():
         fail(f"no such file: {file}")
     config = resolve(str(file))
@@ -192,7 +194,7 @@ def run(
     policy = _make_candidate(strategy, config)
     if stage is not None and strategy == "today":  # today's organisation at another stage is that move
         policy = _make_candidate(f"stage={stage}", config)
-    label = _run_label(policy, stage)
+    label = _run_label(policy, stage, config)
     _check_models({label: policy}, config, {label: stage})
     with _output_folder(out, "run") as staging:
         results, series = evaluation.evaluate({label: policy}, config, episodes, seed,
@@ -246,7 +248,7 @@ def compare(
     stages: dict[str, int | None] = {}
     if model is not None:
         policy = _make_policy(str(model))
-        label = _run_label(policy, model_stage)
+        label = _run_label(policy, model_stage, config)
         policies[label], stages[label] = policy, model_stage
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
@@ -276,8 +278,8 @@ def train(
     timesteps: int = typer.Option(200_000, help="Total environment steps."),
     seed: int = typer.Option(0, help="Seed."),
     stage: Optional[int] = typer.Option(None, help="Train at this stage (0-3) instead of the scenario's."),
-    n_envs: Optional[int] = typer.Option(None, help="Environments stepped together [default: 16 for factored-ppo, "
-                                                    "4 otherwise]."),
+    n_envs: Optional[int] = typer.Option(None, help="Environments stepped together (default: 16 for factored-ppo, "
+                                                    "4 otherwise)."),
     checkpoint_every: int = typer.Option(50_000, help="Checkpoint period in steps (checkpoints fall between updates)."),
     n_steps: int = typer.Option(256, help="Steps per environment between updates (PPO; A2C uses 16; "
                                                   "factored-ppo: one whole episode, this is not used)."),
@@ -285,8 +287,8 @@ def train(
     resume: bool = typer.Option(False, help="Continue the latest matching run from its last checkpoint."),
     reward: str = typer.Option("expected", help="Training reward: expected (less noise) or realized prescriptions."),
     init_from: Optional[str] = typer.Option(None, help="Behaviour-clone this strategy first (e.g. intervention)."),
-    learning_rate: Optional[float] = typer.Option(None, help="Learning rate [default: 3e-4 for factored-ppo, 1e-3 "
-                                                            "otherwise]."),
+    learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: 3e-4 for factored-ppo, 1e-3 "
+                                                            "otherwise)."),
     value_warmup_steps: int = typer.Option(0, help="After --init-from: steps that train only the critic."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     vec: str = typer.Option("native", help="How the envs step: native (the native vector env, every env in the "
@@ -294,7 +296,7 @@ def train(
     max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget: stop after this many minutes of "
                                                 "training in all (resumed sessions included), whatever --timesteps."),
     workers: Optional[int] = typer.Option(None, help="factored-ppo: processes the territories step in, at the same "
-                                                     "time [default: one per usable CPU, at most --n-envs]. Same "
+                                                     "time (default: one per usable CPU, at most --n-envs). Same "
                                                      "weights for any count."),
 ) -> None:
     """Train an RL orchestrator (TensorBoard logs, checkpoints, learning curve in the run folder)."""
@@ -693,14 +695,23 @@ def _make_candidate(name: str, config: ScenarioConfig):
     return _make_policy(name)
 
 
-def _run_label(policy, stage: Optional[int]) -> str:
-    """A trained model run at another stage than it was trained at says so."""
+def _run_label(policy, stage: Optional[int], config: ScenarioConfig) -> str:
+    """A trained model run on another scenario, or at another stage, than it was trained on says so, in its label
+    and in a note on stderr (the spaces match, so it runs; whether the result means anything is the user's call)."""
     from oce_sim.agents import TrainedModel
 
+    if not isinstance(policy, TrainedModel):
+        return policy.name
+    notes = []
+    trained_on = policy.meta.get("scenario")
+    if isinstance(trained_on, str) and trained_on not in (config.name, "converted"):  # converted: not recorded
+        notes.append(f"trained on {trained_on}")
+        err.print(f"[yellow]note:[/] {escape(str(policy.path))} was trained on scenario {escape(repr(trained_on))}; "
+                  f"it is evaluated on {escape(repr(config.name))}")
     trained = getattr(policy, "stage", None)
-    if isinstance(policy, TrainedModel) and stage is not None and trained is not None and stage != trained:
-        return f"{policy.name} (trained at {trained}, run at {stage})"
-    return policy.name
+    if stage is not None and trained is not None and stage != trained:
+        notes.append(f"trained at {trained}, run at {stage}")
+    return f"{policy.name} ({'; '.join(notes)})" if notes else policy.name
 
 
 def _make_policy(name: str):
@@ -718,8 +729,8 @@ def _make_policy(name: str):
         try:
             return make_strategy(name)
         except ValueError:
-            fail(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}, a model .safetensors file "
-                 "or a run folder")
+            fail(f"unknown strategy {name!r}; choose today, a move from it (e.g. sales=3 or stage=2), one of "
+                 f"{', '.join(STRATEGIES)}, a model .safetensors file or a run folder")
     if not path.is_file():
         fail(f"model file not found: {name}")
     try:

@@ -740,8 +740,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ScenarioError(str(path), [f"(file): unreadable value: {_clip(str(exc), 160)}"]) from None
     except OSError as exc:
         raise ScenarioError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
-    if data is None:
-        return {}
+    if data is None:  # an empty file (or only comments) is a mistake more often than a wish for every default
+        raise ScenarioError(str(path), ["(file): empty; a scenario is a mapping of keys (a file holding just "
+                                        "'extends: default' runs the defaults)"])
     if not isinstance(data, dict):
         raise ScenarioError(str(path), ["(top level): a scenario must be a mapping of keys"])
     return data

@@ -42,6 +42,17 @@ def test_help_lists_every_command(cli):
         assert command in flat
 
 
+def test_train_help_shows_each_algorithms_defaults():
+    from oce_sim.training import ALGO_DEFAULTS
+    # wide enough that rich does not wrap; a "[default: ...]" in help text would be eaten as rich markup
+    output = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output
+    factored, other = ALGO_DEFAULTS["factored-ppo"], ALGO_DEFAULTS["maskable-ppo"]
+    assert f"(default: {factored['n_envs']} for factored-ppo, {other['n_envs']} otherwise)" in output
+    assert "(default: 3e-4 for factored-ppo, 1e-3 otherwise)" in output
+    assert (factored["learning_rate"], other["learning_rate"]) == (3e-4, 1e-3)
+    assert "(default: one per usable CPU" in output
+
+
 def test_scenarios_lists_default_and_benchmark_scenarios(cli):
     flat = assert_clean_exit(cli("scenarios"), 0, "default", "small", "benchmark/mature_primary_care")
     for name in builtin_scenarios():
@@ -76,6 +87,8 @@ def test_validate_lists_every_problem_by_field_path(cli, tmp_path):
 @pytest.mark.parametrize("text, fragment", [
     ("population: [1, 2\n", "not valid YAML"),
     ("- just\n- a list\n", "must be a mapping"),
+    ("", "(file): empty"),
+    ("# only a comment\n", "(file): empty"),
 ])
 def test_validate_rejects_malformed_yaml(cli, tmp_path, text, fragment):
     bad = tmp_path / "bad.yaml"
@@ -85,6 +98,7 @@ def test_validate_rejects_malformed_yaml(cli, tmp_path, text, fragment):
 
 def test_validate_missing_file(cli, tmp_path):
     assert_clean_exit(cli("validate", tmp_path / "nope.yaml"), 2, "no such file")
+    assert_clean_exit(cli("validate", tmp_path), 2, "is a folder; give a scenario YAML file")
 
 
 # ------------------------------------------------------------------------------------------ run / compare
@@ -133,7 +147,8 @@ def test_compare_writes_results_summary_figures_and_prints_the_table(cli, tmp_pa
 # -------------------------------------------------------------------------------------------- bad input
 
 BAD_INPUT = {
-    "unknown strategy": (["run", "small", "--strategy", "nope", "--episodes", "1"], "unknown strategy 'nope'"),
+    "unknown strategy": (["run", "small", "--strategy", "nope", "--episodes", "1"],
+                         "unknown strategy 'nope'; choose today, a move from it (e.g. sales=3"),
     "unknown strategy in compare": (["compare", "small", "--strategies", "instruction,nope", "--episodes", "1"],
                                     "unknown strategy 'nope'"),
     "zero episodes (run)": (["run", "small", "--episodes", "0"], "--episodes must be >= 1, got 0"),

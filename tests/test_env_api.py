@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -274,6 +275,14 @@ def test_reward_components(scale):
         assert reward == pytest.approx((parts["profit"] + terminal) / scale)
     assert infos[-1]["reward_components"]["terminal_value"] > 0, "prescribers still prescribe after the horizon"
     assert sum(info["reward_components"]["revenue"] for info in infos[1:]) > 0
+
+
+def test_the_docstring_names_the_reward_components_info_holds():
+    env = make_env()
+    _, _, infos = run_episode(env, constant(dispatch.HOLD), seed=0)
+    section = type(env.unwrapped).__doc__.split("## Rewards")[1].split("##")[0]
+    named = set(re.findall(r"``(\w+)``", section.split('info["reward_components"]')[1].split(").")[0]))
+    assert named == set(infos[-1]["reward_components"])
 
 
 @pytest.mark.parametrize("horizon,interval", [(56, 7), (30, 7), (28, 14), (21, 1)])

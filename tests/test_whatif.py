@@ -141,14 +141,23 @@ def test_compare_runs_today_at_the_scenarios_own_stage_against_moves(cli, tmp_pa
     assert json.loads((out / "summary.json").read_text())["baseline"] == "today"
 
 
-def test_a_model_run_at_another_stage_is_labelled_so():
+def test_a_model_run_at_another_stage_or_on_another_scenario_is_labelled_so(capsys):
+    from pathlib import Path
+
     from oce_sim.agents import TrainedModel
     from oce_sim.cli import _run_label
 
+    small, default = load_scenario("small"), load_scenario("default")
     model = object.__new__(TrainedModel)  # the label needs no weights
-    model.name, model.stage = "rl_maskable-ppo", 1
-    assert _run_label(model, 3) == "rl_maskable-ppo (trained at 1, run at 3)"
-    assert _run_label(model, 1) == _run_label(model, None) == "rl_maskable-ppo"
+    model.name, model.stage, model.path, model.meta = "rl_maskable-ppo", 1, Path("m.safetensors"), {"scenario": "small"}
+    assert _run_label(model, 3, small) == "rl_maskable-ppo (trained at 1, run at 3)"
+    assert _run_label(model, 1, small) == _run_label(model, None, small) == "rl_maskable-ppo"
+    assert "trained on" not in capsys.readouterr().err
+    assert _run_label(model, 3, default) == "rl_maskable-ppo (trained on small; trained at 1, run at 3)"
+    assert _run_label(model, None, default) == "rl_maskable-ppo (trained on small)"
+    assert "was trained on scenario 'small'; it is evaluated on 'default'" in " ".join(capsys.readouterr().err.split())
+    model.meta = {"scenario": "converted"}  # an SB3 zip converted without its scenario
+    assert _run_label(model, None, default) == "rl_maskable-ppo"
 
 
 def test_run_defaults_to_today(cli, tmp_path, short_file):

@@ -85,10 +85,13 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Rewards
 
-    Brand value of the epoch's prescriptions minus channel costs, divided by ``env.reward_scale_usd``.
-    ``info["reward_components"]`` holds the named parts in USD (``rx_value``, ``rep_visit_cost``,
-    ``remote_detail_cost``, ``email_cost``, ``webinar_cost``, ``profit``, and ``expected_rx_value`` /
-    ``expected_profit``).  With ``config={"env": {"reward": "expected"}}`` the reward values the *expected*
+    The epoch's profit divided by ``env.reward_scale_usd``: gross margin on its prescriptions minus the field
+    force's fixed cost (salaries) and every channel's variable cost; on the truncating step, plus the value the
+    customer state leaves at the horizon when ``env.terminal_value`` is on.  ``info["reward_components"]``
+    holds the named parts in USD (``revenue``, ``expected_revenue``, ``gross_margin``,
+    ``expected_gross_margin``, ``field_fixed_cost``, ``rep_visit_cost``, ``remote_detail_cost``,
+    ``email_cost``, ``webinar_cost``, ``profit``, ``expected_profit``, and ``terminal_value`` on the
+    truncating step).  With ``config={"env": {"reward": "expected"}}`` the reward values the *expected*
     prescriptions given the true state instead of the Poisson draw: same mean, much less noise (for
     training; KPIs always count realised prescriptions).  With ``config={"env": {"hcp_rewards": True}}`` each
     step's info also splits it by customer: ``info["hcp_reward"]`` (``(n_hcps,)`` float, reward units: each HCP's
