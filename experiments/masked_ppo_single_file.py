@@ -26,7 +26,7 @@ import oce_sim  # noqa: F401  (registers the environment ids)
 
 @dataclass
 class Args:
-    env_id: str = "oce_sim/TerritorySmall-v0"
+    env_id: str = "oce_sim/TerritorySmall-v1"
     stage: int = 3  # 3: every channel is in the action
     seed: int = 0
     num_envs: int = 4
@@ -98,8 +98,8 @@ def main() -> None:
     num_updates = max(1, args.total_timesteps // batch_size)
 
     # Same-step autoreset: when an episode ends, the step returns the next episode's first observation and
-    # its action mask, as a classic gym loop expects.  Truncation at the fixed horizon is treated as the end
-    # (the observation holds the episode's progress, so the value function can tell).
+    # its action mask, as a classic gym loop expects.  The horizon terminates (its reward holds the value beyond
+    # it), so nothing is bootstrapped past it.
     envs = gym.vector.SyncVectorEnv([lambda: make_env(args) for _ in range(args.num_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     nvec = envs.single_action_space.nvec

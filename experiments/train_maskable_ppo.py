@@ -56,10 +56,15 @@ def main() -> None:
     # 3. paired differences to the baseline, and the share of the oracle's margin over no promotion reached
     summary = paired_summary(results, baseline=args.baseline)
     print(format_table(summary, args.baseline).to_string())
-    profit = summary[summary.metric == "profit_usd"].set_index("strategy")["mean"]
+    # on the KPI the strategies are ranked by and the agents train on (year-1 profit rewards cutting promotion)
+    profit = summary[summary.metric == "profit_multi_period_usd"].set_index("strategy")["mean"]
     reachable = profit["oracle"] - profit["no_promotion"]
-    fraction = {name: (profit[name] - profit["no_promotion"]) / reachable for name in profit.index}
-    print("share of the oracle's margin over no promotion:", {k: round(v, 3) for k, v in fraction.items()})
+    if reachable > 0:
+        fraction = {name: float((profit[name] - profit["no_promotion"]) / reachable) for name in profit.index}
+        print("share of the oracle's margin over no promotion:", {k: round(float(v), 3) for k, v in fraction.items()})
+    else:  # no margin to share: a share would be meaningless (or divide by zero)
+        fraction = None
+        print(f"the oracle earns no margin over no promotion here ({reachable:,.0f} USD): no share reported")
     results.to_csv(run / "evaluation.csv", index=False)
     atomic_write_text(run / "evaluation.json", json.dumps({"oracle_fraction": fraction,
                                                             "summary": json.loads(summary.to_json(orient="records"))}, indent=2))

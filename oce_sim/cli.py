@@ -212,7 +212,8 @@ def compare(
     episodes: int = typer.Option(10, help="Paired episodes per strategy."),
     seed: int = typer.Option(0, help="First seed; every strategy sees the same seeds (common random numbers)."),
     out: Path = typer.Option(Path("results/compare"), help="Output folder."),
-    model: Optional[Path] = typer.Option(None, help="A trained model .safetensors (or run folder) to add to the comparison."),
+    model: list[Path] = typer.Option([], help="A trained model .safetensors (or run folder) to add to the comparison "
+                                     "(repeatable: training seeds, or a checkpoint against the final model)."),
     strategies: str = typer.Option("instruction,insight,involvement,intervention,no_promotion,random,oracle",
                                    help="Comma-separated strategies."),
     baseline: str = typer.Option("today", help="Strategy the paired differences are taken against (today: the "
@@ -236,19 +237,19 @@ def compare(
     for spec in move:
         check_text("--move", spec, 200)
     check_stage(model_stage)
-    if model is not None:
-        check_model("--model", model)
+    for path in model:
+        check_model("--model", path)
     check_out("--out", out)
     config = resolve(scenario)
     names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
     policies = {}
     for name in names:
         policy = _make_candidate(name, config)
-        policies[policy.name] = policy
+        policies[_unique_label(policy.name, policy, policies)] = policy
     stages: dict[str, int | None] = {}
-    if model is not None:
-        policy = _make_policy(str(model))
-        label = _run_label(policy, model_stage, config)
+    for path in model:
+        policy = _make_policy(str(path))
+        label = _unique_label(_run_label(policy, model_stage, config), policy, policies)
         policies[label], stages[label] = policy, model_stage
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
@@ -712,6 +713,25 @@ def _run_label(policy, stage: Optional[int], config: ScenarioConfig) -> str:
     if stage is not None and trained is not None and stage != trained:
         notes.append(f"trained at {trained}, run at {stage}")
     return f"{policy.name} ({'; '.join(notes)})" if notes else policy.name
+
+
+def _unique_label(label: str, policy, taken: dict) -> str:
+    """Two trained models of one algorithm (training seeds, a checkpoint and the final model) keep a column each:
+    the second and later are named by their run folder (and checkpoint).  A strategy named twice runs once."""
+    from oce_sim.agents import TrainedModel
+
+    if label not in taken or not isinstance(policy, TrainedModel):
+        return label
+    path = Path(policy.path)
+    source = path.parent.parent.name if path.parent.name == "final" else \
+        f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
+    unique = f"{label} ({source})"
+    for other in taken.values():
+        if isinstance(other, TrainedModel) and Path(other.path).resolve() == path.resolve():
+            fail(f"the model {path} is given twice; name each model once")
+    if unique in taken:
+        fail(f"two models would both be labelled {unique!r}; name each model once")
+    return unique
 
 
 def _make_policy(name: str):

@@ -454,7 +454,7 @@ class EnvSettings(_Model):
     terminal_value: bool = Field(
         True,
         description="add the value the customer state leaves at the horizon (value_at_horizon_usd) to the reward of "
-        "the truncating step, so that a learner cannot gain by cutting promotion before the horizon",
+        "the last step, so that a learner cannot gain by cutting promotion before the horizon",
     )
     info_kpis: Literal["every_step", "episode_end"] = Field(
         "every_step",

@@ -1,6 +1,6 @@
 """Factored masked PPO: each segment's play is credited with what its own customers earn.
 
-The action of ``Territory-v0`` is one play per customer segment (9 heads of 8 plays).  Masked PPO gives all 9
+The action of ``Territory-v1`` is one play per customer segment (9 heads of 8 plays).  Masked PPO gives all 9
 heads one scalar advantage, the whole territory's return: each head's gradient then carries the noise of the
 other 8 heads' random choices and of the territory itself (whose return spread is larger than anything a
 policy changes; docs/PERFORMANCE.md section 7).  Here the environment reports each step's reward split by HCP

@@ -12,11 +12,11 @@ VECTOR_ENTRY_POINT = "oce_sim.envs.sharded:make_territory_vector_env"
 # id -> default keyword arguments
 ENV_IDS: dict[str, dict] = {
     # mid-size territory of a mature market, 52 weekly decisions
-    "oce_sim/Territory-v0": {},
+    "oce_sim/Territory-v1": {},
     # one rep, 120 HCPs, half a year: quick experiments and tests
-    "oce_sim/TerritorySmall-v0": {"scenario": "small"},
+    "oce_sim/TerritorySmall-v1": {"scenario": "small"},
     # default territory, stage 3 (intervention): every channel under the orchestrator's control
-    "oce_sim/TerritoryIntervention-v0": {"stage": 3},
+    "oce_sim/TerritoryIntervention-v1": {"stage": 3},
 }
 
 

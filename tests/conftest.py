@@ -17,7 +17,7 @@ from oce_sim.config import deep_merge
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.world import dispatch
 
-ENV_ID = "oce_sim/Territory-v0"
+ENV_ID = "oce_sim/Territory-v1"
 N_SEGMENTS = dispatch.N_SEGMENTS
 N_PLAYS = dispatch.N_PLAYS
 
@@ -81,7 +81,7 @@ def masked_random(step: int, env: TerritoryEnv, rng: np.random.Generator) -> np.
 
 
 def run_episode(env: TerritoryEnv, policy: Policy, seed: int, policy_seed: int = 0):
-    """Reset with ``seed`` and play ``policy`` to truncation; returns (observations, rewards, infos)."""
+    """Reset with ``seed`` and play ``policy`` to the horizon; returns (observations, rewards, infos)."""
     rng = np.random.default_rng(policy_seed)
     obs, info = env.reset(seed=seed)
     observations, rewards, infos = [obs], [], [info]
@@ -90,12 +90,19 @@ def run_episode(env: TerritoryEnv, policy: Policy, seed: int, policy_seed: int =
         observations.append(obs)
         rewards.append(reward)
         infos.append(info)
-        assert not terminated, "the territory environment never terminates"
-        if truncated:
+        assert_episode_end(env, terminated, truncated, at_horizon=env.unwrapped._day >= env.unwrapped.horizon_days)
+        if terminated or truncated:
             break
-    else:  # pragma: no cover - guards against a missing truncation
-        pytest.fail("episode did not truncate")
+    else:  # pragma: no cover - guards against a missing end
+        pytest.fail("episode did not end")
     return observations, rewards, infos
+
+
+def assert_episode_end(env, terminated: bool, truncated: bool, at_horizon: bool) -> None:
+    """The episode ends only at the horizon: it terminates when the terminal value is in the reward (the
+    default), and truncates under the year-1 objective (``env.terminal_value: false``)."""
+    with_tail = env.unwrapped.scenario.env.terminal_value
+    assert (bool(terminated), bool(truncated)) == ((at_horizon and with_tail), (at_horizon and not with_tail))
 
 
 def episode_kpis(stage: Any, policy: Policy, seed: int, config: Mapping[str, Any] | None = None) -> dict[str, float]:

@@ -19,7 +19,7 @@ from oce_sim.envs.territory import GLOBAL_FEATURES, SEGMENT_FEATURES, TerritoryE
 from oce_sim.evaluation import evaluate, strategy_config
 from oce_sim.world import dispatch
 
-from conftest import N_PLAYS, N_SEGMENTS
+from conftest import N_PLAYS, N_SEGMENTS, assert_episode_end
 
 N_SEG_FEATURES = len(SEGMENT_FEATURES)
 
@@ -36,15 +36,16 @@ def play_episode(policy, config, seed: int):
     obs, _ = env.reset(seed=seed)
     policy.reset(env, seed)
     steps = []
-    truncated = False
-    while not truncated:
+    done = False
+    while not done:
         mask = env.action_masks()
         action, _ = policy.predict(obs, action_masks=mask)
         # the mask in force when the step runs: the oracle chooses the executor's view (ground truth or not) in
         # predict, and the view decides the segments (World.use_oracle_view); for every other strategy it is the same
         mask = env.action_masks()
         next_obs, _, terminated, truncated, info = env.step(action)
-        assert not terminated
+        assert_episode_end(env, terminated, truncated, at_horizon=env._day >= env.horizon_days)
+        done = terminated or truncated
         steps.append((obs, mask, np.asarray(action), info))
         obs = next_obs
     return env, steps
@@ -119,14 +120,15 @@ def test_instruction_plan_is_constant_within_a_quarter_and_blind_to_belief():
     driver.reset(env, 5)
     raw.reset(env, 5)
     plans = []
-    truncated = False
-    while not truncated:
+    done = False
+    while not done:
         mask = env.action_masks()
         action, _ = driver.predict(obs, action_masks=mask)
         plan, _ = raw.predict(obs)
         np.testing.assert_array_equal(action, apply_mask(plan, mask.reshape(N_SEGMENTS, N_PLAYS)))
         plans.append(plan)
-        obs, _, _, truncated, _ = env.step(action)
+        obs, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
     plans = np.array(plans)
     assert len(plans) == 26
     by_tier = plans.reshape(len(plans), 3, 3)  # step x tier x belief

@@ -16,7 +16,7 @@ import oce_sim  # noqa: F401  (registers the environment ids)
 def test_unsupported_render_mode_warns_and_make_vec_env_works():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        vec = make_vec_env("oce_sim/TerritorySmall-v0", n_envs=2, seed=0, env_kwargs={"render_mode": "rgb_array"})
+        vec = make_vec_env("oce_sim/TerritorySmall-v1", n_envs=2, seed=0, env_kwargs={"render_mode": "rgb_array"})
     assert any(issubclass(w.category, UserWarning) and "rgb_array" in str(w.message) for w in caught)
     obs = vec.reset()
     assert obs.shape == (2, 82)

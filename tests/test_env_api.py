@@ -46,11 +46,18 @@ KPI_KEYS = (
 
 def test_every_registered_id_and_scenario_is_covered():
     assert set(oce_sim.ENV_IDS) == {
-        "oce_sim/Territory-v0",
-        "oce_sim/TerritorySmall-v0",
-        "oce_sim/TerritoryIntervention-v0",
+        "oce_sim/Territory-v1",
+        "oce_sim/TerritorySmall-v1",
+        "oce_sim/TerritoryIntervention-v1",
     }
     assert {"default", "small"} <= set(SCENARIOS)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_v0_ids_point_to_v1():
+    """v0 ended with a truncation that made SB3 count the terminal value twice: it is gone, and Gymnasium says so."""
+    with pytest.raises(gym.error.DeprecatedEnv, match="use `oce_sim/Territory-v1`"):
+        gym.make("oce_sim/Territory-v0")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -73,11 +80,11 @@ def test_gym_make_registered_defaults(env_id, gym_make):
     assert env.observation_space.contains(obs)
     assert isinstance(reward, float) and not terminated and not truncated
     scenario = env.unwrapped.scenario
-    if env_id == "oce_sim/TerritorySmall-v0":
+    if env_id == "oce_sim/TerritorySmall-v1":
         assert scenario.name == "small"
         assert scenario.population.n_hcps == 120 and scenario.population.n_reps == 1
         assert scenario.env.horizon_days == 182
-    elif env_id == "oce_sim/TerritoryIntervention-v0":
+    elif env_id == "oce_sim/TerritoryIntervention-v1":
         assert scenario.stage.overall == 3
     else:
         assert scenario.name == "default" and scenario.stage.overall == 1
@@ -213,7 +220,7 @@ def test_invalid_action_raises_value_error(small_env, action):
 
 
 def test_invalid_action_through_gym_make(gym_make):
-    env = gym_make("oce_sim/TerritorySmall-v0")
+    env = gym_make("oce_sim/TerritorySmall-v1")
     env.reset(seed=0)
     with pytest.raises(ValueError, match=RANGE_MESSAGE):
         env.step([N_PLAYS] * N_SEGMENTS)
@@ -286,8 +293,11 @@ def test_the_docstring_names_the_reward_components_info_holds():
 
 
 @pytest.mark.parametrize("horizon,interval", [(56, 7), (30, 7), (28, 14), (21, 1)])
-def test_truncates_at_horizon(horizon, interval):
-    env = make_env(config={"env": {"horizon_days": horizon, "decision_interval_days": interval}})
+@pytest.mark.parametrize("terminal_value", [True, False])
+def test_ends_at_horizon(horizon, interval, terminal_value):
+    """run_episode checks the flags: terminated with the terminal value in the reward, truncated without it."""
+    env = make_env(config={"env": {"horizon_days": horizon, "decision_interval_days": interval,
+                                   "terminal_value": terminal_value}})
     _, _, infos = run_episode(env, constant(dispatch.HOLD), seed=0)
     assert len(infos) - 1 == math.ceil(horizon / interval)
     assert infos[-1]["day"] == horizon
@@ -333,7 +343,7 @@ def test_expected_reward_has_the_same_mean_with_less_noise():
 
     rewards, rx_value = {}, {}
     for mode in ("realized", "expected"):
-        env = gym.make("oce_sim/TerritorySmall-v0", config={"env": {"reward": mode}}).unwrapped
+        env = gym.make("oce_sim/TerritorySmall-v1", config={"env": {"reward": mode}}).unwrapped
         env.reset(seed=3)
         done, got = False, []
         while not done:

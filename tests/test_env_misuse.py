@@ -17,13 +17,14 @@ def short_env() -> TerritoryEnv:
     return make_env(config={"population": {"n_hcps": 40}, "env": {"horizon_days": 14}})
 
 
-def test_step_after_truncation_asks_for_reset():
+def test_step_after_the_end_asks_for_reset():
     env = short_env()
     env.reset(seed=0)
-    truncated = False
-    while not truncated:
-        _, _, _, truncated, _ = env.step(HOLD)
-    with pytest.raises(RuntimeError, match=r"truncated at day 14.*call reset\(\)"):
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(HOLD)
+        done = terminated or truncated
+    with pytest.raises(RuntimeError, match=r"ended at day 14.*call reset\(\)"):
         env.step(HOLD)
     env.reset(seed=1)  # reset makes it usable again
     env.step(HOLD)

@@ -317,7 +317,7 @@ def test_env_steps_advance_simpy_clock_to_decision_day():
     assert env.world.env.now == 0
     days = []
     for _ in range(7):
-        _, _, _, truncated, info = env.step(plays())
+        _, _, terminated, _, info = env.step(plays())
         assert env.world.env.now == info["day"]
         days.append(info["day"])
-    assert days == [3, 6, 9, 12, 15, 18, 20] and truncated
+    assert days == [3, 6, 9, 12, 15, 18, 20] and terminated

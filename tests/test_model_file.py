@@ -154,3 +154,24 @@ def test_convert_model_needs_trust_and_keeps_the_predictions(sb3_model, tmp_path
     mask = env.action_masks()
     assert np.array_equal(model.predict(obs, deterministic=True, action_masks=mask)[0],
                           converted.predict(obs, deterministic=True, action_masks=mask)[0])
+
+
+def test_two_models_of_one_algorithm_keep_a_column_each(sb3_model, tmp_path):
+    model, vec = sb3_model
+    first = tmp_path / "small__maskable-ppo__0__t" / "final" / "model.safetensors"
+    second = tmp_path / "small__maskable-ppo__1__t" / "checkpoints" / "model_123_steps.safetensors"
+    for path in (first, second):
+        path.parent.mkdir(parents=True)
+        save_model(model, vec, path)
+    out = tmp_path / "out"
+    result, flat = cli("compare", "small", "--strategies", "instruction,instruction", "--model", first, "--model",
+                       second, "--model-stage", "3", "--episodes", "1", "--no-progress", "--out", out)
+    assert result.exit_code == 0, flat
+    import pandas as pd
+
+    labels = set(pd.read_csv(out / "results.csv").strategy)
+    assert labels == {"today", "instruction", "rl_maskable-ppo",
+                      "rl_maskable-ppo (small__maskable-ppo__1__t/model_123_steps)"}, "a strategy named twice runs once"
+    result, flat = cli("compare", "small", "--model", first, "--model", first, "--episodes", "1", "--no-progress",
+                       "--out", tmp_path / "again")
+    assert result.exit_code == 2 and "is given twice" in flat and not (tmp_path / "again").exists()

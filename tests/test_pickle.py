@@ -49,29 +49,29 @@ def test_copy_continues_identically(case, how):
     env = TerritoryEnv(scenario, stage=stage, config=SMALL)
     n_steps = env.horizon_days // env.decision_interval_days
     rng = np.random.default_rng(7)
-    actions = [rng.integers(0, 8, size=9) for _ in range(n_steps)]  # stepping past truncation raises
+    actions = [rng.integers(0, 8, size=9) for _ in range(n_steps)]  # stepping past the end raises
     reset = env.reset(seed=11)
     duplicate = copy.deepcopy if how == "deepcopy" else (lambda e: pickle.loads(pickle.dumps(e)))
     copies = {0: duplicate(env)}
     results = []
     for i, action in enumerate(actions):
         results.append(env.step(action))
-        if i + 1 in (1, 5, n_steps // 2, n_steps):  # early, mid-episode, at truncation
+        if i + 1 in (1, 5, n_steps // 2, n_steps):  # early, mid-episode, at the end
             copies[i + 1] = duplicate(env)
-    assert results[n_steps - 1][3] and not results[n_steps - 2][3]
+    assert results[n_steps - 1][2] and not results[n_steps - 2][2]  # terminated at the horizon
     for start, twin in copies.items():
         assert_same(roll(twin, actions[start:]), results[start:])
         assert twin.world.event_digest() == env.world.event_digest()
         assert_same(twin.action_masks(), env.action_masks())
         with pytest.raises(RuntimeError, match="reset"):
-            twin.step(actions[0])  # the copy is truncated too
+            twin.step(actions[0])  # the copy has ended too
     # the copy taken after reset also reproduces a fresh env's reset
     fresh = TerritoryEnv(scenario, stage=stage, config=SMALL)
     assert_same(fresh.reset(seed=11), reset)
 
 
 def test_gym_make_wrapped_env_copies():
-    env = gym.make("oce_sim/TerritorySmall-v0", config=SMALL)
+    env = gym.make("oce_sim/TerritorySmall-v1", config=SMALL)
     env.reset(seed=3)
     twins = [copy.deepcopy(env), pickle.loads(pickle.dumps(env))]
     actions = [np.full(9, k % 8) for k in range(6)]

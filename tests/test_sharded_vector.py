@@ -32,7 +32,7 @@ def play(vec, steps: int, seed) -> list:
 @pytest.mark.parametrize("seed", [SEED, [SEED + 2 * i for i in range(N_ENVS)]])
 def test_sharded_env_is_the_one_process_env_bit_for_bit(seed):
     reference = TerritoryVectorEnv(N_ENVS, scenario="small", config=CONFIG)
-    sharded = gym.make_vec("oce_sim/TerritorySmall-v0", num_envs=N_ENVS, vectorization_mode="vector_entry_point",
+    sharded = gym.make_vec("oce_sim/TerritorySmall-v1", num_envs=N_ENVS, vectorization_mode="vector_entry_point",
                            workers=3, config=CONFIG)
     assert isinstance(sharded, ShardedTerritoryVectorEnv) and sharded.sizes == [2, 2, 1]
     try:
@@ -67,12 +67,12 @@ def test_shard_sizes_and_default_workers():
 @pytest.mark.parametrize("workers", [0, 6, 1.5, True])
 def test_bad_worker_counts_are_refused_before_any_process(workers):
     with pytest.raises(ValueError, match="workers"):
-        gym.make_vec("oce_sim/TerritorySmall-v0", num_envs=N_ENVS, vectorization_mode="vector_entry_point",
+        gym.make_vec("oce_sim/TerritorySmall-v1", num_envs=N_ENVS, vectorization_mode="vector_entry_point",
                      workers=workers)
 
 
 def test_one_worker_is_the_one_process_env_and_a_sharded_env_refuses_to_pickle():
-    one = gym.make_vec("oce_sim/TerritorySmall-v0", num_envs=2, vectorization_mode="vector_entry_point", workers=1)
+    one = gym.make_vec("oce_sim/TerritorySmall-v1", num_envs=2, vectorization_mode="vector_entry_point", workers=1)
     assert type(one) is TerritoryVectorEnv
     one.close()
     sharded = ShardedTerritoryVectorEnv(2, workers=2, scenario="small")

@@ -29,10 +29,10 @@ def rollout(vec, n_envs: int, play: int, seed: int = SEED):
     actions = np.full((n_envs, N_SEGMENTS), play, dtype=np.int64)
     for _ in range(N_STEPS):
         obs, reward, terminated, truncated, _ = vec.step(actions)
-        assert not terminated.any()
+        assert not truncated.any(), "with the terminal value in the reward the horizon terminates"
         observations.append(obs)
         rewards.append(reward)
-        truncations.append(truncated)
+        truncations.append(terminated)
     vec.close()
     return np.array(observations), np.array(rewards), np.array(truncations)
 
@@ -53,7 +53,7 @@ def test_vector_env_steps_with_hold_actions(vec_cls):
     assert observations.shape == (N_STEPS + 1, 2, n_obs) and observations.dtype == np.float32
     assert ((observations >= 0) & (observations <= 1)).all()
     assert rewards.shape == (N_STEPS, 2) and np.isfinite(rewards).all()
-    assert truncations[2].all() and not truncations[:2].any(), "truncates at the horizon"
+    assert truncations[2].all() and not truncations[:2].any(), "terminates at the horizon"
     assert (rewards[3] == 0).all(), "next-step autoreset: the reset step carries no reward"
     assert not np.array_equal(observations[:, 0], observations[:, 1]), "envs get different seeds"
 
@@ -86,10 +86,10 @@ def test_vector_env_matches_a_plain_env():
     obs, _ = env.reset(seed=SEED + 1)
     np.testing.assert_array_equal(observations[0, 1], obs)
     for step in range(3):
-        obs, reward, _, truncated, _ = env.step(np.full(N_SEGMENTS, dispatch.REP_BIWEEKLY))
+        obs, reward, terminated, _, _ = env.step(np.full(N_SEGMENTS, dispatch.REP_BIWEEKLY))
         np.testing.assert_array_equal(observations[step + 1, 1], obs)
         assert rewards[step, 1] == reward
-    assert truncated
+    assert terminated
 
 
 def sb3_rollout(vec, play: int, seed: int = SEED):
@@ -166,12 +166,12 @@ def test_kpis_only_at_episode_end_when_asked():
     env = TerritoryEnv(scenario="small", config={"env": {"horizon_days": 14, "info_kpis": "episode_end"}})
     _, info = env.reset(seed=SEED)
     assert "kpis" not in info and info["action_mask"].shape == (N_SEGMENTS * dispatch.N_PLAYS,)
-    _, _, _, truncated, info = env.step(np.zeros(N_SEGMENTS, dtype=np.int64))
-    assert not truncated and "kpis" not in info
-    _, _, _, truncated, info = env.step(np.zeros(N_SEGMENTS, dtype=np.int64))
+    _, _, terminated, _, info = env.step(np.zeros(N_SEGMENTS, dtype=np.int64))
+    assert not terminated and "kpis" not in info
+    _, _, terminated, _, info = env.step(np.zeros(N_SEGMENTS, dtype=np.int64))
     every = TerritoryEnv(scenario="small", config={"env": {"horizon_days": 14}})
     every.reset(seed=SEED)
     for _ in range(2):
         *_, every_info = every.step(np.zeros(N_SEGMENTS, dtype=np.int64))
-    assert truncated and info["kpis"].keys() == every_info["kpis"].keys()
+    assert terminated and info["kpis"].keys() == every_info["kpis"].keys()
     np.testing.assert_array_equal(list(info["kpis"].values()), list(every_info["kpis"].values()))  # NaN == NaN

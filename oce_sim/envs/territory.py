@@ -1,4 +1,4 @@
-"""``oce_sim/Territory-v0``: orchestrate customer engagement in one sales territory."""
+"""``oce_sim/Territory-v1``: orchestrate customer engagement in one sales territory."""
 
 from __future__ import annotations
 
@@ -86,16 +86,16 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Rewards
 
     The epoch's profit divided by ``env.reward_scale_usd``: gross margin on its prescriptions minus the field
-    force's fixed cost (salaries) and every channel's variable cost; on the truncating step, plus the value the
+    force's fixed cost (salaries) and every channel's variable cost; on the last step, plus the value the
     customer state leaves at the horizon when ``env.terminal_value`` is on.  ``info["reward_components"]``
     holds the named parts in USD (``revenue``, ``expected_revenue``, ``gross_margin``,
     ``expected_gross_margin``, ``field_fixed_cost``, ``rep_visit_cost``, ``remote_detail_cost``,
     ``email_cost``, ``webinar_cost``, ``profit``, ``expected_profit``, and ``terminal_value`` on the
-    truncating step).  With ``config={"env": {"reward": "expected"}}`` the reward values the *expected*
+    last step).  With ``config={"env": {"reward": "expected"}}`` the reward values the *expected*
     prescriptions given the true state instead of the Poisson draw: same mean, much less noise (for
     training; KPIs always count realised prescriptions).  With ``config={"env": {"hcp_rewards": True}}`` each
     step's info also splits it by customer: ``info["hcp_reward"]`` (``(n_hcps,)`` float, reward units: each HCP's
-    expected gross margin minus what its touches cost, plus its value at the horizon on the truncating step) and
+    expected gross margin minus what its touches cost, plus its value at the horizon on the last step) and
     ``info["hcp_segment"]`` (``(n_hcps,)`` int8: the segment each HCP was in when the step's plays were chosen).
     ``hcp_reward.sum()`` is the ``expected`` reward plus the field force's salaries (no HCP's, and no play
     changes them).  ``oce_sim.factored_ppo`` credits each segment's play with its own cohort's return.
@@ -107,7 +107,11 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
 
-    Never terminates; truncates at ``env.horizon_days`` (default 364 days = 52 weekly decisions).
+    Ends at ``env.horizon_days`` (default 364 days = 52 weekly decisions).  With ``env.terminal_value`` on (the
+    default) the last step *terminates*: its reward already holds the value the customer state leaves beyond the
+    horizon, so a learner that bootstraps on truncation (SB3's ``TimeLimit.truncated``) must not add ``V(s_T)``
+    again.  With ``env.terminal_value: false`` (the year-1 objective) it *truncates*: the market goes on after a
+    horizon the reward ignores.
     ``info["kpis"]`` holds the running episode KPIs (prescriptions, profit, cost, ROI, reach, frequency,
     engagement rate, confusion events, unsubscribes, suggestion acceptance...); with
     ``config={"env": {"info_kpis": "episode_end"}}`` only the last step's info has them (for training).
@@ -118,7 +122,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Arguments
 
     ```python
-    gymnasium.make("oce_sim/Territory-v0", scenario="default", stage=None, config=None)
+    gymnasium.make("oce_sim/Territory-v1", scenario="default", stage=None, config=None)
     ```
     * ``scenario``: built-in name (``oce-sim scenarios``), a YAML path, a mapping or a ``ScenarioConfig``.
     * ``stage``: 0-3, a stage name, or a mapping ``{customer, sales, marketing, it}``; overrides the scenario.
@@ -129,6 +133,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     * v0: initial release (82 observation features, 8 plays); ``info["action_mask"]``, the ``env.info_kpis``
       setting and the opt-in ``env.hcp_rewards`` split were added later without changing observations, actions or
       rewards.
+    * v1: with ``env.terminal_value`` on (the default) the last step returns ``terminated=True`` instead of
+      ``truncated=True``: its reward holds the value beyond the horizon, and SB3's bootstrap of ``V(s_T)`` on
+      truncation counted it twice.  Observations, actions and rewards are as in v0.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -202,7 +209,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.world is None:
             raise RuntimeError("call reset() before step()")
         if self._day >= self.horizon_days:  # Gymnasium: stepping past the end is undefined; say so
-            raise RuntimeError(f"the episode was truncated at day {self._day} (horizon_days); call reset() "
+            raise RuntimeError(f"the episode ended at day {self._day} (horizon_days); call reset() "
                                f"before step()")
         plays = self._validate(action)
         mask = self.world.action_mask()
@@ -223,23 +230,26 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         """The second half of ``step``, once the world has run to ``self._day``: reward, observation, info."""
         assert self.world is not None and self.world.now >= self._day
         components = reward_components(before, self.world.ledger, self.scenario.economics)
-        truncated = self._day >= self.horizon_days
-        if truncated:
+        ended = self._day >= self.horizon_days
+        if ended:
             # What the customer state still earns after the horizon, without further promotion.
             self.tail = tail_value(self.world, by_hcp=self._hcp_rewards)
             components["terminal_value"] = self.tail.margin_usd
         reward = components[self._reward_component]
-        if truncated and self._terminal_value:
+        if ended and self._terminal_value:
             reward += components["terminal_value"]
         reward /= self.reward_scale_usd
-        info = self._info(plays, masked, components, episode_end=truncated)
+        info = self._info(plays, masked, components, episode_end=ended)
         if self._hcp_rewards:
-            info["hcp_reward"] = self._hcp_reward(truncated)
+            info["hcp_reward"] = self._hcp_reward(ended)
             info["hcp_segment"] = self._hcp_segment
         self._series.append({"day": float(self._day), **components, **self._channel_counts()})
-        if truncated:
+        if ended:
             info["series"] = list(self._series)
-        return self._observation(), float(reward), False, truncated, info
+        # With the terminal value in the reward the horizon is a terminal state: the reward has paid what the
+        # customer state earns after it, so a learner must not bootstrap V(s_T) on top (SB3 does on truncation).
+        terminated = ended and self._terminal_value
+        return self._observation(), float(reward), terminated, ended and not terminated, info
 
     def close(self) -> None:
         if self.world is not None:
@@ -272,13 +282,13 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         return arr.astype(np.int64)
 
-    def _hcp_reward(self, truncated: bool) -> np.ndarray:
+    def _hcp_reward(self, ended: bool) -> np.ndarray:
         """The step's reward split by HCP (reward units): expected gross margin minus the HCP's touch costs (and, on
-        the truncating step, the HCP's value at the horizon).  Their sum is the reward plus the field force's
+        the last step, the HCP's value at the horizon).  Their sum is the reward plus the field force's
         salaries, which are no HCP's and which no play changes."""
         assert self.world is not None and self.world.hcp_value_usd is not None
         earned = self.world.hcp_value_usd - self._hcp_value_before
-        if truncated and self._terminal_value and self.tail is not None:
+        if ended and self._terminal_value and self.tail is not None:
             earned = earned + self.tail.margin_per_hcp_usd
         return earned / self.reward_scale_usd
 

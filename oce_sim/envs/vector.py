@@ -1,4 +1,4 @@
-"""Native vector environments for ``oce_sim/Territory-v0``: N territories in one process, stepped in lockstep.
+"""Native vector environments for ``oce_sim/Territory-v1``: N territories in one process, stepped in lockstep.
 
 * ``TerritoryVectorEnv``: a ``gymnasium.vector.VectorEnv`` (``gym.make_vec(id, num_envs=N,
   vectorization_mode="vector_entry_point")``) with Gymnasium's seeding (sub-env ``i`` of ``reset(seed=s)`` is

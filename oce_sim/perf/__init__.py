@@ -2,7 +2,7 @@
 
 ``run_perf(quick, progress)`` measures, in one run:
 
-1. environment steps/s of ``oce_sim/Territory-v0`` (default scenario, random masked policy) and the share of
+1. environment steps/s of ``oce_sim/Territory-v1`` (default scenario, random masked policy) and the share of
    MaskablePPO training wall time spent inside the environment (``step``, ``reset``, ``action_masks``);
 2. national scale: 100,000 HCPs over one simulated year for every stage strategy at its own stage, each in
    a fresh (spawned) process pinned to one CPU, so wall time and peak memory are per strategy;

@@ -6,7 +6,7 @@ from typing import Any
 
 
 SCHEMA_VERSION = 1
-ENV_ID = "oce_sim/Territory-v0"
+ENV_ID = "oce_sim/Territory-v1"
 NATIONAL_HCPS = 100_000
 NATIONAL_REPS = 667  # 150 HCPs per rep
 NATIONAL_DAYS = 364
