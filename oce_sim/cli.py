@@ -242,15 +242,11 @@ def compare(
     check_out("--out", out)
     config = resolve(scenario)
     names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
-    policies = {}
-    for name in names:
-        policy = _make_candidate(name, config)
-        policies[_unique_label(policy.name, policy, policies)] = policy
-    stages: dict[str, int | None] = {}
+    candidates = [(_make_candidate(name, config), None) for name in names]
     for path in model:
         policy = _make_policy(str(path))
-        label = _unique_label(_run_label(policy, model_stage, config), policy, policies)
-        policies[label], stages[label] = policy, model_stage
+        candidates.append((policy, model_stage))
+    policies, stages = _labelled(candidates, config)
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
     _check_models(policies, config)
@@ -715,23 +711,33 @@ def _run_label(policy, stage: Optional[int], config: ScenarioConfig) -> str:
     return f"{policy.name} ({'; '.join(notes)})" if notes else policy.name
 
 
-def _unique_label(label: str, policy, taken: dict) -> str:
-    """Two trained models of one algorithm (training seeds, a checkpoint and the final model) keep a column each:
-    the second and later are named by their run folder (and checkpoint).  A strategy named twice runs once."""
+def _labelled(candidates: list, config: ScenarioConfig) -> tuple[dict, dict[str, int | None]]:
+    """Label each (policy, stage) once.  Trained models of one algorithm (training seeds, a checkpoint against the
+    final model) keep a column each, every one named by its run folder (and checkpoint); a strategy named twice
+    runs once; the same model file twice is refused."""
     from oce_sim.agents import TrainedModel
 
-    if label not in taken or not isinstance(policy, TrainedModel):
-        return label
-    path = Path(policy.path)
-    source = path.parent.parent.name if path.parent.name == "final" else \
-        f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
-    unique = f"{label} ({source})"
-    for other in taken.values():
-        if isinstance(other, TrainedModel) and Path(other.path).resolve() == path.resolve():
-            fail(f"the model {path} is given twice; name each model once")
-    if unique in taken:
-        fail(f"two models would both be labelled {unique!r}; name each model once")
-    return unique
+    labels = [_run_label(policy, stage, config) if stage is not None or isinstance(policy, TrainedModel)
+              else policy.name for policy, stage in candidates]
+    models = [(label, policy) for label, (policy, _) in zip(labels, candidates) if isinstance(policy, TrainedModel)]
+    paths = [Path(policy.path).resolve() for _, policy in models]
+    for i, path in enumerate(paths):
+        if path in paths[:i]:
+            fail(f"the model {models[i][1].path} is given twice; name each model once")
+    policies: dict = {}
+    stages: dict[str, int | None] = {}
+    for label, (policy, stage) in zip(labels, candidates):
+        if isinstance(policy, TrainedModel) and sum(other == label for other, _ in models) > 1:
+            path = Path(policy.path)
+            source = path.parent.parent.name if path.parent.name == "final" else \
+                f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
+            label = f"{label} ({source})"
+            if label in policies:
+                fail(f"two models would both be labelled {label!r}; name each model once")
+        policies[label] = policy
+        if stage is not None:
+            stages[label] = stage
+    return policies, stages
 
 
 def _make_policy(name: str):

@@ -170,7 +170,7 @@ def test_two_models_of_one_algorithm_keep_a_column_each(sb3_model, tmp_path):
     import pandas as pd
 
     labels = set(pd.read_csv(out / "results.csv").strategy)
-    assert labels == {"today", "instruction", "rl_maskable-ppo",
+    assert labels == {"today", "instruction", "rl_maskable-ppo (small__maskable-ppo__0__t)",
                       "rl_maskable-ppo (small__maskable-ppo__1__t/model_123_steps)"}, "a strategy named twice runs once"
     result, flat = cli("compare", "small", "--model", first, "--model", first, "--episodes", "1", "--no-progress",
                        "--out", tmp_path / "again")
