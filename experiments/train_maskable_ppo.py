@@ -61,7 +61,7 @@ def main() -> None:
     reachable = profit["oracle"] - profit["no_promotion"]
     if reachable > 0:
         fraction = {name: float((profit[name] - profit["no_promotion"]) / reachable) for name in profit.index}
-        print("share of the oracle's margin over no promotion:", {k: round(float(v), 3) for k, v in fraction.items()})
+        print("share of the oracle's margin over no promotion:", {k: round(v, 3) for k, v in fraction.items()})
     else:  # no margin to share: a share would be meaningless (or divide by zero)
         fraction = None
         print(f"the oracle earns no margin over no promotion here ({reachable:,.0f} USD): no share reported")

@@ -715,25 +715,27 @@ def _labelled(candidates: list, config: ScenarioConfig) -> tuple[dict, dict[str,
     """Label each (policy, stage) once.  Trained models of one algorithm (training seeds, a checkpoint against the
     final model) keep a column each, every one named by its run folder (and checkpoint); a strategy named twice
     runs once; the same model file twice is refused."""
+    from collections import Counter
+
     from oce_sim.agents import TrainedModel
 
-    labels = [_run_label(policy, stage, config) if stage is not None or isinstance(policy, TrainedModel)
-              else policy.name for policy, stage in candidates]
-    models = [(label, policy) for label, (policy, _) in zip(labels, candidates) if isinstance(policy, TrainedModel)]
-    paths = [Path(policy.path).resolve() for _, policy in models]
-    for i, path in enumerate(paths):
-        if path in paths[:i]:
-            fail(f"the model {models[i][1].path} is given twice; name each model once")
+    labels = [_run_label(policy, stage, config) for policy, stage in candidates]
+    model_labels = Counter(label for label, (policy, _) in zip(labels, candidates) if isinstance(policy, TrainedModel))
+    seen: set[Path] = set()
     policies: dict = {}
     stages: dict[str, int | None] = {}
     for label, (policy, stage) in zip(labels, candidates):
-        if isinstance(policy, TrainedModel) and sum(other == label for other, _ in models) > 1:
+        if isinstance(policy, TrainedModel):
             path = Path(policy.path)
-            source = path.parent.parent.name if path.parent.name == "final" else \
-                f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
-            label = f"{label} ({source})"
-            if label in policies:
-                fail(f"two models would both be labelled {label!r}; name each model once")
+            if path.resolve() in seen:
+                fail(f"the model {path} is given twice; name each model once")
+            seen.add(path.resolve())
+            if model_labels[label] > 1:
+                source = path.parent.parent.name if path.parent.name == "final" else \
+                    f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
+                label = f"{label} ({source})"
+                if label in policies:
+                    fail(f"two models would both be labelled {label!r}; name each model once")
         policies[label] = policy
         if stage is not None:
             stages[label] = stage

@@ -741,8 +741,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ScenarioError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
     if data is None:  # an empty file (or only comments) is a mistake more often than a wish for every default
-        raise ScenarioError(str(path), ["(file): empty; a scenario is a mapping of keys (a file holding just "
-                                        "'extends: default' runs the defaults)"])
+        raise ScenarioError(str(path), ["(file): empty; it must hold a mapping of keys (a scenario file holding "
+                                        "just 'extends: default' runs the defaults)"])
     if not isinstance(data, dict):
         raise ScenarioError(str(path), ["(top level): a scenario must be a mapping of keys"])
     return data
