@@ -37,7 +37,7 @@ import gymnasium as gym
 from gymnasium.utils.env_checker import check_env
 
 import oce_sim
-from oce_sim.bench import GOLDEN_DIR, SUITE_DIR
+from oce_sim.bench.gate import GOLDEN_DIR, SUITE_DIR
 from oce_sim.config import builtin_scenarios, repo_scenario_dir
 
 assert "site-packages" in oce_sim.__file__, oce_sim.__file__
@@ -60,9 +60,9 @@ print(f"{len(scenarios)} scenarios, {len(STRATEGIES)} strategies, suites and gol
 PY
 # the perf harness from the wheel: one phase in a spawned interpreter, as `oce-sim bench --perf` runs them
 "$py" -c '
-from oce_sim.perf import format_perf_markdown, run_perf
-from oce_sim.perf.floors import _measure_floors
-from oce_sim.perf.helpers import _in_subprocess
+from oce_sim.bench.perf import format_perf_markdown, run_perf
+from oce_sim.bench.perf.floors import _measure_floors
+from oce_sim.bench.perf.helpers import _in_subprocess
 floors = _in_subprocess(_measure_floors, 20_000, 5, 2_000)
 print("perf floors phase: SimPy events/s", round(floors["simpy"]["events_per_s"]))
 '

@@ -1,4 +1,12 @@
-"""Orchestration strategies: maturity-stage heuristics, controls, the oracle bound and trained models."""
+"""Orchestration policies behind one ``predict`` interface: the maturity-stage heuristics and the organisation
+that mixes them entity by entity (``stage_heuristics``, ``organisation``, ``planning``), controls
+(``controls``), the rollout oracle (``oracle``: it reads the ground truth, no deployment could) and trained
+networks (``trained``), with their data-only file format (``model_file``).
+
+Installed as ``oce_sim.agents`` (``agents/`` at the top of the checkout).  May import: ``oce_sim.world``,
+``oce_sim.config``, ``oce_sim.storage``.  ``oce_sim.envs`` imports it: the market's history runs a stage's usual
+plan.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from typing import Callable
 from .base import Policy
 from .controls import NoPromotion, RandomMasked
 from .oracle import GreedyOracle, Oracle
-from .stage_heuristics import Instruction, Insight, Intervention, Involvement
+from .stage_heuristics import Insight, Instruction, Intervention, Involvement
 from .trained import TrainedModel
 
 STRATEGIES: dict[str, Callable[[], Policy]] = {

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 
-from oce_sim.envs.territory import GLOBAL_FEATURES, SEGMENT_FEATURES
 from oce_sim.world import dispatch
+from oce_sim.world.observation import GLOBAL_FEATURES, SEGMENT_FEATURES
 
 N_SEG, N_PLAYS = dispatch.N_SEGMENTS, dispatch.N_PLAYS
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from .base import N_SEG, Observation, Policy
 from oce_sim.world import dispatch
+
+from .base import N_SEG, Observation, Policy
 
 
 class NoPromotion(Policy):

@@ -33,11 +33,12 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from .base import N_SEG, Observation, Policy
-from .stage_heuristics import Insight, Intervention, Involvement
 from oce_sim.world import dispatch
 from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT, WEBINAR
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
+
+from .base import N_SEG, Observation, Policy
+from .stage_heuristics import Insight, Intervention, Involvement
 
 D = dispatch
 # visits every two weeks dominate monthly ones when a visit pays; asking is moot with the truth in view

@@ -20,12 +20,20 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 
-from .base import Observation, Policy
-from .stage_heuristics import VISITS_PER_WEEK, Instruction, Insight, Intervention, Involvement, field_demand
-from oce_sim import stages
 from oce_sim.config import ENTITIES, STAGE_NAMES, StageConfig
 from oce_sim.world import dispatch as D
+from oce_sim.world import stages
 from oce_sim.world.dispatch import TIERS
+
+from .base import Observation, Policy
+from .stage_heuristics import (
+    VISITS_PER_WEEK,
+    Insight,
+    Instruction,
+    Intervention,
+    Involvement,
+    field_demand,
+)
 
 FIELD_PLANNERS: dict[int, type[Policy]] = {0: Instruction, 1: Insight, 2: Involvement, 3: Involvement}
 MAX_FIELD_INTENSITY = 4.0

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import N_SEG, Observation, Policy, segment_index
-from .planning import PlannerEconomics
 from oce_sim.world import dispatch
 from oce_sim.world.dispatch import BELIEFS, TIERS
+
+from .base import N_SEG, Observation, Policy, segment_index
+from .planning import PlannerEconomics
 
 D = dispatch
 VISITS_PER_WEEK = {D.REP_BIWEEKLY: 0.5, D.REP_MONTHLY: 0.25, D.REP_ASK: 0.5, D.REP_PLUS_EMAIL: 0.5}

@@ -7,8 +7,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-from oce_sim.model_file import MASKED_ALGOS, POLICY_CLASSES, build_policy, check_spaces, read_description, read_tensors
+from oce_sim.agents.model_file import (
+    MASKED_ALGOS,
+    POLICY_CLASSES,
+    build_policy,
+    check_spaces,
+    read_description,
+    read_tensors,
+)
 
 ALGOS = tuple(POLICY_CLASSES)
 

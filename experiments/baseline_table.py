@@ -5,25 +5,25 @@ every benchmark scenario, several training seeds each, evaluated on held-out pai
     python experiments/baseline_table.py --timesteps 16384 --workers 2 --docs   # a small budget, into the README
 
 Not part of CI.  The grid (scenarios x agents x training seeds) is data (``AGENTS``, ``Args``); every cell is a
-resumable unit: a finished cell's numbers are kept in ``<out>.cache/cells/`` (``oce_sim.sweep.EpisodeCache``, keyed
+resumable unit: a finished cell's numbers are kept in ``<out>.cache/cells/`` (``oce_sim.studies.sweep.EpisodeCache``, keyed
 by a hash of the scenario, the agent's settings, the training seed, the budget, the evaluation seeds and the code
 version), and an RL run in ``<out>.cache/runs/`` resumes from its last checkpoint.  An interrupted table, killed
 included, resumes where it stopped when the same command is run again.
 
 RL agents train at stage 3 (every entity at intervention: the orchestrator controls every channel) with
-``oce-sim train``'s pipeline (oce_sim/training.py): factored masked PPO (``oce-sim train``'s default: one advantage
-per segment head, oce_sim/factored_ppo.py) and MaskablePPO from scratch, PPO and A2C (no action masks: a
+``oce-sim train``'s pipeline (oce_sim/learning/training.py): factored masked PPO (``oce-sim train``'s default: one advantage
+per segment head, oce_sim/learning/factored_ppo.py) and MaskablePPO from scratch, PPO and A2C (no action masks: a
 masked play is not executed), and ``cloned-ppo`` (behaviour-cloned from the intervention heuristic, then
 MaskablePPO at 3e-4).  Heuristics run at their own stage.  Every agent is evaluated on the same evaluation seeds
 (``--eval-seed`` onwards, disjoint from training seeds 0..N-1 and from the cloning teacher's seeds 1,000,000+).
 
-The metric is ``profit_multi_period_usd`` (oce_sim/kpis.py): year-1 profit plus the value the customer state
+The metric is ``profit_multi_period_usd`` (oce_sim/world/kpis.py): year-1 profit plus the value the customer state
 leaves at the horizon.  ``table.md``: per scenario and agent, the median and min-max across training seeds of the
 mean over evaluation seeds, the paired 95% CI of the difference to the intervention heuristic (per evaluation seed,
 the agent's mean over training seeds minus intervention; t-interval over evaluation seeds), training wall time and
 environment steps.  ``results.csv`` is tidy (scenario, agent, train_seed, eval_seed, metric, value);
 ``learning_curves.csv`` and ``learning_curves.png`` hold the RL training curves.  The output folder is written as
-one set (oce_sim.outputs.transaction).
+one set (oce_sim.storage.outputs.transaction).
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a source checkout
     sys.path.insert(0, str(ROOT))
 
-from oce_sim.bench import load_suite, scenario_config  # noqa: E402
-from oce_sim.evaluation import _t_interval, run_episode, strategy_config  # noqa: E402
-from oce_sim.outputs import atomic_save_figure, atomic_write_text, transaction  # noqa: E402
-from oce_sim.sweep import EpisodeCache, code_version, default_cache  # noqa: E402
+from oce_sim.bench.gate import load_suite, scenario_config  # noqa: E402
+from oce_sim.studies.evaluation import _t_interval, run_episode, strategy_config  # noqa: E402
+from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text, transaction  # noqa: E402
+from oce_sim.studies.sweep import EpisodeCache, code_version, default_cache  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ the grid, as data
 METRIC = "profit_multi_period_usd"
@@ -140,8 +140,8 @@ def run_cell(cell: Cell, args: Args, key: str, cache: Path) -> dict[str, float]:
     if spec is None:
         policy = make_strategy(cell.agent)
     else:
-        from oce_sim.model_file import read_description
-        from oce_sim.training import TrainArgs, model_path, train
+        from oce_sim.agents.model_file import read_description
+        from oce_sim.learning.training import TrainArgs, model_path, train
 
         runs = run_folder(cache, cell, key)
         started = sorted(runs.glob("*/args.json"))
@@ -408,7 +408,7 @@ def parse(argv: list[str] | None = None) -> Args:
 
 
 if __name__ == "__main__":
-    from oce_sim.outputs import OutputError
+    from oce_sim.storage.outputs import OutputError
 
     try:
         main(parse())

@@ -2,7 +2,7 @@
 
     python experiments/calibrate.py [--scenario default] [--seeds 10]
 
-A thin wrapper of ``oce-sim calibrate`` (``oce_sim/calibration.py``): every row of issue 10's table, measured
+A thin wrapper of ``oce-sim calibrate`` (``oce_sim/studies/calibration.py``): every row of issue 10's table, measured
 on paired seeds (common random numbers), printed as Markdown.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from oce_sim import calibration
+from oce_sim.studies import calibration
 
 
 def main() -> None:

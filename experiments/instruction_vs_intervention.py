@@ -17,7 +17,7 @@ import pandas as pd
 
 from oce_sim.agents import make_strategy
 from oce_sim.config import load_scenario
-from oce_sim.evaluation import atomic_write_text, evaluate, paired_summary
+from oce_sim.studies.evaluation import atomic_write_text, evaluate, paired_summary
 
 SCENARIOS = ("default", "emerging_market", "specialty_access", "launch_kol")
 METRICS = ("profit_usd", "cost_usd", "prescriptions", "confusion_events", "unsubscribes", "suggestion_acceptance")

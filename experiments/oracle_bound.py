@@ -18,9 +18,9 @@ import pandas as pd
 from scipy import stats
 
 from oce_sim.agents import make_strategy
-from oce_sim.bench import load_suite, scenario_config
+from oce_sim.bench.gate import load_suite, scenario_config
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import atomic_write_text, play_episode, strategy_config
+from oce_sim.studies.evaluation import atomic_write_text, play_episode, strategy_config
 
 OPPONENTS = ("instruction", "insight", "involvement", "intervention", "random", "oracle_greedy")
 METRIC = "profit_multi_period_usd"

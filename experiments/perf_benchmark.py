@@ -5,7 +5,7 @@
     oce-sim bench --perf                            # the same measurements from the CLI
 
 Prints the Markdown report and writes ``DIR/perf.json`` and ``DIR/perf.md`` (atomically).  Targets and what
-is measured are described in ``oce_sim/perf/`` and ``docs/PERFORMANCE.md``.
+is measured are described in ``oce_sim/bench/perf/`` and ``docs/PERFORMANCE.md``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from oce_sim.evaluation import atomic_write_text
-from oce_sim.perf import SIZES, format_perf_markdown, run_perf
+from oce_sim.studies.evaluation import atomic_write_text
+from oce_sim.bench.perf import SIZES, format_perf_markdown, run_perf
 
 
 def parse_size(text: str) -> tuple[str, int]:

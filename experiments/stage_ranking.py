@@ -22,9 +22,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from oce_sim.agents import make_strategy
-from oce_sim.bench import load_suite, scenario_config
+from oce_sim.bench.gate import load_suite, scenario_config
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import atomic_write_text, play_episode, strategy_config
+from oce_sim.studies.evaluation import atomic_write_text, play_episode, strategy_config
 from oce_sim.world.tail import tail_value
 
 STRATEGIES = ("instruction", "insight", "involvement", "intervention", "no_promotion", "random", "oracle")

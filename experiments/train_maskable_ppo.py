@@ -15,8 +15,8 @@ from pathlib import Path
 from oce_sim.agents import make_strategy
 from oce_sim.agents.trained import TrainedModel
 from oce_sim.config import load_scenario
-from oce_sim.evaluation import atomic_write_text, evaluate, format_table, paired_summary
-from oce_sim.training import TrainArgs, model_path, run_stage, train
+from oce_sim.studies.evaluation import atomic_write_text, evaluate, format_table, paired_summary
+from oce_sim.learning.training import TrainArgs, model_path, run_stage, train
 
 
 @dataclass

@@ -16,7 +16,7 @@ from oce_sim.agents.oracle import GUARANTEED_CANDIDATES, Oracle
 from oce_sim.agents.stage_heuristics import QUARTER_STEPS, Instruction
 from oce_sim.config import CHANNELS, load_scenario
 from oce_sim.envs.territory import GLOBAL_FEATURES, SEGMENT_FEATURES, TerritoryEnv
-from oce_sim.evaluation import evaluate, strategy_config
+from oce_sim.studies.evaluation import evaluate, strategy_config
 from oce_sim.world import dispatch
 
 from conftest import N_PLAYS, N_SEGMENTS, assert_episode_end

@@ -14,8 +14,8 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from oce_sim import bench
-from oce_sim.bench import (
+from oce_sim.bench import gate as bench
+from oce_sim.bench.gate import (
     BenchError,
     Suite,
     check_against_golden,
@@ -28,8 +28,8 @@ from oce_sim.bench import (
 )
 from oce_sim.cli import app
 from oce_sim.config import builtin_scenarios
-from oce_sim.evaluation import RESULT_COLUMNS
-from oce_sim.kpis import KPIS
+from oce_sim.studies.evaluation import RESULT_COLUMNS
+from oce_sim.world.kpis import KPIS
 
 TINY = {
     "version": 3,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from oce_sim import calibration
+from oce_sim.studies import calibration
 from oce_sim.cli import app
 from oce_sim.config import load_scenario
 from oce_sim.world import dispatch

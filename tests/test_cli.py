@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from oce_sim.cli import app
 from oce_sim.config import builtin_scenarios
-from oce_sim.evaluation import RESULT_COLUMNS
+from oce_sim.studies.evaluation import RESULT_COLUMNS
 
 FIGURES = ("kpis_by_strategy.png", "cumulative_profit.png", "channel_mix.png")
 
@@ -43,7 +43,7 @@ def test_help_lists_every_command(cli):
 
 
 def test_train_help_shows_each_algorithms_defaults():
-    from oce_sim.training import ALGO_DEFAULTS
+    from oce_sim.learning.training import ALGO_DEFAULTS
     # wide enough that rich does not wrap; a "[default: ...]" in help text would be eaten as rich markup
     output = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output
     factored, other = ALGO_DEFAULTS["factored-ppo"], ALGO_DEFAULTS["maskable-ppo"]
@@ -204,7 +204,7 @@ def test_train_resume_without_an_earlier_run_is_a_clear_error(cli, tmp_path):
 
 
 def test_train_resume_with_other_settings_is_a_clear_error(cli, tmp_path):
-    from oce_sim import training
+    from oce_sim.learning import training
 
     args = training.resolved(training.TrainArgs(scenario="small", out=str(tmp_path / "runs")))
     training._new_run_folder(tmp_path / "runs", "small__factored-ppo__0", training.training_scenario(args), args)

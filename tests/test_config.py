@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-import oce_sim.config as config_module
+import oce_sim.config.loading as config_module
 from oce_sim import ScenarioConfig, ScenarioError, load_scenario
 from oce_sim.config import STAGE_NAMES, StageConfig, builtin_scenarios, dump_yaml
 

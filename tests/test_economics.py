@@ -10,7 +10,7 @@ from oce_sim.agents.planning import PlannerEconomics
 from oce_sim.config import load_scenario
 from oce_sim.envs import steady_start
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import evaluate, play_episode
+from oce_sim.studies.evaluation import evaluate, play_episode
 from oce_sim.world.dispatch import HOLD, N_SEGMENTS
 from oce_sim.world.population import generate_population
 from oce_sim.world.streams import RandomStreams
@@ -150,7 +150,7 @@ def test_steady_start_is_shared_by_every_stage_and_field_force_of_a_market():
     assert len(keys) == 1, "the market's history is the scenario's own, whatever a strategy or what-if changes"
     other = load_scenario("default", overrides={"economics": {"price_per_rx_usd": 900.0}})
     assert steady_start.history_key(other) not in keys
-    assert steady_start.steady_start(load_scenario("launch_kol")) is None, "a launch starts as configured"
+    assert steady_start.steady_start(load_scenario("launch_kol"), TerritoryEnv) is None, "a launch starts as configured"
 
 
 def test_a_mature_market_starts_near_its_steady_state():
@@ -196,10 +196,10 @@ def test_heuristics_plan_with_the_economics():
 
 
 def test_docs_carry_the_kpi_registry_and_the_stage_ranking():
-    """docs/MODEL.md shows the registry as generated (regenerate the block with oce_sim.kpis.markdown_table())."""
+    """docs/MODEL.md shows the registry as generated (regenerate the block with oce_sim.world.kpis.markdown_table())."""
     from pathlib import Path
 
-    from oce_sim.kpis import markdown_table
+    from oce_sim.world.kpis import markdown_table
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "MODEL.md").read_text(encoding="utf-8")
     assert markdown_table() in text

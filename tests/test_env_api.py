@@ -8,7 +8,7 @@ import re
 import gymnasium as gym
 import numpy as np
 
-from oce_sim.kpis import UNDEFINED
+from oce_sim.world.kpis import UNDEFINED
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env

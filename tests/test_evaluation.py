@@ -10,7 +10,7 @@ import pytest
 from oce_sim.agents import make_strategy
 from oce_sim.agents.stage_heuristics import Intervention
 from oce_sim.config import load_scenario
-from oce_sim.evaluation import (
+from oce_sim.studies.evaluation import (
     RESULT_COLUMNS,
     TABLE_METRICS,
     atomic_write_text,
@@ -20,7 +20,7 @@ from oce_sim.evaluation import (
     plot_figures,
     write_results,
 )
-from oce_sim.metrics import KPI_NAMES
+from oce_sim.world.metrics import KPI_NAMES
 
 EPISODES, SEED = 3, 10
 

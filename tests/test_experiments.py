@@ -20,7 +20,7 @@ def run_script(*args: str) -> str:
 
 
 def test_calibrate_prints_every_reference_quantity():
-    from oce_sim.calibration import ROWS
+    from oce_sim.studies.calibration import ROWS
 
     out = run_script("experiments/calibrate.py", "--scenario", "small", "--seeds", "1")
     for _, figure, *_ in ROWS:

@@ -8,10 +8,10 @@ import torch
 
 from oce_sim.agents.trained import TrainedModel
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import evaluate
-from oce_sim.factored_ppo import N_HEADS, cohort_advantages
+from oce_sim.studies.evaluation import evaluate
+from oce_sim.learning.factored_ppo import N_HEADS, cohort_advantages
 from oce_sim.config import load_scenario
-from oce_sim.training import TrainArgs, model_path, train
+from oce_sim.learning.training import TrainArgs, model_path, train
 
 SMALL_STAGE_3 = dict(scenario="small", stage=3)
 
@@ -116,7 +116,7 @@ def test_factored_training_resumes_exactly_and_its_model_plays_masked(tmp_path):
 
 def test_a_run_killed_in_its_first_rollout_resumes_from_step_0(tmp_path, monkeypatch):
     """The step-0 checkpoint is written before the first rollout sets the value scale: it must still resume."""
-    from oce_sim.factored_ppo import FactoredPPO
+    from oce_sim.learning.factored_ppo import FactoredPPO
 
     real_collect = FactoredPPO.collect
 

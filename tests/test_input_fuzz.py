@@ -30,14 +30,12 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from oce_sim import cli
-from oce_sim.config import (
+from oce_sim.cli import common
+from oce_sim.config.files import MAX_COLLECTION_ITEMS, MAX_SCENARIO_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
+from oce_sim.config.schema import (
     INT64_MAX,
-    MAX_COLLECTION_ITEMS,
     MAX_DAYS,
-    MAX_SCENARIO_BYTES,
     MAX_WORKING_MINUTES,
-    MAX_YAML_DEPTH,
-    MAX_YAML_NODES,
     MIN_STEP_DAYS,
     ScenarioConfig,
     _is_probability,
@@ -124,7 +122,7 @@ def _bounds(name: str, metadata: list[Any], kind: str) -> tuple[float | None, fl
             high = item.le
         elif isinstance(item, annotated_types.Lt):
             high = item.lt - (1 if kind == "int" else 1e-9)
-    # the rules every field gets by its name (oce_sim.config._Model)
+    # the rules every field gets by its name (oce_sim.config.schema.StrictModel)
     if _is_probability(name):
         low, high = max(low or 0.0, 0.0), min(1.0 if high is None else high, 1.0)
     if name.endswith(("_days", "_day")) and "_per_" not in name:
@@ -374,12 +372,12 @@ OUT = ("--out", f"{DIR}/out")
 def cli_argument_cases(draw: st.DrawFn) -> Case:
     kind = draw(st.sampled_from(["seed", "episodes", "learning_rate", "train_counts", "seed_train"]))
     if kind in ("seed", "seed_train"):
-        seed = draw(st.integers(-(10**30), -1) | st.integers(cli.MAX_SEED + 1, 10**30))
+        seed = draw(st.integers(-(10**30), -1) | st.integers(common.MAX_SEED + 1, 10**30))
         command = ("train", "small", "--timesteps", "10") if kind == "seed_train" else \
             (draw(st.sampled_from(["run", "compare"])), "small", "--episodes", "1")
         return Case(args=(*command, f"--seed={seed}", *OUT), expect=("--seed",))
     if kind == "episodes":
-        episodes = draw(st.integers(-(10**12), 0) | st.integers(cli.MAX_EPISODES + 1, 10**12))
+        episodes = draw(st.integers(-(10**12), 0) | st.integers(common.MAX_EPISODES + 1, 10**12))
         command = draw(st.sampled_from(["run", "compare"]))
         return Case(args=(command, "small", f"--episodes={episodes}", *OUT), expect=("--episodes",))
     if kind == "learning_rate":
@@ -387,7 +385,7 @@ def cli_argument_cases(draw: st.DrawFn) -> Case:
         return Case(args=("train", "small", "--timesteps", "10", f"--learning-rate={rate}", *OUT),
                     expect=("--learning-rate",))
     option = draw(st.sampled_from(["--timesteps", "--n-envs", "--checkpoint-every", "--value-warmup-steps"]))
-    high = {"--n-envs": cli.MAX_N_ENVS}.get(option, cli.MAX_TIMESTEPS)
+    high = {"--n-envs": common.MAX_N_ENVS}.get(option, common.MAX_TIMESTEPS)
     low = 0 if option == "--value-warmup-steps" else 1
     value = draw(st.integers(-(10**12), low - 1) | st.integers(high + 1, 10**20))
     return Case(args=("train", "small", f"{option}={value}", *OUT), expect=(option,))
@@ -396,7 +394,7 @@ def cli_argument_cases(draw: st.DrawFn) -> Case:
 @st.composite
 def path_cases(draw: st.DrawFn) -> Case:
     """Paths the system cannot use: too long, a file where a folder goes, a missing model, a NUL character."""
-    long_part = "x" * draw(st.integers(cli.MAX_PATH_PART_BYTES + 1, 2000))
+    long_part = "x" * draw(st.integers(common.MAX_PATH_PART_BYTES + 1, 2000))
     command = draw(st.sampled_from([("run", "small", "--episodes", "1"), ("compare", "small", "--episodes", "1"),
                                     ("train", "small", "--timesteps", "10")]))
     name = draw(words)
@@ -472,8 +470,8 @@ MAX_RSS_GROWTH_MB = 200  # an alias bomb expanded took over 3 GB
 @pytest.mark.slow
 def test_thousands_of_bad_inputs_in_bounded_time_and_memory() -> None:
     import oce_sim.bench  # noqa: F401  (the commands' own imports are not what the memory bound is about)
-    import oce_sim.evaluation  # noqa: F401
-    import oce_sim.training  # noqa: F401
+    import oce_sim.studies.evaluation  # noqa: F401
+    import oce_sim.learning.training  # noqa: F401
 
     seconds: list[float] = []
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -543,7 +541,7 @@ def test_interrupt_prints_interrupted_and_exits_130(monkeypatch: pytest.MonkeyPa
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "load_scenario", interrupted)
+    monkeypatch.setattr(common, "load_scenario", interrupted)
     monkeypatch.setattr("sys.argv", ["oce-sim", "validate", str(config_module.repo_scenario_dir() / "small.yaml")])
     with pytest.raises(SystemExit) as caught:
         cli.main()
@@ -580,7 +578,7 @@ def test_a_real_ctrl_c_mid_run_is_clean(tmp_path: Path) -> None:
               "cli.main()")
     child = subprocess.Popen([sys.executable, "-c", script, str(ready), str(tmp_path / "out")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])},
+                             env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[2])},
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
@@ -599,7 +597,7 @@ def test_kernels_run_from_a_read_only_copy(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    root = Path(cli.__file__).parents[1]
+    root = Path(cli.__file__).parents[2]
     shutil.copytree(root / "oce_sim", tmp_path / "oce_sim", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "oce_sim" / "world" / "__pycache__").write_text("a file where numba wants its cache folder")
     blocker = tmp_path / "blocker"

@@ -24,15 +24,15 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from oce_sim.agents.trained import TrainedModel
-from oce_sim import bench
+from oce_sim.bench import gate as bench
 from oce_sim.cli import app
-from oce_sim.outputs import exclusive_lock, transaction
-from oce_sim.training import TrainArgs, model_path, train
+from oce_sim.storage.outputs import exclusive_lock, transaction
+from oce_sim.learning.training import TrainArgs, model_path, train
 
 ROOT = Path(__file__).resolve().parent.parent
 # Starts the CLI; OCE_TEST_BENCH_DIR points the bench at a tiny suite (a test cannot monkeypatch a subprocess).
 LAUNCH = ("import os, pathlib, sys\n"
-          "from oce_sim import bench\n"
+          "from oce_sim.bench import gate as bench\n"
           "d = os.environ.get('OCE_TEST_BENCH_DIR')\n"
           "if d: bench.SUITE_DIR, bench.GOLDEN_DIR = pathlib.Path(d) / 'suites', pathlib.Path(d) / 'golden'\n"
           "from oce_sim.cli import main\n"

@@ -1,4 +1,4 @@
-"""Model files are data (oce_sim/model_file.py): loading one runs no code; wrong formats, versions and spaces are
+"""Model files are data (agents/model_file.py): loading one runs no code; wrong formats, versions and spaces are
 refused before anything runs, with a message saying how to get a usable model."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from gymnasium import spaces
 from typer.testing import CliRunner
 
 from oce_sim.agents.trained import TrainedModel
-from oce_sim import model_file
+from oce_sim.agents import model_file
 from oce_sim.cli import app
-from oce_sim.model_file import ModelFileError
+from oce_sim.agents.model_file import ModelFileError
 
 from conftest import make_env
 

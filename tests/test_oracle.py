@@ -18,7 +18,7 @@ from oce_sim.agents.oracle import (DEFAULT_CANDIDATES, GUARANTEED_CANDIDATES, OB
 from oce_sim.agents.stage_heuristics import Intervention
 from oce_sim.config import load_scenario
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import play_episode, strategy_config
+from oce_sim.studies.evaluation import play_episode, strategy_config
 
 SEEDS = (0, 1, 2)
 

@@ -1,4 +1,4 @@
-"""Output transactions (oce_sim/outputs.py): a folder holds the old complete set or the new one, one writer at a
+"""Output transactions (oce_sim/storage/outputs.py): a folder holds the old complete set or the new one, one writer at a
 time, --out checked before any work, leftovers of killed runs cleaned up."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from oce_sim import outputs
+from oce_sim.storage import outputs
 from oce_sim.cli import app
-from oce_sim.outputs import MANIFEST, OutputError, exclusive_lock, transaction
+from oce_sim.storage.outputs import MANIFEST, OutputError, exclusive_lock, transaction
 
 
 def write_set(out, **files: str) -> None:

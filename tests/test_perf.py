@@ -18,7 +18,7 @@ TINY = {
 
 @pytest.mark.slow
 def test_perf_reports_every_target_and_the_floor_of_a_step():
-    from oce_sim.perf import format_perf_markdown, run_perf
+    from oce_sim.bench.perf import format_perf_markdown, run_perf
 
     result = run_perf(quick=True, progress=False, sizes=TINY)
     json.dumps(result)  # JSON-serialisable as written to perf.json

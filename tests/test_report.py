@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from oce_sim.cli import app
-from oce_sim.kpis import KPIS
-from oce_sim.report import Report, kpi_definitions_markdown
+from oce_sim.world.kpis import KPIS
+from oce_sim.studies.report import Report, kpi_definitions_markdown
 
 from test_cli import assert_clean_exit
 

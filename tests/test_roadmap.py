@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from oce_sim import roadmap as rm
+from oce_sim.studies import roadmap as rm
 from oce_sim.cli import app
 from oce_sim.config import ENTITIES, StageConfig
 

@@ -1,4 +1,4 @@
-"""The maturity matrix declared once (oce_sim/stages.py), and paired tests that each new level's mechanism moves
+"""The maturity matrix declared once (oce_sim/world/stages.py), and paired tests that each new level's mechanism moves
 outcomes in the direction the white paper describes (95% paired CI excludes zero)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from oce_sim import stages
+from oce_sim.world import stages
 from oce_sim.agents import make_strategy
 from oce_sim.agents.stage_heuristics import Insight
 from oce_sim.config import ENTITIES, PipelineConfig, StageConfig
 from oce_sim.envs.territory import GLOBAL_FEATURES, SEGMENT_FEATURES, TerritoryEnv
-from oce_sim.evaluation import play_episode
+from oce_sim.studies.evaluation import play_episode
 from oce_sim.world import dispatch as D
 from oce_sim.world.response import ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN, REP_VISIT
 

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from oce_sim.cli import app
 from oce_sim.config import load_scenario
-from oce_sim.sweep import EpisodeCache, code_version, default_cache, job_key
-from oce_sim.whatif import parse_axis, plan_variants, run_plan
+from oce_sim.studies.sweep import EpisodeCache, code_version, default_cache, job_key
+from oce_sim.studies.whatif import parse_axis, plan_variants, run_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = "extends: small\nenv: {horizon_days: 91}\n"

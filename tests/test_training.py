@@ -16,9 +16,9 @@ import yaml
 
 from oce_sim.agents.trained import TrainedModel
 from oce_sim.config import dump_yaml, load_scenario
-from oce_sim.evaluation import evaluate
-from oce_sim import training
-from oce_sim.training import (
+from oce_sim.studies.evaluation import evaluate
+from oce_sim.learning import training
+from oce_sim.learning.training import (
     TrainArgs,
     _latest_checkpoint,
     model_path,

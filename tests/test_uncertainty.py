@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oce_sim import uncertainty
+from oce_sim.studies import uncertainty
 from oce_sim.config import load_scenario
 
 

@@ -128,7 +128,7 @@ def test_masks_from_infos_equal_the_envs_own_masks(vec_name):
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    from oce_sim.training import ActionMasksFromInfo
+    from oce_sim.learning.training import ActionMasksFromInfo
 
     vec_cls = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}[vec_name]
     make_stage_3 = partial(TerritoryEnv, scenario="small", stage=3, config={"env": {"horizon_days": HORIZON}})

@@ -9,7 +9,7 @@ from sb3_contrib import MaskablePPO
 
 from oce_sim.config import load_scenario
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.training import ActorFreeze, behaviour_clone
+from oce_sim.learning.training import ActorFreeze, behaviour_clone
 
 SMALL = {"env": {"horizon_days": 56}}
 

@@ -19,8 +19,8 @@ from oce_sim.agents.organisation import Organisation, parse_move
 from oce_sim.cli import app
 from oce_sim.config import ScenarioError, StageConfig, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.evaluation import play_episode, run_episode, strategy_config
-from oce_sim.whatif import BASELINE, apply_settings, parse_setting, plan_variants
+from oce_sim.studies.evaluation import play_episode, run_episode, strategy_config
+from oce_sim.studies.whatif import BASELINE, apply_settings, parse_setting, plan_variants
 from oce_sim.world import dispatch
 
 from test_cli import assert_clean_exit
@@ -145,7 +145,7 @@ def test_a_model_run_at_another_stage_or_on_another_scenario_is_labelled_so(caps
     from pathlib import Path
 
     from oce_sim.agents import TrainedModel
-    from oce_sim.cli import _run_label
+    from oce_sim.cli.candidates import _run_label
 
     small, default = load_scenario("small"), load_scenario("default")
     model = object.__new__(TrainedModel)  # the label needs no weights
@@ -208,7 +208,7 @@ def test_settings_keep_the_baselines_market_and_take_shorthands():
 
 
 def test_a_grid_is_a_full_factorial_with_its_one_factor_ends():
-    from oce_sim.whatif import parse_axis
+    from oce_sim.studies.whatif import parse_axis
 
     base = short_small()
     plan = plan_variants(base, grid=[parse_axis("population.n_reps=1,2,3"), parse_axis("stage=0,1")])

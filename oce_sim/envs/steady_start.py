@@ -20,9 +20,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
+from oce_sim.agents.organisation import Organisation
 from oce_sim.config import ScenarioConfig, load_scenario
 from oce_sim.world.start import StartTable, cell_of
 
@@ -44,8 +46,8 @@ def _code_fingerprint() -> str:
 
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    files = sorted((package / "world").glob("*.py")) + [package / "envs" / "territory.py", package / "config.py",
-                                                         package / "stages.py"]
+    files = sorted((package / "world").glob("*.py")) + [package / "envs" / "territory.py"]
+    files += sorted((package / "config").glob("*.py"))
     files += sorted(Path(agents.__file__).resolve().parent.glob("*.py"))
     for path in files:
         digest.update(path.read_bytes())
@@ -76,8 +78,11 @@ def history_config(config: ScenarioConfig) -> ScenarioConfig:
     return load_scenario(data)
 
 
-def steady_start(config: ScenarioConfig) -> StartTable | None:
-    """The day-0 table of ``config``'s market, or None where the scenario starts as configured."""
+def steady_start(config: ScenarioConfig, make_env: Callable[..., Any]) -> StartTable | None:
+    """The day-0 table of ``config``'s market, or None where the scenario starts as configured.
+
+    ``make_env(scenario=...)`` builds the env the history runs in (``TerritoryEnv``, which calls this at reset:
+    it passes itself, so this module does not import it)."""
     if config.history.start != "steady":
         return None
     key = history_key(config)
@@ -85,20 +90,18 @@ def steady_start(config: ScenarioConfig) -> StartTable | None:
     if table is None:
         table = _load(key)
         if table is None:
-            table = run_burn_in(history_config(config))
+            table = run_burn_in(history_config(config), make_env)
             _save(key, table)
         _MEMORY[key] = table
     return table
 
 
-def run_burn_in(config: ScenarioConfig, seeds: tuple[int, ...] = BURN_IN_SEEDS) -> StartTable:
-    from oce_sim.agents.organisation import Organisation
-    from oce_sim.envs.territory import TerritoryEnv
-
+def run_burn_in(config: ScenarioConfig, make_env: Callable[..., Any],
+                seeds: tuple[int, ...] = BURN_IN_SEEDS) -> StartTable:
     cells, adoption, goodwill = [], [], []
     for seed in seeds:
         policy = Organisation(config.stage)  # the history stage's usual promotion, entity by entity
-        env = TerritoryEnv(scenario=config)
+        env = make_env(scenario=config)
         env.world_options = {"access_reviews": False}
         obs, _ = env.reset(seed=seed)
         policy.reset(env, seed)

@@ -8,37 +8,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from oce_sim.config import CHANNELS, ENTITIES, ScenarioConfig, StageLike, load_scenario
-from oce_sim.metrics import episode_kpis, reward_components
-from oce_sim.world import dispatch, kernels
-from oce_sim.world.response import REP_VISIT
+from oce_sim.config import CHANNELS, ScenarioConfig, StageLike, load_scenario
 from oce_sim.envs.steady_start import steady_start
-from oce_sim.stages import has
+from oce_sim.world import dispatch, kernels
+from oce_sim.world.metrics import episode_kpis, reward_components
+from oce_sim.world.observation import GLOBAL_FEATURES, SEGMENT_FEATURES, STALE_DAYS
+from oce_sim.world.response import REP_VISIT
 from oce_sim.world.simulation import World
+from oce_sim.world.stages import has
 from oce_sim.world.start import StartTable
 from oce_sim.world.tail import TailValue, tail_value
 
 assert REP_VISIT == 0  # segment_features reads the rep-visit column as column 0
 
-SEGMENT_FEATURES: tuple[str, ...] = (
-    "share_of_customers",
-    "observed_rx_share",
-    "days_since_rep_visit",
-    "days_since_any_touch",
-    "email_consent_share",
-    "need_known_share",
-    "message_progress",
-    "engagement_rate",
-)
-GLOBAL_FEATURES: tuple[str, ...] = (
-    "episode_progress",
-    "data_staleness",
-    "suggestion_acceptance",
-    "field_capacity_per_customer",
-    "epoch_parity",
-    "epoch_in_four",
-) + tuple(f"stage_{entity}" for entity in ENTITIES)
-STALE_DAYS = 60.0
 RESET_OPTIONS: tuple[str, ...] = ()  # reset() takes no options: the scenario is fixed at construction
 
 
@@ -98,7 +80,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     expected gross margin minus what its touches cost, plus its value at the horizon on the last step) and
     ``info["hcp_segment"]`` (``(n_hcps,)`` int8: the segment each HCP was in when the step's plays were chosen).
     ``hcp_reward.sum()`` is the ``expected`` reward plus the field force's salaries (no HCP's, and no play
-    changes them).  ``oce_sim.factored_ppo`` credits each segment's play with its own cohort's return.
+    changes them).  ``oce_sim.learning.factored_ppo`` credits each segment's play with its own cohort's return.
 
     ## Starting State
 
@@ -117,7 +99,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     ``config={"env": {"info_kpis": "episode_end"}}`` only the last step's info has them (for training).
     ``info["action_mask"]`` (from ``reset`` and every ``step``) is the flattened mask of the next decision, the
     same as ``action_masks()``: vectorised trainers can read it from the infos instead of calling back into the
-    workers (``oce_sim.training.ActionMasksFromInfo``).
+    workers (``oce_sim.learning.training.ActionMasksFromInfo``).
 
     ## Arguments
 
@@ -189,7 +171,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.world is not None:
             self.world.close()
         if self._start_table is None and self.scenario.history.start == "steady":
-            self._start_table = steady_start(self.scenario)  # once per env: the scenario never changes
+            self._start_table = steady_start(self.scenario, TerritoryEnv)  # once per env: the scenario never changes
         self.world = World(self.scenario, seed=world_seed, start=self._start_table, **self.world_options)
         self.tail: TailValue | None = None
         self._day = 0

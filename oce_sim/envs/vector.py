@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping, Sequence
 
-import gymnasium as gym
 import numpy as np
 import simpy
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -148,7 +147,7 @@ class TerritoryVectorEnv(VectorEnv):
         if first._start_table is None and self.scenario.history.start == "steady":
             from oce_sim.envs.steady_start import steady_start
 
-            first._start_table = steady_start(self.scenario)
+            first._start_table = steady_start(self.scenario, TerritoryEnv)
         for env in self.envs[1:]:
             env._start_table = first._start_table
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from oce_sim.config import ScenarioConfig, StageConfig
-from oce_sim.stages import has
 from oce_sim.world import kernels
 from oce_sim.world.population import Population
+from oce_sim.world.stages import has
 from oce_sim.world.view import OrchestratorView
 
 TIERS: tuple[str, ...] = ("low", "mid", "high")

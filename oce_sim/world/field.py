@@ -15,10 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from oce_sim.config import ScenarioConfig, StageConfig
-from oce_sim.stages import has
 from oce_sim.world import kernels
 from oce_sim.world.population import Population
-from oce_sim.world.response import ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN, REP_VISIT, TouchBatch
+from oce_sim.world.response import (
+    ORIGIN_ORCHESTRATOR,
+    ORIGIN_REP_OWN,
+    REP_VISIT,
+    TouchBatch,
+)
+from oce_sim.world.stages import has
 
 assert (ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN) == (0, 1)  # the field_day kernel writes these codes
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from oce_sim.world.jit import njit  # numba.njit whose cache survives a read-only install
+
+from oce_sim.world.jit import (
+    njit,  # numba.njit whose cache survives a read-only install
+)
 
 # Channel indices (same order as oce_sim.config.CHANNELS; asserted in oce_sim.world.response).
 _REP_VISIT, _REMOTE_DETAIL, _EMAIL = 0, 1, 2

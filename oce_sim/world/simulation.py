@@ -18,7 +18,6 @@ import numpy as np
 import simpy
 
 from oce_sim.config import ScenarioConfig
-from oce_sim.stages import has
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.efficacy import WORKING_DAYS_PER_WINDOW, Z_ONE_SIDED_95, EfficacyTest
 from oce_sim.world.field import FieldForce
@@ -39,11 +38,18 @@ from oce_sim.world.response import (
     TouchOutcome,
     TouchQueue,
 )
+from oce_sim.world.stages import has
 from oce_sim.world.start import StartTable
 from oce_sim.world.streams import RandomStreams
 from oce_sim.world.tail import DAYS_PER_YEAR
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
-from oce_sim.world.view import NO_HCPS, RX_WINDOW_DAYS, DataPipeline, DayRecord, OrchestratorView
+from oce_sim.world.view import (
+    NO_HCPS,
+    RX_WINDOW_DAYS,
+    DataPipeline,
+    DayRecord,
+    OrchestratorView,
+)
 
 HOUR = 1.0 / 24.0
 # dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
 from oce_sim.world.kernels import LIFT_FROM_STATE, hill_power
+from oce_sim.world.protocols import SimulatedWorld
 from oce_sim.world.response import WEBSITE
-
-if TYPE_CHECKING:
-    from oce_sim.world.simulation import World
 
 DAYS_PER_YEAR = 365.0
 PORTAL_UNAWARE_FACTOR = 0.2  # as in World._portal_visits
@@ -49,7 +46,7 @@ def discount_factors(n_days: int, rate_per_year: float) -> np.ndarray:
     return (1.0 + rate_per_year) ** (-(np.arange(n_days) + 1.0) / DAYS_PER_YEAR)
 
 
-def expected_tail_rx(world: "World", n_days: int, factor: np.ndarray | None = None,
+def expected_tail_rx(world: SimulatedWorld, n_days: int, factor: np.ndarray | None = None,
                      per_hcp: np.ndarray | None = None) -> np.ndarray:
     """Expected prescriptions of each of the ``n_days`` days after ``world.now``, with no further promotion.
     ``per_hcp`` (n_hcps zeros): each HCP's expected prescriptions weighted by ``factor`` of their day are added
@@ -79,7 +76,7 @@ def expected_tail_rx(world: "World", n_days: int, factor: np.ndarray | None = No
     )  # fmt: skip
 
 
-def tail_value(world: "World", tail_years: float | None = None, discount_rate: float | None = None,
+def tail_value(world: SimulatedWorld, tail_years: float | None = None, discount_rate: float | None = None,
                by_hcp: bool = False) -> TailValue:
     """The value the world's state leaves at ``world.now`` over the scenario's tail (or the given one); ``by_hcp``:
     also split by HCP (``margin_per_hcp_usd``; its sum equals ``margin_usd`` up to rounding)."""

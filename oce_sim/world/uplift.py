@@ -6,20 +6,16 @@ value of one unit of response over the goodwill's remaining carryover, by adopti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from oce_sim.world import kernels
 from oce_sim.world.field import choose_theme
+from oce_sim.world.protocols import SimulatedWorld
 from oce_sim.world.response import REP_VISIT, WEBINAR
 from oce_sim.world.tail import DAYS_PER_YEAR, discount_factors
 
-if TYPE_CHECKING:
-    from oce_sim.world.simulation import World
 
-
-def value_horizon_days(world: "World") -> float:
+def value_horizon_days(world: SimulatedWorld) -> float:
     """Days over which a touch's effect is valued: the rest of the episode plus the discounted tail (the
     multi-period objective of ``profit_multi_period_usd``)."""
     economics = world.config.economics
@@ -28,7 +24,7 @@ def value_horizon_days(world: "World") -> float:
     return max(0.0, world.config.env.horizon_days - world.now) + discounted_tail
 
 
-def expected_touch_value_usd(world: "World", channel: int, days_left: float) -> np.ndarray:
+def expected_touch_value_usd(world: SimulatedWorld, channel: int, days_left: float) -> np.ndarray:
     """Expected incremental brand value (USD, before cost) of one touch on ``channel`` for every HCP."""
     cfg = world.config
     r = cfg.response

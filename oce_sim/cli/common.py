@@ -1,0 +1,212 @@
+"""Shared by every command: the consoles, argument limits and checks (exit 2 naming the argument before any
+work), scenario resolution, the all-or-nothing output folder, the report's command line and rich tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from oce_sim.config import (
+    ScenarioConfig,
+    ScenarioError,
+    load_scenario,
+)
+
+console = Console() if sys.stdout.isatty() else Console(width=160)
+
+
+err = Console(stderr=True)
+
+
+SCENARIO_ARG = typer.Argument("default", help="Built-in scenario name (see `oce-sim scenarios`) or a YAML path.")
+
+
+# Argument limits, checked before any work starts (exit 2 naming the argument and what is allowed).
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by Stable-Baselines3) takes 32-bit seeds
+
+
+MAX_EPISODES = 100_000
+
+
+MAX_TIMESTEPS = 10**10
+
+
+MAX_N_ENVS = 256
+
+
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
+
+
+MAX_PATH_PART_BYTES = 255  # NAME_MAX: one folder or file name
+
+
+MAX_TEXT_CHARS = 1000  # strategy lists and other names
+
+
+MAX_MESSAGE_CHARS = 600  # an error line quotes at most this much
+
+
+SIMPLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fail(message: str, problems: list[str] | None = None, code: int = 2) -> None:
+    # escaped: user input in a message is text, not rich markup (a stray "[/]" would raise)
+    err.print(f"[bold red]error:[/] {escape(_clip(message))}")
+    for problem in problems or []:
+        err.print(f"  - {escape(_clip(problem))}")
+    raise typer.Exit(code)
+
+
+def resolve(scenario: str, stage: Optional[int] = None) -> ScenarioConfig:
+    check_path("SCENARIO", Path(scenario))
+    try:
+        return load_scenario(scenario, stage=stage)
+    except ScenarioError as exc:
+        fail(f"invalid scenario {exc.source}", exc.problems)
+        raise  # unreachable
+
+
+def check_positive(name: str, value: int, minimum: int = 1, maximum: int | None = None) -> None:
+    if value < minimum:
+        fail(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        fail(f"{name} must be <= {maximum}, got {_clip(str(value), 40)}")
+
+
+def check_seed(seed: int, count: int = 1) -> None:
+    """Seeds ``seed .. seed + count - 1`` must all be valid seeds."""
+    if not 0 <= seed <= MAX_SEED - (count - 1):
+        fail(f"--seed must be in [0, {MAX_SEED - (count - 1)}] (seeds seed .. seed+{count - 1} are used), "
+             f"got {_clip(str(seed), 40)}")
+
+
+def check_learning_rate(value: float) -> None:
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        fail(f"--learning-rate must be a finite number in (0, 1], got {value}")
+
+
+def check_text(name: str, value: str, limit: int = MAX_TEXT_CHARS) -> None:
+    if len(value) > limit or "\0" in value:
+        fail(f"{name} must be at most {limit} characters with no NUL character (got {len(value)} characters)")
+
+
+def check_path(name: str, path: Path) -> None:
+    """A path the operating system can take: no NUL, not too long overall or in any one part."""
+    text = str(path)
+    check_text(name, text, MAX_PATH_CHARS)
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > MAX_PATH_PART_BYTES:
+        fail(f"{name}: a folder or file name is longer than {MAX_PATH_PART_BYTES} bytes ({longest}): "
+             f"{_clip(text, 80)}")
+
+
+def check_out(name: str, out: Path) -> None:
+    """The output folder must be creatable and writable: found now, not after every episode has run."""
+    check_path(name, out)
+    if out.exists() and not out.is_dir():
+        fail(f"{name} {_clip(str(out), 200)} exists and is not a folder")
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"{name} {_clip(str(out), 200)}: {_clip(str(existing), 200)} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{name} {_clip(str(out), 200)}: {_clip(str(existing), 200)} is not writable")
+
+
+def check_model(name: str, model: Path) -> None:
+    check_path(name, model)
+    if model.is_dir():
+        if not (model / "final" / "model.safetensors").is_file():  # training.model_path (no torch import here)
+            fail(f"{name} {_clip(str(model), 200)} is not a finished run folder (no final/model.safetensors): give "
+                 "a run folder or a model .safetensors file")
+    elif not model.is_file():
+        fail(f"{name}: model file not found: {_clip(str(model), 200)}")
+
+
+def check_stage(stage: Optional[int]) -> None:
+    if stage is not None and not 0 <= stage <= 3:
+        fail(f"--stage must be 0-3 (0 instruction, 1 insight, 2 involvement, 3 intervention), got {stage}")
+
+
+@contextmanager
+def _output_folder(out: Path, command: str) -> Iterator[Path]:
+    """The staging folder of ``out`` (see oce_sim.storage.outputs); a bad or busy ``--out`` is exit 2 before any work."""
+    from oce_sim.storage.outputs import OutputError, transaction
+
+    try:
+        with transaction(out, command) as staging:
+            yield staging
+    except OutputError as exc:
+        fail(str(exc))
+
+
+# Options that change how or where a command runs, not what it computes: left out of a report's command line, so
+# that the same run written to another folder, or a sweep run serially, on a pool or on Ray, writes the same report.
+NOT_RESULTS = frozenset({"progress", "workers", "executor", "out"})
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The running command as a user would type it, every option that shapes the results spelled out."""
+    import shlex
+
+    words = ["oce-sim", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in NOT_RESULTS or value is None or value == [] or value == ():
+            continue
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        flag = max(param.opts, key=len)
+        if isinstance(value, bool):
+            if param.secondary_opts or value:
+                words.append(flag if value else max(param.secondary_opts, key=len))
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            words += [flag, str(item)]
+    return shlex.join(words)
+
+
+def pd_concat(frames):
+    import pandas as pd
+
+    return pd.concat(list(frames), ignore_index=True)
+
+
+def _rich_table(frame, title: str) -> Table:
+    table = Table(title=title, show_lines=True)
+    for column in frame.columns:
+        listed = frame[column].astype(str).str.contains("; ").any()
+        table.add_column(str(column), overflow="fold", no_wrap=bool(listed))  # a list: one short item per line
+    for row in frame.to_numpy():
+        table.add_row(*[escape(str(v)).replace("; ", "\n") for v in row])  # a list (moves) one per line
+    return table
+
+
+def _print_table(frame, title: str, first: str = "metric") -> None:
+    """Metrics as rows and strategies as columns, so the table fits a terminal."""
+    table = Table(title=title, show_lines=True)
+    from oce_sim.world.kpis import KPIS, unit_label
+
+    table.add_column("KPI (unit; USD in thousands: k)" if first == "metric" else first)
+    for strategy in frame.index:
+        table.add_column(str(strategy), justify="right")
+    for metric in frame.columns:
+        table.add_row(f"{unit_label(metric)}\n[dim]{metric}[/]" if metric in KPIS else str(metric),
+                      *[str(v).replace(" [", "\n[") for v in frame[metric].to_numpy()])
+    console.print(table)

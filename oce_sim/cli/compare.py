@@ -1,0 +1,95 @@
+"""``oce-sim compare``, the main job: today, each move and every stage strategy on paired seeds
+(``oce_sim.studies.evaluation``, ``oce_sim.studies.report``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from oce_sim.cli.candidates import (
+    _check_models,
+    _labelled,
+    _make_candidate,
+    _make_policy,
+)
+from oce_sim.cli.common import (
+    MAX_EPISODES,
+    SCENARIO_ARG,
+    _command_line,
+    _output_folder,
+    _print_table,
+    check_model,
+    check_out,
+    check_path,
+    check_positive,
+    check_seed,
+    check_stage,
+    check_text,
+    console,
+    fail,
+    resolve,
+)
+
+
+def compare(
+    ctx: typer.Context,
+    scenario: str = SCENARIO_ARG,
+    episodes: int = typer.Option(10, help="Paired episodes per strategy."),
+    seed: int = typer.Option(0, help="First seed; every strategy sees the same seeds (common random numbers)."),
+    out: Path = typer.Option(Path("results/compare"), help="Output folder."),
+    model: list[Path] = typer.Option([], help="A trained model .safetensors (or run folder) to add to the comparison "
+                                     "(repeatable: training seeds, or a checkpoint against the final model)."),
+    strategies: str = typer.Option("instruction,insight,involvement,intervention,no_promotion,random,oracle",
+                                   help="Comma-separated strategies."),
+    baseline: str = typer.Option("today", help="Strategy the paired differences are taken against (today: the "
+                                 "scenario's own stage)."),
+    move: list[str] = typer.Option([], help="A candidate move from today's stage, e.g. sales=3, sales=3,it=3 or "
+                                   "stage=2 (repeatable)."),
+    model_stage: Optional[int] = typer.Option(None, help="Run --model at this stage (0-3) instead of its own."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
+    model) on paired seeds, with 95% CIs of the difference to today."""
+    from oce_sim.studies import evaluation
+    from oce_sim.studies.report import compare_report
+
+    check_positive("--episodes", episodes, maximum=MAX_EPISODES)
+    check_seed(seed, episodes)
+    check_text("--strategies", strategies)
+    for name in strategies.split(","):
+        check_path("--strategies", Path(name.strip()))
+    check_text("--baseline", baseline)
+    for spec in move:
+        check_text("--move", spec, 200)
+    check_stage(model_stage)
+    for path in model:
+        check_model("--model", path)
+    check_out("--out", out)
+    config = resolve(scenario)
+    names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
+    candidates = [(_make_candidate(name, config), None) for name in names]
+    for path in model:
+        policy = _make_policy(str(path))
+        candidates.append((policy, model_stage))
+    policies, stages = _labelled(candidates, config)
+    if baseline not in policies:
+        fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
+    _check_models(policies, config)
+    started = time.time()
+    with _output_folder(out, "compare") as staging:
+        results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress)
+        summary = evaluation.paired_summary(results, baseline=baseline)
+        meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
+                "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
+        evaluation.write_results(staging, results, summary, meta)
+        drawn = evaluation.plot_figures(results, series, staging, config.name, baseline)
+        compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx)).write(staging)
+        figures = [out / p.name for p in drawn]
+    _print_table(evaluation.format_table(summary, baseline),
+                 f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}]")
+    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
+    console.print("figures: " + ", ".join(str(p) for p in figures))
+    console.print(f"report: {out / 'report.html'} (and report.md)")

@@ -1,0 +1,88 @@
+"""``oce-sim roadmap``: a stage roadmap per sub-market, net of transformation cost (``oce_sim.studies.roadmap``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from oce_sim.cli.common import (
+    MAX_EPISODES,
+    _command_line,
+    _output_folder,
+    _rich_table,
+    check_out,
+    check_path,
+    check_positive,
+    check_seed,
+    console,
+    fail,
+    pd_concat,
+)
+
+MAX_DRAWS = 100_000
+
+
+def roadmap(
+    ctx: typer.Context,
+    portfolio: Path = typer.Argument(..., help="Portfolio YAML (or a built-in name: example): sub-markets (scenario, territories, today's stage) and "
+                                     "step costs (see scenarios/portfolios/example.yaml)."),
+    episodes: int = typer.Option(8, help="Paired episodes per option (seeds seed .. seed+episodes-1)."),
+    seed: int = typer.Option(0, help="First seed; every option of a sub-market sees the same seeds."),
+    draws: int = typer.Option(400, help="Draws of the uncertain inputs (seeds by bootstrap, step costs, ramp-ups, "
+                              "discount rate) for P(best) and the NPV intervals."),
+    horizon_years: Optional[float] = typer.Option(None, help="NPV and payback horizon in years (default: the "
+                                                  "portfolio's, 3)."),
+    out: Path = typer.Option(Path("results/roadmap"), help="Output folder."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """A stage roadmap per sub-market: today, every uniform stage and every single-entity step on paired seeds, net
+    of transformation cost: NPV, payback, P(best) and the break-even one-off cost of each move."""
+    from oce_sim.studies import evaluation
+    from oce_sim.studies import roadmap as rm
+
+    check_path("PORTFOLIO", portfolio)
+    if not portfolio.is_file():
+        shipped = rm.builtin_portfolios()
+        if str(portfolio) not in shipped:
+            fail(f"no such file: {portfolio}; built-in portfolios: {', '.join(shipped) or 'none'}")
+        portfolio = shipped[str(portfolio)]
+    check_positive("--episodes", episodes, minimum=2, maximum=MAX_EPISODES)
+    check_seed(seed, episodes)
+    check_positive("--draws", draws, maximum=MAX_DRAWS)
+    if horizon_years is not None and not (math.isfinite(horizon_years) and 0 < horizon_years <= rm.MAX_HORIZON_YEARS):
+        fail(f"--horizon-years must be in (0, {rm.MAX_HORIZON_YEARS}], got {horizon_years}")
+    check_out("--out", out)
+    try:
+        spec, markets = rm.load_portfolio(portfolio)
+    except rm.PortfolioError as exc:
+        fail(f"invalid portfolio {exc.source}", exc.problems)
+        return
+    horizon = horizon_years if horizon_years is not None else spec.horizon_years
+    started = time.time()
+    with _output_folder(out, "roadmap") as staging:
+        results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress)
+        tables = [a.table for a in appraisals]
+        table = rm.roadmap_table(markets, tables)
+        every = pd_concat(tables)
+        evaluation.atomic_write_text(staging / "results.csv", results.to_csv(index=False))
+        evaluation.atomic_write_text(staging / "options.csv", every.to_csv(index=False))
+        evaluation.atomic_write_text(staging / "draws.csv", pd_concat([a.draws for a in appraisals]).to_csv(index=False))
+        evaluation.atomic_write_text(staging / "roadmap.csv", table.to_csv(index=False))
+        meta = {"portfolio": spec.model_dump(mode="json"), "scenarios": {m.spec.name: m.config.name for m in markets},
+                "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon,
+                "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
+        evaluation.atomic_write_text(staging / "roadmap.json", json.dumps(meta, indent=2))  # no wall time: reruns match
+        summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon)
+        evaluation.atomic_write_text(staging / "roadmap.md", summary_md)
+        figure = rm.plot_npv(tables, staging / "npv_by_option.png", spec.name)
+        rm.roadmap_report(spec, markets, table, summary_md, figure, episodes, seed, draws, horizon,
+                          _command_line(ctx)).write(staging)
+    console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
+                              f"{draws} draws; NPV over today with its 5th-95th percentile)"))
+    console.print(f"results: {out / 'results.csv'}  options: {out / 'options.csv'}  summary: {out / 'roadmap.md'}  "
+                  f"figure: {out / figure.name}  ({time.time() - started:.0f} s)")

@@ -1,0 +1,11 @@
+"""What a strategist runs: studies built on paired episodes of the environments.
+
+- ``evaluation``: strategies on paired seeds (common random numbers), tidy results, CIs of differences, figures.
+- ``whatif`` with ``sweep``: what-if variants (sets, grids, tornado, frontier), resumable and parallel.
+- ``roadmap``: a stage roadmap per sub-market, net of transformation cost; ``uncertainty``: the calibrated
+  parameters' ranges.
+- ``calibration``: the model against published figures; ``report``: HTML and Markdown reports.
+
+May import: ``oce_sim.envs``, ``oce_sim.agents``, ``oce_sim.world``, ``oce_sim.config``, ``oce_sim.storage``
+(not ``oce_sim.learning``: a trained model reaches a study as a policy of ``oce_sim.agents``).
+"""

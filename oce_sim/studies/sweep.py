@@ -1,0 +1,200 @@
+"""Sweeps that scale and survive: the episodes of a what-if sweep as keyed jobs, a cache of finished episodes, and
+the executors that run them (in this process, a local process pool, or Ray).
+
+* **Keys.**  An episode is keyed by the SHA-256 of its resolved scenario (as the strategy runs it), the strategy,
+  its organisation settings, the seed and the code version (:func:`code_version`: the version and a hash of every
+  Python file of ``oce_sim`` and its agents), so a changed model or heuristic never reuses an old result.
+  Identical episodes of different variants (the no-promotion counterfactual of variants that differ only in
+  headcount) are one job.
+* **Cache.**  Each finished episode's KPIs are written, atomically, to ``<cache>/<key[:2]>/<key>.json`` as soon
+  as it finishes, by the process that collects the results.  A sweep killed at any moment, SIGKILL included,
+  and run again reads the finished episodes back and runs only the others; Python's JSON writes floats exactly, so
+  the final table is byte-identical to an uninterrupted run's.  The cache sits beside ``--out``
+  (``<out>.cache/``), outside the output folder's transaction, and may be deleted at any time.
+* **Executors.**  ``local`` runs the jobs in this process (``workers=1``) or in a process pool; ``ray`` submits
+  them as Ray tasks (``ray.init()`` starts a local instance unless one is running or ``RAY_ADDRESS`` names a
+  cluster).  Results are placed by key, so the table's order never depends on which episode finished first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from oce_sim.storage.outputs import atomic_write_text
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One episode: a strategy (``organisation`` with its stage and settings, or a named strategy) on a resolved
+    scenario and a seed.  Plain data, so that it pickles to a worker process or a Ray task."""
+
+    key: str
+    config: Any  # ScenarioConfig as the strategy runs it
+    strategy: str
+    seed: int
+    stage: Any = None  # the organisation's stage (StageConfig), None for a named strategy
+    policy: tuple[tuple[str, float], ...] = ()  # the organisation's settings (policy.*)
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``<version>+<hash>``: the hash covers every Python file of oce_sim and its agents."""
+    import oce_sim
+    import oce_sim.agents
+    from oce_sim import __version__
+
+    digest = hashlib.sha256()
+    roots = [Path(oce_sim.__file__).parent, *map(Path, oce_sim.agents.__path__)]
+    for root in dict.fromkeys(roots):
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{__version__}+{digest.hexdigest()[:16]}"
+
+
+def job_key(config: Any, strategy: str, policy: Mapping[str, float], seed: int) -> str:
+    payload = json.dumps([config.model_dump(mode="json"), strategy, dict(policy), int(seed), code_version()],
+                         sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def run_job(job: Job) -> dict[str, float]:
+    """Run one episode (in whatever process executes it); its KPIs as plain floats."""
+    from oce_sim.agents import make_strategy
+    from oce_sim.agents.organisation import Organisation
+    from oce_sim.studies.evaluation import run_episode
+
+    policy = (Organisation(job.stage, name=job.strategy, **dict(job.policy)) if job.stage is not None
+              else make_strategy(job.strategy))
+    return {metric: float(value) for metric, value in run_episode(policy, job.config, job.seed).kpis.items()}
+
+
+class EpisodeCache:
+    """Finished episodes' KPIs on disk, one JSON file per key (written atomically: complete or absent)."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = Path(folder) if folder is not None else None
+
+    def _path(self, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, float] | None:
+        if self.folder is None:
+            return None
+        try:
+            payload = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # absent, or unreadable: run it again
+            return None
+        if not isinstance(payload, dict) or payload.get("key") != key or not isinstance(payload.get("kpis"), dict):
+            return None
+        return {str(k): float(v) for k, v in payload["kpis"].items()}
+
+    def put(self, key: str, kpis: Mapping[str, float]) -> None:
+        if self.folder is not None:
+            atomic_write_text(self._path(key), json.dumps({"key": key, "kpis": dict(kpis)}))  # KPI order kept
+
+
+def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", workers: int = 1,
+             on_done: Callable[[int], None] | None = None) -> tuple[dict[str, dict[str, float]], int]:
+    """Every job's KPIs by key, from the cache where finished, else run (and cached as each finishes).
+    Returns (results, number read from the cache).  ``on_done(n)`` reports progress."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    results: dict[str, dict[str, float]] = {}
+    todo: list[Job] = []
+    for job in jobs:
+        if job.key in results:
+            continue
+        cached = cache.get(job.key)
+        if cached is not None:
+            results[job.key] = cached
+        else:
+            todo.append(job)
+    reused = len(results)
+    if on_done and reused:
+        on_done(reused)
+
+    def finish(job: Job, kpis: dict[str, float]) -> None:
+        cache.put(job.key, kpis)
+        results[job.key] = kpis
+        if on_done:
+            on_done(1)
+
+    if not todo:
+        return results, reused
+    if executor == "ray":
+        _run_ray(todo, finish)
+    elif workers <= 1 or len(todo) == 1:
+        for job in todo:
+            finish(job, run_job(job))
+    else:
+        _run_pool(todo, finish, workers)
+    return results, reused
+
+
+def _run_pool(todo: Sequence[Job], finish: Callable[[Job, dict], None], workers: int) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    # spawn: a fresh interpreter per worker (no forked copies of Numba, torch or open files)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+                                                initializer=_ignore_sigint) as pool:
+        pending = {pool.submit(run_job, job): job for job in todo}
+        try:
+            for future in concurrent.futures.as_completed(pending):
+                finish(pending[future], future.result())
+        except BaseException:  # Ctrl-C or a failed episode: start nothing more; running episodes end first
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops the sweep (finished episodes stay cached)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_ray(todo: Sequence[Job], finish: Callable[[Job, dict], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--executor ray needs Ray: pip install 'oce-sim[sweep]' (or pip install ray)") from None
+    started = not ray.is_initialized()
+    if started:
+        from oce_sim._checkout import REPO_ROOT
+
+        runtime_env = {}
+        if (REPO_ROOT / "agents" / "__init__.py").is_file() and not os.environ.get("RAY_ADDRESS"):
+            # a source checkout on a local instance: Ray's workers import oce_sim from the same place
+            path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+            runtime_env = {"env_vars": {"PYTHONPATH": path}}
+        ray.init(runtime_env=runtime_env, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        task = ray.remote(run_job)
+        pending = {task.remote(job): job for job in todo}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                finish(pending.pop(ref), ray.get(ref))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def default_cache(out: Path) -> Path:
+    """The cache folder of ``--out``: ``<out>.cache`` beside it."""
+    out = Path(os.path.abspath(out))
+    return out.with_name(out.name + ".cache")
+
+
+__all__ = ["EXECUTORS", "EpisodeCache", "Job", "code_version", "default_cache", "job_key", "run_job", "run_jobs"]
