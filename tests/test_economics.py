@@ -24,8 +24,10 @@ def run_policy(env: TerritoryEnv, strategy: str, seed: int, until_day: int | Non
 
 
 def continue_without_promotion(world, start_day: int, rate: float) -> float:
-    """Discounted expected revenue of actually running the world on, every segment held, no calendar (stage 3)."""
+    """Discounted expected revenue of actually running the world on, every segment held, no calendar (stage 3), the
+    reps idle (their own picks would be promotion)."""
     factor = discount_factors(TAIL_DAYS, rate)
+    world.field.fills_free_slots = False
     before, total = world.ledger.expected_revenue_usd, 0.0
     for k in range(TAIL_DAYS):
         if k % 7 == 0:
@@ -78,15 +80,23 @@ def test_terminal_value_is_added_to_the_last_reward_only_when_asked():
 
 def test_a_rep_is_a_fixed_cost_paid_whether_she_calls_or_not():
     config = load_scenario("small", stage=3, overrides={"env": {"horizon_days": 91}})
-    env = TerritoryEnv(scenario=config)
-    info = run_policy(env, "no_promotion", 0)  # holds every segment, but with the scenario's rep on payroll
-    kpis = info["kpis"]
+    def idle(config) -> dict:  # every segment held and the reps idle, with the scenario's rep on payroll
+        env = TerritoryEnv(scenario=config)
+        env.reset(seed=0)
+        env.world.field.fills_free_slots = False
+        done = False
+        while not done:
+            _, _, terminated, truncated, info = env.step(np.full(N_SEGMENTS, HOLD))
+            done = terminated or truncated
+        return info["kpis"]
+
+    kpis = idle(config)
     economics = config.economics
     assert kpis["cost_fixed_usd"] == pytest.approx(config.population.n_reps * economics.rep_annual_cost_usd * 91 / 365)
     assert kpis["touches_rep_visit"] == 0 and kpis["field_utilisation"] == 0.0
     assert kpis["idle_field_cost_usd"] == pytest.approx(kpis["cost_fixed_usd"])
     shared = load_scenario(config, overrides={"economics": {"call_cost_share": 0.6}})
-    half = run_policy(TerritoryEnv(scenario=shared), "no_promotion", 0)["kpis"]
+    half = idle(shared)
     assert half["cost_fixed_usd"] == pytest.approx(0.6 * kpis["cost_fixed_usd"])
 
 

@@ -251,6 +251,7 @@ def test_cap_check_is_exercised():
         "env": {"record_events": True},
     })
     world = World(config, seed=3)
+    world.field.fills_free_slots = False  # only the scheduled touches: the reps' own picks would mix in
     hcp = np.arange(10)
     for day in (1, 8, 15, 22):  # four of each within 30 days
         for channel in (REP_VISIT, EMAIL):

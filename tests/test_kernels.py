@@ -21,7 +21,15 @@ unit = st.floats(0.0, 1.0, allow_nan=False, exclude_max=True)
 @given(u=arrays(np.float64, 64, elements=unit), lam=arrays(np.float64, 64, elements=st.floats(0.0, 12.0)))
 def test_poisson_inverse_cdf_matches_the_vectorised_draw(u: np.ndarray, lam: np.ndarray) -> None:
     scalar = np.array([kernels.poisson_inverse_cdf(a, b) for a, b in zip(u, lam)])
-    np.testing.assert_array_equal(scalar, poisson_from_uniform(u, lam))
+    reference = poisson_from_uniform(u, lam)
+    # NumPy's exp and the compiled one may differ in the last bit: only a draw on a CDF boundary may move, by one
+    differ = scalar != reference
+    if differ.any():
+        from scipy import stats
+
+        assert (np.abs(scalar - reference)[differ] == 1).all()
+        boundary = stats.poisson.cdf(np.minimum(scalar, reference)[differ], lam[differ])
+        np.testing.assert_allclose(boundary, u[differ], rtol=1e-9)
     np.testing.assert_array_equal(kernels.poisson_draws(u, lam), scalar)
 
 
@@ -175,18 +183,24 @@ def test_goodwill_lifts_the_share_from_the_aware_state_on() -> None:
                   > flat[(adoption >= kernels.LIFT_FROM_STATE) & positive])
 
 
-@pytest.mark.parametrize("sales, padded", [(2, True), (3, False)])
-def test_a_rep_pads_an_empty_plan_with_own_calls_only_below_sales_3(sales: int, padded: bool) -> None:
+@pytest.mark.parametrize("sales", [0, 2, 3])
+def test_a_rep_pads_an_empty_plan_with_own_calls_at_every_stage(sales: int) -> None:
+    """A level never takes an option away: a rep with an empty queue fills her day with own picks at every stage;
+    at sales 3 she ranks them by the value she is given (the orchestrator's), below it by potential."""
     stage = {"customer": 1, "sales": sales, "marketing": 1, "it": 1}
     world = World(load_scenario("small", stage=stage), seed=2)
     field = world.field
     empty = np.full((field.n_reps, 5), -1, dtype=np.int64)
     field.set_queue(empty, np.zeros_like(empty), np.zeros(empty.shape, dtype=bool))
     day = field.work_day(7, np.random.default_rng(0), world.view.progress, world.stage)
-    if padded:
-        assert len(day.batch) >= 5 * field.n_reps and np.all(day.batch.origin == 1)  # own picks fill the day
-    else:
-        assert len(day.batch) == 0
+    assert len(day.batch) >= 5 * field.n_reps and np.all(day.batch.origin == 1)  # own picks fill the day
+    if sales == 3:  # ranked by the given value: the customers it names come first
+        field.set_queue(empty, np.zeros_like(empty), np.zeros(empty.shape, dtype=bool))
+        value = np.zeros(world.pop.n_hcps)
+        favourites = np.flatnonzero((world.pop.rep == 0) & (world.pop.archetype != 2))[:3]
+        value[favourites] = 1.0
+        day = field.work_day(7, np.random.default_rng(0), world.view.progress, world.stage, value)
+        assert set(favourites) <= set(day.batch.hcp.tolist())
 
 
 @settings(max_examples=60, deadline=None)

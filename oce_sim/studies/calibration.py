@@ -247,7 +247,7 @@ NO_VISITS = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 
 def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None = None,
-        mute: int | None = None, month_origin_day: int | None = None) -> Trace:
+        mute: int | None = None, month_origin_day: int | None = None, idle_field: bool = False) -> Trace:
     """One episode of ``policy`` on ``config``.
 
     With ``inject``, a *shadow* copy of the customers' true state runs alongside: it receives every touch the real
@@ -257,12 +257,15 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     the extra visits alone, everything else held fixed (the paired counterfactual without the noise of the
     organisation re-planning around one visit).  ``mute`` (a channel) makes the shadow customers ignore that
     channel's touches instead (each stays in the batch, not engaged, so every other touch keeps its uniforms).
+    ``idle_field``: the reps make only the calls the plays suggest (no own picks in their free time), so that the
+    plays' touches are measured alone (the protocol of the rows measured at the intervention stage).
     """
     env = TerritoryEnv(scenario=config)
     obs, _ = env.reset(seed=seed)
     if hasattr(policy, "reset"):
         policy.reset(env, seed)
     world = env.world
+    world.field.fills_free_slots = not idle_field
     response = world.response
     original_apply, original_advance, original_review = (response.apply_touches, response.advance_day,
                                                          response.review_access)
@@ -484,17 +487,17 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
             out[f"nrx_month_{m + 1}"] = float(new[m])
             out[f"trx_month_{m + 1}"] = float(total[m])
 
-    # --- the intervention stage: channels controlled by the plays ------------------------------------------
+    # --- the intervention stage: channels controlled by the plays, an idle field (only the plays' calls) ----------
     stage3 = _at_stage(config, Plays(dispatch.HOLD), 3)
-    hold = run(Plays(dispatch.HOLD), stage3, seed)
-    rep_only = run(Plays(dispatch.REP_BIWEEKLY), stage3, seed)
-    blend = run(Plays(dispatch.REP_PLUS_EMAIL), stage3, seed)
+    hold = run(Plays(dispatch.HOLD), stage3, seed, idle_field=True)
+    rep_only = run(Plays(dispatch.REP_BIWEEKLY), stage3, seed, idle_field=True)
+    blend = run(Plays(dispatch.REP_PLUS_EMAIL), stage3, seed, idle_field=True)
     h = sum(hold.expected_rx_by_day.values())
     lift_rep = sum(rep_only.expected_rx_by_day.values()) - h
     out["blended_over_rep"] = (sum(blend.expected_rx_by_day.values()) - h) / lift_rep if lift_rep else float("nan")
 
-    weekly = run(Plays(dispatch.EMAIL_PLAY), stage3, seed)
-    monthly = run(Plays(dispatch.EMAIL_PLAY, every=4), stage3, seed)
+    weekly = run(Plays(dispatch.EMAIL_PLAY), stage3, seed, idle_field=True)
+    monthly = run(Plays(dispatch.EMAIL_PLAY, every=4), stage3, seed, idle_field=True)
 
     def unsub_rate(t: Trace) -> float:
         return 1000.0 * t.kpis["unsubscribes"] / t.ledger.delivered[EMAIL] if t.ledger.delivered[EMAIL] else float("nan")

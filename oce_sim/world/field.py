@@ -90,6 +90,9 @@ class FieldForce:
         self.queue_theme = np.zeros((self.n_reps, 0), dtype=np.int64)
         self.queue_ask = np.zeros((self.n_reps, 0), dtype=bool)
         self.pointer = np.zeros(self.n_reps, dtype=np.int64)
+        # Reps work the time the plan leaves free, at every stage; a measurement protocol (the calibration harness's
+        # idle field, the tail's continuation without promotion) turns it off to see the plays' touches alone.
+        self.fills_free_slots = True
         values = {
             "travel_minutes": visit.travel_minutes,
             "visit_minutes": visit.visit_minutes,
@@ -102,6 +105,13 @@ class FieldForce:
         }
         self._params = np.array([values[name] for name in kernels.FIELD_PARAMS], dtype=float)
 
+    def _pick_value(self, stage: StageConfig, customer_value: np.ndarray | None) -> np.ndarray:
+        """What a coached rep ranks her own picks by: potential (decile + 1) below sales 3; from it she is measured
+        on outcome and ranks them by what the orchestrator knows each customer is worth."""
+        if customer_value is None or not has(stage, "rep_measured_on_outcome"):
+            return self.pop.decile + 1.0
+        return np.asarray(customer_value, dtype=float)
+
     @property
     def capacity_available(self) -> bool:
         return self.n_reps > 0 and self.nominal_calls_per_day >= 1.0
@@ -113,8 +123,11 @@ class FieldForce:
         self.pointer = np.zeros(self.n_reps, dtype=np.int64)
         return expired
 
-    def work_day(self, day: int, rng: np.random.Generator, view_progress: np.ndarray, stage: StageConfig) -> FieldDay:
-        """All reps' working day (see :func:`oce_sim.world.kernels.field_day`)."""
+    def work_day(self, day: int, rng: np.random.Generator, view_progress: np.ndarray, stage: StageConfig,
+                 customer_value: np.ndarray | None = None) -> FieldDay:
+        """All reps' working day (see :func:`oce_sim.world.kernels.field_day`).  ``customer_value``: what the
+        orchestrator knows each customer is worth (``World.customer_priority``); a rep measured on outcome (sales 3)
+        ranks her own picks by it instead of potential alone."""
         if not self.capacity_available:
             return FieldDay(TouchBatch.empty(), 0, 0, *(np.zeros(0, dtype=np.int64),) * 3)
         u = rng.random((self.n_reps, self.slots, 4))
@@ -123,8 +136,9 @@ class FieldForce:
             self.knows_no_see, self.knows_need, self.last_visit_day, self.rep_progress, self.failed_visits,
             self.seen_visits, self.own_order, view_progress, has(stage, "rep_uses_shared_insight"),
             has(stage, "rep_records_knowledge"), self.pop.need_relevance,
-            self.availability, self.pop.archetype, self._params, not has(stage, "rep_measured_on_outcome"),
-            has(stage, "rep_coached_on_engagement"), self.chose_other_channel, self.pop.decile,
+            self.availability, self.pop.archetype, self._params, self.fills_free_slots,
+            has(stage, "rep_coached_on_engagement"),
+            self.chose_other_channel, self._pick_value(stage, customer_value),
         )  # fmt: skip
         batch = TouchBatch(hcp=hcp, channel=np.full(hcp.size, REP_VISIT, dtype=np.int8), theme=theme,
                            origin=origin, question=asked, engaged_hint=met, time=start)

@@ -344,14 +344,16 @@ def field_day(
     day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
     rep_progress, failed_visits, seen_visits, own_order, view_progress, uses_shared_insight, records_knowledge,
     need_relevance,
-    availability, archetype, params, fills_idle_slots, coached_on_engagement, chose_other_channel, decile,
+    availability, archetype, params, fills_free_slots, coached_on_engagement, chose_other_channel, pick_value,
 ):  # fmt: skip
     """All reps' working day: accept or dismiss suggestions, fill dismissed slots with own picks, visit in
     order until the day is full, then learn (trust, needs, no-see).  ``u`` is ``[n_reps, slots, 4]``.
-    With ``fills_idle_slots`` (a rep held to a call quota) slots the plan leaves empty get own picks too.
+    With ``fills_free_slots`` (the model's reps, at every stage) slots the plan leaves empty get own picks too;
+    without it (a measurement protocol's idle field) the reps make only the calls suggested to them.
     With ``coached_on_engagement`` (sales 1: coached to drive engagement, not only reach and frequency) her own
-    picks are the eligible customers worth most to call: potential (decile) x her own estimate of meeting them,
-    (met + 1) / (called + 2); without it, the first eligible ones in habit (decile) order.  A rep who
+    picks are the eligible customers worth most to call: ``pick_value`` (potential, decile + 1; at sales 3 the
+    orchestrator's value of the customer) x her own estimate of meeting them, (met + 1) / (called + 2); without
+    it, the first eligible ones in habit (decile) order.  A rep who
     reads shared insight never picks a customer who chose another channel than hers (``chose_other_channel``).
 
     Returns the executed visits ``(hcp, theme, from_suggestion, asked, met, start_time)``, then the HCPs whose
@@ -391,7 +393,7 @@ def field_day(
     finish = np.empty(slots)
     executed = np.empty(slots, dtype=np.bool_)
 
-    anything = fills_idle_slots and n_reps > 0
+    anything = fills_free_slots and n_reps > 0
     for r in range(n_reps):
         for s in range(slots):
             col = pointer[r] + s
@@ -413,7 +415,7 @@ def field_day(
             has = sugg[s] >= 0
             accept[s] = has and not knows_no_see[sugg[s]] and u[r, s, 0] < trust[r]
             dismissed[s] = has and not accept[s]
-            if dismissed[s] or (fills_idle_slots and not has):
+            if dismissed[s] or (fills_free_slots and not has):
                 n_dismissed += 1
         # Own picks, in habit order: not seen lately, not known as no-see, not already accepted for today (a
         # padded slot never repeats a suggested call).  Coached on engagement, she ranks them by potential times
@@ -436,7 +438,7 @@ def field_day(
                 continue
             picks[n_picks] = h
             if coached_on_engagement:
-                pick_score[n_picks] = (decile[h] + 1.0) * (seen_visits[h] + 1.0) / (seen_visits[h] + failed_visits[h] + 2.0)
+                pick_score[n_picks] = pick_value[h] * (seen_visits[h] + 1.0) / (seen_visits[h] + failed_visits[h] + 2.0)
             n_picks += 1
         if coached_on_engagement:
             for k in range(min(n_dismissed, n_picks)):
@@ -454,7 +456,7 @@ def field_day(
         for s in range(slots):
             if accept[s]:
                 h = sugg[s]
-            elif dismissed[s] or (fills_idle_slots and sugg[s] < 0):
+            elif dismissed[s] or (fills_free_slots and sugg[s] < 0):
                 h = picks[used_picks] if used_picks < n_picks else -1
                 used_picks += 1
             else:

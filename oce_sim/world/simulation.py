@@ -562,7 +562,8 @@ class World:
             if start > self.env.now:
                 yield self._wait("field", start - self.env.now)
             if is_working_day(day) and self.field.capacity_available:
-                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage)
+                value = self.customer_priority() if has(self.stage, "rep_measured_on_outcome") else None
+                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage, value)
                 self.schedule_touches(worked.batch)
                 if has(self.stage, "rep_intervenes_on_channels"):
                     self._rep_interventions(worked.batch, day)

@@ -55,10 +55,11 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("rep_intervenes_on_channels", "sales", 3, "authority",
                "after a met call the rep re-sequences the other channels' pending touches to her customer onto "
                "the message she just delivered (World._rep_interventions)"),
-    Capability("rep_measured_on_outcome", "sales", 3, "authority",
-               "the rep is measured on outcome, not on a call quota: below it she pads the days the plan leaves "
-               "short with her own habit picks (reach and frequency); from it idle time is the orchestrator's to "
-               "fill (kernels.field_day)"),
+    Capability("rep_measured_on_outcome", "sales", 3, "information",
+               "the rep is measured on outcome, not on a call quota: she still fills the time the plan leaves free "
+               "(a level never takes an option away), but ranks those own picks by what the orchestrator knows each "
+               "customer is worth (World.customer_priority: volume x access, KOL reach, tested response) times her "
+               "chance to meet them, instead of potential alone (kernels.field_day)"),
     Capability("marketing_personalises_from_insight", "marketing", 1, "information",
                "the calendar keeps its dates and targets but picks each message from shared insight "
                "(World.marketing_theme)"),
@@ -124,7 +125,7 @@ MATRIX: tuple[Cell, ...] = (
          ("rep_records_knowledge", "system_asks_questions"), ""),
     Cell("sales", 3, "intervenes on other channels and colleagues' activities (stop, start, re-sequence); rates "
          "insights; other brands' reps' insights; measured on outcome", ("rep_intervenes_on_channels", "rep_measured_on_outcome"),
-         "rating insights and other brands' reps: one brand; the outcome measure only removes the call quota (no incentive model)"),
+         "rating insights and other brands' reps: one brand; the outcome measure changes whom she calls in her free time, not her effort (no incentive model)"),
     Cell("marketing", 0, "own campaigns; insights not integrated, shared or acted on", (),
          ""),
     Cell("marketing", 1, "shares insights for personal and non-personal channels",
