@@ -1,4 +1,7 @@
-"""Oracle upper bound: a fortified rollout with hindsight on the multi-period objective.
+"""The rollout oracle: a fortified rollout with hindsight on the multi-period objective.
+
+It is a benchmark with foresight, not an upper bound on what a policy can earn: it is guaranteed to match or beat
+its own base policies (below), and a policy outside them may beat it (a trained agent did, MODEL.md §2.14).
 
 :class:`Oracle` ("oracle") sees everything, the future included: the env can be deep-copied and a copy continues
 identically (its random streams included), so at a decision point the oracle clones the env, plays each candidate
@@ -8,7 +11,7 @@ keeps the best whole trajectory found so far (the incumbent).  It then plays the
 worth strictly more ("fortified rollout", Bertsekas).  Since the env is deterministic given its state and actions,
 the realised ``profit_multi_period_usd`` is exactly the incumbent's value, which never decreases.
 
-Why it is a bound, and where only an empirical one:
+What it is guaranteed to beat, and what only measured:
 
 * **By construction** (every seed, exactly): the oracle earns at least what each candidate base policy earns on
   that seed *when the base policy runs in the same env config* as the oracle (stage 3, public view at the start).
@@ -156,14 +159,15 @@ DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("broadcast", Broadcast, False),
     Candidate("follow_up_everywhere", FollowUpEverywhere, False),
 )
-#: a cheap setting for CI-speed tests: the two base policies the bound is guaranteed against
+#: a cheap setting for CI-speed tests: the two base policies the oracle is guaranteed to match or beat
 GUARANTEED_CANDIDATES: tuple[Candidate, ...] = DEFAULT_CANDIDATES[:2]
 
 Step = tuple[bool, np.ndarray]  # (ground-truth view on, plays)
 
 
 class Oracle(Policy):
-    """Upper bound on the multi-period objective: fortified rollout of base policies on the true future.
+    """Fortified rollout of base policies on the true future (hindsight): at least each base policy's return on
+    every seed, not an upper bound on every policy.
 
     ``candidates``: the base policies (default :data:`DEFAULT_CANDIDATES`); ``reoptimise_every``: try them again
     every this many decisions (1: every week; the episode's start always).  The return on every seed is at least

@@ -1,4 +1,4 @@
-"""Is the oracle a bound?  The rollout oracle against every stage heuristic and the greedy oracle, paired seeds.
+"""Does the rollout oracle beat every strategy?  The rollout oracle against every stage heuristic and the greedy oracle, paired seeds.
 
 Every benchmark scenario, a full year, ``--seeds`` paired seeds: ``profit_multi_period_usd`` of the oracle minus
 each strategy's, mean with its 95% t-interval, the number of seeds on which the oracle is below, and the wall time

@@ -47,7 +47,7 @@ def main() -> None:
     run = train(TrainArgs(scenario=args.scenario, algo="maskable-ppo", stage=args.stage, timesteps=args.timesteps, seed=args.seed,
                           out=args.out, init_from=args.init_from or None, learning_rate=args.learning_rate))
 
-    # 2. evaluate the model next to the heuristics and the bounds, on the same held-out seeds
+    # 2. evaluate the model next to the heuristics and the oracles, on the same held-out seeds
     scenario = load_scenario(args.scenario)
     policies = {name: make_strategy(name) for name in ("instruction", "intervention", "no_promotion", "oracle")}
     policies["maskable_ppo"] = TrainedModel(model_path(run), stage=run_stage(run))

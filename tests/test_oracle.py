@@ -1,8 +1,9 @@
-"""The rollout oracle is an upper bound on the multi-period objective (issue 10, item 4).
+"""The rollout oracle matches or beats its base policies on the multi-period objective (issue 10, item 4); it is not
+an upper bound on every policy.
 
 Fast tests on a short ``small`` scenario: exact, per-seed bounds against the base policies (by construction) and
 determinism.  The slow test measures the oracle against every stage heuristic on the benchmark scenarios, with
-paired confidence intervals (the stage 0-2 heuristics run on differently configured worlds, so the bound is
+paired confidence intervals (the stage 0-2 heuristics run on differently configured worlds, so the margin is
 empirical there).
 """
 

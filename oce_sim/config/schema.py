@@ -445,7 +445,7 @@ class EnvSettings(StrictModel):
         description="value realised prescriptions, or their expectation given the true state (less noise, "
         "same mean: for training)",
     )
-    oracle_view: bool = Field(False, description="orchestrator sees the ground truth (oracle bound)")
+    oracle_view: bool = Field(False, description="orchestrator sees the ground truth (the oracles)")
     record_events: bool = Field(False, description="keep the full event log (for hashing and debugging)")
     terminal_value: bool = Field(
         True,

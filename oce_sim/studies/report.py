@@ -290,7 +290,8 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
         named = f" ({_move_subject(best.strategy).lower()})" if "=" in best.strategy else ""
         paragraphs.append(f"Ranked by profit (year 1 + tail), the best of these strategies is **{best.strategy}**{named} "
                           f"(mean {format_value(RANK_KPI, best['mean'])} USD). The oracle sees the ground truth: "
-                          "it is the upper bound results are read against, not a strategy to adopt.")
+                          "it is a benchmark with foresight, not a strategy to adopt and not an upper bound (a policy outside its base "
+                          "policies may beat it).")
     table = format_table(summary, baseline)
     captions = {
         "kpis_by_strategy": f"Each strategy's difference to {baseline} with its 95% confidence interval on paired "

@@ -1,4 +1,4 @@
-"""Expected profit of one touch per customer, computed on the ground truth (oracle bound only).
+"""Expected profit of one touch per customer, computed on the ground truth (the oracles only).
 
 An approximate estimate over the multi-period horizon (:func:`value_horizon_days`): probability of engagement x impact on goodwill x marginal response (Hill slope) x the
 value of one unit of response over the goodwill's remaining carryover, by adoption state.

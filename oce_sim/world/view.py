@@ -3,7 +3,7 @@
 The pipeline publishes each day's records after ``latency_days``, in batches every ``batch_interval_days``,
 keeping only channels that are integrated (``covered_channels``) and losing ``missing_share`` of the rows;
 observed prescriptions carry multiplicative noise.  Nothing here reads the ground truth directly except
-:meth:`OrchestratorView.sync_ground_truth`, used only for the oracle bound.
+:meth:`OrchestratorView.sync_ground_truth`, used only by the oracles.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class OrchestratorView:
         self.published_through_day = -1
         self.suggestions_accepted = 0
         self.suggestions_dismissed = 0
-        self.stage_override: np.ndarray | None = None  # oracle bound only
+        self.stage_override: np.ndarray | None = None  # the oracles only
         # Class volume comes from syndicated data: known to every stage.
         self.class_rx_per_day = pop.class_rx_per_day
         self._cache: dict[str, np.ndarray] = {}  # derived beliefs, valid until the view next changes
@@ -143,7 +143,7 @@ class OrchestratorView:
         self.published_through_day = max(self.published_through_day, record.day)
 
     def sync_ground_truth(self, pop: Population, state: CustomerState, day: float) -> None:
-        """Oracle bound only: replace beliefs with the truth."""
+        """The oracles only: replace beliefs with the truth."""
         self._cache.clear()
         self.progress = state.progress.astype(np.int64)
         self.email_consent = state.email_consent.copy()
