@@ -1,7 +1,8 @@
 """Generated bad input: every case exits 2 with a short message naming the field or argument, no traceback.
 
 One hypothesis strategy per constraint class (types, ranges, finiteness, encodings, YAML structure, duplicate
-keys, aliases, nesting, sizes, unknown keys, names, paths, CLI arguments).  Each strategy yields a ``Case``: the
+keys, aliases, nesting, sizes, unknown keys, names, paths, CLI arguments, what-if plans), and one for the Python
+vector API's counts (``num_envs``, ``workers``).  Each strategy yields a ``Case``: the
 files to write, the ``oce-sim`` arguments and the fragments the message must contain.  The CLI runs in-process
 (typer's CliRunner), so a case costs milliseconds.  The normal suite runs a few hundred cases; the slow test runs
 well over a thousand with a time bound per case and a memory bound over the run.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +37,7 @@ from oce_sim.config.files import MAX_COLLECTION_ITEMS, MAX_SCENARIO_BYTES, MAX_Y
 from oce_sim.config.schema import (
     INT64_MAX,
     MAX_DAYS,
+    MAX_USD,
     MAX_WORKING_MINUTES,
     MIN_STEP_DAYS,
     ScenarioConfig,
@@ -131,6 +134,8 @@ def _bounds(name: str, metadata: list[Any], kind: str) -> tuple[float | None, fl
         low = max(low or 0.0, MIN_STEP_DAYS)
     if "minutes" in name:
         low, high = max(low or 0.0, 0.0), min(MAX_WORKING_MINUTES if high is None else high, MAX_WORKING_MINUTES)
+    if name.endswith("_usd"):
+        high = min(MAX_USD if high is None else high, MAX_USD)
     return low, high
 
 
@@ -420,6 +425,47 @@ def path_cases(draw: st.DrawFn) -> Case:
     return cases[draw(st.sampled_from(sorted(cases)))]
 
 
+@st.composite
+def whatif_cases(draw: st.DrawFn) -> Case:
+    """What-if plans refused before any variant is built: unknown paths, a path given twice or overridden, a
+    factorial over the cap (counted, not built), values the schema refuses (named with the option given), workers
+    beyond the machine."""
+    kind = draw(st.sampled_from(["unknown", "twice", "overridden", "factorial", "value", "workers"]))
+    base = ("whatif", "small", "--no-progress", *OUT)
+    known = ["population.n_reps", "stage.it", "population.email_opt_in", "channels.webinar.seats"]
+    if kind == "unknown":
+        paths = draw(st.lists(words.filter(lambda w: w not in FIELD_NAMES), min_size=1, max_size=32, unique=True))
+        option = draw(st.sampled_from(["--set", "--grid", "--tornado"]))
+        args = [a for p in paths for a in (option, f"population.{p}=1,2" if option != "--set" else f"population.{p}=1")]
+        return Case((*base, *args), ("unknown setting path", f"population.{paths[0]}: unknown key"))
+    if kind == "twice":
+        path = draw(st.sampled_from(known[:2]))
+        first, second = draw(st.sampled_from([("--grid", "--grid"), ("--set", "--grid"), ("--set", "--tornado"),
+                                               ("--tornado", "--tornado"), ("--set", "--set"),
+                                               ("--grid", "--tornado")]))
+        values = {"--set": "1", "--grid": "1,2", "--tornado": "1,2"}
+        return Case((*base, first, f"{path}={values[first]}", second, f"{path}={values[second]}"),
+                    (f"{path}: given to",))
+    if kind == "overridden":
+        block = draw(st.sampled_from(["--grid", "--tornado"]))
+        return Case((*base, "--set", "stage.it=3", block, "stage=0,1"), ("stage.it: given to --set, but",))
+    if kind == "factorial":
+        sizes = draw(st.lists(st.integers(2, 1000), min_size=2, max_size=4).filter(
+            lambda v: math.prod(v) > 256))
+        args = [a for path, n in zip(known, sizes) for a in ("--grid", f"{path}=" + ",".join(["1"] * n))]
+        return Case((*base, *args), ("more than 256 variants",))
+    if kind == "value":
+        option = draw(st.sampled_from(["--grid", "--tornado"]))
+        bad = draw(st.sampled_from(["population.email_opt_in=0.5,1.5", "economics.price_per_rx_usd=1,1e308",
+                                    "stage.it=0,7", "population.n_reps=1,-1"]))
+        return Case((*base, option, bad), (f"invalid {option}", bad.split("=")[0]))
+    from oce_sim.studies.sweep import local_worker_limit
+
+    limit = local_worker_limit()[0]  # this machine's
+    workers = draw(st.integers(limit + 1, max(limit + 1, common.MAX_N_ENVS)))
+    return Case((*base, "--set", "population.n_reps=2", "--workers", str(workers)), ("--workers must be",))
+
+
 STRATEGIES = {
     "types": type_cases(),
     "ranges": range_cases(),
@@ -435,8 +481,9 @@ STRATEGIES = {
     "names": name_cases(),
     "cli_arguments": cli_argument_cases(),
     "paths": path_cases(),
+    "whatif": whatif_cases(),
 }
-CI_EXAMPLES = 25  # x 14 classes: a few hundred cases in the normal suite
+CI_EXAMPLES = 25  # x 15 classes: a few hundred cases in the normal suite
 
 ci_settings = settings(max_examples=CI_EXAMPLES, deadline=None, derandomize=True, database=None,
                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -660,9 +707,68 @@ def test_huge_values_give_a_short_message(overrides: dict[str, Any]) -> None:
     ({"channels": {"webinar": {"seats": 2**70}}}, "channels.webinar.seats: integer outside the 64-bit range"),
     ({"channels": {"rep_visit": {"availability": {"typo": 0.5}}}}, "channels.rep_visit.availability: unknown key"),
     ({"name": "../../X"}, "name: name must"),
+    ({"economics": {"price_per_rx_usd": 1e308}}, "economics.price_per_rx_usd: must be at most 1,000,000,000,000 USD"),
+    ({"channels": {"email": {"cost_usd": 1e13}}}, "channels.email.cost_usd: must be at most"),
+    ({"env": {"reward_scale_usd": 1e-300}}, "env.reward_scale_usd: Input should be greater than or equal to 1"),
 ])
 def test_the_issue_s_silently_accepted_values_are_refused(overrides: dict[str, Any], fragment: str) -> None:
     from oce_sim import ScenarioError, load_scenario
 
     with pytest.raises(ScenarioError, match=re.escape(fragment)):
         load_scenario(overrides=overrides)
+
+
+# ------------------------------------------------------------------------------ the Python vector API's counts
+
+VECTOR_EXAMPLES = 80
+wrong_count_types = st.one_of(
+    st.booleans(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6), st.none(),
+    st.lists(st.integers(1, 4), max_size=2), st.sampled_from([np.bool_(True), np.float64(2.0), np.float32(3.0),
+                                                               1 + 0j, b"2", (2,), {"n": 2}]))
+
+
+@st.composite
+def vector_count_cases(draw: st.DrawFn) -> tuple[dict[str, Any], type[Exception], str]:
+    """(make_vec keyword arguments, the error, the argument it must name): exactly one argument wrong."""
+    from oce_sim.envs.sharded import max_workers
+    from oce_sim.envs.vector import MAX_NUM_ENVS
+
+    kind = draw(st.sampled_from(["num_envs type", "num_envs range", "workers type", "workers range"]))
+    if kind == "num_envs type":
+        return {"num_envs": draw(wrong_count_types)}, TypeError, "num_envs"
+    if kind == "num_envs range":
+        value = draw(st.integers(-(10**30), 0) | st.integers(MAX_NUM_ENVS + 1, 10**30))
+        return {"num_envs": draw(st.sampled_from([value, np.int64(max(min(value, 2**62), -(2**62)))]))}, \
+            ValueError, "num_envs"
+    num_envs = draw(st.integers(1, MAX_NUM_ENVS))
+    if kind == "workers type":
+        return {"num_envs": num_envs, "workers": draw(wrong_count_types)}, TypeError, "workers"
+    high = min(num_envs, max_workers())
+    return {"num_envs": num_envs, "workers": draw(st.integers(-(10**30), 0) | st.integers(high + 1, 10**30))}, \
+        ValueError, "workers"
+
+
+def test_the_vector_api_refuses_bad_counts_before_building_anything() -> None:
+    """``gym.make_vec(..., vectorization_mode="vector_entry_point", num_envs=..., workers=...)`` with
+    ``VECTOR_EXAMPLES`` = 80 generated cases (derandomized): a bool, float, string, None, container or numpy
+    non-integer is a TypeError naming the argument, a count out of range (num_envs outside [1, 4,096], workers
+    outside [1, min(num_envs, max_workers())]) a ValueError naming it; each within a second, no process started."""
+    import multiprocessing
+
+    import gymnasium as gym
+
+    import oce_sim  # noqa: F401  (registers the ids)
+
+    @settings(max_examples=VECTOR_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(vector_count_cases())
+    def check(case: tuple[dict[str, Any], type[Exception], str]) -> None:
+        kwargs, error, name = case
+        started = time.perf_counter()
+        with pytest.raises(error, match=f"^{name} must be") as caught:
+            gym.make_vec("oce_sim/TerritorySmall-v1", vectorization_mode="vector_entry_point", **kwargs)
+        assert time.perf_counter() - started < 1.0, kwargs  # generous: nothing is built
+        assert len(str(caught.value)) < 300
+        assert not multiprocessing.active_children()
+
+    check()

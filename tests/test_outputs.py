@@ -123,3 +123,115 @@ def test_cli_refuses_a_busy_or_unusable_out_before_running(tmp_path):
     result = runner.invoke(app, [*args[:-1], str(tmp_path / "file")])
     assert result.exit_code == 2 and "is not a folder" in result.output
     assert runner.invoke(app, ["bench", "--suite", "quick", "--junit-xml", str(tmp_path)]).exit_code == 2
+
+
+# ------------------------------------------------------------------------- operating system errors (issue 25)
+
+SHORT = "extends: small\nenv: {horizon_days: 28}\n"
+COMMANDS = {
+    "run": ["run", "{scenario}", "--episodes", "1", "--no-progress", "--out", "{out}"],
+    "compare": ["compare", "{scenario}", "--episodes", "1", "--strategies", "instruction", "--no-progress",
+                "--out", "{out}"],
+    "whatif": ["whatif", "{scenario}", "--set", "population.n_reps=2", "--episodes", "1", "--no-progress",
+               "--out", "{out}"],
+}
+
+
+def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
+    """``oce-sim`` as the console script runs it (cli.main: where OSError is handled); (exit code, stderr)."""
+    from oce_sim import cli
+
+    monkeypatch.setattr("sys.argv", ["oce-sim", *args])
+    with pytest.raises(SystemExit) as caught:
+        cli.main()
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return caught.value.code, captured.err
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_full_disk_ends_a_command_with_one_line_and_exit_1(tmp_path, monkeypatch, capsys, command):
+    """ENOSPC (simulated at fsync, where a full disk also shows) while writing outputs: one line naming the file
+    under --out (not the staging folder) and what to do, exit 1; the earlier set stays as it was."""
+    import errno
+
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(SHORT)
+    out = tmp_path / "out"
+    args = [a.format(scenario=scenario, out=out) for a in COMMANDS[command]]
+    code, _ = run_main(monkeypatch, capsys, args)
+    assert code in (0, None)
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(outputs.os, "fsync", full)
+    if command == "whatif":  # the cache beside --out holds the episodes: start without it
+        import shutil
+
+        shutil.rmtree(tmp_path / "out.cache")
+    code, err = run_main(monkeypatch, capsys, args)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: no space left on device writing ") and \
+        lines[0].endswith(": free space or choose another --out"), err
+    written = lines[0].split(" writing ", 1)[1].rsplit(": ", 1)[0]
+    assert written.startswith(str(out)) and ".staging-" not in written, written
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "compare", "whatif", "train"])
+def test_any_os_error_of_any_command_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys, command):
+    """Handled once, in cli.main: a permission error reading the scenario, whichever command reads it."""
+    import errno
+
+    from oce_sim.cli import common
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/data/secret.yaml")
+
+    from oce_sim.config import repo_scenario_dir
+
+    monkeypatch.setattr(common, "load_scenario", denied)
+    args = {"validate": ["validate", str(repo_scenario_dir() / "small.yaml")],
+            "train": ["train", "small", "--timesteps", "10", "--out", str(tmp_path / "out")]}.get(
+        command, [command, "small", "--out", str(tmp_path / "out")])
+    code, err = run_main(monkeypatch, capsys, args)
+    assert code == 1
+    assert err.strip() == "error: permission denied on /data/secret.yaml: check its permissions or choose another " \
+                          "path", err
+
+
+def test_os_error_messages_name_the_path_as_given_and_what_to_do():
+    import errno
+
+    from oce_sim.cli.common import os_error_message
+
+    staged = "/r/.out.staging-0123abcd/figures/a.png"
+    assert outputs.shown_path(staged) == "/r/out/figures/a.png"
+    assert outputs.shown_path("/r/.out.staging-0123abcd") == "/r/out"
+    assert outputs.shown_path("/r/out.cache/ab/x.json") == "/r/out.cache/ab/x.json"
+    assert os_error_message(OSError(errno.ENOSPC, "No space left on device", staged)) == \
+        "no space left on device writing /r/out/figures/a.png: free space or choose another --out"
+    assert os_error_message(OSError(errno.EROFS, "Read-only file system", "/r/x")) == \
+        "read-only file system writing /r/x: choose a writable --out"
+    assert os_error_message(OSError(errno.EMFILE, "Too many open files")) == \
+        "too many open files: raise the open-file limit (ulimit -n) or run fewer --workers"
+    assert os_error_message(OSError(errno.ELOOP, "Too many levels of symbolic links", "/r/l")) == \
+        "too many levels of symbolic links on /r/l: check the path and try again"
+
+
+def test_an_unnamed_write_error_gets_the_file_it_stopped(tmp_path, monkeypatch):
+    import errno
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(outputs.os, "fsync", full)
+    with pytest.raises(OSError) as caught:
+        outputs.atomic_write_text(tmp_path / "a.txt", "x")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "a.txt")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

@@ -5,14 +5,23 @@ vector infos, bit for bit, across automatic resets."""
 from __future__ import annotations
 
 import pickle
+import time
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import oce_sim  # noqa: F401  (registers the ids)
-from oce_sim.envs.sharded import ShardedTerritoryVectorEnv, default_workers, merge_infos, shard_sizes
-from oce_sim.envs.vector import TerritoryVectorEnv
+from oce_sim.envs.sharded import (
+    ShardedTerritoryVectorEnv,
+    check_workers,
+    default_workers,
+    max_workers,
+    merge_infos,
+    shard_sizes,
+    usable_cpus,
+)
+from oce_sim.envs.vector import MAX_NUM_ENVS, TerritoryVectorEnv, check_num_envs
 from test_native_vector import CONFIG, random_actions, same, same_vector_infos
 
 N_ENVS = 5
@@ -64,11 +73,43 @@ def test_shard_sizes_and_default_workers():
     assert default_workers(1) == 1 and 1 <= default_workers(64) <= 64
 
 
-@pytest.mark.parametrize("workers", [0, 6, 1.5, True])
-def test_bad_worker_counts_are_refused_before_any_process(workers):
-    with pytest.raises(ValueError, match="workers"):
+@pytest.mark.parametrize("workers, error", [(0, ValueError), (6, ValueError), (1.5, TypeError), (True, TypeError),
+                                            ("2", TypeError), (2.0, TypeError), (None, TypeError)])
+def test_bad_worker_counts_are_refused_before_any_process(workers, error):
+    with pytest.raises(error, match="workers must be"):
         gym.make_vec("oce_sim/TerritorySmall-v1", num_envs=N_ENVS, vectorization_mode="vector_entry_point",
                      workers=workers)
+
+
+@pytest.mark.parametrize("num_envs, error", [(1.5, TypeError), ("3", TypeError), (True, TypeError), (0, ValueError),
+                                             (MAX_NUM_ENVS + 1, ValueError)])
+def test_num_envs_is_an_integer_in_range_not_coerced(num_envs, error):
+    for make in (lambda: gym.make_vec("oce_sim/TerritorySmall-v1", num_envs=num_envs,
+                                      vectorization_mode="vector_entry_point"),
+                 lambda: TerritoryVectorEnv(num_envs, scenario="small"),
+                 lambda: ShardedTerritoryVectorEnv(num_envs, workers=2, scenario="small")):
+        with pytest.raises(error, match="num_envs must be"):
+            make()
+
+
+def test_huge_counts_are_refused_at_once():
+    """The issue's hangs: num_envs=10**9 built a billion territories, workers=1000 started a process each."""
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="num_envs must be between 1 and 4096"):
+        gym.make_vec("oce_sim/Territory-v1", num_envs=10**9, vectorization_mode="vector_entry_point")
+    with pytest.raises(ValueError, match=f"workers must be between 1 and {max_workers()}"):
+        gym.make_vec("oce_sim/Territory-v1", num_envs=1000, vectorization_mode="vector_entry_point", workers=1000)
+    assert time.perf_counter() - started < 5.0
+    assert max_workers() >= 4 and max_workers() >= usable_cpus()
+
+
+def test_numpy_integers_and_the_largest_counts_are_accepted():
+    vec = gym.make_vec("oce_sim/TerritorySmall-v1", num_envs=np.int64(2), vectorization_mode="vector_entry_point",
+                       workers=np.int32(1))
+    assert type(vec) is TerritoryVectorEnv and vec.num_envs == 2 and type(vec.num_envs) is int
+    vec.close()
+    assert check_num_envs(1024) == 1024 and check_num_envs(MAX_NUM_ENVS) == MAX_NUM_ENVS
+    assert check_workers(max_workers(), MAX_NUM_ENVS) == max_workers()
 
 
 def test_one_worker_is_the_one_process_env_and_a_sharded_env_refuses_to_pickle():

@@ -126,3 +126,34 @@ def test_keys_change_with_config_seed_strategy_and_code(tmp_path):
     assert back is not None and back["a"] == 0.1 + 0.2 and back["b"] != back["b"]
     (tmp_path / key[:2] / f"{key}.json").write_text("{truncated")  # unreadable: run again, not crash
     assert store.get(key) is None
+
+
+def test_local_workers_are_bounded_by_the_cores_and_the_memory(tmp_path, monkeypatch):
+    """Issue 25: --workers 256 on 2 cores started 23 processes and 4.2 GB; now refused before any, exit 2."""
+    from oce_sim.envs import sharded
+    from oce_sim.studies import sweep
+
+    monkeypatch.setattr(sharded, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(sweep, "available_memory_bytes", lambda: 3 * sweep.WORKER_MEMORY_BYTES + 1)
+    assert sweep.local_worker_limit()[0] == 3  # memory binds
+    monkeypatch.setattr(sweep, "available_memory_bytes", lambda: 100 * sweep.WORKER_MEMORY_BYTES)
+    assert sweep.local_worker_limit()[0] == 8  # the cores bind
+    monkeypatch.setattr(sweep, "available_memory_bytes", lambda: 0)
+    assert sweep.local_worker_limit()[0] == 1  # always one: the episodes run in this process
+    monkeypatch.setattr(sweep, "available_memory_bytes", lambda: None)
+    assert sweep.local_worker_limit() == (8, "8 usable CPUs")
+    scenario = tmp_path / "short91.yaml"
+    scenario.write_text(SCENARIO)
+    result = CliRunner().invoke(app, [*whatif_args(scenario, tmp_path / "out"), "--workers", "9"])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--workers must be at most 8 with --executor local here (8 usable CPUs)" in flat
+    assert not (tmp_path / "out").exists() and not default_cache(tmp_path / "out").exists()
+
+
+def test_available_memory_is_read_on_linux():
+    from oce_sim.studies.sweep import available_memory_bytes
+
+    memory = available_memory_bytes()
+    assert memory is None or 0 <= memory < 2**60
+    if sys.platform.startswith("linux"):
+        assert memory is not None and memory > 0

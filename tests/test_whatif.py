@@ -7,6 +7,7 @@ Episodes are short (``small`` cut to 8 weekly decisions, 1-2 episodes) so the mo
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,25 @@ BAD_SETTINGS = {
                                       "policy.* settings set the organisation of --strategy today"),
     "bad move as strategy": (["--set", "population.n_reps=2", "--strategy", "sales=9"], "sales must be 0-3"),
     "unknown strategy": (["--set", "population.n_reps=2", "--strategy", "nope"], "--strategy must be today"),
+    # issue 25: bounds before work, every path named, the option given named
+    "grid axis twice": (["--grid", "population.n_reps=1,2", "--grid", "population.n_reps=3"],
+                        "population.n_reps: given to --grid twice"),
+    "set and grid on one path": (["--set", "population.n_reps=1", "--grid", "population.n_reps=2,3"],
+                                 "population.n_reps: given to --set and to --grid"),
+    "set and tornado on one path": (["--set", "stage.it=1", "--tornado", "stage.it=0,3"],
+                                    "stage.it: given to --set and to --tornado"),
+    "set below a grid block": (["--set", "stage.it=3", "--grid", "stage=0,1"],
+                               "stage.it: given to --set, but --grid stage replaces all of stage"),
+    "set below the frontier": (["--set", "stage.it=3", "--frontier"], "but --frontier stage replaces"),
+    "grid YAML error names --grid": (["--grid", "population.n_reps=[1"], "--grid population.n_reps: not a YAML"),
+    "grid value error names --grid": (["--grid", "population.email_opt_in=0.5,1.5"], "invalid --grid"),
+    "tornado value error names --tornado": (["--tornado", "policy.field_intensity=1,9"], "invalid --tornado"),
+    "a path under a value": (["--set", "population.n_reps.x=1"], "population.n_reps is a value, not a block"),
+    "unknown mapping key": (["--set", "response.channel_effect.emali=1"], "unknown key; allowed: rep_visit"),
+    "money that overflows": (["--set", "economics.price_per_rx_usd=1e308"],
+                             "economics.price_per_rx_usd: must be at most 1,000,000,000,000 USD"),
+    "more workers than the machine": (["--set", "population.n_reps=2", "--workers", "256"],
+                                      "--workers must be at most"),
 }
 
 
@@ -193,6 +213,48 @@ def test_bad_settings_exit_2_naming_the_path_before_any_work(cli, tmp_path, args
     out = tmp_path / "out"
     assert_clean_exit(cli("whatif", "small", *args, "--out", out, "--no-progress"), 2, "error:", message)
     assert not out.exists()
+
+
+ONES = ",".join(["1"] * 1000)  # 1,000 values within the 2,000 characters a value may have
+HUGE_PLANS = {
+    # before: 68 s, then a MemoryError traceback
+    "3 axes x 1,000 values": (["--grid", f"population.n_reps={ONES}", "--grid", f"population.n_hcps={ONES}", "--grid",
+                               f"channels.webinar.seats={ONES}"], ("more than 256 variants", "1000 x 1000 x 1000")),
+    # before: refused after 22 s
+    "2 axes x 1,000 values": (["--grid", f"population.n_reps={ONES}", "--grid", f"population.n_hcps={ONES}"],
+                              ("more than 256 variants",)),
+    # before: no answer in 60 s, no path named
+    "32 axes on unknown paths": ([a for i in range(32) for a in ("--grid", f"population.nope{i}=1,2")],
+                                 ("population.nope0: unknown key; allowed: access", "population.nope19: unknown key",
+                                  "... and 12 more problems")),
+}
+
+
+@pytest.mark.parametrize("args, fragments", HUGE_PLANS.values(), ids=HUGE_PLANS.keys())
+def test_huge_or_unknown_plans_are_refused_from_their_sizes_at_once(cli, tmp_path, args, fragments):
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    flat = assert_clean_exit(cli("whatif", "small", *args, "--out", out, "--no-progress"), 2, "error:", *fragments)
+    assert time.perf_counter() - started < 5.0  # generous: it is a count and a walk of the schema, no variant
+    assert len(flat) < 2000 and not out.exists()
+
+
+def test_the_variant_count_saturates_and_every_value_is_checked_once_on_top_of_the_sets():
+    from oce_sim.studies.whatif import MAX_VARIANTS, WhatIfError, parse_axis, path_problem, variant_count
+
+    assert variant_count([1000] * 32, 0, False) == MAX_VARIANTS + 1
+    assert variant_count([3, 2], 2, True) == 10 and variant_count([], 1, False) == 2 and variant_count([], 0, True) == 1
+    assert path_problem("pipeline.override.latency_days") is None and path_problem("history.stage.it") is None
+    assert path_problem("policy.field_intensity") is None and path_problem("response.channel_effect.email") is None
+    assert path_problem("stage.nope").startswith("stage.nope: unknown key; allowed: customer, it, marketing, sales")
+    base = short_small()
+    # valid only with the --set: checked on top of it, as every variant is built
+    sets = [parse_setting("population.initial_adopter_share=0")]
+    plan = plan_variants(base, sets, grid=[parse_axis("population.initial_aware_share=0.5,0.85")])
+    assert [v.config.population.initial_aware_share for v in plan.variants] == [0.5, 0.85]
+    with pytest.raises(WhatIfError, match="invalid --grid") as caught:
+        plan_variants(base, grid=[parse_axis("population.initial_aware_share=0.5,0.95")])
+    assert "initial aware+trialing+adopter shares exceed 1" in " ".join(caught.value.problems)
 
 
 def test_settings_keep_the_baselines_market_and_take_shorthands():

@@ -17,7 +17,7 @@ from oce_sim.cli import (
     train,
     whatif,
 )
-from oce_sim.cli.common import err
+from oce_sim.cli.common import err, os_error_message, print_error
 
 app = typer.Typer(
     add_completion=False,
@@ -66,3 +66,8 @@ def main() -> None:
     except KeyboardInterrupt:  # outside the command (e.g. while typer starts)
         err.print("interrupted")
         sys.exit(130)
+    except OSError as exc:
+        # every command: a full disk or a read-only folder met while running is one line naming the path, exit 1
+        # (no traceback; the output folder's earlier set is untouched, oce_sim.storage.outputs)
+        print_error(os_error_message(exc), one_line=True)
+        sys.exit(1)

@@ -3,6 +3,7 @@ work), scenario resolution, the all-or-nothing output folder, the report's comma
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -63,12 +64,48 @@ def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def fail(message: str, problems: list[str] | None = None, code: int = 2) -> None:
-    # escaped: user input in a message is text, not rich markup (a stray "[/]" would raise)
-    err.print(f"[bold red]error:[/] {escape(_clip(message))}")
+def print_error(message: str, problems: list[str] | None = None, one_line: bool = False) -> None:
+    # escaped: user input in a message is text, not rich markup (a stray "[/]" would raise); one_line: not wrapped
+    # at the console's width, so that a path in it can be copied whole
+    err.print(f"[bold red]error:[/] {escape(_clip(message))}", soft_wrap=one_line)
     for problem in problems or []:
         err.print(f"  - {escape(_clip(problem))}")
+
+
+def fail(message: str, problems: list[str] | None = None, code: int = 2) -> None:
+    print_error(message, problems)
     raise typer.Exit(code)
+
+
+# What to do about the operating system errors a run can meet once its inputs were checked (exit 1).
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+_OS_ADVICE = {
+    errno.ENOSPC: "free space or choose another --out",
+    errno.EDQUOT: "free space within your disk quota or choose another --out",
+    errno.EFBIG: "choose another --out on a file system that takes larger files",
+    errno.EROFS: "choose a writable --out",
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EMFILE: "raise the open-file limit (ulimit -n) or run fewer --workers",
+    errno.ENFILE: "raise the open-file limit (ulimit -n) or run fewer --workers",
+    errno.ENOMEM: "free memory, or run fewer --workers or a smaller scenario",
+    errno.EIO: "check the disk or choose another --out",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OSError that ends a command: what happened, to which path, and what to do."""
+    from oce_sim.storage.outputs import shown_path
+
+    reason = (exc.strerror or str(exc) or type(exc).__name__).rstrip(".")
+    reason = reason[:1].lower() + reason[1:]
+    advice = _OS_ADVICE.get(exc.errno or 0, "check the path and try again")
+    if exc.filename is None:
+        return f"{reason}: {advice}"
+    name = exc.filename
+    path = _clip(shown_path(os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)), 300)
+    where = f"writing {path}" if exc.errno in _WRITE_ERRORS else f"on {path}"
+    return f"{reason} {where}: {advice}"
 
 
 def resolve(scenario: str, stage: Optional[int] = None) -> ScenarioConfig:

@@ -104,6 +104,12 @@ def train(
         if algo == "factored-ppo" and workers > (n_envs or ALGO_DEFAULTS[algo]["n_envs"]):
             fail(f"--workers must be at most --n-envs ({n_envs or ALGO_DEFAULTS[algo]['n_envs']}): each worker steps "
                  f"at least one territory; got {workers}")
+        from oce_sim.envs.sharded import check_workers
+
+        try:  # the sharded env's own bound (the usable CPUs), here for a message instead of a traceback
+            check_workers(workers, n_envs or ALGO_DEFAULTS[algo]["n_envs"])
+        except ValueError as exc:
+            fail(f"--{exc}")
     args = TrainArgs(scenario=scenario, algo=algo, timesteps=timesteps, seed=seed, out=str(out), stage=stage,
                      n_envs=n_envs, checkpoint_every=checkpoint_every, resume=resume, progress_bar=progress,
                      n_steps=n_steps, batch_size=min(256, n_steps * (n_envs or ALGO_DEFAULTS[algo]["n_envs"])),

@@ -42,7 +42,8 @@ def whatif(
     seed: int = typer.Option(0, help="First seed; every variant runs on the baseline's seeds."),
     out: Path = typer.Option(Path("results/whatif"), help="Output folder (finished episodes are kept in "
                              "<out>.cache beside it, so a killed sweep resumes where it stopped)."),
-    workers: int = typer.Option(1, help="Episodes run at once by the local executor (a process pool above 1)."),
+    workers: int = typer.Option(1, help="Episodes run at once by the local executor (a process pool above 1; at "
+                                "most the usable CPUs and what the available memory holds)."),
     executor: str = typer.Option("local", help="local (this machine) or ray (ray.init(): a local Ray instance, "
                                  "or the cluster RAY_ADDRESS names)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -53,11 +54,15 @@ def whatif(
     from oce_sim.studies import evaluation
     from oce_sim.studies import whatif as wi
     from oce_sim.studies.report import whatif_report
-    from oce_sim.studies.sweep import EXECUTORS, default_cache
+    from oce_sim.studies.sweep import EXECUTORS, default_cache, local_worker_limit
 
     check_positive("--workers", workers, maximum=MAX_N_ENVS)
     if executor not in EXECUTORS:
         fail(f"--executor must be one of {', '.join(EXECUTORS)}, got {_clip(repr(executor), 80)}")
+    if executor == "local":  # a Ray cluster sizes itself; this machine's processes must fit this machine
+        limit, why = local_worker_limit()
+        if workers > limit:
+            fail(f"--workers must be at most {limit} with --executor local here ({why}), got {workers}")
     if executor == "ray":
         try:
             import ray  # noqa: F401
@@ -86,9 +91,7 @@ def whatif(
         sets = [wi.parse_setting(item) for item in set_]
         axes = [wi.parse_axis(item) for item in grid]
         factors = [wi.parse_axis(item, "--tornado") for item in tornado]
-        if frontier:
-            axes += [axis for axis in wi.frontier_axes(base) if axis[0] not in {p for p, _ in axes}]
-        plan = wi.plan_variants(base, sets, axes, factors)
+        plan = wi.plan_variants(base, sets, axes, factors, frontier=frontier)
     except wi.WhatIfError as exc:
         fail(str(exc), exc.problems)
         return

@@ -35,6 +35,11 @@ MAX_DAYS = 3650.0  # the longest horizon: no duration, delay or interval needs m
 MIN_STEP_DAYS = 1.0 / 24.0  # one hour: shorter repeating intervals stop SimPy's clock in practice
 MAX_WORKING_MINUTES = 960.0  # the simulated working day starts at 08:00 and must end by midnight
 MAX_TEXT_CHARS = 2000  # names, descriptions and other strings
+# Every amount of money (a field named *_usd): a trillion dollars is over 30 times the yearly revenue of the largest
+# drug brand and millions of times a rep's cost, yet times any count the model makes (2 million HCPs, 50,000 reps,
+# years of days, their prescriptions) it stays hundreds of orders of magnitude below float overflow (1.8e308):
+# 1e308 USD per Rx made revenue, profit and the report inf.
+MAX_USD = 1e12
 
 
 def _is_probability(field_name: str) -> bool:
@@ -103,6 +108,7 @@ class StrictModel(BaseModel):
         is_time = name.endswith(("_days", "_day")) and "_per_" not in name  # not cap_per_30_days, calls_per_day
         is_minutes = "minutes" in name  # durations within the working day
         is_step = name.endswith(("interval_days", "period_days"))
+        is_money = name.endswith("_usd")
         for leaf in _leaves(value):
             if isinstance(leaf, str) and len(leaf) > MAX_TEXT_CHARS:
                 raise ValueError(f"text longer than {MAX_TEXT_CHARS} characters ({len(leaf)})")
@@ -117,6 +123,8 @@ class StrictModel(BaseModel):
             if is_minutes and not 0.0 <= leaf <= MAX_WORKING_MINUTES:
                 raise ValueError(f"must be in [0, {MAX_WORKING_MINUTES:g}] minutes (a working day starts at 08:00 "
                                  f"and ends by midnight), got {_excerpt(leaf)}")
+            if is_money and not -MAX_USD <= leaf <= MAX_USD:
+                raise ValueError(f"must be at most {MAX_USD:,.0f} USD (an amount of money), got {_excerpt(leaf)}")
             if is_step and leaf < MIN_STEP_DAYS:
                 raise ValueError(f"must be at least {MIN_STEP_DAYS:.4f} days (one hour), got {_excerpt(leaf)}")
         return value
@@ -439,7 +447,8 @@ class EconomicsConfig(StrictModel):
 class EnvSettings(StrictModel):
     horizon_days: int = Field(364, ge=7, le=3650)
     decision_interval_days: int = Field(7, ge=1, le=91)
-    reward_scale_usd: float = Field(10_000.0, gt=0.0, description="reward = profit / this")
+    # at least a dollar: a smaller scale only inflates rewards, and a tiny one divides them into inf
+    reward_scale_usd: float = Field(10_000.0, ge=1.0, description="reward = profit / this")
     reward: Literal["realized", "expected"] = Field(
         "realized",
         description="value realised prescriptions, or their expectation given the true state (less noise, "

@@ -26,9 +26,14 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from oce_sim.envs.vector import TerritoryVectorEnv
+from oce_sim.envs.vector import TerritoryVectorEnv, check_num_envs, checked_int
 
 START_TIMEOUT_S = 300.0  # a worker imports the package and loads the compiled kernels before it answers
+# Worker processes per usable CPU, and at least this many whatever the CPUs: a shard per core is the speed-up, and
+# up to twice that costs only time slices (the learner shares the cores too), so a split chosen on a bigger machine
+# still runs on a laptop or a 1-2 core CI runner; 1,000 processes on 2 cores (minutes to start, GBs) is refused.
+WORKERS_PER_CPU = 2
+MIN_WORKER_LIMIT = 4
 
 
 def usable_cpus() -> int:
@@ -37,6 +42,21 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def max_workers() -> int:
+    """The most worker processes a sharded env may start here: ``WORKERS_PER_CPU`` per usable CPU, at least
+    ``MIN_WORKER_LIMIT``."""
+    return max(MIN_WORKER_LIMIT, WORKERS_PER_CPU * usable_cpus())
+
+
+def check_workers(workers: Any, num_envs: int) -> int:
+    """``workers`` as an int in [1, min(num_envs, max_workers())]; TypeError or ValueError naming the argument."""
+    limit = max_workers()
+    if num_envs <= limit:
+        return checked_int("workers", workers, 1, num_envs, " (num_envs: each worker steps at least one territory)")
+    return checked_int("workers", workers, 1, limit, f" ({WORKERS_PER_CPU} per usable CPU: {usable_cpus()} here, "
+                       f"never fewer than {MIN_WORKER_LIMIT}; more processes only share the cores)")
 
 
 def default_workers(num_envs: int) -> int:
@@ -121,16 +141,14 @@ def merge_infos(parts: Sequence[dict[str, Any]], sizes: Sequence[int]) -> dict[s
 
 class ShardedTerritoryVectorEnv(VectorEnv):
     """``num_envs`` territories in ``workers`` processes (see the module docstring).  Same arguments as
-    ``TerritoryVectorEnv`` plus ``workers`` (1 to ``num_envs``) and ``context`` (a multiprocessing start method)."""
+    ``TerritoryVectorEnv`` plus ``workers`` (1 to ``num_envs`` and to :func:`max_workers`) and ``context`` (a
+    multiprocessing start method)."""
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, workers: int = 2, context: str | None = None, **kwargs: Any):
-        num_envs, workers = int(num_envs), int(workers)
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if not 1 <= workers <= num_envs:
-            raise ValueError(f"workers must be between 1 and num_envs ({num_envs}), got {workers}")
+        num_envs = check_num_envs(num_envs)
+        workers = check_workers(workers, num_envs)  # before any territory or process
         self.num_envs = num_envs
         self.workers = workers
         self.sizes = shard_sizes(num_envs, workers)
@@ -283,9 +301,11 @@ class ShardedTerritoryVectorEnv(VectorEnv):
 def make_territory_vector_env(num_envs: int = 1, workers: int = 1, context: str | None = None,
                               **kwargs: Any) -> VectorEnv:
     """The registered ``vector_entry_point``: ``TerritoryVectorEnv`` (``workers=1``) or, with ``workers`` > 1,
-    ``ShardedTerritoryVectorEnv`` (the same territories, spread over that many processes)."""
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    if int(workers) == 1:
+    ``ShardedTerritoryVectorEnv`` (the same territories, spread over that many processes).  ``num_envs`` is an
+    integer in [1, 4,096] and ``workers`` one in [1, min(num_envs, max_workers())], checked before anything is built
+    (TypeError for a bool, float or string, ValueError out of range)."""
+    num_envs = check_num_envs(num_envs)
+    workers = check_workers(workers, num_envs)
+    if workers == 1:
         return TerritoryVectorEnv(num_envs, **kwargs)
-    return ShardedTerritoryVectorEnv(num_envs, workers=int(workers), context=context, **kwargs)
+    return ShardedTerritoryVectorEnv(num_envs, workers=workers, context=context, **kwargs)

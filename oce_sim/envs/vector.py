@@ -30,6 +30,28 @@ from oce_sim.config import ScenarioConfig, StageLike, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
 
 ENTRY_POINT = "oce_sim.envs.vector:TerritoryVectorEnv"
+# Territories in one vector env.  Each holds its own World (about 0.3 MB at the default 600 HCPs, more for bigger
+# territories) and all step in one process: 4,096 leaves room four times over for 1,024 (large-batch training), is
+# about a GB of worlds at the default size, while 10**9 would try to build a billion worlds before answering.
+MAX_NUM_ENVS = 4096
+
+
+def checked_int(name: str, value: Any, low: int, high: int, why: str = "") -> int:
+    """``value`` as an int in [low, high]: an int or numpy integer, never a bool, float or string coerced (1.5
+    would become 1 and "3" three territories silently).  TypeError for the type, ValueError for the range."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer (int or numpy integer; not bool, float or str), got "
+                        f"{type(value).__name__} {repr(value)[:40]}")
+    value = int(value)
+    if not low <= value <= high:
+        shown = str(value) if abs(value) < 10**40 else f"an integer of {value.bit_length()} bits"  # no 10**5000 digits
+        raise ValueError(f"{name} must be between {low} and {high}{why}, got {shown}")
+    return value
+
+
+def check_num_envs(num_envs: Any) -> int:
+    return checked_int("num_envs", num_envs, 1, MAX_NUM_ENVS,
+                       " (territories stepped in one process; more than that: several vector envs)")
 
 
 class TerritoryVectorEnv(VectorEnv):
@@ -47,11 +69,10 @@ class TerritoryVectorEnv(VectorEnv):
         shared_simulation: bool = True,
         max_episode_steps: int | None = None,
     ):
-        if int(num_envs) < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        num_envs = check_num_envs(num_envs)  # before any territory is built
         if max_episode_steps is not None:
             raise ValueError("max_episode_steps is not supported: the horizon is config={'env': {'horizon_days': ...}}")
-        self.num_envs = int(num_envs)
+        self.num_envs = num_envs
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping of overrides or None, got {type(config).__name__}")
         scenario_config = load_scenario(scenario, stage=stage, overrides=config)  # once for all territories

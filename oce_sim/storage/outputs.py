@@ -32,6 +32,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -58,6 +59,27 @@ def _default_file_mode() -> int:
 _FILE_MODE = _default_file_mode()
 
 
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give ``path`` to an OSError raised without a file name (``write`` and ``fsync`` only have a descriptor): a
+    full disk is then reported with the file it stopped, not as a bare errno."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+_STAGED = re.compile(r"(^|/)\.([^/]+)\.staging-[0-9a-f]{8}(?=/|$)")
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as the user named it: a file in a staging folder ``<parent>/.<name>.staging-XXXXXXXX/`` is where it
+    was going, ``<parent>/<name>/``."""
+    return _STAGED.sub(r"\1\2", os.fspath(path))
+
+
 def fsync_dir(path: Path) -> None:
     """Make renames and new entries in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -69,19 +91,20 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file, fsync and rename: the file is complete or absent, even after a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are meant to be shared
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -92,16 +115,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_save_figure(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
+            os.chmod(tmp, _FILE_MODE)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 # ------------------------------------------------------------------------------------------------ locks
@@ -248,13 +272,14 @@ def transaction(out: Path, command: str) -> Iterator[Path]:
             raise OutputError(f"--out {out}: cannot write in {out.parent} ({exc.strerror})") from None
         try:
             yield staging
-            write_manifest(staging, command)
-            _fsync_tree(staging)
-            _swap_in(staging, out)
+            with naming(out):  # the manifest, the fsyncs and the swap: a full disk names --out
+                write_manifest(staging, command)
+                _fsync_tree(staging)
+                _swap_in(staging, out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
 
 __all__ = ["MANIFEST", "OutputError", "atomic_save_figure", "atomic_write_bytes", "atomic_write_text",
-           "exclusive_lock", "exchange", "file_digest", "transaction"]
+           "exclusive_lock", "exchange", "file_digest", "naming", "shown_path", "transaction"]

@@ -29,6 +29,9 @@ from typing import Any, Callable, Mapping, Sequence
 from oce_sim.storage.outputs import atomic_write_text
 
 EXECUTORS = ("local", "ray")
+# What one local worker process needs, roughly: a spawned interpreter that has imported the package, loaded the
+# compiled kernels and run an episode of ``small`` peaks at about 350 MB resident (measured); rounded up.
+WORKER_MEMORY_BYTES = 400 * 2**20
 
 
 @dataclass(frozen=True)
@@ -144,9 +147,11 @@ def _run_pool(todo: Sequence[Job], finish: Callable[[Job, dict], None], workers:
     import concurrent.futures
     import multiprocessing
 
-    # spawn: a fresh interpreter per worker (no forked copies of Numba, torch or open files)
+    # spawn: a fresh interpreter per worker (no forked copies of Numba, torch or open files).  No more processes than
+    # the machine holds (the CLI refuses more; the table is the same whatever the pool's size)
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+    size = min(workers, len(todo), local_worker_limit()[0])
+    with concurrent.futures.ProcessPoolExecutor(max_workers=size, mp_context=context,
                                                 initializer=_ignore_sigint) as pool:
         pending = {pool.submit(run_job, job): job for job in todo}
         try:
@@ -191,10 +196,53 @@ def _run_ray(todo: Sequence[Job], finish: Callable[[Job, dict], None]) -> None:
             ray.shutdown()
 
 
+def available_memory_bytes() -> int | None:
+    """Memory new processes can still take: ``MemAvailable`` of /proc/meminfo, or less where a cgroup (a
+    container) limits this process; None where neither can be read (not Linux)."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        try:  # free pages only (no reclaimable cache): an underestimate, which only lowers the bound
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit, usage = Path(limit_file).read_text().strip(), Path(usage_file).read_text().strip()
+            if limit != "max" and int(limit) < 2**60:  # v1 writes "no limit" as a huge number
+                found.append(max(0, int(limit) - int(usage)))
+        except (OSError, ValueError):
+            continue
+    return min(found) if found else None
+
+
+def local_worker_limit() -> tuple[int, str]:
+    """The most worker processes the local executor may start here, and why: one per usable CPU (an episode is
+    single-threaded, so more only share the cores) and as many as the available memory holds at
+    ``WORKER_MEMORY_BYTES`` each.  (A Ray cluster's size is Ray's business: not bounded here.)"""
+    from oce_sim.envs.sharded import usable_cpus  # here: importing the envs costs a fifth of a second
+
+    cpus = usable_cpus()
+    memory = available_memory_bytes()
+    if memory is None:
+        return cpus, f"{cpus} usable CPUs"
+    by_memory = max(1, memory // WORKER_MEMORY_BYTES)
+    return max(1, min(cpus, by_memory)), (f"{cpus} usable CPUs and {memory / 2**30:.1f} GiB of available memory at "
+                                          f"about {WORKER_MEMORY_BYTES >> 20} MiB per worker")
+
+
 def default_cache(out: Path) -> Path:
     """The cache folder of ``--out``: ``<out>.cache`` beside it."""
     out = Path(os.path.abspath(out))
     return out.with_name(out.name + ".cache")
 
 
-__all__ = ["EXECUTORS", "EpisodeCache", "Job", "code_version", "default_cache", "job_key", "run_job", "run_jobs"]
+__all__ = ["EXECUTORS", "EpisodeCache", "Job", "available_memory_bytes", "code_version", "default_cache", "job_key",
+           "local_worker_limit", "run_job", "run_jobs"]

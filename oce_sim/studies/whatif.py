@@ -20,12 +20,14 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from oce_sim.config import (
@@ -35,6 +37,7 @@ from oce_sim.config import (
     load_scenario,
     parse_yaml,
 )
+from oce_sim.config.errors import MAX_PROBLEMS
 from oce_sim.studies.evaluation import (
     COUNTERFACTUAL,
     RESULT_COLUMNS,
@@ -55,10 +58,13 @@ PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0
 
 
 class WhatIfError(ValueError):
-    """A setting could not be parsed or validated; ``problems`` name the path."""
+    """A setting could not be parsed or validated; ``problems`` name the path (at most ``MAX_PROBLEMS`` listed, the
+    rest counted)."""
 
     def __init__(self, message: str, problems: list[str] | None = None):
-        self.problems = problems or []
+        problems = problems or []
+        self.problems = problems[:MAX_PROBLEMS] + (
+            [f"... and {len(problems) - MAX_PROBLEMS} more problems"] if len(problems) > MAX_PROBLEMS else [])
         super().__init__(message)
 
 
@@ -195,28 +201,128 @@ def _label(settings: Mapping[str, Setting], paths: Sequence[str]) -> str:
     return ",".join(f"{_short(p, paths)}={settings[p].text}" for p in paths if p in settings) or BASELINE
 
 
+def path_problem(path: str) -> str | None:
+    """Why ``path`` names nothing a setting can set, or None: walked through the schema (a block, a field, or a key
+    of a mapping field such as ``response.channel_effect.email``), so that no variant is built to find it out."""
+    parts = path.split(".")
+    if parts[0] == "policy":
+        if len(parts) == 2 and parts[1] in POLICY_SETTINGS:
+            return None
+        return f"{path}: unknown key; allowed: " + ", ".join(f"policy.{k}" for k in POLICY_SETTINGS)
+    model: type[BaseModel] = ScenarioConfig
+    for depth, part in enumerate(parts):
+        info = model.model_fields.get(part)
+        if info is None:
+            return f"{path}: unknown key; allowed: {', '.join(sorted(model.model_fields))}"
+        rest = parts[depth + 1:]
+        annotation = info.annotation
+        arms = (annotation, *getattr(annotation, "__args__", ()))  # StageConfig | None and the like
+        block = next((a for a in arms if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if block is not None:
+            model = block
+            continue
+        if not rest:
+            return None
+        if typing.get_origin(annotation) is dict and len(rest) == 1:
+            keys = list(info.get_default(call_default_factory=True, validated_data={}) or {})
+            if not keys or rest[0] in keys:  # an open mapping takes any key
+                return None
+            return f"{path}: unknown key; allowed: {', '.join(keys)}"
+        return f"{path}: {'.'.join(parts[:depth + 1])} is a value, not a block of settings"
+    return None
+
+
+def _conflicts(given: Sequence[tuple[str, str]]) -> list[str]:
+    """Paths given twice, and a ``--set`` that a ``--grid``, ``--tornado`` or ``--frontier`` path overrides (the same
+    path or a block above it): merged, one of them would be dropped silently.  ``given``: (option, path) pairs."""
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for option, path in given:
+        if path in seen:
+            where = f"to {option} twice" if seen[path] == option else f"to {seen[path]} and to {option}"
+            problems.append(f"{path}: given {where}; give each path once")
+        seen.setdefault(path, option)
+    for option, path in given:
+        for other, block in given:
+            if option == "--set" and other != "--set" and path.startswith(block + "."):
+                problems.append(f"{path}: given to --set, but {other} {block} replaces all of {block} in its "
+                                "variants; give it in one place")
+    return problems
+
+
+def variant_count(axis_sizes: Sequence[int], factors: int, fixed: bool) -> int:
+    """The variants a plan asks for, counted from the axis lengths without building them; saturating at
+    ``MAX_VARIANTS + 1``, so that 32 axes of 1,000 values (10**96 points) are never multiplied out."""
+    points = 1 if axis_sizes or fixed else 0
+    for size in axis_sizes:
+        points = min(points * size, MAX_VARIANTS + 1)
+    return min(points + 2 * factors, MAX_VARIANTS + 1)
+
+
 def plan_variants(base: ScenarioConfig, sets: Sequence[Setting] = (), grid: Sequence[tuple[str, list[Setting]]] = (),
-                  tornado: Sequence[tuple[str, list[Setting]]] = ()) -> Plan:
+                  tornado: Sequence[tuple[str, list[Setting]]] = (), frontier: bool = False) -> Plan:
     """The baseline and every variant, each validated before any episode runs.
 
     ``sets`` apply to every variant (not the baseline); ``grid`` axes form a full factorial; each ``tornado``
-    factor adds its low and high value one at a time.  The grid's own one-factor variants (the other axes at the
-    baseline's value where the axis has it, else at their first value) feed the tornado chart as well."""
+    factor adds its low and high value one at a time; ``frontier`` adds headcount and stage axes (:func:`frontier_axes`)
+    unless the grid has them.  The grid's own one-factor variants (the other axes at the baseline's value where the
+    axis has it, else at their first value) feed the tornado chart as well.
+
+    Refused (WhatIfError) before any variant is built, in this order: unknown paths (all named), a path given twice
+    or a ``--set`` that another option overrides, more than ``MAX_VARIANTS`` variants (counted from the axis
+    lengths), then each value checked alone on top of ``sets`` (naming its option)."""
+    extra = [axis for axis in frontier_axes(base) if axis[0] not in {p for p, _ in grid}] if frontier else []
+    given = [*(("--set", s.path) for s in sets), *(("--grid", p) for p, _ in grid),
+             *(("--tornado", p) for p, _ in tornado)]
+    unknown: list[str] = []
+    listed: set[str] = set()  # the keys allowed beside an unknown one, listed once: 32 typos stay a short message
+    for path in dict.fromkeys(path for _, path in given):
+        problem = path_problem(path)
+        if problem is not None:
+            head, _, allowed = problem.partition("; allowed: ")
+            unknown.append(head + (f"; allowed: {'as above' if allowed in listed else allowed}" if allowed else ""))
+            listed.add(allowed)
+    if unknown:
+        raise WhatIfError("unknown setting path(s); nothing was run", unknown)
+    conflicts = _conflicts([*given, *(("--frontier", p) for p, _ in extra)])
+    if conflicts:
+        raise WhatIfError("conflicting settings; nothing was run", conflicts)
+    for path, values in tornado:
+        if len(values) != 2:
+            raise WhatIfError(f"--tornado {path}: give a low and a high value, e.g. {path}=2,6")
+    checks = {"--grid": grid, "--frontier": extra, "--tornado": tornado}
+    grid = [*grid, *extra]
+    count = variant_count([len(v) for _, v in grid], len(tornado), bool(sets))
+    if count > MAX_VARIANTS:
+        sizes = " x ".join(str(len(v)) for _, v in grid) or "no"
+        raise WhatIfError(f"more than {MAX_VARIANTS} variants (grid axes of {sizes} values, {len(tornado)} tornado "
+                          "factor(s)): a full factorial grows fast, give fewer values")
+    apply_settings(base, sets, "--set")
+    policy_settings(sets, "--set")
+    for option, axes_of in checks.items():
+        problems: list[str] = []
+        for path, values in axes_of:
+            for value in values:
+                try:
+                    apply_settings(base, [*sets, value], option)
+                    policy_settings([value], option)
+                except WhatIfError as exc:
+                    problems += [p for p in exc.problems if p not in problems]
+        if problems:
+            raise WhatIfError(f"invalid {option}", problems)
     fixed = {s.path: s for s in sets}
     paths = list(dict.fromkeys([*fixed, *(p for p, _ in grid), *(p for p, _ in tornado)]))
     points = [dict(zip([p for p, _ in grid], combo)) for combo in itertools.product(*[v for _, v in grid])] \
         if grid else ([{}] if fixed else [])
-    count = len(points) + 2 * len(tornado)
-    if count > MAX_VARIANTS:
-        raise WhatIfError(f"{count} variants; at most {MAX_VARIANTS} (a full factorial grows fast: fewer values)")
     variants: list[Variant] = []
     seen: dict[str, Variant] = {}
 
     def add(settings: dict[str, Setting], factor: str | None = None) -> Variant:
         label = _label(settings, paths)
         if label not in seen:
-            config = apply_settings(base, settings.values())
-            seen[label] = Variant(label, settings, config, factor, policy_settings(settings.values()))
+            source = f"variant {label}"  # each value passed alone: only a combination can fail here
+            config = apply_settings(base, settings.values(), source)
+            seen[label] = Variant(label, settings, config, factor, policy_settings(settings.values(), source))
             variants.append(seen[label])
         return seen[label]
 
@@ -231,8 +337,6 @@ def plan_variants(base: ScenarioConfig, sets: Sequence[Setting] = (), grid: Sequ
         ends = (values[0], values[-1])
         plan.tornado[path] = tuple((add({**fixed, **others, path: v}).label, v.text) for v in ends)
     for path, values in tornado:
-        if len(values) != 2:
-            raise WhatIfError(f"--tornado {path}: give a low and a high value, e.g. {path}=2,6")
         plan.tornado[path] = tuple((add({**fixed, path: v}, factor=path).label, v.text) for v in values)
     return plan
 
@@ -245,7 +349,13 @@ def _reference(base: ScenarioConfig, values: list[Setting]) -> Setting:
         default = POLICY_SETTINGS.get(path.split(".", 1)[1], (0, 0, None))[2]
         return next((v for v in values if v.value == default), values[0])
     current = value_at(base, path)
-    return next((v for v in values if value_at(apply_settings(base, [v]), path) == current), values[0])
+    for value in values:
+        try:
+            if value_at(apply_settings(base, [value]), path) == current:
+                return value
+        except WhatIfError:  # valid only with the --set settings: not the baseline's value
+            continue
+    return values[0]
 
 
 def value_at(config: ScenarioConfig, path: str) -> Any:
@@ -446,5 +556,5 @@ def frontier_axes(base: ScenarioConfig) -> list[tuple[str, list[Setting]]]:
 
 
 __all__ = ["BASELINE", "Plan", "Setting", "Variant", "WhatIfError", "apply_settings", "frontier_axes",
-           "format_summary", "frontier_points", "parse_axis", "parse_setting", "plan_variants", "plot_frontier", "plot_tornado",
-           "run_plan", "summarise", "value_at"]
+           "format_summary", "frontier_points", "parse_axis", "parse_setting", "path_problem", "plan_variants",
+           "plot_frontier", "plot_tornado", "run_plan", "summarise", "value_at", "variant_count"]
