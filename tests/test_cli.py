@@ -181,7 +181,7 @@ BAD_INPUT = {
     "factored on realised reward": (["train", "small", "--timesteps", "10", "--reward", "realized"],
                                     "--reward realized is for the SB3 algorithms"),
     "unknown reward": (["train", "small", "--timesteps", "10", "--reward", "nope"],
-                       "--reward must be expected or realized"),
+                       "--reward must be expected, observed or realized"),
     "baseline not compared": (["compare", "small", "--strategies", "insight", "--baseline", "instruction",
                                "--episodes", "1"],
                               "--baseline 'instruction' is not among the strategies"),

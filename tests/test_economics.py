@@ -221,3 +221,51 @@ def test_docs_carry_the_kpi_registry_and_the_stage_ranking():
 def test_tail_review_days_are_the_scalar_rule_elementwise(interval: float) -> None:
     days = np.arange(-5, 2_000)
     assert _reviews_on_days(days, interval).tolist() == [_review_on_day(int(d), interval) for d in days]
+
+
+def test_an_observed_reward_pays_what_the_pipeline_publishes_and_nothing_from_the_true_state():
+    """env.reward observed: margin on the Rx the pipeline published to the view during each step, minus the costs;
+    no value at the horizon (the last step truncates); its split by HCP adds up to it plus the salaries.  The
+    simulation itself is the same run as with the realised reward (same KPIs)."""
+    def episode(reward: str, it: int) -> tuple[float, dict, bool, bool, float, float]:
+        env = TerritoryEnv(scenario="small", stage={"customer": 1, "sales": 1, "marketing": 1, "it": it},
+                           config={"env": {"reward": reward, "hcp_rewards": True, "horizon_days": 91}})
+        env.reset(seed=4)
+        total = split = fixed = 0.0
+        done = False
+        while not done:
+            _, r, terminated, truncated, info = env.step(np.full(N_SEGMENTS, 1))
+            total += r
+            split += float(info["hcp_reward"].sum())
+            fixed += info["reward_components"]["field_fixed_cost"]
+            done = terminated or truncated
+        published = env.world.view.published_rx_total
+        env.close()
+        return total * 1e4, info, terminated, truncated, split * 1e4 - fixed, published
+
+    observed, info, terminated, truncated, split, published = episode("observed", 1)
+    kpis = info["kpis"]
+    margin = kpis["gross_margin_usd"] / kpis["trx"]  # per Rx
+    assert not terminated and truncated, "no value at the horizon: a learner bootstraps"
+    assert observed == pytest.approx(published * margin - kpis["cost_usd"], rel=1e-9)
+    assert split == pytest.approx(observed, rel=1e-9)
+    assert 0.5 * kpis["trx"] < published < kpis["trx"], "late (the last days are unpublished) and gappy"
+    realised = episode("realized", 1)[1]["kpis"]
+    assert realised == kpis
+    slow = episode("observed", 0)[5]  # IT 0: monthly batches, 21 days late
+    assert slow < published
+
+
+def test_factored_ppo_trains_on_the_observed_reward_and_bootstraps_the_truncated_horizon():
+    from oce_sim.learning.factored_ppo import cohort_advantages
+
+    # one HCP in segment 0, two steps of reward 1, critic values 0 and a final value of 5 for segment 0
+    reward = np.ones((2, 1, 1))
+    segment = np.zeros((2, 1, 1), dtype=np.int8)
+    values = np.zeros((2, 1, 9))
+    final = np.zeros((1, 9))
+    final[0, 0] = 5.0
+    plain = cohort_advantages(reward, segment, values, 1.0, 1.0)[0][:, 0, 0]
+    boot = cohort_advantages(reward, segment, values, 1.0, 1.0, final)[0][:, 0, 0]
+    np.testing.assert_allclose(plain, [2.0, 1.0])
+    np.testing.assert_allclose(boot, [7.0, 6.0])

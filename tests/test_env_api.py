@@ -271,13 +271,15 @@ def test_reward_components(scale):
         parts = info["reward_components"]
         last = step == len(rewards) - 1
         expected_keys = {"revenue", "expected_revenue", "gross_margin", "expected_gross_margin", "profit",
-                         "expected_profit", "field_fixed_cost", *COST_COMPONENTS}
+                         "expected_profit", "observed_revenue", "observed_gross_margin", "observed_profit",
+                         "field_fixed_cost", *COST_COMPONENTS}
         assert set(parts) == expected_keys | ({"terminal_value"} if last else set())
         costs = sum(parts[c] for c in COST_COMPONENTS) + parts["field_fixed_cost"]
         assert parts["gross_margin"] == pytest.approx(parts["revenue"] * margin)
         assert parts["expected_profit"] == pytest.approx(parts["expected_revenue"] * margin - costs)
         assert all(parts[name] >= 0 for name in ("revenue", "field_fixed_cost", *COST_COMPONENTS))
         assert parts["profit"] == pytest.approx(parts["gross_margin"] - costs)
+        assert parts["observed_profit"] == pytest.approx(parts["observed_revenue"] * margin - costs)
         terminal = parts["terminal_value"] if last else 0.0
         assert reward == pytest.approx((parts["profit"] + terminal) / scale)
     assert infos[-1]["reward_components"]["terminal_value"] > 0, "prescribers still prescribe after the horizon"

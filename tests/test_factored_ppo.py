@@ -134,7 +134,7 @@ def test_a_run_killed_in_its_first_rollout_resumes_from_step_0(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("field, value, message", [("init_from", "intervention", "needs algo maskable-ppo"),
-                                                   ("reward", "realized", "expected reward"),
+                                                   ("reward", "realized", "or observed: the environment splits"),
                                                    ("vec", "subproc", "native vector env"),
                                                    ("workers", 3, "between 1 and n_envs"),
                                                    ("workers", 0, "between 1 and n_envs")])
@@ -148,3 +148,12 @@ def test_workers_are_refused_for_the_sb3_algorithms(tmp_path):
     with pytest.raises(ValueError, match="vec='subproc'"):
         train(factored_args(tmp_path, algo="maskable-ppo", workers=2), log=lambda line: None)
     assert not any(tmp_path.iterdir()), "no run folder for a refused run"
+
+
+def test_factored_ppo_trains_on_the_observed_reward(tmp_path):
+    """--reward observed: the Rx the pipeline publishes, the horizon a truncation (the final state bootstrapped);
+    the run writes a model file that says what it trained on."""
+    run = train(factored_args(tmp_path, timesteps=52, reward="observed"), log=lambda line: None)
+    model = TrainedModel(model_path(run))
+    assert model.num_timesteps == 52
+    assert "observed" in (run / "config.yaml").read_text()

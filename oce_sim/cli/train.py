@@ -38,7 +38,9 @@ def train(
                                                   "factored-ppo: one whole episode, this is not used)."),
     out: Path = typer.Option(Path("runs"), help="Folder for run folders scenario__algo__seed__time."),
     resume: bool = typer.Option(False, help="Continue the latest matching run from its last checkpoint."),
-    reward: str = typer.Option("expected", help="Training reward: expected (less noise) or realized prescriptions."),
+    reward: str = typer.Option("expected", help="Training reward: expected (less noise, but computed from the "
+                               "customers' hidden state: privileged), observed (the Rx the pipeline publishes, what a "
+                               "deployment sees; the horizon truncates) or realized prescriptions (SB3 algorithms)."),
     init_from: Optional[str] = typer.Option(None, help="Behaviour-clone this strategy first (e.g. intervention)."),
     learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: 3e-4 for factored-ppo, 1e-3 "
                                                             "otherwise)."),
@@ -85,15 +87,15 @@ def train(
                  f"{', '.join(s for s in STRATEGIES if s not in oracles)}; got {init_from!r}")
         if algo != "maskable-ppo":
             fail(f"--init-from needs --algo maskable-ppo (got --algo {algo})")
-    if reward not in ("expected", "realized"):
-        fail(f"--reward must be expected or realized, got {reward!r}")
+    if reward not in ("expected", "observed", "realized"):
+        fail(f"--reward must be expected, observed or realized, got {_clip(repr(reward), 80)}")
     from oce_sim.learning.training import VEC_KINDS
 
     if vec not in VEC_KINDS:
         fail(f"--vec must be one of {', '.join(VEC_KINDS)}, got {_clip(repr(vec), 80)}")
-    if algo == "factored-ppo" and reward != "expected":
-        fail("--reward realized is for the SB3 algorithms; factored-ppo splits the expected reward by customer "
-             "(env.hcp_rewards), so it trains on --reward expected")
+    if algo == "factored-ppo" and reward == "realized":
+        fail("--reward realized is for the SB3 algorithms; factored-ppo splits the expected or observed reward by "
+             "customer (env.hcp_rewards), so it trains on --reward expected or observed")
     if algo == "factored-ppo" and vec != "native":
         fail("--vec subproc is for the SB3 algorithms (maskable-ppo, ppo, a2c); factored-ppo steps the native vector "
              "env (--workers spreads it over processes)")

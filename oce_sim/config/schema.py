@@ -449,10 +449,12 @@ class EnvSettings(StrictModel):
     decision_interval_days: int = Field(7, ge=1, le=91)
     # at least a dollar: a smaller scale only inflates rewards, and a tiny one divides them into inf
     reward_scale_usd: float = Field(10_000.0, ge=1.0, description="reward = profit / this")
-    reward: Literal["realized", "expected"] = Field(
+    reward: Literal["realized", "expected", "observed"] = Field(
         "realized",
-        description="value realised prescriptions, or their expectation given the true state (less noise, "
-        "same mean: for training)",
+        description="value realised prescriptions; their expectation given the true state (less noise, same mean, "
+        "but computed from hidden state: a privileged training signal); or the prescriptions the pipeline "
+        "publishes to the view during the step (late, noisy, gappy: what a deployment observes; no value at the "
+        "horizon is paid, the last step truncates)",
     )
     oracle_view: bool = Field(False, description="orchestrator sees the ground truth (the oracles)")
     record_events: bool = Field(False, description="keep the full event log (for hashing and debugging)")

@@ -21,6 +21,8 @@ from oce_sim.world.tail import TailValue, tail_value
 
 assert REP_VISIT == 0  # segment_features reads the rep-visit column as column 0
 
+# env.reward -> the reward component it pays (oce_sim.world.metrics.reward_components)
+REWARD_COMPONENTS = {"realized": "profit", "expected": "expected_profit", "observed": "observed_profit"}
 RESET_OPTIONS: tuple[str, ...] = ()  # reset() takes no options: the scenario is fixed at construction
 
 
@@ -71,16 +73,25 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     force's fixed cost (salaries) and every channel's variable cost; on the last step, plus the value the
     customer state leaves at the horizon when ``env.terminal_value`` is on.  ``info["reward_components"]``
     holds the named parts in USD (``revenue``, ``expected_revenue``, ``gross_margin``,
-    ``expected_gross_margin``, ``field_fixed_cost``, ``rep_visit_cost``, ``remote_detail_cost``,
-    ``email_cost``, ``webinar_cost``, ``profit``, ``expected_profit``, and ``terminal_value`` on the
-    last step).  With ``config={"env": {"reward": "expected"}}`` the reward values the *expected*
-    prescriptions given the true state instead of the Poisson draw: same mean, much less noise (for
-    training; KPIs always count realised prescriptions).  With ``config={"env": {"hcp_rewards": True}}`` each
-    step's info also splits it by customer: ``info["hcp_reward"]`` (``(n_hcps,)`` float, reward units: each HCP's
-    expected gross margin minus what its touches cost, plus its value at the horizon on the last step) and
-    ``info["hcp_segment"]`` (``(n_hcps,)`` int8: the segment each HCP was in when the step's plays were chosen).
-    ``hcp_reward.sum()`` is the ``expected`` reward plus the field force's salaries (no HCP's, and no play
-    changes them).  ``oce_sim.learning.factored_ppo`` credits each segment's play with its own cohort's return.
+    ``expected_gross_margin``, ``observed_revenue``, ``observed_gross_margin``, ``field_fixed_cost``,
+    ``rep_visit_cost``, ``remote_detail_cost``, ``email_cost``, ``webinar_cost``, ``profit``, ``expected_profit``,
+    ``observed_profit``, and ``terminal_value`` on the last step).  ``env.reward`` chooses what the reward values:
+
+    * ``realized`` (default): the prescriptions written (the Poisson draw).  KPIs always count these.
+    * ``expected``: their expectation given the customers' *true* state: same mean, much less noise, but computed
+      from hidden state no deployment sees: a **privileged** training signal.
+    * ``observed``: the prescriptions the data pipeline *published to the view* during the step (late by the IT
+      stage's latency, noisy, with lost rows), minus the touch costs the company knows: what a deployment
+      observes.  No value computed from the true state is paid, not even at the horizon: the last step
+      *truncates* (``env.terminal_value`` is not paid) and a learner bootstraps.
+
+    With ``config={"env": {"hcp_rewards": True}}`` each step's info also splits the reward by customer:
+    ``info["hcp_reward"]`` (``(n_hcps,)`` float, reward units: each HCP's gross margin, expected or, with
+    ``reward: observed``, as published, minus what its touches cost, plus its value at the horizon on the last
+    step when that is paid) and ``info["hcp_segment"]`` (``(n_hcps,)`` int8: the segment each HCP was in when the
+    step's plays were chosen).  ``hcp_reward.sum()`` is the ``expected`` (or ``observed``) reward plus the field
+    force's salaries (no HCP's, and no play changes them); with ``realized`` the split is the expected one.
+    ``oce_sim.learning.factored_ppo`` credits each segment's play with its own cohort's return.
 
     ## Starting State
 
@@ -90,7 +101,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Episode End
 
     Ends at ``env.horizon_days`` (default 364 days = 52 weekly decisions).  With ``env.terminal_value`` on (the
-    default) the last step *terminates*: its reward already holds the value the customer state leaves beyond the
+    default, and a reward other than ``observed``) the last step *terminates*: its reward already holds the value the customer state leaves beyond the
     horizon, so a learner that bootstraps on truncation (SB3's ``TimeLimit.truncated``) must not add ``V(s_T)``
     again.  With ``env.terminal_value: false`` (the year-1 objective) it *truncates*: the market goes on after a
     horizon the reward ignores.
@@ -117,7 +128,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
       rewards.
     * v1: with ``env.terminal_value`` on (the default) the last step returns ``terminated=True`` instead of
       ``truncated=True``: its reward holds the value beyond the horizon, and SB3's bootstrap of ``V(s_T)`` on
-      truncation counted it twice.  Observations, actions and rewards are as in v0.
+      truncation counted it twice.  Observations, actions and rewards are as in v0.  Later, without changing the
+      defaults: ``env.reward: observed`` (opt-in), and from sales stage 3 the reps work the time the plan leaves
+      free (a model change: stage-3 results moved, the benchmark's golden file was re-recorded).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -143,9 +156,11 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.horizon_days = settings.horizon_days
         self.decision_interval_days = settings.decision_interval_days
         self.reward_scale_usd = settings.reward_scale_usd
-        self._reward_component = "profit" if settings.reward == "realized" else "expected_profit"
+        self._reward_component = REWARD_COMPONENTS[settings.reward]
+        self._observed = settings.reward == "observed"
         self._kpis_every_step = settings.info_kpis == "every_step"
-        self._terminal_value = settings.terminal_value
+        # an observed reward pays nothing computed from the true state, the value at the horizon included
+        self._terminal_value = settings.terminal_value and not self._observed
         self._hcp_rewards = settings.hcp_rewards
         self.world_options: dict[str, Any] = {}  # extra World arguments (the steady-start burn-in sets some)
         self._start_table: StartTable | None = None
@@ -204,6 +219,9 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._hcp_rewards:  # the cohorts the plays address, and what each HCP had earned before them
             self._hcp_segment = self.world.segments().astype(np.int8)
             self._hcp_value_before = self.world.hcp_value_usd.copy()
+            if self._observed:
+                self._hcp_published_before = self.world.view.published_rx.copy()
+                self._hcp_cost_before = self.world.hcp_cost_usd.copy()
         self.world.apply_plays(plays)
         self._day = min(self.horizon_days, self._day + self.decision_interval_days)
         return plays, masked, before
@@ -269,6 +287,10 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         the last step, the HCP's value at the horizon).  Their sum is the reward plus the field force's
         salaries, which are no HCP's and which no play changes."""
         assert self.world is not None and self.world.hcp_value_usd is not None
+        if self._observed:  # margin on the Rx published to the view, minus the HCP's own touch costs
+            published = self.world.view.published_rx - self._hcp_published_before
+            spent = self.world.hcp_cost_usd - self._hcp_cost_before
+            return (published * self.scenario.economics.margin_per_rx_usd - spent) / self.reward_scale_usd
         earned = self.world.hcp_value_usd - self._hcp_value_before
         if ended and self._terminal_value and self.tail is not None:
             earned = earned + self.tail.margin_per_hcp_usd

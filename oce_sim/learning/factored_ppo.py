@@ -8,7 +8,8 @@ policy changes; docs/PERFORMANCE.md section 7).  Here the environment reports ea
 ``k`` at step ``t`` with the advantage of the *cohort* it addressed, the HCPs in segment ``k`` at ``t``:
 
     v_i(t)   = V_seg(i,t)(s_t) / (members of that segment at t)    (an HCP's value: its segment's, shared)
-    d_i(t)   = r_i(t) + gamma * v_i(t+1) - v_i(t)                  (v_i(T) = 0: the tail is in the last reward)
+    d_i(t)   = r_i(t) + gamma * v_i(t+1) - v_i(t)                  (v_i(T) = 0: the tail is in the last reward;
+                                                                    with reward observed v_i(T) is bootstrapped)
     a_i(t)   = d_i(t) + gamma * lambda * a_i(t+1)                  (GAE, per HCP)
     A_k(t)   = sum over HCPs i in segment k at step t of a_i(t)    (wherever its HCPs move later)
 
@@ -16,10 +17,14 @@ with a critic of one output per segment (trained on ``A_k + V_k``), and each hea
 with its own probability ratio (the heads are independent factors of the policy, so this is PPO applied factor by
 factor).  Every rollout is one whole episode of each of the ``n_envs`` territories, started together, so nothing
 is bootstrapped beyond the horizon, whose value is the environment's own terminal value (``env.terminal_value``).
+With ``env.reward: observed`` (the Rx the pipeline publishes to the view, no value from the true state, the horizon a
+truncation) the critic's values of the final state are bootstrapped instead, shared over each segment's members as
+at the last decision (the segments at the horizon itself are not reported; the same bootstrap SB3 makes on
+truncation, on a state its critic was never trained at).
 A customer converted by one head and then addressed by another is credited to both (both plays contributed); the
 field force's salaries are in no cohort (no play changes them).  What the credit ignores: effects across segments
-(shared field capacity, reps' own picks, a KOL's followers elsewhere).  Trained on the expected reward (the split
-is of the expected profit).
+(shared field capacity, reps' own picks, a KOL's followers elsewhere).  Trained on the expected reward (privileged:
+computed from the customers' true state) or the observed one (``env.reward``).
 
 The networks are Stable-Baselines3's ``MaskableActorCriticPolicy`` with a value head of 9 outputs, so the model
 file, ``oce-sim compare --model`` and every other consumer of masked-PPO models work unchanged
@@ -81,15 +86,16 @@ def heads(policy: Any, obs: Any, mask: Any) -> tuple[Any, Any]:
 
 
 def cohort_advantages(hcp_reward: np.ndarray, hcp_segment: np.ndarray, values: np.ndarray, gamma: float,
-                      gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+                      gae_lambda: float, final_values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Advantages and value targets ``(T, N, 9)`` of each step's segment cohorts (generalised advantage estimation
     per HCP, summed over each cohort).
 
     ``hcp_reward``, ``hcp_segment``: ``(T, N, H)`` per-HCP rewards and the segment each HCP was in when step
     ``t``'s plays were chosen; ``values``: ``(T, N, 9)`` the critic's segment values at those decisions.  An HCP's
     value is its segment's value shared equally among the segment's members, so that a cohort whose customers
-    move to another segment (a conversion) keeps the value they carry there.  The episode ends at step T (its
-    last reward holds the horizon's value), so nothing is bootstrapped beyond it.
+    move to another segment (a conversion) keeps the value they carry there.  The episode ends at step T: without
+    ``final_values`` its last reward holds the horizon's value and nothing is bootstrapped beyond it; with them
+    (``(N, 9)``, the critic at the final state, a truncated horizon) each HCP's share of its last segment's value is.
     """
     steps, n_envs, n_hcps = hcp_reward.shape
     cell = hcp_segment.astype(np.int64) + N_HEADS * np.arange(steps * n_envs).reshape(steps, n_envs, 1)
@@ -99,6 +105,10 @@ def cohort_advantages(hcp_reward: np.ndarray, hcp_segment: np.ndarray, values: n
     hcp_advantage = np.empty_like(hcp_reward)
     running = np.zeros((n_envs, n_hcps))
     following = np.zeros((n_envs, n_hcps))
+    if final_values is not None:
+        last = hcp_segment[-1].astype(np.int64)
+        members = np.stack([np.bincount(row, minlength=N_HEADS) for row in last])
+        following = np.take_along_axis(final_values / np.maximum(members, 1), last, axis=1)
     for t in range(steps - 1, -1, -1):
         delta = hcp_reward[t] + gamma * following - hcp_value[t]
         running = delta + gamma * gae_lambda * running
@@ -125,8 +135,11 @@ class FactoredPPO:
         from oce_sim.envs.sharded import make_territory_vector_env
 
         config = load_scenario(scenario.model_dump(mode="python"),
-                               overrides={"env": {"hcp_rewards": True, "reward": "expected",
-                                                  "info_kpis": "episode_end"}})
+                               overrides={"env": {"hcp_rewards": True, "info_kpis": "episode_end",
+                                                  # the split is of the expected or the observed reward
+                                                  "reward": "observed" if scenario.env.reward == "observed"
+                                                  else "expected"}})
+        self.bootstrap = config.env.reward == "observed"  # a truncated horizon: bootstrap the final state
         self.settings = settings
         self.seed = int(seed)
         self.envs = make_territory_vector_env(settings.n_envs, workers=workers, scenario=config)
@@ -180,6 +193,11 @@ class FactoredPPO:
             mask = info["action_mask"]
         if not (terminated | truncated).all():
             raise RuntimeError("a rollout must end with the episode (one horizon for all territories)")
+        final_values = None
+        if self.bootstrap:
+            with torch.no_grad():
+                final_values = heads(self.policy, torch.as_tensor(obs),
+                                     torch.as_tensor(mask, dtype=torch.bool))[1].numpy().astype(np.float64)
         self.num_timesteps += self.rollout_steps
         batch = {k: np.stack(v) for k, v in buffers.items()}
         reward = batch.pop("hcp_reward")
@@ -187,7 +205,7 @@ class FactoredPPO:
             first = cohort_advantages(reward, batch["hcp_segment"], np.zeros_like(batch["value"]), 1.0, 1.0)[1]
             self.value_scale = float(max(1e-6, first.std()))
         advantages, returns = cohort_advantages(reward / self.value_scale, batch.pop("hcp_segment"), batch["value"],
-                                                self.settings.gamma, self.settings.gae_lambda)
+                                                self.settings.gamma, self.settings.gae_lambda, final_values)
         batch["advantages"], batch["returns"] = advantages, returns
         batch["episode_return"] = episode_return
         return batch

@@ -361,9 +361,9 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
     if args.algo == "factored-ppo":  # what it cannot honour is refused before any work, not ignored
         if args.init_from:
             raise ValueError("init_from (behaviour cloning) needs algo maskable-ppo")
-        if args.reward != "expected":
-            raise ValueError("factored-ppo trains on the expected reward (its split by customer is of the expected "
-                             "profit)")
+        if args.reward == "realized":
+            raise ValueError("factored-ppo trains on reward expected (privileged) or observed: the environment splits "
+                             "those by customer, not the realised Poisson draws")
         if args.vec != "native":
             raise ValueError("factored-ppo steps the native vector env (vec='native'); workers=W spreads it over W "
                              "processes")

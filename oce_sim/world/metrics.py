@@ -18,23 +18,28 @@ KPI_NAMES: tuple[str, ...] = tuple(name for name in KPIS if not name.startswith(
 
 
 def reward_components(before: "Ledger", after: "Ledger", economics: EconomicsConfig) -> dict[str, float]:
-    """Named parts of one step's reward, in USD: revenue and gross margin (realised and expected), the cost of
-    each channel, the field force's fixed cost, and profit = gross margin - costs."""
+    """Named parts of one step's reward, in USD: revenue and gross margin (realised, expected and observed: as
+    the pipeline published it to the view during the step), the cost of each channel, the field force's fixed
+    cost, and profit = gross margin - costs."""
     variable = after.cost_usd - before.cost_usd
     fixed = after.fixed_cost_usd - before.fixed_cost_usd
     revenue = after.revenue_usd - before.revenue_usd
     expected_revenue = after.expected_revenue_usd - before.expected_revenue_usd
+    observed_revenue = (after.observed_rx - before.observed_rx) * economics.price_per_rx_usd
     cost = float(variable.sum() + fixed)
     parts = {
         "revenue": float(revenue),
         "expected_revenue": float(expected_revenue),
         "gross_margin": float(revenue * economics.gross_margin),
         "expected_gross_margin": float(expected_revenue * economics.gross_margin),
+        "observed_revenue": float(observed_revenue),
+        "observed_gross_margin": float(observed_revenue * economics.gross_margin),
         "field_fixed_cost": float(fixed),
     }
     parts.update({f"{name}_cost": float(variable[i]) for i, name in enumerate(CHANNELS) if name != "website"})
     parts["profit"] = parts["gross_margin"] - cost
     parts["expected_profit"] = parts["expected_gross_margin"] - cost
+    parts["observed_profit"] = parts["observed_gross_margin"] - cost
     return parts
 
 

@@ -112,6 +112,7 @@ class Ledger:
     """Running totals the KPIs are computed from."""
 
     rx: float = 0.0  # total prescriptions (TRx: new + refills)
+    observed_rx: float = 0.0  # prescriptions as the pipeline has published them to the view (late, noisy, gappy)
     nrx: float = 0.0  # new prescriptions (new patients started on the brand)
     revenue_usd: float = 0.0
     expected_revenue_usd: float = 0.0  # revenue of the expected prescriptions given the true state
@@ -198,6 +199,8 @@ class World:
         # env.hcp_rewards: per HCP, the expected gross margin of its prescriptions minus what was spent on it (USD,
         # running); the field force's salaries are no HCP's and stay out
         self.hcp_value_usd: np.ndarray | None = np.zeros(self.pop.n_hcps) if config.env.hcp_rewards else None
+        # ... and what was spent on it alone (USD, running): the cost side of env.reward observed's split
+        self.hcp_cost_usd: np.ndarray | None = np.zeros(self.pop.n_hcps) if config.env.hcp_rewards else None
         economics = config.economics
         self.field_fixed_cost_per_day_usd = (
             self.field.n_reps * economics.rep_annual_cost_usd * economics.call_cost_share / DAYS_PER_YEAR)
@@ -512,6 +515,7 @@ class World:
         )  # fmt: skip
         if self.hcp_value_usd is not None and outcome.hcp.size:
             np.subtract.at(self.hcp_value_usd, outcome.hcp, outcome.cost_usd)
+            np.add.at(self.hcp_cost_usd, outcome.hcp, outcome.cost_usd)
         led.confusion_events += int(conflicts)
         led.out_of_sequence += int(out_of_sequence)
         led.unsubscribes += int(unsubscribes)
@@ -586,6 +590,7 @@ class World:
         yield self._resume("pipeline", resume) if resume is not None else self._wait("pipeline", 2 * HOUR)
         while True:
             self.pipeline.publish(self.env.now, self.view, self._rng_pipeline)
+            self.ledger.observed_rx = self.view.published_rx_total
             yield self._wait("pipeline", level.batch_interval_days)
 
     def _marketing_emails(self, resume: Wake | None = None) -> Process:
@@ -693,6 +698,7 @@ class World:
             self.ledger.cost_usd[WEBINAR] += web.fixed_cost_usd
             if self.hcp_value_usd is not None:  # the event is held for those who registered: they share its cost
                 self.hcp_value_usd[registered] -= web.fixed_cost_usd / registered.size
+                self.hcp_cost_usd[registered] += web.fixed_cost_usd / registered.size
             self.ledger.webinar_events += 1
 
     def _access_reviews(self, resume: Wake | None = None) -> Process:
