@@ -98,7 +98,50 @@ def test_validate_rejects_malformed_yaml(cli, tmp_path, text, fragment):
 
 def test_validate_missing_file(cli, tmp_path):
     assert_clean_exit(cli("validate", tmp_path / "nope.yaml"), 2, "no such file")
-    assert_clean_exit(cli("validate", tmp_path), 2, "is a folder; give a scenario YAML file")
+    assert_clean_exit(cli("validate", tmp_path), 2, "is a folder; give a scenario, portfolio or suite YAML file")
+
+
+def test_validate_tells_portfolios_and_suites_by_their_keys(cli, tmp_path):
+    flat = assert_clean_exit(cli("validate", "scenarios/portfolios/example.yaml"), 0, "OK", "portfolio 'example'",
+                             "3 sub-markets", "read as a portfolio from its keys")
+    assert "sub_markets" in flat
+    assert_clean_exit(cli("validate", "scenarios/benchmark/suites/quick.yaml"), 0, "OK", "suite v1",
+                      "4 scenarios x 7 strategies", "read as a suite")
+    assert_clean_exit(cli("validate", "scenarios/small.yaml"), 0, "OK", "scenario 'small'")
+    # --kind overrides the keys: a portfolio read as a scenario is refused by the scenario schema
+    assert_clean_exit(cli("validate", "scenarios/portfolios/example.yaml", "--kind", "scenario"), 2,
+                      "invalid scenario", "sub_markets: unknown key")
+    assert_clean_exit(cli("validate", "scenarios/small.yaml", "--kind", "nope"), 2, "--kind must be one of")
+
+
+def test_validate_names_each_field_of_a_bad_portfolio(cli, tmp_path):
+    bad = tmp_path / "portfolio.yaml"
+    bad.write_text("uncertainty: {discount_rate_low: 2, discount_rate_high: 1}\n"
+                   "sub_markets:\n  - {name: a, scenario: small, stage: 1}\n"
+                   "  - {name: b, scenario: nowhere, territories: 2, stage: 1}\n")
+    result = cli("validate", bad)
+    assert_clean_exit(result, 2, "invalid portfolio", "uncertainty.discount_rate_high: must be at least "
+                      "discount_rate_low (2), got 1", "sub_markets.0.territories: Field required")
+    bad.write_text("sub_markets:\n  - {name: b, scenario: nowhere, territories: 2, stage: 1}\n")
+    assert_clean_exit(cli("validate", bad), 2, "invalid portfolio", "sub_markets.0.scenario")
+
+
+def test_validate_checks_what_a_suite_names(cli, tmp_path):
+    import yaml
+
+    suite = yaml.safe_load(open("scenarios/benchmark/suites/quick.yaml"))
+    suite.update(scenarios=["mature_primary_care", "atlantis"], strategies=["instruction", "orakel"],
+                 metrics=["profit_usd", "happiness"], overrides={"population": {"n_reps": -1}})
+    bad = tmp_path / "suite.yaml"
+    bad.write_text(yaml.safe_dump(suite))
+    result = cli("validate", bad)
+    flat = assert_clean_exit(result, 2, "invalid suite", "scenarios.1: unknown benchmark scenario 'atlantis'",
+                             "strategies.1: unknown strategy 'orakel'", "metrics.1: unknown KPI 'happiness'",
+                             "overrides (mature_primary_care): population.n_reps")
+    del suite["hash_run"]
+    bad.write_text(yaml.safe_dump(suite))
+    assert_clean_exit(cli("validate", bad), 2, "invalid suite", "hash_run: Field required")
+    assert "Traceback" not in flat
 
 
 # ------------------------------------------------------------------------------------------ run / compare
@@ -232,3 +275,16 @@ def test_typer_usage_errors_are_exit_2(cli):
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
     assert "Invalid value for '--episodes'" in result.output
+
+
+def test_train_says_which_stage_it_trains_at(cli, tmp_path, monkeypatch):
+    """Without --stage a model trains at the scenario's own stage: said before any work (issue 24)."""
+    from oce_sim.learning import training
+
+    seen = []
+    monkeypatch.setattr(training, "train", lambda args, log: seen.append(args.stage) or tmp_path / "run")
+    assert_clean_exit(cli("train", "small", "--timesteps", "10", "--out", tmp_path), 0,
+                      "training at stage 1 (insight) (scenario small's own; --stage K trains at another)")
+    assert_clean_exit(cli("train", "small", "--stage", "3", "--timesteps", "10", "--out", tmp_path), 0,
+                      "training at stage 3 (intervention) (--stage)")
+    assert seen == [None, 3]

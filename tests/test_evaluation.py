@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -154,3 +155,82 @@ def test_write_results_and_figures(evaluated, tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 5_000
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary files left"
+
+
+# ------------------------------------------------------------------------------------- what a table may claim
+def _rows(strategy: str, values: dict[str, list[float]]) -> list[dict]:
+    return [dict(scenario="s", stage="1-insight", strategy=strategy, seed=seed, episode=seed, metric=metric, value=v)
+            for metric, per_seed in values.items() for seed, v in enumerate(per_seed)]
+
+
+def test_an_engagement_rate_without_promotional_touches_is_na_not_the_best():
+    """no_promotion's only touches are the customers' own portal visits, always engaged: 100% says nothing about
+    promotion, so the table shows n/a and no difference (issue 24)."""
+    from oce_sim.studies.evaluation import PROMOTION_TOUCHES
+
+    silent = {m: [0.0, 0.0] for m in PROMOTION_TOUCHES}
+    results = pd.DataFrame(
+        _rows("today", {"engagement_rate": [0.5, 0.4], "touches_rep_visit": [10.0, 12.0], "touches_website": [3.0, 4.0]})
+        + _rows("no_promotion", {"engagement_rate": [1.0, 1.0], **silent, "touches_website": [3.0, 2.0]}),
+        columns=RESULT_COLUMNS)
+    summary = paired_summary(results, baseline="today", metrics=["engagement_rate"]).set_index("strategy")
+    assert summary.loc["today", "mean"] == pytest.approx(0.45)
+    assert np.isnan(summary.loc["no_promotion", "mean"]) and np.isnan(summary.loc["no_promotion", "diff_mean"])
+    assert format_table(paired_summary(results, "today", ["engagement_rate"]), "today").loc[
+        "no_promotion", "engagement_rate"] == "n/a"
+    # the raw results keep the episode's own value: only what tables claim changes
+    assert results[(results.strategy == "no_promotion") & (results.metric == "engagement_rate")].value.tolist() == [1, 1]
+
+
+def test_the_leader_is_compared_with_the_runner_up_on_paired_seeds():
+    from oce_sim.studies.evaluation import leader
+
+    metric = "profit_multi_period_usd"
+    clear = pd.DataFrame(_rows("a", {metric: [10.0, 11.0, 12.0]}) + _rows("b", {metric: [5.0, 6.2, 6.9]})
+                         + _rows("oracle", {metric: [99.0, 99.0, 99.0]}), columns=RESULT_COLUMNS)
+    top = leader(clear, metric, exclude=["oracle"])
+    assert (top.best, top.runner_up, top.n) == ("a", "b", 3) and top.diff_low > 0
+    assert top.diff_mean == pytest.approx((5.0 + 4.8 + 5.1) / 3)
+    close = pd.DataFrame(_rows("a", {metric: [10.0, 11.0, 12.0]}) + _rows("b", {metric: [12.0, 9.0, 11.5]}),
+                         columns=RESULT_COLUMNS)
+    top = leader(close, metric)
+    assert top.best == "a" and top.diff_low < 0 < top.diff_high
+    alone = leader(close[close.strategy == "a"], metric)
+    assert alone.runner_up is None and alone.best == "a"
+    # a strategy equal to the leader on every seed (stage=2 and involvement: one organisation) is not its runner-up
+    twins = pd.concat([clear, clear[clear.strategy == "a"].assign(strategy="a2")], ignore_index=True)
+    top = leader(twins, metric, exclude=["oracle"])
+    assert (top.best, top.same_as, top.runner_up) == ("a", ("a2",), "b") and top.diff_low > 0
+
+
+def test_the_progress_bar_weights_the_oracles_slow_episodes(monkeypatch, scenario):
+    """The bar's estimate of the time left counts the oracle's episodes (about 60 heuristic episodes each) ahead,
+    rather than averaging them in after the fast ones."""
+    from oce_sim.studies import evaluation
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total: float, **_: object) -> None:
+            self.total, self.updates = total, []
+            bars.append(self)
+
+        def __enter__(self) -> "Bar":
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def update(self, n: float) -> None:
+            self.updates.append(n)
+
+        def set_postfix_str(self, _: str, refresh: bool = True) -> None:
+            pass
+
+    monkeypatch.setattr(evaluation, "tqdm", Bar)
+    short = load_scenario("small", overrides={"env": {"horizon_days": 14}})
+    evaluate({n: make_strategy(n) for n in ("instruction", "oracle")}, short, 1, SEED)
+    (bar,) = bars
+    weight = evaluation.EPISODE_WEIGHT["oracle"]
+    assert bar.total == 2 + weight  # instruction, oracle and the hidden no-promotion counterfactual
+    assert sorted(bar.updates) == [1.0, 1.0, weight] and sum(bar.updates) == bar.total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +27,30 @@ def cli():
 
 # ------------------------------------------------------------------------------------------------ schema
 @pytest.mark.parametrize("text, fragment", [
-    ("sub_markets: [{name: a, scenario: small, territory: 3}]", "sub_markets.0.territory: unknown key"),
-    ("sub_markets: [{name: a, scenario: small, territories: 0}]", "sub_markets.0.territories"),
-    ("sub_markets: [{name: a, scenario: small, stage: 5}]", "sub_markets.0.stage"),
-    ("sub_markets: [{name: a, scenario: no_such_market}]", "sub_markets.0.scenario"),
-    ("sub_markets: [{name: a, scenario: ../outside.yaml}]", "sub_markets.0.scenario"),
-    ("step_costs: {it: {to_3: {one_off_usd: -1}}}\nsub_markets: [{name: a, scenario: small}]",
+    ("sub_markets: [{name: a, scenario: small, territory: 3, stage: 1}]", "sub_markets.0.territory: unknown key"),
+    ("sub_markets: [{name: a, scenario: small, territories: 0, stage: 1}]", "sub_markets.0.territories"),
+    ("sub_markets: [{name: a, scenario: small, territories: 1, stage: 5}]", "sub_markets.0.stage"),
+    ("sub_markets: [{name: a, scenario: no_such_market, territories: 1, stage: 1}]", "sub_markets.0.scenario"),
+    ("sub_markets: [{name: a, scenario: ../outside.yaml, territories: 1, stage: 1}]", "sub_markets.0.scenario"),
+    ("step_costs: {it: {to_3: {one_off_usd: -1}}}\nsub_markets: [{name: a, scenario: small, territories: 1, stage: 1}]",
      "step_costs.it.to_3.one_off_usd"),
-    ("step_costs: {it: {to_4: {}}}\nsub_markets: [{name: a, scenario: small}]", "step_costs.it.to_4: unknown key"),
-    ("sub_markets: [{name: a, scenario: small, step_costs: {sales: {to_1: {ramp_months: '6'}}}}]",
+    ("step_costs: {it: {to_4: {}}}\nsub_markets: [{name: a, scenario: small, territories: 1, stage: 1}]",
+     "step_costs.it.to_4: unknown key"),
+    ("sub_markets: [{name: a, scenario: small, territories: 1, stage: 1, step_costs: {sales: {to_1: {ramp_months: '6'}}}}]",
      "sub_markets.0.step_costs.sales.to_1.ramp_months"),
-    ("sub_markets: [{name: a, scenario: small}, {name: a, scenario: default}]", "sub_markets: sub-market names must be unique"),
+    ("sub_markets: [{name: a, scenario: small, territories: 1, stage: 1}, {name: a, scenario: default, territories: 1, "
+     "stage: 1}]", "sub_markets: sub-market names must be unique"),
     ("horizon_years: 3", "sub_markets: Field required"),
-    ("horizon: 3\nsub_markets: [{name: a, scenario: small}]", "horizon: unknown key"),
+    ("horizon: 3\nsub_markets: [{name: a, scenario: small, territories: 1, stage: 1}]", "horizon: unknown key"),
+    # what changes the answer is never defaulted (issue 24): a missing one is named with what it is
+    ("sub_markets: [{name: a, scenario: small, stage: 1}]", "sub_markets.0.territories: Field required: how many "
+     "territories"),
+    ("sub_markets: [{name: a, scenario: small, territories: 4}]", "sub_markets.0.stage: Field required: today's stage"),
+    ("sub_markets: [{name: a, scenario: small, territories: 4, stage: {sales: 2}}]",
+     "sub_markets.0.stage: give every entity's stage; missing: customer, marketing, it"),
+    ("uncertainty: {discount_rate_low: 1.5, discount_rate_high: 0.5}\n"
+     "sub_markets: [{name: a, scenario: small, territories: 1, stage: 1}]",
+     "uncertainty.discount_rate_high: must be at least discount_rate_low (1.5), got 0.5"),
     ("a: &a [1]\na: 2", "duplicate key"),
 ])
 def test_a_bad_portfolio_exits_2_naming_the_field_before_any_work(cli, tmp_path, text, fragment):
@@ -53,14 +65,14 @@ def test_a_bad_portfolio_exits_2_naming_the_field_before_any_work(cli, tmp_path,
 def test_partial_cost_overrides_merge_over_the_defaults(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("step_costs: {it: {to_3: {one_off_usd: 1}}}\n"
-                    "sub_markets: [{name: a, scenario: small, stage: 0, step_costs: {it: {to_2: {ramp_months: 1}}}},"
-                    " {name: b, scenario: default}]\n")
+                    "sub_markets: [{name: a, scenario: small, territories: 2, stage: 0, step_costs: {it: {to_2: "
+                    "{ramp_months: 1}}}}, {name: b, scenario: default, territories: 3, stage: 1}]\n")
     portfolio, markets = rm.load_portfolio(path)
     a, b = (m.spec.step_costs for m in markets)
     assert a.it.to_3.one_off_usd == b.it.to_3.one_off_usd == 1
     assert a.it.to_3.running_usd_per_year == COSTS.it.to_3.running_usd_per_year
     assert a.it.to_2.ramp_months == 1 and b.it.to_2.ramp_months == COSTS.it.to_2.ramp_months
-    assert markets[0].today == StageConfig.uniform(0) and markets[1].today == StageConfig()  # default's own stage
+    assert markets[0].today == StageConfig.uniform(0) and markets[1].today == StageConfig()
     assert markets[0].config.history_stage == StageConfig.uniform(0)  # today's market is that stage's history
 
 
@@ -183,3 +195,101 @@ def test_the_model_page_shows_the_cost_defaults_table():
     text = (Path(__file__).resolve().parent.parent / "docs" / "MODEL.md").read_text()
     block = text.split("<!-- step-costs:begin -->\n", 1)[1].split("\n<!-- step-costs:end -->", 1)[0]
     assert block == rm.cost_defaults_markdown()
+
+
+# ------------------------------------------------------------------------------- defaults, scale, claims (issue 24)
+def _market(name: str = "m", territories: int = 10) -> rm.Market:
+    from oce_sim.config import load_scenario
+
+    spec = rm.SubMarket(name=name, scenario="small", territories=territories, stage=1)
+    return rm.Market(spec, load_scenario("small"))
+
+
+def _table(rows: list[tuple[str, float, float, float, float, float]]) -> pd.DataFrame:
+    """Options as (label, npv, low, high, gap low, gap high), USD; the first is the recommended one."""
+    return pd.DataFrame([dict(sub_market="m", option=o, stage=o, npv_usd=n, npv_low_usd=lo, npv_high_usd=hi,
+                              payback_months=12.0, p_best=0.5, gap_to_recommended_low_usd=glo,
+                              gap_to_recommended_high_usd=ghi) for o, n, lo, hi, glo, ghi in rows])
+
+
+def test_the_recommendation_says_whether_it_is_distinguishable_and_at_what_scale():
+    scale = "for the sub-market's 10 territories in all (each 120 customers, 1 rep)"
+    today = ("today", 0.0, 0.0, 0.0, 0.0, 0.0)
+    clear = rm.recommendation_sentence(_market(), _table([("sales=2", 900e3, 500e3, 1.3e6, 0, 0),
+                                                          ("it=2", 300e3, 100e3, 500e3, 200e3, 900e3), today]), 3)
+    assert f"move to **sales=2: sales=2**, NPV +900 [+500, +1,300] USD thousands over 3 years against today {scale}" \
+        in clear
+    assert "ahead of the runner-up it=2 by +600 [+200, +900] USD thousands" in clear
+    assert "not distinguishable" not in clear
+    close = rm.recommendation_sentence(_market(), _table([("sales=2", 900e3, -50e3, 1.3e6, 0, 0),
+                                                          ("it=2", 800e3, 100e3, 900e3, -200e3, 400e3), today]), 3)
+    assert "not distinguishable from staying where it is (its interval includes zero)" in close
+    assert "not distinguishable from the runner-up it=2 (ahead by +100 [-200, +400] USD thousands)" in close
+    stay = rm.recommendation_sentence(_market(), _table([today, ("it=2", -100e3, -300e3, 50e3, -50e3, 300e3)]), 3)
+    assert "**stay** where it is: no move has a positive expected NPV over 3 years for the sub-market's 10" in stay
+    assert "the best move, it=2, has NPV -100 [-300, +50] USD thousands against today" in stay
+
+
+def test_defaults_that_change_the_answer_are_listed(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("sub_markets: [{name: a, scenario: small, territories: 2, stage: 1, step_costs: {it: {to_2: "
+                    "{ramp_months: 1}}}}]\n")
+    portfolio, markets = rm.load_portfolio(path)
+    lines = rm.defaults_used(portfolio, markets)
+    assert lines[0].startswith("horizon: 3 years (the default")
+    assert lines[1].startswith("uncertainty: cost_sigma 0.5, ramp_sigma 0.3, discount_rate_low 0.5, "
+                               "discount_rate_high 1.5 (the defaults")
+    assert lines[2] == "a: step costs the defaults of docs/MODEL.md §4b except it.to_2.ramp_months (given in the portfolio)"
+    assert not any(line.startswith("horizon") for line in rm.defaults_used(portfolio, markets, horizon_given=True))
+    path.write_text("horizon_years: 5\nuncertainty: {cost_sigma: 0.2}\n"
+                    "sub_markets: [{name: a, scenario: small, territories: 2, stage: 1}]\n")
+    portfolio, markets = rm.load_portfolio(path)
+    assert rm.defaults_used(portfolio, markets) == [
+        "uncertainty: ramp_sigma 0.3, discount_rate_low 0.5, discount_rate_high 1.5 (the defaults; set them under "
+        "uncertainty:)", "a: step costs all the defaults of docs/MODEL.md §4b"]
+
+
+def test_the_npv_figure_axis_and_caption_agree_with_the_data(monkeypatch, tmp_path):
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: drawn.append(fig))
+    table = _table([("sales=2", 2.5e6, 1e6, 4e6, 0, 0), ("today", 0.0, 0.0, 0.0, 2e6, 3e6)])
+    rm.plot_npv([table], tmp_path / "npv.png", "t")
+    (ax,) = drawn[0].axes
+    assert "USD millions" in ax.get_xlabel() and rm.NPV_FIGURE_UNIT == "USD millions"
+    assert [round(bar.get_width(), 6) for bar in ax.patches] == [2.5, 0.0]  # millions, as the axis says
+
+
+def test_a_two_sub_market_report_shows_every_assumption_the_defaults_and_the_scale(cli, tmp_path):
+    from test_report import assert_every_amount_has_its_scale, assert_wide_tables_scroll, render
+
+    (tmp_path / "short.yaml").write_text("extends: small\nenv: {horizon_days: 28}\n")
+    (tmp_path / "bigger.yaml").write_text("extends: small\nenv: {horizon_days: 28}\npopulation: {n_hcps: 150, "
+                                          "n_reps: 2}\n")
+    portfolio = tmp_path / "two.yaml"
+    portfolio.write_text("name: two\nsub_markets:\n  - {name: first, scenario: short.yaml, territories: 7, stage: 2}\n"
+                         "  - {name: second, scenario: bigger.yaml, territories: 3, stage: 3}\n")
+    out = tmp_path / "out"
+    flat = assert_clean_exit(cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--out", out, "--no-progress"),
+                             0, "defaults used (not given in the portfolio):", "horizon: 3 years (the default",
+                             "first: step costs all the defaults", "each sub-market's total over its territories",
+                             "first: the sub-market's 7 territories in all (each 120 customers, 1 rep)",
+                             "second: the sub-market's 3 territories in all (each 150 customers, 2 reps)")
+    assert flat.index("defaults used") < flat.index("stage roadmap over")  # said before the work
+    report = (out / "report.md").read_text()
+    summary = report.split("## Summary", 1)[1].split("## Roadmap", 1)[0]
+    assert_every_amount_has_its_scale(summary, "territories in all (each ")
+    assert "Defaults used (not given in the portfolio): horizon: 3 years" in summary
+    assert report.count("Defaults used (not given in the portfolio)") == 1
+    assumptions = report.split("## Assumptions", 1)[1].split("## Reproduce", 1)[0]
+    assert "| assumption | first | second |" in assumptions
+    assert "| territories in the sub-market | 7 | 3 |" in assumptions
+    assert "| territory | 120 healthcare professionals, 1 field rep | 150 healthcare professionals, 2 field reps |" \
+        in assumptions
+    assert "NPV of each option against today per sub-market, the sub-market's total in USD millions" in report
+    roadmap = pd.read_csv(out / "roadmap.csv")
+    assert "runner-up (NPV vs recommended, USD k) [90%]" in roadmap.columns
+    assert json.loads((out / "roadmap.json").read_text())["defaults_used"][0].startswith("horizon: 3 years")
+    shown, _ = render(out / "report.html", tmp_path)
+    assert shown["errors"] == [] and assert_wide_tables_scroll(shown)  # the every-option table scrolls

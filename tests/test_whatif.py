@@ -309,6 +309,21 @@ def test_the_strategists_three_what_ifs_run_on_small(cli, tmp_path, setting):
     assert len(headline) == 2 and (headline.diff_low <= headline.diff_high).all()
 
 
+def test_a_single_set_has_a_figure_and_states_its_scale(cli, tmp_path, short_file):
+    """One --set: no tornado and no frontier, but still the KPI differences with their CIs (issue 24); every
+    amount says what it is of, the variant's headcount beside the baseline's."""
+    out = tmp_path / "whatif"
+    flat = assert_clean_exit(cli("whatif", short_file, "--set", "population.n_reps=2", "--episodes", "2", "--out", out,
+                                 "--no-progress"), 0, "kpi_differences.png", "per territory of each variant's "
+                             "population (baseline: 120 customers, 1 rep)")
+    assert "tornado.png" not in flat
+    assert (out / "kpi_differences.png").stat().st_size > 10_000
+    report = (out / "report.md").read_text()
+    assert "![kpi_differences](kpi_differences.png)" in report and "Each variant's difference to the baseline" in report
+    assert ("profit (year 1 + tail) per territory (120 customers, 2 reps in the variant; 120 customers, 1 rep in the "
+            "baseline) against the baseline") in report
+
+
 def test_frontier_draws_profit_against_cost_per_stage(cli, tmp_path, short_file):
     out = tmp_path / "frontier"
     assert_clean_exit(cli("whatif", short_file, "--frontier", "--grid", "stage=0,3", "--episodes", "1",

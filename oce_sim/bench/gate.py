@@ -22,6 +22,7 @@ from rich.table import Table
 
 from oce_sim.config import (
     ScenarioError,
+    builtin_scenarios,
     deep_merge,
     format_validation_error,
     load_scenario,
@@ -35,7 +36,7 @@ from oce_sim.studies.evaluation import (
     play_episode,
     strategy_config,
 )
-from oce_sim.world.kpis import direction, format_value
+from oce_sim.world.kpis import KPIS, direction, format_value
 
 SUITE_DIR = repo_scenario_dir() / "benchmark" / "suites"
 GOLDEN_DIR = repo_scenario_dir() / "benchmark" / "golden"
@@ -43,6 +44,14 @@ GOLDEN_DIR = repo_scenario_dir() / "benchmark" / "golden"
 
 class BenchError(RuntimeError):
     """A suite or golden file is missing or malformed."""
+
+
+class SuiteError(BenchError):
+    """A suite file that does not validate: ``problems`` name each field path."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source, self.problems = source, problems
+        super().__init__(f"invalid suite {source}: " + "; ".join(problems))
 
 
 class Tolerance(BaseModel):
@@ -83,12 +92,46 @@ def load_suite(name: str) -> Suite:
     if not path.is_file():
         available = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
         raise BenchError(f"--suite {name!r} not found; available: {', '.join(available)}")
+    return read_suite(path)
+
+
+def read_suite(path: Path) -> Suite:
+    """A suite file validated by its schema and its content (the scenarios, strategies and KPIs it names exist; the
+    overrides apply to every scenario): raises :class:`SuiteError` listing every problem by field path."""
     try:
-        return Suite.model_validate(read_yaml_mapping(path))  # the scenario loader's limits: size, depth, aliases, UTF-8
+        suite = Suite.model_validate(read_yaml_mapping(path))  # the scenario loader's limits: size, depth, aliases, UTF-8
     except ScenarioError as exc:
-        raise BenchError(f"invalid suite {path}: " + "; ".join(exc.problems)) from None
+        raise SuiteError(str(path), exc.problems) from None
     except ValidationError as exc:
-        raise BenchError(f"invalid suite {path}: " + "; ".join(format_validation_error(exc))) from None
+        raise SuiteError(str(path), format_validation_error(exc, Suite)) from None
+    problems = suite_problems(suite)
+    if problems:
+        raise SuiteError(str(path), problems)
+    return suite
+
+
+def suite_problems(suite: Suite) -> list[str]:
+    """What a suite names that does not exist, by field path (checked before anything runs)."""
+    from oce_sim.agents import STRATEGIES
+
+    known = {n.removeprefix("benchmark/") for n in builtin_scenarios() if n.startswith("benchmark/")}
+    problems = []
+    named = [(f"scenarios.{i}", s) for i, s in enumerate(suite.scenarios)] + [("hash_run.scenario", suite.hash_run.scenario)]
+    for where, scenario in named:
+        if scenario not in known:
+            problems.append(f"{where}: unknown benchmark scenario {scenario!r}; known: {', '.join(sorted(known))}")
+            continue
+        try:
+            scenario_config(suite, scenario)
+        except ScenarioError as exc:
+            problems += [f"overrides ({scenario}): {p}" for p in exc.problems[:5]]
+    strategies = [(f"strategies.{i}", s) for i, s in enumerate(suite.strategies)] + [("hash_run.strategy", suite.hash_run.strategy)]
+    for where, strategy in strategies:
+        if strategy not in STRATEGIES and not strategy.endswith(".safetensors"):
+            problems.append(f"{where}: unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    problems += [f"metrics.{i}: unknown KPI {m!r} (oce_sim/world/kpis.py)" for i, m in enumerate(suite.metrics)
+                 if m not in KPIS]
+    return list(dict.fromkeys(problems))
 
 
 def scenario_config(suite: Suite, name: str, horizon_days: int | None = None):

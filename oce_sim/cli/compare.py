@@ -54,7 +54,7 @@ def compare(
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim.studies import evaluation
-    from oce_sim.studies.report import compare_report
+    from oce_sim.studies.report import compare_report, territory_scale
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
@@ -86,10 +86,11 @@ def compare(
                 "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
         evaluation.write_results(staging, results, summary, meta)
         drawn = evaluation.plot_figures(results, series, staging, config.name, baseline)
-        compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx)).write(staging)
+        compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results).write(staging)
         figures = [out / p.name for p in drawn]
     _print_table(evaluation.format_table(summary, baseline),
-                 f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}]")
+                 f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
+                 f"{territory_scale(config)}")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
     console.print("figures: " + ", ".join(str(p) for p in figures))
     console.print(f"report: {out / 'report.html'} (and report.md)")

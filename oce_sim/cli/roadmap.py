@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from oce_sim.cli.common import (
     MAX_EPISODES,
@@ -63,6 +64,11 @@ def roadmap(
         fail(f"invalid portfolio {exc.source}", exc.problems)
         return
     horizon = horizon_years if horizon_years is not None else spec.horizon_years
+    defaults = rm.defaults_used(spec, markets, horizon_given=horizon_years is not None)
+    if defaults:  # before the work: a default that was not meant can be stopped at once
+        console.print("defaults used (not given in the portfolio):")
+        for line in defaults:
+            console.print(f"  - {escape(line)}")
     started = time.time()
     with _output_folder(out, "roadmap") as staging:
         results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress)
@@ -74,15 +80,18 @@ def roadmap(
         evaluation.atomic_write_text(staging / "draws.csv", pd_concat([a.draws for a in appraisals]).to_csv(index=False))
         evaluation.atomic_write_text(staging / "roadmap.csv", table.to_csv(index=False))
         meta = {"portfolio": spec.model_dump(mode="json"), "scenarios": {m.spec.name: m.config.name for m in markets},
-                "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon,
+                "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon, "defaults_used": defaults,
                 "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
         evaluation.atomic_write_text(staging / "roadmap.json", json.dumps(meta, indent=2))  # no wall time: reruns match
-        summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon)
+        summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon, defaults)
         evaluation.atomic_write_text(staging / "roadmap.md", summary_md)
         figure = rm.plot_npv(tables, staging / "npv_by_option.png", spec.name)
-        rm.roadmap_report(spec, markets, table, summary_md, figure, episodes, seed, draws, horizon,
-                          _command_line(ctx)).write(staging)
+        rm.roadmap_report(spec, markets, tables, summary_md, figure, episodes, seed, draws, horizon,
+                          _command_line(ctx), defaults).write(staging)
     console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
-                              f"{draws} draws; NPV over today with its 5th-95th percentile)"))
+                              f"{draws} draws; NPV over today with its 5th-95th percentile; USD figures are each "
+                              "sub-market's total over its territories)"))
+    for market in markets:
+        console.print(f"{escape(market.spec.name)}: {escape(rm.territory_text(market))}")
     console.print(f"results: {out / 'results.csv'}  options: {out / 'options.csv'}  summary: {out / 'roadmap.md'}  "
                   f"figure: {out / figure.name}  ({time.time() - started:.0f} s)")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from oce_sim.cli.common import (
     MAX_N_ENVS,
@@ -22,6 +23,15 @@ from oce_sim.cli.common import (
     fail,
     resolve,
 )
+from oce_sim.config import ENTITIES, STAGE_NAMES, StageConfig
+
+
+def _stage_words(stage: StageConfig) -> str:
+    """``3 (intervention)``, or each entity's stage where they differ."""
+    values = [getattr(stage, e) for e in ENTITIES]
+    if len(set(values)) == 1:
+        return f"{values[0]} ({STAGE_NAMES[values[0]]})"
+    return ", ".join(f"{e} {v}" for e, v in zip(ENTITIES, values))
 
 
 def train(
@@ -68,7 +78,7 @@ def train(
         check_learning_rate(learning_rate)
     check_stage(stage)
     check_out("--out", out)
-    resolve(scenario, stage)
+    config = resolve(scenario, stage)
     from oce_sim.learning.training import (  # after the cheap checks: it imports torch
         ALGO_DEFAULTS,
         ALGOS,
@@ -117,6 +127,9 @@ def train(
                      n_steps=n_steps, batch_size=min(256, n_steps * (n_envs or ALGO_DEFAULTS[algo]["n_envs"])),
                      reward=reward, init_from=init_from, learning_rate=learning_rate,
                      value_warmup_steps=value_warmup_steps, vec=vec, max_minutes=max_minutes, workers=workers)
+    # said before any work: without --stage the scenario's own stage is the one trained at
+    console.print(f"training at stage {_stage_words(config.stage)}" + (" (--stage)" if stage is not None else
+                  f" (scenario {escape(config.name)}'s own; --stage K trains at another)"))
     from oce_sim.learning.training import ResumeMismatchError
     from oce_sim.storage.outputs import OutputError
 

@@ -27,6 +27,9 @@ from oce_sim.config import (
 )
 
 
+MAX_DIFFERENCE_BARS = 12  # variants drawn in kpi_differences.png (every variant is in the tables)
+
+
 def whatif(
     ctx: typer.Context,
     scenario: str = SCENARIO_ARG,
@@ -53,7 +56,7 @@ def whatif(
     from oce_sim.agents import STRATEGIES
     from oce_sim.studies import evaluation
     from oce_sim.studies import whatif as wi
-    from oce_sim.studies.report import whatif_report
+    from oce_sim.studies.report import population_text, whatif_report
     from oce_sim.studies.sweep import EXECUTORS, default_cache, local_worker_limit
 
     check_positive("--workers", workers, maximum=MAX_N_ENVS)
@@ -114,11 +117,16 @@ def whatif(
         figures = [wi.plot_tornado(summary, plan, staging / "tornado.png", base.name)]
         if frontier:
             figures.append(wi.plot_frontier(results, plan, staging / "frontier.png", base.name))
+        if len(plan.variants) <= MAX_DIFFERENCE_BARS:  # a bar per variant and KPI: readable for a few variants
+            by_variant = results.drop(columns=["strategy"]).rename(columns={"variant": "strategy"})
+            figures.append(evaluation.plot_kpi_differences(by_variant, staging / "kpi_differences.png", base.name,
+                                                           wi.BASELINE, what="variant"))
         figures = [p for p in figures if p is not None]
         whatif_report(plan, summary, strategy, episodes, seed, figures, _command_line(ctx), set_).write(staging)
     figures = [out / p.name for p in figures]
     table = wi.format_summary(summary)
-    title = f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline mean; each variant's difference [95% CI]"
+    title = (f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline mean; each variant's difference "
+             f"[95% CI]; per territory of each variant's population (baseline: {population_text(base)})")
     if len(table) <= 6:
         _print_table(table, title)
     else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from oce_sim.config.errors import ScenarioError, _clip, _excerpt
 from oce_sim.config.files import read_yaml_mapping
@@ -55,18 +56,28 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """Field names allowed at ``loc`` (the parent of an unknown key), walking nested models."""
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, FieldInfo | None]:
+    """The model at ``loc`` (None where the path leaves the models) and the field ``loc`` ends on, walking nested
+    models; list indices (``sub_markets.0``) stay on the item's model."""
     current: Any = model
+    field: FieldInfo | None = None
     for part in loc:
+        if isinstance(part, int):
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
+            return None, None
         field = current.model_fields.get(str(part))
         if field is None:
-            return None
+            return None, None
         annotation = field.annotation
         candidates = [annotation, *getattr(annotation, "__args__", ())]
         current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return current, field
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Field names allowed at ``loc`` (the parent of an unknown key), walking nested models."""
+    current, _ = _walk(model, loc)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return None
@@ -82,6 +93,9 @@ def format_validation_error(error: ValidationError, model: type[BaseModel] | Non
         if item["type"] == "extra_forbidden":
             allowed = _allowed_fields(model or ScenarioConfig, loc[:-1])
             message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        elif item["type"] == "missing":  # say what the key is rather than quote the mapping it is missing from
+            _, info = _walk(model or ScenarioConfig, loc)
+            message += f": {info.description}" if info is not None and info.description else ""
         elif item["type"] not in ("value_error", "assertion_error"):
             message = f"{message} (got {_excerpt(item.get('input'))})"
         problems.append(f"{path}: {message}")

@@ -13,6 +13,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from oce_sim.config import (
+    CHANNELS,
     STAGE_NAMES,
     ScenarioConfig,
     StageConfig,
@@ -26,6 +27,13 @@ from oce_sim.world.kpis import KPIS, TABLE_KPIS, UNDEFINED, definitions, format_
 TABLE_METRICS: tuple[str, ...] = TABLE_KPIS
 COUNTERFACTUAL = "no_promotion"  # what incremental revenue and ROI are measured against
 RESULT_COLUMNS = ["scenario", "stage", "strategy", "seed", "episode", "metric", "value"]
+# Touches the organisation sends: the website's are the customers' own visits, always engaged, so a strategy that
+# sends none (no_promotion) has an engagement rate of 100% that says nothing about its promotion.
+PROMOTION_TOUCHES: tuple[str, ...] = tuple(f"touches_{c}" for c in CHANNELS if c != "website")
+# The time of one episode against a stage heuristic's (the rollout oracle plays its base policies ahead on copies of
+# the env: measured 40x on small, 60x on default), so that the progress bar's estimate of the time left counts the
+# oracle's episodes, which run last, from the start.
+EPISODE_WEIGHT: dict[str, float] = {"oracle": 60.0, "oracle_greedy": 2.0}
 
 
 @dataclass
@@ -92,8 +100,10 @@ def evaluate(
         from oce_sim.agents import make_strategy
 
         runs[COUNTERFACTUAL] = make_strategy(COUNTERFACTUAL)
-    total = len(runs) * episodes
-    with tqdm(total=total, desc=f"{scenario.name}", unit="episode", disable=not progress) as bar:
+    weights = {label: EPISODE_WEIGHT.get(getattr(policy, "name", label), 1.0) for label, policy in runs.items()}
+    done = 0
+    # the bar advances by each episode's weight, so that its estimate of the time left counts slow episodes ahead
+    with tqdm(total=sum(weights.values()) * episodes, desc=f"{scenario.name}", bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]", disable=not progress) as bar:
         for label, policy in runs.items():
             config = strategy_config(scenario, policy, (stages or {}).get(label))
             stage = stage_label(config)
@@ -106,8 +116,9 @@ def evaluate(
                 if not (hidden and label == COUNTERFACTUAL):
                     for step in result.series:
                         series_rows.append(dict(strategy=label, seed=episode_seed, **step))
-                bar.set_postfix(strategy=label)
-                bar.update(1)
+                done += 1
+                bar.set_postfix_str(f"{done}/{len(runs) * episodes} episodes, {label}", refresh=False)
+                bar.update(weights[label])
     results = add_paired_kpis(pd.DataFrame(rows, columns=RESULT_COLUMNS))
     if hidden:
         results = results[results.strategy != COUNTERFACTUAL].reset_index(drop=True)
@@ -153,6 +164,9 @@ def paired_summary(results: pd.DataFrame, baseline: str | None = "instruction",
         index=["strategy", "seed"], columns="metric", values="value", aggfunc="first", dropna=False)
     ratios = [m for m in wide.columns if m in KPIS and KPIS[m].ratio]
     wide[ratios] = wide[ratios].where(wide[ratios] != UNDEFINED)  # an undefined ratio is missing, not -1
+    promoted = _promoted(results)
+    if "engagement_rate" in wide.columns and promoted is not None:  # undefined without a promotional touch: n/a
+        wide["engagement_rate"] = wide["engagement_rate"].where(promoted.reindex(wide.index, fill_value=True))
     out = []
     strategies = list(dict.fromkeys(results.strategy))
     has_baseline = baseline in strategies
@@ -168,6 +182,51 @@ def paired_summary(results: pd.DataFrame, baseline: str | None = "instruction",
                 row.update(_t_interval(diff.to_numpy(), confidence))
             out.append(row)
     return pd.DataFrame(out)
+
+
+def _promoted(results: pd.DataFrame) -> pd.Series | None:
+    """Per (strategy, seed): whether any promotional touch was delivered; None where ``results`` has no touch
+    counts (nothing says otherwise)."""
+    touches = results[results.metric.isin(PROMOTION_TOUCHES)]
+    if touches.empty:
+        return None
+    return touches.groupby(["strategy", "seed"]).value.sum() > 0
+
+
+@dataclass(frozen=True)
+class Leader:
+    """The strategy with the highest mean of a KPI, those that equal it on every seed (the same organisation
+    reached by two names), and its paired difference to the runner-up."""
+
+    best: str
+    mean: float
+    runner_up: str | None
+    diff_mean: float
+    diff_low: float
+    diff_high: float
+    n: int
+    same_as: tuple[str, ...] = ()
+
+
+def leader(results: pd.DataFrame, metric: str, exclude: Iterable[str] = (), confidence: float = 0.95) -> Leader | None:
+    """The strategy (not in ``exclude``) with the highest mean ``metric`` and the paired CI of its lead over the
+    runner-up, so that a summary calls it the best only when the lead is clear.  Strategies equal to it on every
+    seed are not its runner-up but the same result (``same_as``)."""
+    frame = results[(results.metric == metric) & ~results.strategy.isin(list(exclude))]
+    if frame.empty:
+        return None
+    wide = frame.pivot_table(index="seed", columns="strategy", values="value", aggfunc="first", sort=False)
+    means = wide.mean().sort_values(ascending=False, kind="stable")
+    best = str(means.index[0])
+    same = tuple(str(s) for s in means.index[1:] if wide[s].equals(wide[best]))
+    others = [s for s in means.index[1:] if s not in same]
+    if not others:
+        return Leader(best, float(means.iloc[0]), None, float("nan"), float("nan"), float("nan"), 0, same)
+    runner = str(others[0])
+    pair = frame[frame.strategy.isin([best, runner])]
+    row = paired_summary(pair, baseline=runner, metrics=[metric], confidence=confidence).set_index("strategy").loc[best]
+    return Leader(best, float(means.iloc[0]), runner, float(row.diff_mean), float(row.diff_low), float(row.diff_high),
+                  int(row.n), same)
 
 
 def _t_interval(diff: np.ndarray, confidence: float) -> dict[str, float]:
@@ -210,10 +269,10 @@ FIGURE_KPIS: tuple[str, ...] = (
 )
 
 
-def plot_figures(results: pd.DataFrame, series: pd.DataFrame, out: Path, title: str,
-                 baseline: str | None = None) -> list[Path]:
-    """KPI differences to ``baseline`` with paired 95% CIs (means with their own CIs without a baseline),
-    cumulative profit over the year, and the channel mix per strategy."""
+def plot_kpi_differences(results: pd.DataFrame, path: Path, title: str, baseline: str | None = None,
+                         what: str = "strategy") -> Path:
+    """The figure KPIs of each strategy (or what-if variant: ``what``) as differences to ``baseline`` with paired
+    95% CIs (means with their own CIs without a baseline), USD in thousands."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,9 +280,8 @@ def plot_figures(results: pd.DataFrame, series: pd.DataFrame, out: Path, title: 
 
     from oce_sim.world.kpis import unit_label
 
-    paths = []
     strategies = list(dict.fromkeys(results.strategy))
-    colours = {s: f"C{i}" for i, s in enumerate(strategies)}
+    colours = {s: f"C{i % 10}" for i, s in enumerate(strategies)}
     metrics = [m for m in FIGURE_KPIS if m in set(results.metric)]
     summary = paired_summary(results, baseline=baseline, metrics=metrics)
     ncols = 3
@@ -252,13 +310,26 @@ def plot_figures(results: pd.DataFrame, series: pd.DataFrame, out: Path, title: 
         ax.set_xlabel(("difference to " + baseline + ": " if paired else "") + label, fontsize=8)
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
-    what = f"difference to {baseline}, paired seeds, 95% CI" if paired else "mean, 95% CI"
-    fig.suptitle(f"{title}: KPIs by strategy ({what})")
+    kind = f"difference to {baseline}, paired seeds, 95% CI" if paired else "mean, 95% CI"
+    fig.suptitle(f"{title}: KPIs by {what}, per territory ({kind})")
     fig.tight_layout()
-    paths.append(out / "kpis_by_strategy.png")
-    atomic_save_figure(fig, paths[-1])
+    atomic_save_figure(fig, path)
     plt.close(fig)
+    return path
 
+
+def plot_figures(results: pd.DataFrame, series: pd.DataFrame, out: Path, title: str,
+                 baseline: str | None = None) -> list[Path]:
+    """KPI differences to ``baseline`` with paired 95% CIs (means with their own CIs without a baseline),
+    cumulative profit over the year, and the channel mix per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strategies = list(dict.fromkeys(results.strategy))
+    colours = {s: f"C{i}" for i, s in enumerate(strategies)}
+    paths = [plot_kpi_differences(results, out / "kpis_by_strategy.png", title, baseline)]
     if not series.empty:
         fig, ax = plt.subplots(figsize=(8, 5))
         for strategy, frame in series.groupby("strategy", sort=False):

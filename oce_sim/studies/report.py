@@ -22,7 +22,7 @@ import html
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -43,13 +43,16 @@ padding:.3em .6em;text-align:left;vertical-align:top}th{background:#eef2f8}td:no
 img{max-width:100%;height:auto;border:1px solid #e1e5ec}figcaption{font-size:.88em;color:#4a5568}
 code{background:#f1f3f6;padding:0 .2em}pre{background:#f7f8fa;border:1px solid #e1e5ec;padding:.8em;overflow-x:auto;
 font-size:.82em}details summary{cursor:pointer;color:#2b5797}.text td{white-space:normal}
+.wide{overflow-x:auto;max-width:100%;margin:1em 0}.wide table{margin:0}
 """
 
 
 def _markdown_html(text: str) -> str:
+    """CommonMark with tables; each table in a box that scrolls sideways, so a wide one is never cut off."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return rendered.replace("<table>", '<div class="wide"><table>').replace("</table>", "</table></div>")
 
 
 def _figure(item: Figure) -> tuple[Path, str]:
@@ -73,15 +76,33 @@ def kpi_definitions_markdown(names: Iterable[str]) -> str:
     return markdown_table(["KPI", "unit", "better", "definition"], rows)
 
 
+def population_text(config: Any) -> str:
+    """One territory's people: ``600 customers, 4 reps``."""
+    p = config.population
+    return f"{p.n_hcps:,} customers, {p.n_reps} rep{'s' if p.n_reps != 1 else ''}"
+
+
+def territory_scale(config: Any, reference: Any = None) -> str:
+    """What one result is of: ``per territory (600 customers, 4 reps)``; with a ``reference`` (a what-if's
+    baseline) whose population differs, both."""
+    own = population_text(config)
+    if reference is None or population_text(reference) == own:
+        return f"per territory ({own})"
+    return f"per territory ({own} in the variant; {population_text(reference)} in the baseline)"
+
+
 def difference_sentence(subject: str, metric: str, diff: float, low: float, high: float, reference: str,
-                        n: int) -> str:
-    """``subject`` changes ``metric`` by ``diff`` [95% CI low, high] against ``reference`` on n paired seeds, and
-    whether that difference is clear at this number of seeds."""
+                        n: int, scale: str = "") -> str:
+    """``subject`` changes ``metric`` by ``diff`` [95% CI low, high] ``scale`` (per territory ...) against
+    ``reference`` on n paired seeds, and whether that difference is clear at this number of seeds."""
     label = KPIS[metric].label if metric in KPIS else metric
     unit = " USD" if metric in KPIS and KPIS[metric].unit == "usd" else ""
     verb = "adds" if diff >= 0 else "loses"
     amount = format_value(metric, abs(diff))
-    text = f"{subject} {verb} {amount}{unit} of {label} against {reference}"
+    text = f"{subject} {verb} {amount}{unit} of {label}{' ' + scale if scale else ''} against {reference}"
+    if diff == low == high == 0:  # the same episodes (today's own stage run by name): no CI to read
+        return (f"{subject} makes no difference to {label}{' ' + scale if scale else ''} against {reference}: the "
+                f"same result on all {n} paired seeds.")
     if np.isfinite(low) and np.isfinite(high):
         text += (f" [95% CI {format_value(metric, low, True)}, {format_value(metric, high, True)}] on {n} paired "
                  "seeds: ")
@@ -98,7 +119,7 @@ def scenario_assumptions(config: Any) -> list[tuple[str, str]]:
     out = [
         ("scenario", f"{config.name}: {config.description}"),
         ("today's stage (customer / sales / marketing / IT)", f"{s.customer} / {s.sales} / {s.marketing} / {s.it}"),
-        ("territory", f"{p.n_hcps} healthcare professionals, {p.n_reps} field reps"),
+        ("territory", f"{p.n_hcps:,} healthcare professionals, {p.n_reps} field rep{'s' if p.n_reps != 1 else ''}"),
         ("horizon", f"{config.env.horizon_days} days, a decision every {config.env.decision_interval_days} days"),
     ]
     for name, info in type(e).model_fields.items():
@@ -144,8 +165,9 @@ class Report:
     summary_paragraphs: list[str]
     sections: list[Section] = field(default_factory=list)
     kpis_used: Sequence[str] = ()
-    assumptions: Sequence[tuple[str, str]] = ()
+    assumptions: Sequence[tuple[str, ...]] = ()
     repro: Mapping[str, Any] = field(default_factory=dict)
+    assumptions_header: Sequence[str] = ("assumption", "value")  # more value columns: one per sub-market
 
     # ---------------------------------------------------------------------------------------- parts
     def _kpis(self) -> str:
@@ -153,7 +175,7 @@ class Report:
                 + kpi_definitions_markdown(self.kpis_used))
 
     def _assumptions(self) -> str:
-        return markdown_table(["assumption", "value"], self.assumptions)
+        return markdown_table(self.assumptions_header, self.assumptions)
 
     def _repro_parts(self) -> tuple[str, str]:
         """(Markdown list of the scalar items, YAML of the resolved configuration)."""
@@ -247,20 +269,63 @@ def _row(summary: Any, key: str, who: str, metric: str) -> Any:
     return None if rows.empty else rows.iloc[0]
 
 
-def _sentences(summary: Any, key: str, names: Sequence[str], reference: str, subject) -> list[str]:
+def _sentences(summary: Any, key: str, names: Sequence[str], reference: str, subject: Callable[[str], str],
+               scale: Callable[[str], str]) -> list[str]:
+    """One sentence per name: its profit difference to ``reference`` at its scale, year 1 alone in the same
+    sentence (so that the scale covers it)."""
     out = []
     for name in names:
         row, year1 = _row(summary, key, name, RANK_KPI), _row(summary, key, name, YEAR1_KPI)
         if row is None or "diff_mean" not in row or not np.isfinite(row.diff_mean):
             continue
         text = difference_sentence(f"**{subject(name)}**", RANK_KPI, row.diff_mean, row.diff_low, row.diff_high,
-                                   reference, int(row.n))
-        if year1 is not None and np.isfinite(year1.diff_mean):
+                                   reference, int(row.n), scale(name))
+        identical = row.diff_mean == row.diff_low == row.diff_high == 0  # nothing to add for year 1 either
+        if year1 is not None and np.isfinite(year1.diff_mean) and not identical:
             ci = (f" [{format_value(YEAR1_KPI, year1.diff_low, True)}, {format_value(YEAR1_KPI, year1.diff_high, True)}]"
                   if np.isfinite(year1.diff_low) else "")
-            text += f" Year 1 alone: {format_value(YEAR1_KPI, year1.diff_mean, True)} USD{ci}."
+            text = text.removesuffix(".") + f"; year 1 alone: {format_value(YEAR1_KPI, year1.diff_mean, True)} USD{ci}."
         out.append(text)
     return out
+
+
+ORACLES = ("oracle", "oracle_greedy")
+UNRANKED = (*ORACLES, "random")  # bounds and controls: read results against them, do not adopt them
+
+
+def _ranking_sentence(results: Any, summary: Any, baseline: str | None, scale: str) -> str | None:
+    """Which strategy has the highest mean profit, and whether it is distinguishable from the runner-up and from
+    the baseline at this number of seeds: "the best" only when it is."""
+    from oce_sim.studies.evaluation import leader
+
+    top = leader(results, RANK_KPI, exclude=UNRANKED)
+    if top is None:
+        return None
+    named = f" ({_move_subject(top.best).lower()})" if "=" in top.best else ""
+    if top.same_as:
+        named += f" (the same result on every seed as {', '.join(top.same_as)})"
+    mean = f"{format_value(RANK_KPI, top.mean)} USD {scale}"
+    if top.runner_up is None:
+        return f"Ranked by profit (year 1 + tail), **{top.best}**{named} is the only strategy ranked, with a mean of {mean}."
+
+    def ci(low: float, high: float) -> str:
+        return (f"[95% CI {format_value(RANK_KPI, low, True)}, {format_value(RANK_KPI, high, True)}]"
+                if np.isfinite(low) else "(too few seeds for a CI)")
+
+    # the scale is stated once, with the mean, in the same sentence
+    gap = f"{format_value(RANK_KPI, top.diff_mean, True)} USD {ci(top.diff_low, top.diff_high)} on {top.n} paired seeds"
+    if top.diff_low > 0:
+        text = (f"Ranked by profit (year 1 + tail), the best of these strategies is **{top.best}**{named}, with a mean "
+                f"of {mean}, ahead of the runner-up {top.runner_up} by {gap}.")
+    else:
+        text = (f"Ranked by profit (year 1 + tail), **{top.best}**{named} has the highest mean, {mean}, but it is "
+                f"not distinguishable from the runner-up {top.runner_up} at this number of seeds (ahead by {gap}).")
+    own = _row(summary, "strategy", top.best, RANK_KPI)
+    if (baseline and top.best != baseline and top.runner_up != baseline and own is not None
+            and "diff_low" in own and not own.diff_low > 0):
+        text += (f" Nor is it distinguishable from {baseline} ({format_value(RANK_KPI, own.diff_mean, True)} USD "
+                 f"{scale} {ci(own.diff_low, own.diff_high)}).")
+    return text
 
 
 def _kpi_rows_table(wide: Any) -> str:
@@ -270,33 +335,35 @@ def _kpi_rows_table(wide: Any) -> str:
 
 
 def compare_report(config: Any, summary: Any, baseline: str | None, episodes: int, seed: int,
-                   figures: Sequence[Path], command: str) -> Report:
-    """The report of ``oce-sim compare``: today against each move and strategy on paired seeds."""
+                   figures: Sequence[Path], command: str, results: Any = None) -> Report:
+    """The report of ``oce-sim compare``: today against each move and strategy on paired seeds (``results``, the
+    tidy rows, rank the strategies against the runner-up)."""
     from oce_sim.studies.evaluation import format_table
 
     strategies = list(dict.fromkeys(summary.strategy))
     others = [s for s in strategies if s != baseline]
     s = config.stage
+    scale = territory_scale(config)
     reference = ("today (the organisation at the scenario's own stage: customer {}, sales {}, marketing {}, IT {})"
                  .format(s.customer, s.sales, s.marketing, s.it) if baseline == "today" else baseline)
     paragraphs = [f"{config.name}: {len(strategies)} strategies on the same {episodes} seeds (common random numbers), "
-                  f"each compared with {reference}. {PROFIT_NOTE}"]
+                  f"each compared with {reference}. Every figure is {scale}: the scenario's population. {PROFIT_NOTE}"]
     moves = [n for n in others if "=" in n]
     paragraphs += _sentences(summary, "strategy", moves + [n for n in others if n not in moves],
-                             baseline or "", _move_subject)
-    means = summary[(summary.metric == RANK_KPI) & ~summary.strategy.isin(["oracle", "oracle_greedy", "random"])]
-    if not means.empty:
-        best = means.sort_values("mean", ascending=False).iloc[0]
-        named = f" ({_move_subject(best.strategy).lower()})" if "=" in best.strategy else ""
-        paragraphs.append(f"Ranked by profit (year 1 + tail), the best of these strategies is **{best.strategy}**{named} "
-                          f"(mean {format_value(RANK_KPI, best['mean'])} USD). The oracle sees the ground truth: "
-                          "it is a benchmark with foresight, not a strategy to adopt and not an upper bound (a policy outside its base "
-                          "policies may beat it).")
+                             baseline or "", _move_subject, lambda _: scale)
+    ranking = _ranking_sentence(results, summary, baseline, scale) if results is not None else None
+    if ranking:
+        paragraphs.append(ranking)
+    if set(ORACLES) & set(strategies):
+        paragraphs.append("The oracle sees the ground truth and the future: it is a benchmark with foresight, not a "
+                          "strategy to adopt and not an upper bound (a policy outside its base policies may beat it).")
     table = format_table(summary, baseline)
     captions = {
         "kpis_by_strategy": f"Each strategy's difference to {baseline} with its 95% confidence interval on paired "
-                            "seeds (USD in thousands): a bar whose interval does not cross zero is a clear difference.",
-        "cumulative_profit": "Cumulative year-1 profit over the days of the episode (USD millions, mean over seeds).",
+                            f"seeds, {scale} (USD in thousands): a bar whose interval does not cross zero is a clear "
+                            "difference.",
+        "cumulative_profit": f"Cumulative year-1 profit over the days of the episode, {scale} (USD millions, mean over "
+                             "seeds).",
         "channel_mix": "Delivered touches per decision epoch by channel (mean over seeds).",
     }
     sections: list[Section] = [
@@ -323,7 +390,10 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
     labels = [v.label for v in plan.variants]
     paragraphs = [f"{base.name}: {len(labels)} variant{'s' if len(labels) != 1 else ''} of the scenario, each run on "
                   f"the baseline's {episodes} seeds (the scenario as given, whose market history stays pinned) with "
-                  f"{ORGANISATION.get(strategy, f'the strategy {strategy}')}. {PROFIT_NOTE}"]
+                  f"{ORGANISATION.get(strategy, f'the strategy {strategy}')}. Every figure is per territory of the "
+                  f"variant's population (the baseline's: {population_text(base)}). "
+                  f"{PROFIT_NOTE}"]
+    configs = {v.label: v.config for v in plan.variants}
     shown = labels
     if len(labels) > MAX_SENTENCES:  # the best and the worst; every variant is in the table
         rows = summary[(summary.metric == RANK_KPI) & (summary.variant != BASELINE)].sort_values(
@@ -333,7 +403,7 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
         paragraphs.append(f"The {half} best and {half} worst of the {len(labels)} variants by profit (year 1 + tail) "
                           "follow; the table below has them all.")
     paragraphs += _sentences(summary, "variant", shown, "the baseline", lambda label: "Setting " +
-                             label.replace(",", ", "))
+                             label.replace(",", ", "), lambda label: territory_scale(configs[label], base))
     wide = format_summary(summary)
     if len(wide) > 6:
         wide = wide[[m for m in HEADLINE_KPIS if m in wide.columns]]
@@ -342,6 +412,9 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
                    "95% confidence intervals on paired seeds (USD in thousands).",
         "frontier": "Profit (year 1 + tail) against total promotion cost per stage through its headcounts; the grey "
                     "line is the efficient frontier (no other point costs less and earns more).",
+        "kpi_differences": "Each variant's difference to the baseline with its 95% confidence interval on paired "
+                           "seeds, per territory (USD in thousands): a bar whose interval does not cross zero is a "
+                           "clear difference.",
     }
     sections: list[Section] = [
         ("Results", f"The baseline's mean over {episodes} paired seeds; for each variant its difference to the "
@@ -359,5 +432,6 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
                   repro=repro_info(command, base, list(range(seed, seed + episodes)), {"strategy": strategy}))
 
 
-__all__ = ["Report", "compare_report", "whatif_report", "Section", "difference_sentence", "git_commit", "kpi_definitions_markdown", "markdown_table",
-           "repro_info", "scenario_assumptions"]
+__all__ = ["Report", "compare_report", "whatif_report", "Section", "difference_sentence", "git_commit",
+           "kpi_definitions_markdown", "markdown_table", "population_text", "repro_info", "scenario_assumptions",
+           "territory_scale"]

@@ -34,7 +34,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from oce_sim.config import (
     ENTITIES,
@@ -50,6 +50,7 @@ from oce_sim.config import (
     read_yaml_mapping,
     uniform_stage,
 )
+from oce_sim.studies.report import Report, population_text, repro_info, scenario_assumptions
 
 MONTHS_PER_YEAR = 12
 MAX_SUB_MARKETS = 50
@@ -148,20 +149,36 @@ class Uncertainty(StrictModel):
                                      "discount_rate_high times the scenario's")
     discount_rate_high: float = Field(1.5, ge=0.0, le=10.0)
 
+    @field_validator("discount_rate_high")
+    @classmethod
+    def _high_not_below_low(cls, value: float, info: ValidationInfo) -> float:
+        # refused here, naming the field: drawn the other way round the draws would be meaningless
+        low = info.data.get("discount_rate_low")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least discount_rate_low ({low:g}), got {value:g}")
+        return value
+
 
 class SubMarket(StrictModel):
-    name: str = Field(..., min_length=1, max_length=64)
+    # territories and stage change the answer (a territory's result is multiplied by the first; the options and
+    # costs start from the second), so neither is defaulted: a missing one is an error naming it.
+    name: str = Field(..., min_length=1, max_length=64, description="the sub-market's name (market x brand)")
     scenario: str = Field(..., min_length=1, max_length=1000, description="a built-in scenario name or a YAML path "
                           "relative to the portfolio file")
-    territories: int = Field(1, ge=1, le=MAX_TERRITORIES, description="territories this sub-market has (results per "
-                             "territory are scaled by it)")
-    stage: StageConfig | None = Field(None, description="today's stage (uniform 0-3 or per entity); default: the "
-                                      "scenario's own")
+    territories: int = Field(..., ge=1, le=MAX_TERRITORIES, description="how many territories the sub-market has: "
+                             "a territory's paired result is multiplied by it")
+    stage: StageConfig = Field(..., description="today's stage: 0-3 for every entity, or every entity's "
+                               "{customer: K, sales: K, marketing: K, it: K}")
     step_costs: StepCosts = DEFAULT_STEP_COSTS
 
     @field_validator("stage", mode="before")
     @classmethod
     def _stage_from_int(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):  # a partial mapping would default the entities it leaves out
+            missing = [e for e in ENTITIES if e not in value]
+            if missing:
+                raise ValueError(f"give every entity's stage; missing: {', '.join(missing)} (today's stage is not "
+                                 "defaulted)")
         return uniform_stage(value)
 
 
@@ -195,6 +212,7 @@ class Market:
 
     spec: SubMarket
     config: ScenarioConfig
+    costs_given: tuple[str, ...] = ()  # the step costs the portfolio file gives (entity.to_K.field); the rest default
 
     @property
     def today(self) -> StageConfig:
@@ -203,6 +221,13 @@ class Market:
 
 def _merge_costs(defaults: Mapping[str, Any], override: Any) -> Any:
     return deep_merge(defaults, override) if isinstance(override, Mapping) else override
+
+
+def _leaves(value: Any, prefix: str = "") -> list[str]:
+    """The dotted paths of every value a nested mapping gives."""
+    if isinstance(value, Mapping) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{prefix}.{k}" if prefix else str(k))]
+    return [prefix] if prefix else []
 
 
 def load_portfolio(path: Path) -> tuple[Portfolio, list[Market]]:
@@ -214,8 +239,11 @@ def load_portfolio(path: Path) -> tuple[Portfolio, list[Market]]:
     except ScenarioError as exc:
         raise PortfolioError(source, exc.problems) from None
     costs = _merge_costs(DEFAULT_STEP_COSTS.model_dump(), data.get("step_costs", {}))
-    data = {**data, "step_costs": costs}
+    shared = _leaves(data.get("step_costs", {}))
     markets = data.get("sub_markets")
+    given = [tuple(dict.fromkeys([*shared, *_leaves(m.get("step_costs", {}))])) if isinstance(m, Mapping) else ()
+             for m in (markets if isinstance(markets, list) else [])]
+    data = {**data, "step_costs": costs}
     if isinstance(markets, list) and isinstance(costs, Mapping):
         data["sub_markets"] = [{**m, "step_costs": _merge_costs(costs, m.get("step_costs", {}))}
                                if isinstance(m, Mapping) else m for m in markets]
@@ -226,9 +254,9 @@ def load_portfolio(path: Path) -> tuple[Portfolio, list[Market]]:
     resolved, problems = [], []
     for i, market in enumerate(portfolio.sub_markets):
         try:
-            overrides = {"stage": market.stage.model_dump()} if market.stage is not None else None
-            config = load_scenario(_scenario_ref(market.scenario, path.parent), overrides=overrides)
-            resolved.append(Market(market, config))
+            config = load_scenario(_scenario_ref(market.scenario, path.parent),
+                                   overrides={"stage": market.stage.model_dump()})
+            resolved.append(Market(market, config, given[i]))
         except ScenarioError as exc:
             problems += [f"sub_markets.{i}.scenario: {exc.source}: {p}" for p in exc.problems[:5]]
     if problems:
@@ -456,6 +484,11 @@ def appraise(results: pd.DataFrame, market: Market, horizon_years: float, uncert
     table["p_best"] = [float(np.mean(best == i)) if draws else float("nan") for i in range(len(opts))]
     table["npv_low_usd"] = np.percentile(sampled, 5, axis=0) if draws else np.nan
     table["npv_high_usd"] = np.percentile(sampled, 95, axis=0) if draws else np.nan
+    # how far each option trails the recommended one, paired over the same draws: is the recommendation
+    # distinguishable from the runner-up?
+    gap = sampled[:, [int(table.npv_usd.to_numpy().argmax())]] - sampled
+    table["gap_to_recommended_low_usd"] = np.percentile(gap, 5, axis=0) if draws else np.nan
+    table["gap_to_recommended_high_usd"] = np.percentile(gap, 95, axis=0) if draws else np.nan
     draw_frame = pd.DataFrame([dict(sub_market=market.spec.name, draw=d, option=labels[i], npv_usd=sampled[d, i])
                                for d in range(draws) for i in range(len(opts))])
     return Appraisal(table, draw_frame)
@@ -469,6 +502,44 @@ def _stage_text(stage: StageConfig) -> str:
 def recommend(table: pd.DataFrame) -> pd.Series:
     """The option with the highest expected NPV (today when no move pays)."""
     return table.loc[table.npv_usd.idxmax()]
+
+
+def runner_up(table: pd.DataFrame) -> pd.Series | None:
+    """The option with the highest expected NPV after the recommended one (None with one option)."""
+    others = table.drop(index=table.npv_usd.idxmax())
+    return None if others.empty else others.loc[others.npv_usd.idxmax()]
+
+
+# ---------------------------------------------------------------------------------------- defaults and scale
+def defaults_used(portfolio: Portfolio, markets: Sequence[Market], horizon_given: bool = False) -> list[str]:
+    """Every input that changes the answer and was not given, with the default used (``horizon_given``: the
+    command line set the horizon), for the console and the report."""
+    lines = []
+    if not horizon_given and "horizon_years" not in portfolio.model_fields_set:
+        lines.append(f"horizon: {portfolio.horizon_years:g} years (the default; set horizon_years in the portfolio "
+                     "or --horizon-years)")
+    unset = [n for n in Uncertainty.model_fields if n not in portfolio.uncertainty.model_fields_set]
+    if unset:
+        lines.append("uncertainty: " + ", ".join(f"{n} {getattr(portfolio.uncertainty, n):g}" for n in unset)
+                     + " (the defaults; set them under uncertainty:)")
+    for market in markets:
+        lines.append(f"{market.spec.name}: step costs {cost_source(market)}")
+    return lines
+
+
+def cost_source(market: Market) -> str:
+    """Where a sub-market's step costs come from: the defaults, and which values the portfolio gives."""
+    if not market.costs_given:
+        return "all the defaults of docs/MODEL.md §4b"
+    shown = ", ".join(market.costs_given[:6]) + (f" and {len(market.costs_given) - 6} more"
+                                                  if len(market.costs_given) > 6 else "")
+    return f"the defaults of docs/MODEL.md §4b except {shown} (given in the portfolio)"
+
+
+def territory_text(market: Market) -> str:
+    """The scale of a sub-market's totals: its territories and what one territory is."""
+    n = market.spec.territories
+    return f"the sub-market's {n} territor{'ies' if n != 1 else 'y'} in all (each {population_text(market.config)})"
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -487,11 +558,22 @@ def roadmap_table(markets: Sequence[Market], tables: Sequence[pd.DataFrame]) -> 
                                  f"{best.npv_high_usd / 1e3:+,.0f}]",
             "payback (months)": _months(best.payback_months),
             "P(best)": f"{best.p_best:.0%}",
+            "runner-up (NPV vs recommended, USD k) [90%]": _gap_text(table),
             "break-even one-off, USD k (default)": "; ".join(
                 f"{r.option} {_break_even_text(r.break_even_one_off_usd)} ({r.one_off_usd / 1e3:,.0f})"
                 for r in moves.itertuples()),
         })
     return pd.DataFrame(rows)
+
+
+def _gap_text(table: pd.DataFrame) -> str:
+    """The runner-up and its NPV minus the recommended option's, with the 90% interval over the draws."""
+    runner = runner_up(table)
+    if runner is None:
+        return "none"
+    gap = (runner.npv_usd - recommend(table).npv_usd) / 1e3
+    low, high = -runner.gap_to_recommended_high_usd / 1e3, -runner.gap_to_recommended_low_usd / 1e3
+    return f"{runner.option}: {gap:+,.0f} [{low:+,.0f}, {high:+,.0f}]"
 
 
 def _break_even_text(value: float) -> str:
@@ -510,8 +592,16 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
+SCALE_NOTE = ("Every USD figure is a sub-market's total: the paired result of one territory times the sub-market's "
+              "territories (column territories; one territory's customers and reps are in the assumptions).")
+
+
+def defaults_paragraph(defaults: Sequence[str]) -> str:
+    return f"Defaults used (not given in the portfolio): {'; '.join(defaults)}."
+
+
 def summary_markdown(portfolio: Portfolio, roadmap: pd.DataFrame, options_table: pd.DataFrame, episodes: int,
-                     seed: int, draws: int, horizon_years: float) -> str:
+                     seed: int, draws: int, horizon_years: float, defaults: Sequence[str] = ()) -> str:
     cols = ["sub_market", "option", "stage", "benefit_usd_per_year", "value_left_usd", "one_off_usd",
             "running_usd_per_year", "ramp_months", "npv_usd", "npv_low_usd", "npv_high_usd", "payback_months",
             "p_best", "break_even_one_off_usd"]
@@ -528,8 +618,13 @@ def summary_markdown(portfolio: Portfolio, roadmap: pd.DataFrame, options_table:
         "year horizon at each scenario's discount rate. Benefit: the annualised year-1 profit difference to today, "
         "phased in over the ramp-up, plus the difference in the value left at the horizon, once, at the end "
         "(oce_sim/studies/roadmap.py). NPV intervals are the 5th-95th percentiles over the draws; P(best) is the share of "
-        "draws in which the option has the highest NPV.", "",
+        f"draws in which the option has the highest NPV. {SCALE_NOTE}", "",
+        *([defaults_paragraph(defaults), ""] if defaults else []),
         markdown(roadmap), "", "## Every option", "", markdown(shown), ""])
+
+
+# The figure's unit, shared by its axis and the report's caption so that they cannot disagree.
+NPV_FIGURE_SCALE, NPV_FIGURE_UNIT = 1e6, "USD millions"
 
 
 def plot_npv(tables: Sequence[pd.DataFrame], path: Path, title: str) -> Path:
@@ -545,8 +640,8 @@ def plot_npv(tables: Sequence[pd.DataFrame], path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, height), squeeze=False)
     for ax, table in zip(axes[0], tables):
         y = np.arange(len(table))
-        centre = table.npv_usd.to_numpy() / 1e6
-        low, high = table.npv_low_usd.to_numpy() / 1e6, table.npv_high_usd.to_numpy() / 1e6
+        centre = table.npv_usd.to_numpy() / NPV_FIGURE_SCALE
+        low, high = table.npv_low_usd.to_numpy() / NPV_FIGURE_SCALE, table.npv_high_usd.to_numpy() / NPV_FIGURE_SCALE
         best = int(table.npv_usd.to_numpy().argmax())
         colours = ["C2" if i == best else "C0" for i in range(len(table))]
         ax.barh(y, centre, color=colours, alpha=0.8)
@@ -556,7 +651,7 @@ def plot_npv(tables: Sequence[pd.DataFrame], path: Path, title: str) -> Path:
         ax.axvline(0.0, color="grey", lw=0.8)
         ax.set_yticks(y, [f"{o} ({p:.0%})" for o, p in zip(table.option, table.p_best)], fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel("NPV over today (USD millions)")
+        ax.set_xlabel(f"NPV over today, the sub-market's total ({NPV_FIGURE_UNIT})")
         ax.set_title(str(table.sub_market.iloc[0]), fontsize=10)
     fig.suptitle(f"{title}: NPV of each option net of transformation cost\n(bar: expected; whiskers: 5th-95th "
                  "percentile over draws; green: recommended; P(best) in brackets)", fontsize=9)
@@ -602,35 +697,73 @@ def run(markets: Sequence[Market], portfolio: Portfolio, episodes: int, seed: in
 
 
 __all__ = ["DEFAULT_STEP_COSTS", "Appraisal", "Market", "MoveCost", "Option", "Portfolio", "PortfolioError",
-           "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "break_even_one_off", "builtin_portfolios", "cash_flows",
-           "cost_defaults_markdown", "load_portfolio", "move_cost", "npv", "options", "payback_months", "phase_in",
-           "plot_npv", "recommend", "roadmap_table", "run", "simulate", "summary_markdown"]
+           "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "assumptions_table", "break_even_one_off",
+           "builtin_portfolios", "cash_flows", "cost_defaults_markdown", "cost_source", "defaults_used", "load_portfolio",
+           "move_cost", "npv", "options", "payback_months", "phase_in", "plot_npv", "recommend",
+           "recommendation_sentence", "roadmap_report", "roadmap_table", "run", "runner_up", "simulate",
+           "summary_markdown", "territory_text"]
 
 
-def roadmap_report(portfolio: Portfolio, markets: Sequence[Market], roadmap: pd.DataFrame, summary_md: str,
-                   figure: Path, episodes: int, seed: int, draws: int, horizon_years: float, command: str):
+def recommendation_sentence(market: Market, table: pd.DataFrame, horizon_years: float) -> str:
+    """One sub-market's answer in words, at its scale: the target, its NPV and payback, whether it is
+    distinguishable from staying and from the runner-up, and how often it is the best choice over the draws."""
+    best, runner = recommend(table), runner_up(table)
+
+    def npv_text(row: pd.Series) -> str:
+        return (f"{row.npv_usd / 1e3:+,.0f} [{row.npv_low_usd / 1e3:+,.0f}, {row.npv_high_usd / 1e3:+,.0f}] USD "
+                "thousands")
+
+    head = (f"**{market.spec.name}** ({market.spec.territories} territories, today {_stage_text(market.today)}): ")
+    if best.option == "today":
+        text = (head + f"**stay** where it is: no move has a positive expected NPV over {horizon_years:g} years for "
+                f"{territory_text(market)}")
+        if runner is not None:
+            text += f"; the best move, {runner.option}, has NPV {npv_text(runner)} against today"
+    else:
+        text = (head + f"move to **{best.option}: {best.stage}**, NPV {npv_text(best)} over {horizon_years:g} years "
+                f"against today for {territory_text(market)} (5th-95th percentile of the draws), payback "
+                f"{_months(best.payback_months)} months")
+        if not best.npv_low_usd > 0:
+            text += "; not distinguishable from staying where it is (its interval includes zero)"
+        if runner is not None and runner.option != "today":
+            gap = f"{(best.npv_usd - runner.npv_usd) / 1e3:+,.0f} [{runner.gap_to_recommended_low_usd / 1e3:+,.0f}, " \
+                  f"{runner.gap_to_recommended_high_usd / 1e3:+,.0f}] USD thousands"
+            text += (f"; ahead of the runner-up {runner.option} by {gap}" if runner.gap_to_recommended_low_usd > 0
+                     else f"; not distinguishable from the runner-up {runner.option} (ahead by {gap})")
+    return text + (f"; the best choice in {best.p_best:.0%} of the draws of seeds, costs, ramp-ups and discount "
+                   "rate.")
+
+
+def assumptions_table(markets: Sequence[Market]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Every sub-market's assumptions side by side: (header, rows), one column per sub-market."""
+    per_market = [dict(scenario_assumptions(m.config)) for m in markets]
+    keys = list(dict.fromkeys(k for items in per_market for k in items))
+    rows = [("territories in the sub-market", *(str(m.spec.territories) for m in markets))]
+    rows += [(k, *(items.get(k, "") for items in per_market)) for k in keys]
+    rows.append(("step costs", *(cost_source(m) for m in markets)))
+    return ["assumption", *(m.spec.name for m in markets)], rows
+
+
+def roadmap_report(portfolio: Portfolio, markets: Sequence[Market], tables: Sequence[pd.DataFrame], summary_md: str,
+                   figure: Path, episodes: int, seed: int, draws: int, horizon_years: float, command: str,
+                   defaults: Sequence[str] = ()) -> Report:
     """The strategist's report of a roadmap run (``oce_sim.studies.report.Report``): recommendations in words first."""
-    from oce_sim.studies.report import Report, repro_info, scenario_assumptions
-
-    lines = []
-    for row in roadmap.to_dict(orient="records"):
-        target = row["recommended"]
-        lines.append(f"**{row['sub-market']}** ({row['territories']} territories, today {row['today']}): "
-                     + (f"move to **{target}**" if not target.startswith("stay") else "**stay** where it is")
-                     + f", NPV {row['NPV (USD k) [90%]']} USD thousands over {horizon_years:g} years against "
-                     f"today (5th-95th percentile of the draws), payback {row['payback (months)']} months, the best "
-                     f"choice in {row['P(best)']} of the draws of seeds, costs, ramp-ups and discount rate.")
+    lines = [recommendation_sentence(m, t, horizon_years) for m, t in zip(markets, tables)]
     lines.append("Transformation costs are the least certain input: each move's break-even one-off cost (the cost at "
                  "which its NPV is zero) is in the table; most step costs are assumptions (docs/MODEL.md §4b).")
-    first = markets[0].config if markets else None
+    section = summary_md.split("\n", 2)[-1]
+    if defaults:  # first in the summary, not twice
+        lines.append(defaults_paragraph(defaults))
+        section = section.replace(defaults_paragraph(defaults) + "\n\n", "", 1)
+    header, rows = assumptions_table(markets)
     return Report(
         title=f"Stage roadmap: {portfolio.name}",
         summary_paragraphs=lines,
-        sections=[("Roadmap and every option", summary_md.split("\n", 2)[-1],
-                   [(figure, "NPV of each option against today per sub-market, USD thousands, with the 5th-95th "
-                             "percentile over the draws")])],
+        sections=[("Roadmap and every option", section,
+                   [(figure, f"NPV of each option against today per sub-market, the sub-market's total in "
+                             f"{NPV_FIGURE_UNIT}, with the 5th-95th percentile over the draws")])],
         kpis_used=("profit_usd", "value_at_horizon_usd", "profit_multi_period_usd"),
-        assumptions=scenario_assumptions(first) if first is not None else (),
+        assumptions=rows, assumptions_header=header,
         repro=repro_info(command, portfolio.model_dump(mode="json"), list(range(seed, seed + episodes)),
                          {"draws": draws, "horizon (years)": horizon_years}),
     )

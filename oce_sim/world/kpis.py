@@ -95,7 +95,8 @@ _KPIS: tuple[KPI, ...] = (
         "Delivered touches per reached HCP during the episode.", group="engagement"),
     KPI("engagement_rate", "engagement rate", "share", "higher",
         "Engaged touches (a met rep visit, an answered remote detail, an opened email, an attended webinar, a "
-        "portal visit) / delivered touches.", group="engagement"),
+        "portal visit) / delivered touches. n/a in tables for a strategy that delivered no promotional touch: the "
+        "customers' own portal visits, always engaged, would make it 100%.", group="engagement"),
     KPI("confusion_events", "confusion events", "count", "lower",
         "Engaged touches whose theme contradicts (>= response.confusion_theme_distance themes apart) another "
         "stakeholder's engaged touch to the same HCP within response.confusion_window_days.", group="engagement"),
