@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from oce_sim.cli.common import (
     MAX_N_ENVS,
@@ -19,6 +20,7 @@ from oce_sim.cli.common import (
     check_seed,
     check_stage,
     console,
+    err,
     fail,
     resolve,
 )
@@ -113,7 +115,7 @@ def train(
     from oce_sim.storage.outputs import OutputError
 
     try:
-        run_dir = do_train(args, log=console.print)
+        run_dir = do_train(args, log=console.print, warn=lambda line: err.print(f"[yellow]note:[/] {escape(line)}"))
     except (FileNotFoundError, OutputError, ResumeMismatchError) as exc:
         fail(str(exc))
         return
