@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,10 @@ import numpy as np
 from oce_sim.agents.model_file import (
     MASKED_ALGOS,
     POLICY_CLASSES,
+    ModelFileError,
     build_policy,
     check_spaces,
+    check_statistics,
     read_description,
     read_tensors,
 )
@@ -22,8 +25,9 @@ ALGOS = tuple(POLICY_CLASSES)
 class TrainedModel:
     """A policy network from a ``.safetensors`` model file; masks are passed when the algorithm supports them.
 
-    The file's description is checked (format, version, algorithm) before any weight is read; nothing in the
-    file is executed.  ``check_env`` refuses a model trained for other observation or action spaces.
+    The file's description is checked (format, version, and every field's type and bounds) before any weight is
+    read, and every weight for its type (float32 or float64) and finiteness; nothing in the file is executed.
+    ``check_env`` refuses a model trained for other observation or action spaces.
     """
 
     stage: int | None = None
@@ -32,13 +36,14 @@ class TrainedModel:
     def __init__(self, path: str | Path, stage: int | None = None):
         self.path = Path(path)
         self.meta = read_description(self.path)
-        self.policy = build_policy(self.meta, read_tensors(self.path))
+        tensors = read_tensors(self.path)
+        self.policy = build_policy(self.meta, tensors)
         self.algo: str = self.meta["algo"]
         self.num_timesteps = int(self.meta.get("num_timesteps", 0))
         self.name = f"rl_{self.algo}"
         trained_at = self.meta.get("stage")
         self.stage = stage if stage is not None else (trained_at if isinstance(trained_at, int) else None)
-        self._obs_norm = _obs_normaliser(self.meta.get("vecnormalize") or {}, self.path)
+        self._obs_norm = _obs_normaliser(self.meta, tensors, self.policy.observation_space, self.path)
 
     def check_env(self, env: gym.Env, where: str) -> None:
         check_spaces(self.meta, env.observation_space, env.action_space, str(self.path), where)
@@ -56,13 +61,17 @@ class TrainedModel:
         return self.policy.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
 
 
-def _obs_normaliser(settings: dict[str, Any], path: Path):
-    """VecNormalize's observation scaling, if the model was trained with it (oce-sim trains without)."""
+def _obs_normaliser(meta: dict[str, Any], tensors: dict[str, Any], observation_space: gym.Space,
+                    path: Path) -> Callable[[np.ndarray], np.ndarray] | None:
+    """VecNormalize's observation scaling, if the model was trained with it (oce-sim trains without); its
+    statistics are checked for shape here, not found wrong at the first observation."""
+    settings = meta.get("vecnormalize") or {}
     if not settings.get("norm_obs"):
         return None
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as handle:
-        mean, var = handle.get_tensor("vecnormalize/obs_mean"), handle.get_tensor("vecnormalize/obs_var")
+    if "vecnormalize/obs_mean" not in tensors:
+        raise ModelFileError(f"{path}: norm_obs is set but the file holds no vecnormalize/obs_mean and _var")
+    check_statistics(meta, tensors, observation_space, str(path))
+    mean, var = (tensors[f"vecnormalize/obs_{name}"].double().numpy().reshape(observation_space.shape)
+                 for name in ("mean", "var"))
     scale, clip = np.sqrt(var + float(settings["epsilon"])), float(settings["clip_obs"])
     return lambda obs: np.clip((obs - mean) / scale, -clip, clip).astype(np.float32)

@@ -5,7 +5,9 @@ Everything here keeps territories small (120 HCPs, one rep) and horizons short s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -144,3 +146,45 @@ def _sb3_logs_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("SB3_LOGDIR", None)
     else:
         os.environ["SB3_LOGDIR"] = previous
+
+
+def rewrite_model(path: Path, meta: Callable[[dict[str, Any]], Any] | None = None,
+                  tensors: Callable[[dict[str, Any]], Any] | None = None,
+                  raw_meta: Callable[[dict[str, Any]], str] | None = None) -> Path:
+    """Rewrite an oce-sim model file as a hostile or damaged one: ``meta`` edits its description and ``tensors`` its
+    tensors (in place); ``raw_meta`` gives the description's JSON text from the (edited) description."""
+    from safetensors.torch import load, save
+
+    data = Path(path).read_bytes()
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    description = json.loads(header["__metadata__"]["oce_sim"])
+    weights = load(data)
+    if meta is not None:
+        meta(description)
+    if tensors is not None:
+        tensors(weights)
+    text = raw_meta(description) if raw_meta is not None else json.dumps(description)
+    Path(path).write_bytes(save(weights, metadata={"oce_sim": text}))
+    return Path(path)
+
+
+@pytest.fixture(scope="module")
+def sb3_model() -> tuple[Any, Any]:
+    """An untrained MaskablePPO (two layers of 16) on a small territory at stage 3, and its VecNormalize."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    vec = VecNormalize(DummyVecEnv([lambda: make_env(stage=3)]), norm_obs=False, norm_reward=True)
+    model = MaskablePPO("MlpPolicy", vec, n_steps=64, batch_size=64, seed=0, device="cpu",
+                        policy_kwargs=dict(net_arch=[16, 16]))
+    return model, vec
+
+
+def save_model(model: Any, vec: Any, path: Path, stage: Any = 3,
+               mutate: Callable[[dict[str, Any]], Any] | None = None) -> Path:
+    """``model`` as an oce-sim model file (trained on ``small``, 123 steps), its description edited by ``mutate``."""
+    from oce_sim.agents import model_file
+
+    path.write_bytes(model_file.model_bytes(model, "maskable-ppo", stage, "small", 123,
+                                            model_file.vecnormalize_state(vec), np.zeros((0, 4)), 0.0, [16, 16]))
+    return rewrite_model(path, mutate) if mutate is not None else path

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 from typer.testing import CliRunner
 
@@ -19,7 +20,7 @@ from oce_sim.agents import model_file
 from oce_sim.cli import app
 from oce_sim.agents.model_file import ModelFileError
 
-from conftest import make_env
+from conftest import make_env, rewrite_model, save_model
 
 
 class Payload:
@@ -39,31 +40,6 @@ def malicious_sb3_zip(path, marker):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("data", json.dumps(data))
         archive.writestr("_stable_baselines3_version", "2.9.2")
-    return path
-
-
-@pytest.fixture(scope="module")
-def sb3_model():
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    vec = VecNormalize(DummyVecEnv([lambda: make_env(stage=3)]), norm_obs=False, norm_reward=True)
-    model = MaskablePPO("MlpPolicy", vec, n_steps=64, batch_size=64, seed=0, device="cpu",
-                        policy_kwargs=dict(net_arch=[16, 16]))
-    return model, vec
-
-
-def save_model(model, vec, path, stage=3, mutate=None):
-    data = model_file.model_bytes(model, "maskable-ppo", stage, "small", 123, model_file.vecnormalize_state(vec),
-                                  np.zeros((0, 4)), 0.0, [16, 16])
-    if mutate is not None:
-        from safetensors.torch import load, save
-
-        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-        meta = json.loads(header["__metadata__"]["oce_sim"])
-        mutate(meta)
-        data = save(load(data), metadata={"oce_sim": json.dumps(meta)})
-    path.write_bytes(data)
     return path
 
 
@@ -175,3 +151,88 @@ def test_two_models_of_one_algorithm_keep_a_column_each(sb3_model, tmp_path):
     result, flat = cli("compare", "small", "--model", first, "--model", first, "--episodes", "1", "--no-progress",
                        "--out", tmp_path / "again")
     assert result.exit_code == 2 and "is given twice" in flat and not (tmp_path / "again").exists()
+
+
+def _set(path: str, value):
+    """A description edit: the value at a dotted path (``observation_space.dtype``) set to ``value``."""
+    def edit(meta):
+        *parents, last = path.split(".")
+        for part in parents:
+            meta = meta[part]
+        meta[last] = value
+    return edit
+
+
+def _tensor(name: str, value):
+    return lambda tensors: tensors.__setitem__(name, value(tensors[name]))
+
+
+def _raw(old: str, new: str):
+    return lambda meta: json.dumps(meta).replace(old, new, 1)
+
+
+HOSTILE = {  # name: (description edit, tensor edit, raw description from the edited one, fragment of the message)
+    "a 100 KB scenario name": (_set("scenario", "x" * 100_000), None, None, "scenario: String should have at most 200"),
+    "a 2 MB header": (_set("scenario", "x" * 2_000_000), None, None, "its header is 2,00"),
+    "nvec of 10^6 x 9": (_set("action_space.nvec", [10**6] * 9), None, None, "action_space.MultiDiscrete.nvec.0"),
+    "nvec adding up to 540,000": (_set("action_space.nvec", [60_000] * 9), None, None, "adds up to 540,000 choices"),
+    "nvec and start of other lengths": (_set("action_space.start", [0]), None, None, "start has 1 entries for 9"),
+    "an S2000000000 observation dtype": (_set("observation_space.dtype", "S2000000000"), None, None,
+                                          "observation_space.Box.dtype: Input should be 'float32', 'float64' or"),
+    "a 10^9-element observation shape": (_set("observation_space.shape", [1000] * 3), None, None,
+                                         "1,000,000,000 elements; at most 1,000,000"),
+    "a string bound": (_set("observation_space.low", "abc"), None, None, "observation_space.Box.low: must be a number"),
+    "an unknown space type": (_set("action_space.type", "Tuple"), None, None, "action_space: Input tag 'Tuple'"),
+    "num_timesteps 'abc'": (_set("num_timesteps", "abc"), None, None, "num_timesteps: Input should be a valid integer"),
+    "num_timesteps 1e400": (None, None, _raw('"num_timesteps": 123', '"num_timesteps": 1e400'),
+                            "num_timesteps: Input should be a valid integer (got inf)"),
+    "stage 99": (_set("stage", 99), None, None, "stage: must be a stage 0-3"),
+    "stage True": (_set("stage", True), None, None, "stage: must be a stage 0-3"),
+    "vecnormalize [1]": (_set("vecnormalize", [1]), None, None, "vecnormalize: Input should be a valid dictionary"),
+    "a negative clip_obs": (_set("vecnormalize.clip_obs", -1.0), None, None, "vecnormalize.clip_obs"),
+    "half of VecNormalize's settings": (lambda m: m.update(vecnormalize={"norm_obs": False}), None, None,
+                                        "missing clip_obs"),
+    "net_arch [true]": (_set("net_arch", [True]), None, None, "net_arch.0: Input should be a valid integer"),
+    "param_groups 'x'": (_set("optimizer.param_groups", "x"), None, None, "optimizer.param_groups"),
+    "betas 'x'": (lambda m: m["optimizer"]["param_groups"][0].update(betas="x"), None, None,
+                  "optimizer.param_groups.0.betas"),
+    "an elapsed time of NaN": (None, None, _raw('"elapsed_seconds": 0.0', '"elapsed_seconds": NaN'),
+                               "elapsed_seconds: Input should be a finite number"),
+    "an unknown key": (lambda m: m.update(extra_key=1), None, None, "extra_key: unknown key; allowed: action_space"),
+    "format_version true": (_set("format_version", True), None, None, "version True; this oce-sim reads"),
+    "a description nested 100,000 deep": (None, None, _raw('"env"', f'"x": {"[" * 100_000}{"]" * 100_000}, "env"'),
+                                          "unreadable model description (nested too deeply)"),
+    "a description that is a list": (None, None, lambda meta: "[1]", "the model description is not a JSON object"),
+    "norm_obs without statistics": (_set("vecnormalize.norm_obs", True), None, None, "norm_obs is set but"),
+    "NaN weights": (None, _tensor("policy/action_net.bias", lambda t: t * float("nan")), None,
+                    "tensor 'policy/action_net.bias' holds NaN or infinite values"),
+    "an infinite learning curve": (None, _tensor("episodes", lambda t: torch.full((1, 4), float("inf"))), None,
+                                   "tensor 'episodes' holds NaN or infinite"),
+    "int8 weights": (None, _tensor("policy/action_net.bias", lambda t: t.to(torch.int8)), None,
+                     "tensor 'policy/action_net.bias' is I8; model files hold float32 (F32) or float64 (F64)"),
+    "bool weights": (None, _tensor("policy/action_net.bias", lambda t: t.to(torch.bool)), None, "is BOOL"),
+    "float16 weights": (None, _tensor("policy/value_net.weight", lambda t: t.half()), None, "is F16"),
+    "weights of another shape": (None, _tensor("policy/action_net.weight", lambda t: t.T.contiguous()), None,
+                                 "weights do not fit the described network"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_model_file_is_refused_quickly_naming_the_field(sb3_model, tmp_path, name):
+    """Each bad description field, space or tensor is one ModelFileError naming it -> exit 2 with one short message,
+    no traceback, before any episode; the hostile cases of issue 25 (a 100 KB scenario name: 300 s and 3 GB; an
+    nvec of 10^6 x 9: 82 s and 8 GB; an S2000000000 dtype: 153 GiB) are refused in well under 5 s."""
+    import time
+
+    model, vec = sb3_model
+    meta, tensors, raw, fragment = HOSTILE[name]
+    path = rewrite_model(save_model(model, vec, tmp_path / "hostile.safetensors"), meta, tensors, raw)
+    started = time.perf_counter()
+    with pytest.raises(ModelFileError) as caught:
+        TrainedModel(path)
+    assert fragment in str(caught.value) and len(str(caught.value)) < 700, str(caught.value)
+    result, flat = cli("compare", "small", "--model", path, "--episodes", "1", "--no-progress", "--out",
+                       tmp_path / "out")
+    assert time.perf_counter() - started < 5
+    assert result.exit_code == 2 and "Traceback" not in result.output and fragment in flat, flat
+    assert flat.count("error:") == 1 and not (tmp_path / "out").exists()

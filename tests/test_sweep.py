@@ -8,6 +8,7 @@ test starts a local instance and skips only outside CI where Ray is not installe
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,8 +21,18 @@ from typer.testing import CliRunner
 
 from oce_sim.cli import app
 from oce_sim.config import load_scenario
-from oce_sim.studies.sweep import EpisodeCache, code_version, default_cache, job_key
+from oce_sim.studies import sweep
+from oce_sim.studies.sweep import (
+    MAX_ENTRY_BYTES,
+    CacheError,
+    EpisodeCache,
+    Job,
+    code_version,
+    default_cache,
+    job_key,
+)
 from oce_sim.studies.whatif import parse_axis, plan_variants, run_plan
+from oce_sim.world.metrics import KPI_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = "extends: small\nenv: {horizon_days: 91}\n"
@@ -120,12 +131,72 @@ def test_keys_change_with_config_seed_strategy_and_code(tmp_path):
                 job_key(config, "today", {"field_intensity": 0.5}, 0),
                 job_key(load_scenario("small", overrides={"population": {"n_reps": 2}}), "today", {}, 0)}) == 5
     assert code_version().startswith("0.") and "+" in code_version()
-    store = EpisodeCache(tmp_path)
-    store.put(key, {"a": 0.1 + 0.2, "b": float("nan")})
-    back = store.get(key)
-    assert back is not None and back["a"] == 0.1 + 0.2 and back["b"] != back["b"]
+    store = EpisodeCache(tmp_path, KPI_NAMES)
+    kpis = {name: 0.1 + 0.2 * i for i, name in enumerate(KPI_NAMES)}
+    store.put(key, kpis)
+    assert store.get(key) == kpis and list(store.get(key)) == list(KPI_NAMES), "floats exactly, in KPI order"
     (tmp_path / key[:2] / f"{key}.json").write_text("{truncated")  # unreadable: run again, not crash
+    assert store.get(key) is None and "not valid JSON" in store.refused[-1]
+
+
+def entry(key: str, **kpis: object) -> str:
+    return json.dumps({"key": key, "kpis": {**{name: 1.0 for name in KPI_NAMES}, **kpis}})
+
+
+@pytest.mark.parametrize("content, why", [
+    (lambda key: entry(key, profit_usd="1e9"), "profit_usd: Input should be a valid number"),
+    (lambda key: entry(key, profit_usd=True), "profit_usd: Input should be a valid number"),
+    (lambda key: entry(key, profit_usd=[1]), "profit_usd: Input should be a valid number"),
+    (lambda key: entry(key).replace("1.0", "NaN", 1), "finite number"),
+    (lambda key: entry(key).replace("1.0", "1e400", 1), "finite number"),
+    (lambda key: json.dumps({"key": key, "kpis": {"profit_usd": 1.0}}), "kpis: missing ["),
+    (lambda key: entry(key, forged=1.0), "unknown ['forged']"),
+    (lambda key: entry("0" * 64), "it holds episode 000000000000..., not"),  # misplaced: another episode's entry
+    (lambda key: json.dumps([key]), "Input should be a valid dictionary"),
+    (lambda key: "[" * 20_000, "nested too deeply"),
+    (lambda key: " " * (MAX_ENTRY_BYTES + 1), "larger than 1,048,576 bytes"),
+    (lambda key: b"\xff\xfe{}", "not UTF-8 text (byte 0xff at offset 0)"),
+])
+def test_a_damaged_or_misplaced_cache_entry_is_run_again_with_a_note(tmp_path, content, why):
+    """Every entry is checked as it is read back: a damaged or misplaced one is refused (so its episode runs again),
+    never used and never a traceback; run_jobs says so in one note."""
+    key = job_key(load_scenario("small"), "today", {}, 0)
+    path = tmp_path / key[:2] / f"{key}.json"
+    path.parent.mkdir()
+    data = content(key)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    store = EpisodeCache(tmp_path, KPI_NAMES)  # the what-if sweep's cache: every KPI of an episode
+    started = time.perf_counter()
     assert store.get(key) is None
+    assert time.perf_counter() - started < 5
+    assert len(store.refused) == 1 and why in store.refused[0] and str(path) in store.refused[0], store.refused
+    notes: list[str] = []
+    fake = {name: 2.0 for name in KPI_NAMES}
+    job = Job(key, None, "today", 0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sweep, "run_job", lambda job: fake)
+        results, reused = sweep.run_jobs([job], EpisodeCache(tmp_path, KPI_NAMES), note=notes.append)
+    assert results == {key: fake} and reused == 0, "run again, not read back"
+    assert len(notes) == 1 and "1 cached episode(s)" in notes[0] and "run again" in notes[0], notes
+    assert EpisodeCache(tmp_path, KPI_NAMES).get(key) == fake, "the fresh result replaces the damaged entry"
+
+
+def test_a_cache_that_is_a_file_or_not_writable_is_refused_before_any_episode(tmp_path, monkeypatch):
+    scenario = tmp_path / "short91.yaml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "out"
+    default_cache(out).write_text("not a folder")
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, whatif_args(scenario, out))
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output, flat
+    assert f"the episode cache {default_cache(out)} exists and is not a folder" in flat
+    assert time.perf_counter() - started < 5 and not out.exists()
+    with pytest.raises(CacheError, match="exists and is not a folder"):  # the Python API: before any episode
+        run_plan(plan(tmp_path), "today", 1, 0, progress=False, cache=default_cache(out))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # (the tests may run as root, who writes anywhere)
+    with pytest.raises(CacheError, match="is not writable"):
+        EpisodeCache(tmp_path / "elsewhere.cache").check()
 
 
 def test_local_workers_are_bounded_by_the_cores_and_the_memory(tmp_path, monkeypatch):

@@ -197,6 +197,141 @@ def test_resume_refuses_a_checkpoint_without_reward_statistics(tmp_path):
         train(small_args(tmp_path, resume=True, **{**args, "timesteps": 128}), log=lambda line: None)
 
 
+# A run as `oce-sim train small --algo maskable-ppo --n-envs 1 --n-steps 64 --checkpoint-every 64` starts it, so that
+# the command resumes it: a checkpoint every rollout of 64 steps.
+CLI_RUN = dict(scenario="small", algo="maskable-ppo", n_envs=1, n_steps=64, batch_size=64, checkpoint_every=64,
+               progress_bar=False)
+
+
+def resume_cli(out, timesteps: int = 128):
+    from typer.testing import CliRunner
+
+    from oce_sim.cli import app
+
+    result = CliRunner().invoke(app, ["train", "small", "--algo", "maskable-ppo", "--n-envs", "1", "--n-steps", "64",
+                                      "--checkpoint-every", "64", "--timesteps", str(timesteps), "--out", str(out),
+                                      "--resume", "--no-progress"])
+    return result, " ".join(result.output.split())
+
+
+@pytest.fixture(scope="module")
+def ten_checkpoints(tmp_path_factory):
+    """576 steps in 9 rollouts of 64 (a few seconds): checkpoints at 0, 64, ..., 576."""
+    out = tmp_path_factory.mktemp("ten")
+    run = train(TrainArgs(**CLI_RUN, timesteps=576, out=str(out)), log=lambda line: None)
+    assert sorted(s for _, s in training._checkpoints(run)) == list(range(0, 577, 64))
+    return run
+
+
+def copy_run(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run, tmp_path / run.name)
+    return tmp_path / run.name
+
+
+def _swap(name, value):
+    return lambda tensors, meta: tensors.__setitem__(name, value(tensors[name]))
+
+
+# Damage done to a checkpoint -> what the note on skipping it says.  Each would be a traceback in the middle of
+# the resume (or a NaN run) if the checkpoint were used.
+DAMAGE = {
+    "NaN weights": (_swap("policy/action_net.bias", lambda t: t * float("nan")), "holds NaN or infinite values"),
+    "weights of another shape": (_swap("policy/action_net.weight", lambda t: t.T.contiguous()),
+                                 "weights do not fit the described network"),
+    "an optimizer moment of another shape": (_swap("optimizer/0/exp_avg", lambda t: t.T.contiguous()),
+                                             "optimizer/0/exp_avg has shape (82, 64); its parameter has (64, 82)"),
+    "an optimizer state without exp_avg_sq": (lambda tensors, meta: tensors.pop("optimizer/0/exp_avg_sq"),
+                                              "the optimizer state of parameter 0 lacks exp_avg_sq"),
+    "parameter groups of another network": (lambda tensors, meta: meta["optimizer"]["param_groups"][0]
+                                            .update(params=[0, 1]), "parameter groups [[0, 1]] are not those"),
+    "malformed optimizer settings": (lambda tensors, meta: meta["optimizer"]["param_groups"][0].update(betas="x"),
+                                     "optimizer.param_groups.0.betas"),
+    "a learning curve of 3 columns": (_swap("episodes", lambda t: t[:, :3].contiguous()), "no learning curve in it"),
+    "another observation space": (lambda tensors, meta: meta["observation_space"].update(shape=[83]),
+                                  "was trained for another observation space than this run has"),
+}
+
+
+def damage(path, how):
+    from conftest import rewrite_model
+
+    edit = DAMAGE[how][0]
+    state: dict = {}
+    rewrite_model(path, meta=lambda meta: state.setdefault("meta", meta),
+                  tensors=lambda tensors: edit(tensors, state["meta"]))
+
+
+def test_resume_skips_damaged_checkpoints_for_the_one_before(ten_checkpoints, tmp_path):
+    """The README's promise: an unreadable checkpoint is skipped for the one before.  The 8 newest checkpoints are
+    each damaged another way (NaN or misshapen weights, a malformed optimizer state, ...): `oce-sim train --resume`
+    skips each with a note on stderr naming it and why, and resumes from the 9th (step 64), optimizer state and all."""
+    run = copy_run(ten_checkpoints, tmp_path)
+    damaged = dict(zip(range(576, 64, -64), DAMAGE))
+    for steps, how in damaged.items():
+        damage(run / "checkpoints" / f"model_{steps}_steps.safetensors", how)
+    result, flat = resume_cli(tmp_path)
+    assert result.exit_code == 0 and "Traceback" not in result.output, flat
+    for steps, how in damaged.items():
+        assert f"note: --resume: skipping checkpoint model_{steps}_steps.safetensors (" in flat, (how, flat)
+        assert DAMAGE[how][1] in flat, (how, flat)
+    assert f"resuming {run.name} from step 64 (model_64_steps.safetensors)" in flat
+    assert TrainedModel(model_path(run)).num_timesteps == 128
+
+
+def test_resume_with_no_readable_checkpoint_exits_2(ten_checkpoints, tmp_path):
+    run = copy_run(ten_checkpoints, tmp_path)
+    for path, _ in training._checkpoints(run):
+        damage(path, "NaN weights")
+    result, flat = resume_cli(tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output, flat
+    assert "none of the 10 checkpoints of" in flat and "is readable; start a new run" in flat
+    assert flat.count("note: --resume: skipping checkpoint") == 10
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("args.json", b"[1, 2]", "it must hold a JSON object of the run's arguments, not a list"),
+    ("args.json", b"[" * 20_000, "nested too deeply"),
+    ("args.json", b" " * 70_000, "larger than 65,536 bytes"),
+    ("args.json", b"\xff{}", "not UTF-8 text (byte 0xff at offset 0)"),
+    ("args.json", b'{"seed": "0"}', "seed: Input should be a valid integer"),
+    ("args.json", b'{"timesteps": 1e400}', "timesteps: Input should be a valid integer"),
+    ("args.json", b'{"net_arch": [[[[1]]]]}', "net_arch.0: Input should be a valid integer"),
+    ("args.json", b'{"mystery": 1}', "mystery: unknown key; allowed: algo"),
+    ("config.yaml", b"population: {n_hcps: 120}\nname: caf\xe9\n", "not UTF-8 text (byte 0xe9"),
+    ("config.yaml", ALIAS_BOMB.encode(), "values once aliases are expanded"),
+    ("config.yaml", b"- 1\n- 2\n", "a scenario must be a mapping"),
+    ("config.yaml", b"", "empty"),
+])
+def test_resume_refuses_an_unreadable_run_folder_file(ten_checkpoints, tmp_path, name, content, fragment):
+    """args.json and config.yaml are read back within bounds, typed: each bad one is exit 2 naming the file and
+    what is wrong, in well under 5 s (an alias bomb in config.yaml hung the unbounded loader)."""
+    import time
+
+    run = copy_run(ten_checkpoints, tmp_path)
+    (run / name).write_bytes(content)
+    started = time.perf_counter()
+    result, flat = resume_cli(tmp_path)
+    assert time.perf_counter() - started < 5
+    assert result.exit_code == 2 and "Traceback" not in result.output, flat
+    assert str(run / name) in "".join(flat.split()), "the message names the file (rich may wrap its path)"
+    assert "cannot read" in flat or "is not the arguments of a run" in flat
+    assert fragment in flat, flat
+    assert sorted(s for _, s in training._checkpoints(run)) == list(range(0, 577, 64)), "the folder is left as it was"
+
+
+def test_recorded_args_know_every_train_argument():
+    from dataclasses import fields
+
+    assert set(training.RecordedArgs.model_fields) == {f.name for f in fields(TrainArgs)}
+
+
 # ------------------------------------------------------------------------------------------------ slow
 
 

@@ -153,16 +153,12 @@ def check_path(name: str, path: Path) -> None:
 
 def check_out(name: str, out: Path) -> None:
     """The output folder must be creatable and writable: found now, not after every episode has run."""
+    from oce_sim.storage.outputs import folder_problem
+
     check_path(name, out)
-    if out.exists() and not out.is_dir():
-        fail(f"{name} {_clip(str(out), 200)} exists and is not a folder")
-    existing = out.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        fail(f"{name} {_clip(str(out), 200)}: {_clip(str(existing), 200)} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        fail(f"{name} {_clip(str(out), 200)}: {_clip(str(existing), 200)} is not writable")
+    problem = folder_problem(out)
+    if problem:
+        fail(f"{name} {problem}")
 
 
 def check_model(name: str, model: Path) -> None:

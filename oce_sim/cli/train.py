@@ -20,6 +20,7 @@ from oce_sim.cli.common import (
     check_seed,
     check_stage,
     console,
+    err,
     fail,
     resolve,
 )
@@ -134,7 +135,7 @@ def train(
     from oce_sim.storage.outputs import OutputError
 
     try:
-        run_dir = do_train(args, log=console.print)
+        run_dir = do_train(args, log=console.print, warn=lambda line: err.print(f"[yellow]note:[/] {escape(line)}"))
     except (FileNotFoundError, OutputError, ResumeMismatchError) as exc:
         fail(str(exc))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from oce_sim.cli.common import (
     MAX_EPISODES,
@@ -19,6 +20,7 @@ from oce_sim.cli.common import (
     check_seed,
     check_text,
     console,
+    err,
     fail,
     resolve,
 )
@@ -57,7 +59,7 @@ def whatif(
     from oce_sim.studies import evaluation
     from oce_sim.studies import whatif as wi
     from oce_sim.studies.report import population_text, whatif_report
-    from oce_sim.studies.sweep import EXECUTORS, default_cache, local_worker_limit
+    from oce_sim.studies.sweep import EXECUTORS, CacheError, EpisodeCache, default_cache, local_worker_limit
 
     check_positive("--workers", workers, maximum=MAX_N_ENVS)
     if executor not in EXECUTORS:
@@ -89,6 +91,10 @@ def whatif(
         fail(f"--strategy must be today, a move (sales=3) or one of "
              f"{', '.join(s for s in STRATEGIES if s != 'no_promotion')}, got {_clip(repr(strategy), 80)}")
     check_out("--out", out)
+    try:
+        EpisodeCache(default_cache(out)).check()
+    except CacheError as exc:
+        fail(str(exc))
     base = resolve(scenario)
     try:
         sets = [wi.parse_setting(item) for item in set_]
@@ -103,9 +109,13 @@ def whatif(
     with _output_folder(out, "whatif") as staging:
         try:
             results = wi.run_plan(plan, strategy, episodes, seed, progress=progress, cache=default_cache(out),
-                                  executor=executor, workers=workers)
+                                  executor=executor, workers=workers,
+                                  note=lambda line: err.print(f"[yellow]note:[/] {escape(line)}"))
         except wi.WhatIfError as exc:  # raised before any episode runs
             fail(str(exc), exc.problems)
+            return
+        except CacheError as exc:  # (checked above; raised before any episode runs)
+            fail(str(exc))
             return
         episodes_run = dict(results.attrs.get("episodes", {}))
         summary = wi.summarise(results)

@@ -2,7 +2,7 @@
 
 - ``schema``: typed, validated configuration blocks (population, response, channels, marketing, pipeline,
   economics, env, history) and the constants they share (``CHANNELS``, ``ENTITIES``, ``STAGE_NAMES``).
-- ``files``: bounded YAML reading (size, depth, structure and alias limits) for every input file.
+- ``files``: bounded reading of input files: YAML (size, depth, structure and alias limits) and small JSON files.
 - ``loading``: built-in scenarios, ``extends:`` chains, layering (defaults <- file <- stage <- overrides).
 - ``errors``: ``ScenarioError``, whose problems name the field path and what is allowed.
 
@@ -10,7 +10,13 @@ May import: nothing else of ``oce_sim`` (it is the bottom layer with ``oce_sim.s
 """
 
 from oce_sim.config.errors import ScenarioError
-from oce_sim.config.files import ScenarioLimitError, parse_yaml, read_yaml_mapping
+from oce_sim.config.files import (
+    ScenarioLimitError,
+    parse_json,
+    parse_yaml,
+    read_json,
+    read_yaml_mapping,
+)
 from oce_sim.config.loading import (
     build_config,
     builtin_scenarios,
@@ -56,5 +62,6 @@ __all__ = [
     "PopulationConfig", "RemoteDetailConfig", "RepBehaviourConfig", "RepVisitConfig", "ResponseConfig",
     "ScenarioConfig", "ScenarioError", "ScenarioLimitError", "StageConfig", "StageLike", "StrictModel", "WebinarConfig",
     "WebsiteConfig", "build_config", "builtin_scenarios", "deep_merge", "dump_yaml", "format_validation_error",
-    "load_scenario", "parse_yaml", "pin_history", "read_yaml_mapping", "repo_scenario_dir", "scenario_data", "uniform_stage",
+    "load_scenario", "parse_json", "parse_yaml", "pin_history", "read_json", "read_yaml_mapping", "repo_scenario_dir",
+    "scenario_data", "uniform_stage",
 ]

@@ -1,8 +1,11 @@
-"""Bounded YAML reading: a scenario, portfolio or suite file is read within size, depth and structure limits
-before anything is built from it (an alias bomb is refused after a few hundred bytes)."""
+"""Bounded reading of input files: a scenario, portfolio or suite file (YAML) is read within size, depth and
+structure limits before anything is built from it (an alias bomb is refused after a few hundred bytes); the small
+JSON files oce-sim writes and reads back (a run's ``args.json``, a sweep's cache entries, a model file's
+description) are read within a size limit."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -110,8 +113,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
             raw = stream.read(MAX_SCENARIO_BYTES + 1)
         data = parse_yaml(raw)
     except UnicodeDecodeError as exc:
-        raise ScenarioError(str(path), [f"(file): not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                                        f"{exc.start}); save the file as UTF-8"]) from None
+        raise ScenarioError(str(path), [f"(file): {_not_utf8(exc)}; save the file as UTF-8"]) from None
     except ScenarioLimitError as exc:
         raise ScenarioError(str(path), [f"(file): {exc}"]) from None
     except yaml.YAMLError as exc:
@@ -126,3 +128,30 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ScenarioError(str(path), ["(top level): a scenario must be a mapping of keys"])
     return data
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+
+
+def parse_json(raw: bytes | str, max_bytes: int) -> Any:
+    """JSON text -> Python data, refused when longer than ``max_bytes``; every problem (too large, not UTF-8, not
+    JSON, nested too deeply for the parser, a number with thousands of digits) is a ``ValueError`` saying which."""
+    if len(raw) > max_bytes:
+        raise ValueError(f"larger than {max_bytes:,} bytes")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise ValueError(_not_utf8(exc)) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {_clip(str(exc), 120)}") from None
+
+
+def read_json(path: Path, max_bytes: int) -> Any:
+    """A JSON file read within ``max_bytes`` (no more is read); ``ValueError`` as :func:`parse_json`, or ``OSError``."""
+    with Path(path).open("rb") as stream:
+        return parse_json(stream.read(max_bytes + 1), max_bytes)

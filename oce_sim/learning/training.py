@@ -23,15 +23,27 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from oce_sim.config import ScenarioConfig, dump_yaml, load_scenario
+from oce_sim.agents.model_file import NetArch
+from oce_sim.config import (
+    ScenarioConfig,
+    ScenarioError,
+    dump_yaml,
+    format_validation_error,
+    load_scenario,
+    parse_yaml,
+    read_json,
+    read_yaml_mapping,
+)
+from oce_sim.config.errors import _clip, _excerpt
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.storage.outputs import (
     OutputError,
@@ -99,7 +111,68 @@ RESUMABLE_FIELDS = frozenset({"timesteps", "out", "checkpoint_every", "resume", 
 
 
 class ResumeMismatchError(ValueError):
-    """``--resume`` of a run with settings that would make it a different run (the run folder is left as it was)."""
+    """``--resume`` of a run with settings that would make it a different run, or whose run folder cannot be read
+    (the run folder is left as it was)."""
+
+
+MAX_ARGS_BYTES = 64 * 1024  # args.json: about 1 KB as train writes it
+_Path = Annotated[str, Field(max_length=4096)]  # PATH_MAX on Linux
+_Name = Annotated[str, Field(max_length=64)]
+_Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class RecordedArgs(BaseModel):
+    """``args.json`` as :func:`train` writes it (``TrainArgs``, every field optional: an older run folder lacks some),
+    typed and bounded: it is read back from a folder anyone may have edited."""
+
+    # strict: a bool is not an int and a string is not a number; finite floats only; unknown keys are refused
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    scenario: _Path | None = None
+    algo: _Name | None = None
+    timesteps: _Count | None = None
+    seed: _Count | None = None
+    out: _Path | None = None
+    stage: Annotated[int, Field(ge=0, le=3)] | None = None
+    n_envs: _Count | None = None
+    checkpoint_every: _Count | None = None
+    resume: bool | None = None
+    learning_rate: float | None = None
+    n_steps: _Count | None = None
+    batch_size: _Count | None = None
+    n_epochs: _Count | None = None
+    gamma: float | None = None
+    ent_coef: float | None = None
+    net_arch: NetArch | None = None
+    progress_bar: bool | None = None
+    reward: _Name | None = None
+    init_from: _Name | None = None
+    init_episodes: _Count | None = None
+    init_epochs: _Count | None = None
+    value_warmup_steps: _Count | None = None
+    vec: _Name | None = None
+    workers: _Count | None = None
+    max_minutes: float | None = None
+
+
+def read_recorded_args(path: Path) -> dict[str, Any] | None:
+    """A run folder's ``args.json`` (None if absent), read within ``MAX_ARGS_BYTES`` and checked against
+    :class:`RecordedArgs`; anything else is a ``ResumeMismatchError`` naming the file and what is wrong."""
+    try:
+        recorded = read_json(path, MAX_ARGS_BYTES)
+        if not isinstance(recorded, dict):
+            raise ValueError(f"it must hold a JSON object of the run's arguments, not a {type(recorded).__name__}")
+        RecordedArgs.model_validate(recorded)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ResumeMismatchError(f"--resume: cannot read {path} ({exc.strerror}); start a new run") from None
+    except ValidationError as exc:
+        problems = format_validation_error(exc, RecordedArgs)
+        raise ResumeMismatchError(f"--resume: {path} is not the arguments of a run: {'; '.join(problems[:3])}; "
+                                  "start a new run") from None
+    except ValueError as exc:
+        raise ResumeMismatchError(f"--resume: cannot read {path} ({exc}); start a new run") from None
+    return recorded
 
 
 def resolved(args: TrainArgs) -> TrainArgs:
@@ -350,8 +423,9 @@ class Checkpointer(BaseCallback):
         return True
 
 
-def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
-    """Train (or resume) and return the run folder; ``log`` gets the lines a user should read.
+def train(args: TrainArgs, log: Callable[[str], None] = print, warn: Callable[[str], None] | None = None) -> Path:
+    """Train (or resume) and return the run folder; ``log`` gets the lines a user should read, ``warn`` (default:
+    ``log``) the notes about what was skipped (a damaged checkpoint).
 
     Ctrl-C (SIGINT) stops at the next step, writes a checkpoint, says where and raises KeyboardInterrupt.
     """
@@ -387,7 +461,7 @@ def train(args: TrainArgs, log: Callable[[str], None] = print) -> Path:
             _check_resume_settings(run, args, config)
         for temp in [*run.glob("checkpoints/.*.tmp"), *run.glob("tb/**/.*.tmp")]:
             temp.unlink()  # a checkpoint or log rewrite a kill cut short (the lock says no one is writing it)
-        start = _resume_point(run, args, log) if args.resume else None
+        start = _resume_point(run, args, config, log, warn or log) if args.resume else None
         if start is not None:
             dropped = truncate_event_files(run / "tb", int(start[0]["num_timesteps"]))
             log(f"resuming {run.name} from step {start[0]['num_timesteps']:,} ({start[2].name})"
@@ -516,22 +590,19 @@ def _check_resume_settings(run: Path, args: TrainArgs, config: ScenarioConfig) -
     """Refuse ``--resume`` when this command would train a different run than the one in ``run``: an argument outside
     ``RESUMABLE_FIELDS`` or the resolved scenario (e.g. the scenario file edited since) differs from what the run
     folder records.  Run folders of an older oce-sim without ``args.json`` are not checked."""
-    import yaml
 
     def refuse(what: str, found: list[tuple[str, Any, Any]]) -> None:
-        shown = "; ".join(f"{name}: run {before!r}, now {after!r}" for name, before, after in found[:5])
+        shown = "; ".join(f"{_clip(name, 60)}: run {_clip(_excerpt(before), 60)}, now {_clip(_excerpt(after), 60)}"
+                          for name, before, after in found[:5])  # excerpts: an edited file may hold huge values
         more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
         raise ResumeMismatchError(
             f"--resume: {run.name} was trained with other {what}: {shown}{more}. Resume with the run's settings "
             f"(see {run / ('args.json' if what == 'arguments' else 'config.yaml')}), or start a new run without "
             "--resume")
 
-    try:
-        recorded = json.loads((run / "args.json").read_text())
-    except FileNotFoundError:
+    recorded = read_recorded_args(run / "args.json")
+    if recorded is None:
         return
-    except (OSError, ValueError) as exc:
-        raise ResumeMismatchError(f"--resume: cannot read {run / 'args.json'} ({exc}); start a new run") from None
     now = json.loads(json.dumps(asdict(args)))  # tuples as lists, as args.json holds them
     # scenario and stage are checked as the resolved scenario below (a path to the same file, or --stage naming the
     # scenario's own stage, is the same run); fields an older args.json lacks are not compared
@@ -539,21 +610,25 @@ def _check_resume_settings(run: Path, args: TrainArgs, config: ScenarioConfig) -
     found = [(k, recorded[k], now[k]) for k in recorded if k in compared and recorded[k] != now[k]]
     if found:
         refuse("arguments", found)
-    try:
-        scenario = yaml.safe_load((run / "config.yaml").read_text())
-    except FileNotFoundError:
+    if not (run / "config.yaml").exists():
         return
-    except (OSError, yaml.YAMLError) as exc:
-        raise ResumeMismatchError(f"--resume: cannot read {run / 'config.yaml'} ({exc}); start a new run") from None
-    found = _differences(scenario, yaml.safe_load(dump_yaml(config)))
+    try:  # the bounded reader of scenario files: config.yaml may have been edited (or replaced by an alias bomb)
+        scenario = read_yaml_mapping(run / "config.yaml")
+    except ScenarioError as exc:
+        raise ResumeMismatchError(f"--resume: cannot read {run / 'config.yaml'} ({'; '.join(exc.problems)}); start "
+                                  "a new run") from None
+    found = _differences(scenario, parse_yaml(dump_yaml(config).encode("utf-8")))  # read the same way
     if found:
         refuse("scenario settings", found)
 
 
-def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
-                  ) -> tuple[dict[str, Any], dict[str, Any], Path] | None:
-    """The latest readable checkpoint of ``run`` (description, tensors, path); unreadable ones are skipped with a
-    message.  None (training from step 0, said so) if the run has no checkpoint yet."""
+def _resume_point(run: Path, args: TrainArgs, config: ScenarioConfig, log: Callable[[str], None],
+                  warn: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any], Path] | None:
+    """The latest readable checkpoint of ``run`` (description, tensors, path): everything it restores is checked
+    before it is used (``model_file.check_training_state``), and an unreadable or damaged one is skipped for the
+    one before, with a note to ``warn`` naming it and why.  None (training from step 0, said so) if the run has no
+    checkpoint yet; ``FileNotFoundError`` if none is readable."""
+    from oce_sim.agents import model_file
     from oce_sim.agents.model_file import ModelFileError, read_description, read_tensors
 
     checkpoints = _checkpoints(run)
@@ -563,6 +638,7 @@ def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
                                     "which are not loaded (loading one can run code); start a new run")
         log(f"--resume: {run.name} has no checkpoint yet; training it from step 0")
         return None
+    env = TerritoryEnv(scenario=config)  # the run's spaces (no world is built until a reset)
     for path, steps in checkpoints:
         try:
             meta = read_description(path)
@@ -572,16 +648,17 @@ def _resume_point(run: Path, args: TrainArgs, log: Callable[[str], None]
                 raise ModelFileError(f"net_arch {meta.get('net_arch')} differs from this run's {args.net_arch}")
             tensors = read_tensors(path)
             if args.algo == "factored-ppo":
-                scale = meta.get("value_scale", "missing")  # None: saved before the first rollout set it
-                if scale is not None and not isinstance(scale, (int, float)):
+                if "value_scale" not in meta:  # None: saved before the first rollout set it
                     raise ModelFileError("no value scale in it")
-            elif not isinstance(meta.get("vecnormalize"), dict) or "vecnormalize/ret_mean" not in tensors:
+            elif (meta.get("vecnormalize") or {}).get("ret_count") is None or "vecnormalize/ret_mean" not in tensors:
                 raise ModelFileError("no VecNormalize statistics in it")
             if "episodes" not in tensors or "optimizer" not in meta:
                 raise ModelFileError("no optimizer state or learning curve in it")
+            model_file.check_training_state(meta, tensors, env.observation_space, env.action_space, str(path))
             return meta, tensors, path
         except (ModelFileError, OSError) as exc:
-            log(f"--resume: skipping checkpoint {path.name} ({exc}); trying the one before")
+            why = str(exc).removeprefix(str(path)).removeprefix(":").strip()  # the note names the checkpoint
+            warn(f"--resume: skipping checkpoint {path.name} ({why}); trying the one before")
     raise FileNotFoundError(f"--resume: none of the {len(checkpoints)} checkpoints of {run} is readable; "
                             "start a new run")
 
@@ -596,7 +673,7 @@ def _restore(model: Any, start: tuple[dict[str, Any], dict[str, Any], Path] | No
     meta, tensors, source = start
     model_file.check_spaces(meta, model.observation_space, model.action_space, str(source), "this scenario")
     model.policy.load_state_dict({k[len("policy/"):]: v for k, v in tensors.items() if k.startswith("policy/")})
-    model_file.restore_optimizer(model.policy.optimizer, meta, tensors)
+    model_file.restore_optimizer(model.policy.optimizer, meta, tensors, str(source))
     model.num_timesteps, model._n_updates = int(meta["num_timesteps"]), int(meta.get("n_updates", 0))
     episodes: list[Episode] = [tuple(row) for row in tensors["episodes"].double().numpy().tolist()]
     return episodes, float(meta.get("elapsed_seconds", 0.0))

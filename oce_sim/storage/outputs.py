@@ -50,6 +50,25 @@ class OutputError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------ files
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be created or written as a folder, or None: it exists and is not a folder, or the nearest
+    existing folder above it is a file or not writable.  Paths are quoted up to 200 characters."""
+    def shown(p: Path) -> str:
+        text = str(p)
+        return text if len(text) <= 200 else text[:197] + "..."
+
+    if path.exists() and not path.is_dir():
+        return f"{shown(path)} exists and is not a folder"
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{shown(path)}: {shown(existing)} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{shown(path)}: {shown(existing)} is not writable"
+    return None
+
+
 def _default_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)

@@ -10,7 +10,11 @@ the executors that run them (in this process, a local process pool, or Ray).
   as it finishes, by the process that collects the results.  A sweep killed at any moment, SIGKILL included,
   and run again reads the finished episodes back and runs only the others; Python's JSON writes floats exactly, so
   the final table is byte-identical to an uninterrupted run's.  The cache sits beside ``--out``
-  (``<out>.cache/``), outside the output folder's transaction, and may be deleted at any time.
+  (``<out>.cache/``), outside the output folder's transaction, and may be deleted at any time.  Every entry is
+  checked as it is read back (:class:`CachedEpisode`: at most ``MAX_ENTRY_BYTES``, the key it is filed under, a
+  finite number for every KPI, and the sweep's KPIs exactly), so a damaged or misplaced entry is run again, with a
+  note; a folder that is not one, or not writable, is refused before any episode runs.  An entry forged with the right key and plausible
+  numbers is not detected: the cache trusts whoever can write to it.
 * **Executors.**  ``local`` runs the jobs in this process (``workers=1``) or in a process pool; ``ray`` submits
   them as Ray tasks (``ray.init()`` starts a local instance unless one is running or ``RAY_ADDRESS`` names a
   cluster).  Results are placed by key, so the table's order never depends on which episode finished first.
@@ -21,17 +25,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Sequence
 
-from oce_sim.storage.outputs import atomic_write_text
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from oce_sim.config import format_validation_error, read_json
+from oce_sim.config.errors import _clip, _excerpt
+from oce_sim.storage.outputs import atomic_write_text, folder_problem
 
 EXECUTORS = ("local", "ray")
 # What one local worker process needs, roughly: a spawned interpreter that has imported the package, loaded the
 # compiled kernels and run an episode of ``small`` peaks at about 350 MB resident (measured); rounded up.
 WORKER_MEMORY_BYTES = 400 * 2**20
+MAX_ENTRY_BYTES = 1 << 20  # a cache entry: a sweep's episode is ~1.5 KB, a baseline table's cell a few KB
+MAX_ENTRY_VALUES = 10_000
 
 
 @dataclass(frozen=True)
@@ -79,38 +90,88 @@ def run_job(job: Job) -> dict[str, float]:
     return {metric: float(value) for metric, value in run_episode(policy, job.config, job.seed).kpis.items()}
 
 
-class EpisodeCache:
-    """Finished episodes' KPIs on disk, one JSON file per key (written atomically: complete or absent)."""
+class CacheError(ValueError):
+    """The cache folder cannot be used (it is a file, or not writable); raised before any episode runs."""
 
-    def __init__(self, folder: Path | None):
+
+class CachedEpisode(BaseModel):
+    """One cache entry, as :meth:`EpisodeCache.put` writes it: the key it is filed under and its numbers (an
+    episode's KPIs), each a finite number under a short name."""
+
+    # strict: a string or a bool is not a number; finite floats only; unknown keys are refused
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    kpis: Annotated[dict[Annotated[str, Field(max_length=100)], float], Field(max_length=MAX_ENTRY_VALUES)]
+
+
+class EpisodeCache:
+    """Finished episodes' KPIs on disk, one JSON file per key (written atomically: complete or absent), each checked
+    as it is read back (:class:`CachedEpisode`; with ``names``, an entry must hold exactly those numbers);
+    ``refused`` lists the entries found damaged or misplaced (``path: why``)."""
+
+    def __init__(self, folder: Path | None, names: Sequence[str] | None = None):
         self.folder = Path(folder) if folder is not None else None
+        self.names = tuple(names) if names is not None else None
+        self.refused: list[str] = []
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
         return self.folder / key[:2] / f"{key}.json"
 
+    def check(self) -> None:
+        """Refuse a cache that exists and is not a folder, or cannot be created or written: found before any
+        episode runs, not after the first one."""
+        problem = folder_problem(self.folder) if self.folder is not None else None
+        if problem:
+            raise CacheError(f"the episode cache {problem} (it keeps finished episodes beside --out); remove it or "
+                             "choose another --out")
+
     def get(self, key: str) -> dict[str, float] | None:
+        """The KPIs cached under ``key`` (in the order of ``names``, or as written), or None: absent, or refused (run
+        it again)."""
         if self.folder is None:
             return None
+        path = self._path(key)
         try:
-            payload = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # absent, or unreadable: run it again
+            entry = CachedEpisode.model_validate(read_json(path, MAX_ENTRY_BYTES))
+        except FileNotFoundError:
             return None
-        if not isinstance(payload, dict) or payload.get("key") != key or not isinstance(payload.get("kpis"), dict):
-            return None
-        return {str(k): float(v) for k, v in payload["kpis"].items()}
+        except OSError as exc:
+            why = f"unreadable ({exc.strerror})"
+        except ValidationError as exc:
+            why = "; ".join(format_validation_error(exc, CachedEpisode)[:2])
+        except ValueError as exc:  # too large, not UTF-8, not JSON
+            why = str(exc)
+        else:
+            missing, unknown = (sorted(set(self.names) - set(entry.kpis)), sorted(set(entry.kpis) - set(self.names))) \
+                if self.names is not None else ([], [])
+            if entry.key != key:
+                why = f"it holds episode {entry.key[:12]}..., not {key[:12]}..."
+            elif missing or unknown:
+                why = f"kpis: missing {_excerpt(missing)}, unknown {_excerpt(unknown)}"
+            else:
+                return {name: entry.kpis[name] for name in self.names} if self.names is not None else entry.kpis
+        self.refused.append(f"{path}: {why}")
+        return None
 
     def put(self, key: str, kpis: Mapping[str, float]) -> None:
         if self.folder is not None:
             atomic_write_text(self._path(key), json.dumps({"key": key, "kpis": dict(kpis)}))  # KPI order kept
 
 
+def _note_on_stderr(line: str) -> None:
+    print(f"note: {line}", file=sys.stderr)
+
+
 def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", workers: int = 1,
-             on_done: Callable[[int], None] | None = None) -> tuple[dict[str, dict[str, float]], int]:
+             on_done: Callable[[int], None] | None = None, note: Callable[[str], None] | None = None
+             ) -> tuple[dict[str, dict[str, float]], int]:
     """Every job's KPIs by key, from the cache where finished, else run (and cached as each finishes).
-    Returns (results, number read from the cache).  ``on_done(n)`` reports progress."""
+    Returns (results, number read from the cache).  ``on_done(n)`` reports progress; ``note`` (default: stderr)
+    gets one line about cache entries that were refused and are run again."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    cache.check()
     results: dict[str, dict[str, float]] = {}
     todo: list[Job] = []
     for job in jobs:
@@ -124,6 +185,10 @@ def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", 
     reused = len(results)
     if on_done and reused:
         on_done(reused)
+    if cache.refused:
+        (note or _note_on_stderr)(f"{len(cache.refused)} cached episode(s) in {cache.folder} are damaged or not "
+                                  f"the episode they are filed under, and run again (first: "
+                                  f"{_clip(cache.refused[0], 300)})")
 
     def finish(job: Job, kpis: dict[str, float]) -> None:
         cache.put(job.key, kpis)
@@ -244,5 +309,5 @@ def default_cache(out: Path) -> Path:
     return out.with_name(out.name + ".cache")
 
 
-__all__ = ["EXECUTORS", "EpisodeCache", "Job", "available_memory_bytes", "code_version", "default_cache", "job_key",
-           "local_worker_limit", "run_job", "run_jobs"]
+__all__ = ["EXECUTORS", "CacheError", "CachedEpisode", "EpisodeCache", "Job", "available_memory_bytes",
+           "code_version", "default_cache", "job_key", "local_worker_limit", "run_job", "run_jobs"]

@@ -23,7 +23,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,7 @@ from oce_sim.studies.evaluation import (
     strategy_config,
 )
 from oce_sim.world.kpis import KPIS, TABLE_KPIS, unit_label
+from oce_sim.world.metrics import KPI_NAMES
 
 BASELINE = "baseline"
 TORNADO_METRIC = "profit_multi_period_usd"
@@ -370,7 +371,8 @@ def value_at(config: ScenarioConfig, path: str) -> Any:
 
 # -------------------------------------------------------------------------------------------- running
 def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool = True,
-             cache: Path | None = None, executor: str = "local", workers: int = 1) -> pd.DataFrame:
+             cache: Path | None = None, executor: str = "local", workers: int = 1,
+             note: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Every variant (and the baseline) on seeds ``seed .. seed+episodes-1``; tidy rows
     ``variant, <paths>, strategy, seed, metric, value``.  ``strategy`` is ``today`` (the organisation of each
     variant's own stage), a move from each variant's stage (``sales=3``) or a strategy name.  Identical runs (e.g.
@@ -378,7 +380,9 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
 
     Episodes run on ``executor`` (``local``: this process or a pool of ``workers``; ``ray``) and, with a ``cache``
     folder, finished episodes are kept there and not run again (see :mod:`oce_sim.studies.sweep`).  The table is the same
-    whatever the executor, the number of workers and what the cache held."""
+    whatever the executor, the number of workers and what the cache held.  ``note`` (default: stderr) is told of
+    cache entries that were refused (damaged or misplaced) and run again; a cache that is not a folder, or not
+    writable, is a ``CacheError`` before any episode runs."""
     from oce_sim.agents import make_strategy
     from oce_sim.agents.organisation import Organisation, parse_move
     from oce_sim.studies.sweep import EpisodeCache, Job, job_key, run_jobs
@@ -405,7 +409,8 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
             planned.append((variant, config, label, jobs))
     unique = list({job.key: job for *_, jobs in planned for job in jobs}.values())
     with tqdm(total=len(unique), desc="what-if", unit="episode", disable=not progress) as bar:
-        kpis, reused = run_jobs(unique, EpisodeCache(cache), executor, workers, on_done=bar.update)
+        kpis, reused = run_jobs(unique, EpisodeCache(cache, KPI_NAMES), executor, workers, on_done=bar.update,
+                                note=note)
     rows: list[dict[str, Any]] = []
     for variant, config, label, jobs in planned:
         for episode, job in enumerate(jobs):
