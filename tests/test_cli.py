@@ -282,7 +282,7 @@ def test_train_says_which_stage_it_trains_at(cli, tmp_path, monkeypatch):
     from oce_sim.learning import training
 
     seen = []
-    monkeypatch.setattr(training, "train", lambda args, log: seen.append(args.stage) or tmp_path / "run")
+    monkeypatch.setattr(training, "train", lambda args, log, **kwargs: seen.append(args.stage) or tmp_path / "run")
     assert_clean_exit(cli("train", "small", "--timesteps", "10", "--out", tmp_path), 0,
                       "training at stage 1 (insight) (scenario small's own; --stage K trains at another)")
     assert_clean_exit(cli("train", "small", "--stage", "3", "--timesteps", "10", "--out", tmp_path), 0,
