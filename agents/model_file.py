@@ -234,6 +234,9 @@ class Description(_Record):
     optimizer: OptimizerState | None = None
     value_scale: Positive | None = None  # factored-ppo: cohort returns per value unit (None before the first rollout)
     settings: Annotated[dict[Name, Scalar], Field(max_length=64)] | None = None  # factored-ppo's hyper-parameters
+    # the training reward (env.reward): expected and realized are privileged, observed is what a deployment sees;
+    # None in files from before it was recorded
+    reward: Literal["realized", "expected", "observed"] | None = None
 
 
 def _problems(exc: ValidationError, model: type[BaseModel] | None = None) -> str:

@@ -419,7 +419,7 @@ def test_cli_compare_with_a_run_folder(first_run, tmp_path):
                                       "--model", str(first_run["run"]), "--out", str(tmp_path), "--no-progress"])
     assert result.exit_code == 0, result.output
     results = pd.read_csv(tmp_path / "results.csv")
-    label = "rl_maskable-ppo"
+    label = "rl_maskable-ppo (privileged reward)"  # trained on the expected reward (the default)
     assert set(results.strategy) == {"today", "instruction", label}, "compare always runs today, the baseline"
     assert set(results[results.strategy == label].stage) == {"1-insight"}, "evaluated at the stage it was trained at"
 

@@ -156,6 +156,10 @@ def test_a_model_run_at_another_stage_or_on_another_scenario_is_labelled_so(caps
     assert "trained on" not in capsys.readouterr().err
     assert _run_label(model, 3, default) == "rl_maskable-ppo (trained on small; trained at 1, run at 3)"
     assert _run_label(model, None, default) == "rl_maskable-ppo (trained on small)"
+    model.meta = {"scenario": "small", "reward": "expected"}  # a privileged reward says so; observed does not
+    assert _run_label(model, None, small) == "rl_maskable-ppo (privileged reward)"
+    model.meta = {"scenario": "small", "reward": "observed"}
+    assert _run_label(model, None, small) == "rl_maskable-ppo"
     assert "was trained on scenario 'small'; it is evaluated on 'default'" in " ".join(capsys.readouterr().err.split())
     model.meta = {"scenario": "converted"}  # an SB3 zip converted without its scenario
     assert _run_label(model, None, default) == "rl_maskable-ppo"

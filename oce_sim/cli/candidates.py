@@ -30,7 +30,9 @@ def _make_candidate(name: str, config: ScenarioConfig):
 
 def _run_label(policy, stage: Optional[int], config: ScenarioConfig) -> str:
     """A trained model run on another scenario, or at another stage, than it was trained on says so, in its label
-    and in a note on stderr (the spaces match, so it runs; whether the result means anything is the user's call)."""
+    and in a note on stderr (the spaces match, so it runs; whether the result means anything is the user's call).
+    A model trained on a privileged reward (expected or realised prescriptions, the value at the horizon: computed
+    from the simulator's true state, which no deployment sees) says that too."""
     from oce_sim.agents import TrainedModel
 
     if not isinstance(policy, TrainedModel):
@@ -41,6 +43,8 @@ def _run_label(policy, stage: Optional[int], config: ScenarioConfig) -> str:
         notes.append(f"trained on {trained_on}")
         err.print(f"[yellow]note:[/] {escape(str(policy.path))} was trained on scenario {escape(repr(trained_on))}; "
                   f"it is evaluated on {escape(repr(config.name))}")
+    if policy.meta.get("reward") in ("expected", "realized"):
+        notes.append("privileged reward")
     trained = getattr(policy, "stage", None)
     if stage is not None and trained is not None and stage != trained:
         notes.append(f"trained at {trained}, run at {stage}")

@@ -524,7 +524,7 @@ def _train_session(args: TrainArgs, config: ScenarioConfig, run: Path,
             path = run / "checkpoints" / f"model_{steps}_steps{model_file.SUFFIX}"
             atomic_write_bytes(path, model_file.model_bytes(
                 model, args.algo, _stage_of(config), config.name, steps, stats, np.array(kept), elapsed(),
-                list(args.net_arch)))
+                list(args.net_arch), extra={"reward": args.reward}))
             return path
 
         checkpointer = Checkpointer(max(1, args.checkpoint_every), save, episodes, elapsed,
@@ -718,7 +718,7 @@ def _train_factored_session(args: TrainArgs, config: ScenarioConfig, run: Path,
         path = run / "checkpoints" / f"model_{steps}_steps{model_file.SUFFIX}"
         if saved_at != steps:
             kept = [e for e in episodes if e[0] <= steps]
-            extra = {"value_scale": model.value_scale, "settings": asdict(settings)}
+            extra = {"value_scale": model.value_scale, "settings": asdict(settings), "reward": args.reward}
             atomic_write_bytes(path, model_file.model_bytes(
                 model, args.algo, _stage_of(config), config.name, steps, ({}, {}), np.array(kept), elapsed(),
                 list(args.net_arch), extra=extra))
