@@ -184,6 +184,7 @@ def test_compare_writes_results_summary_figures_and_prints_the_table(cli, tmp_pa
     for name in FIGURES:
         assert (out / name).stat().st_size > 5_000
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "no temporary files left"
+    assert not list(out.glob("drivers*")) and "drivers" not in summary, "no decomposition without --drivers"
     assert "[" in flat, "the CI of the paired difference is printed"
 
 

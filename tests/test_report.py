@@ -102,7 +102,7 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     runner = CliRunner()
     runs = {
         "compare": ["compare", scenario, "--episodes", 2, "--move", "sales=3", "--strategies", "intervention",
-                    "--out", root / "compare", "--no-progress"],
+                    "--out", root / "compare", "--no-progress", "--drivers"],
         "whatif": ["whatif", scenario, "--grid", "population.n_reps=1,2", "--episodes", 2,
                    "--out", root / "whatif", "--no-progress"],
     }
@@ -168,6 +168,9 @@ def test_report_renders_in_headless_chromium(reports, command, tmp_path):
     result, stderr = render(reports[command] / "report.html", tmp_path)
     assert result["title"].startswith("short: ")
     assert result["h2"][:2] == ["Summary", "Results"] and "Reproduce" in result["h2"]
+    if command == "compare":  # with --drivers: the table and a waterfall per strategy
+        assert "What drives each difference" in result["h2"]
+        assert {"drivers_sales-3.png", "drivers_intervention.png"} <= {p.name for p in reports[command].glob("*.png")}
     pngs = list(reports[command].glob("*.png"))
     assert len(result["images"]) == len(pngs) >= 1
     for image in result["images"]:

@@ -29,6 +29,7 @@ from oce_sim.cli.common import (
     check_stage,
     check_text,
     console,
+    err,
     fail,
     resolve,
 )
@@ -50,6 +51,11 @@ def compare(
                                    "stage=2 (repeatable)."),
     model_stage: Optional[int] = typer.Option(None, help="Run --model at this stage (0-3) instead of its own."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    drivers: bool = typer.Option(False, "--drivers", help="Also split each strategy's paired difference to the "
+                                 "baseline in profit (year 1 + tail) by channel (drivers.csv, a table in the report, a "
+                                 "waterfall per strategy). Costs five more replays per strategy and seed, one with "
+                                 "each channel muted, each two to three times an episode: the strategies decomposed "
+                                 "take about 10-15x as long (the oracle, not decomposable, is left out)."),
 ) -> None:
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
@@ -78,19 +84,60 @@ def compare(
     if baseline not in policies:
         fail(f"--baseline {baseline!r} is not among the strategies: {', '.join(policies)}")
     _check_models(policies, config)
+    skipped = _check_drivers(policies, baseline) if drivers else []
     started = time.time()
     with _output_folder(out, "compare") as staging:
         results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress)
         summary = evaluation.paired_summary(results, baseline=baseline)
         meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
                 "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
+        if drivers:
+            meta["drivers"] = {"decomposed": [s for s in policies if s != baseline and s not in skipped],
+                               "not decomposed": skipped}
         evaluation.write_results(staging, results, summary, meta)
         drawn = evaluation.plot_figures(results, series, staging, config.name, baseline)
-        compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results).write(staging)
-        figures = [out / p.name for p in drawn]
+        parts = _drivers(staging, policies, config, episodes, seed, baseline, stages, results, progress, skipped) \
+            if drivers else None
+        compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results,
+                       drivers=parts).write(staging)
+        figures = [out / p.name for p in drawn + ([path for path, _ in parts[2]] if parts else [])]
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
                  f"{territory_scale(config)}")
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
     console.print("figures: " + ", ".join(str(p) for p in figures))
+    if drivers:
+        console.print(f"drivers: {out / 'drivers.csv'} (every seed: drivers_by_seed.csv)")
     console.print(f"report: {out / 'report.html'} (and report.md)")
+
+
+def _check_drivers(policies: dict, baseline: str) -> list[str]:
+    """Refuse ``--drivers`` where it cannot apply (exit 2 before any episode); the strategies it leaves out."""
+    from oce_sim.studies.drivers import decomposable, replays_world
+
+    if replays_world(policies[baseline]):
+        fail(f"--drivers cannot decompose against --baseline {baseline}: the rollout oracle plays ahead on copies of "
+             "the world, which would drive the muted shadow customers too; choose another --baseline")
+    shown = decomposable(policies, baseline)
+    if not shown:
+        fail(f"--drivers has nothing to decompose: every strategy besides the baseline {baseline!r} is the rollout "
+             "oracle, or there is none; add a --move or a strategy (e.g. --strategies intervention)")
+    skipped = [s for s in policies if s != baseline and s not in shown]
+    if skipped:
+        err.print(f"note: --drivers leaves out {', '.join(skipped)} (the rollout oracle plays ahead on copies of the "
+                  "world, which would drive the muted shadow customers too)")
+    return skipped
+
+
+def _drivers(staging: Path, policies: dict, config, episodes: int, seed: int, baseline: str, stages: dict,
+             results, progress: bool, skipped: list[str]):
+    """The drivers of each difference: drivers.csv, drivers_by_seed.csv, a waterfall per strategy; the report's
+    section."""
+    from oce_sim.studies import drivers
+    from oce_sim.studies.report import territory_scale
+
+    by_seed = drivers.run(policies, config, episodes, seed, baseline, stages, results, progress)
+    summary = drivers.summarise(by_seed)
+    drivers.write(staging, by_seed, summary)
+    figures = drivers.plot_waterfalls(summary, staging, config.name)
+    return drivers.section(summary, episodes, territory_scale(config), figures, skipped)

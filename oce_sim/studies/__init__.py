@@ -4,7 +4,8 @@
 - ``whatif`` with ``sweep``: what-if variants (sets, grids, tornado, frontier), resumable and parallel.
 - ``roadmap``: a stage roadmap per sub-market, net of transformation cost; ``uncertainty``: the calibrated
   parameters' ranges.
-- ``calibration``: the model against published figures; ``report``: HTML and Markdown reports.
+- ``calibration``: the model against published figures; ``drivers``: each difference of a comparison split by
+  channel (calibration's muted shadow customers); ``report``: HTML and Markdown reports.
 
 May import: ``oce_sim.envs``, ``oce_sim.agents``, ``oce_sim.world``, ``oce_sim.config``, ``oce_sim.storage``
 (not ``oce_sim.learning``: a trained model reaches a study as a policy of ``oce_sim.agents``).

@@ -247,7 +247,8 @@ NO_VISITS = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 
 def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None = None,
-        mute: int | None = None, month_origin_day: int | None = None, idle_field: bool = False) -> Trace:
+        mute: int | tuple[int, ...] | None = None, month_origin_day: int | None = None,
+        idle_field: bool = False) -> Trace:
     """One episode of ``policy`` on ``config``.
 
     With ``inject``, a *shadow* copy of the customers' true state runs alongside: it receives every touch the real
@@ -255,8 +256,9 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     on their own stream), and it advances with the same exogenous uniforms.  The company never sees the shadow, so
     its decisions are those of the run without the extra visits: shadow minus real is the customers' response to
     the extra visits alone, everything else held fixed (the paired counterfactual without the noise of the
-    organisation re-planning around one visit).  ``mute`` (a channel) makes the shadow customers ignore that
-    channel's touches instead (each stays in the batch, not engaged, so every other touch keeps its uniforms).
+    organisation re-planning around one visit).  ``mute`` (a channel, or a tuple of them) makes the shadow customers
+    ignore that channel's touches instead (each stays in the batch, not engaged, so every other touch keeps its
+    uniforms: only its message is lost; an email or remote detail still adds contact load and may unsubscribe).
     ``idle_field``: the reps make only the calls the plays suggest (no own picks in their free time), so that the
     plays' touches are measured alone (the protocol of the rows measured at the intervention stage).
     """
@@ -285,9 +287,10 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     def apply_touches(state, batch, day, rng):
         if shadow is not None:
             seen = batch
-            if mute is not None and (batch.channel == mute).any():
+            muted = np.isin(batch.channel, mute) if mute is not None else None
+            if muted is not None and muted.any():
                 seen = copy.copy(batch)
-                seen.engaged_hint = np.where(batch.channel == mute, 0, batch.engaged_hint).astype(np.int8)
+                seen.engaged_hint = np.where(muted, 0, batch.engaged_hint).astype(np.int8)
             original_apply(shadow, seen, day, copy.deepcopy(rng))
             hcps, met = inject(world, int(day)) if inject is not None else NO_VISITS
             if hcps.size:

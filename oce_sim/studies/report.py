@@ -335,9 +335,11 @@ def _kpi_rows_table(wide: Any) -> str:
 
 
 def compare_report(config: Any, summary: Any, baseline: str | None, episodes: int, seed: int,
-                   figures: Sequence[Path], command: str, results: Any = None) -> Report:
+                   figures: Sequence[Path], command: str, results: Any = None,
+                   drivers: Section | None = None) -> Report:
     """The report of ``oce-sim compare``: today against each move and strategy on paired seeds (``results``, the
-    tidy rows, rank the strategies against the runner-up)."""
+    tidy rows, rank the strategies against the runner-up; ``drivers``, the section of ``oce_sim.studies.drivers``:
+    what drives each difference, after the figures)."""
     from oce_sim.studies.evaluation import format_table
 
     strategies = list(dict.fromkeys(summary.strategy))
@@ -371,6 +373,8 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
                     + _kpi_rows_table(table), []),
         ("Figures", "", [(p, captions.get(p.stem, "")) for p in figures]),
     ]
+    if drivers is not None:
+        sections.append(drivers)
     return Report(f"{config.name}: today against moves and strategies", paragraphs, sections,
                   kpis_used=list(table.columns), assumptions=scenario_assumptions(config),
                   repro=repro_info(command, config, list(range(seed, seed + episodes)),
