@@ -19,6 +19,19 @@ def run_script(*args: str) -> str:
     return result.stdout
 
 
+def load_experiment(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
 def test_calibrate_prints_every_reference_quantity():
     from oce_sim.studies.calibration import ROWS
 
@@ -87,15 +100,7 @@ def test_baseline_table_end_to_end_and_resumes(tmp_path):
 
 
 def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("baseline_table", ROOT / "experiments" / "baseline_table.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
+    module = load_experiment("baseline_table")
     for argv, message in ((["--agents", "intervention,dqn"], "--agents must be distinct names among"),
                           (["--scenarios", "mature_primary_care,mature_primary_care"], "--scenarios must be distinct"),
                           (["--eval-seeds", "1"], "--eval-seeds must be >= 2"),
@@ -106,18 +111,6 @@ def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert module.parse(["--timesteps", "1000", "--agents", "ppo"]).agents == ["ppo"]
 
-
-def load_experiment(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
 
 
 def test_level_ladder_runs_and_writes_its_tables(tmp_path):
