@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,12 +51,10 @@ class Args:
     docs: bool = False
 
 
-def search(args: Args, stage: int) -> tuple[Search, float]:
-    """The stage's best plan (cached) and the seconds it took."""
-    started = time.perf_counter()
-    found = best_plan(load_scenario(args.scenario), stage, args.budget, validation_seeds(args.search_seeds),
-                      cache=args.cache)
-    return found, time.perf_counter() - started
+def search(args: Args, stage: int) -> Search:
+    """The stage's best plan (searched once, then read from the plan cache)."""
+    return best_plan(load_scenario(args.scenario), stage, args.budget, validation_seeds(args.search_seeds),
+                     cache=args.cache)
 
 
 def score(args: Args, stage: int, found: Search) -> pd.DataFrame:
@@ -77,7 +74,7 @@ def difference(results: pd.DataFrame, best: str, other: str) -> str:
     return f"{row.diff_mean / 1e3:+,.0f} [{row.diff_low / 1e3:+,.0f}, {row.diff_high / 1e3:+,.0f}]"
 
 
-def report(args: Args, results: pd.DataFrame, searches: dict[int, Search], seconds: dict[int, float]) -> str:
+def report(args: Args, results: pd.DataFrame, searches: dict[int, Search]) -> str:
     best = f"best@{args.budget}"
     first = validation_seeds(args.search_seeds)
     lines = [f"Measured with `python experiments/best_plan.py --scenario {args.scenario} --budget {args.budget}`: "
@@ -94,7 +91,7 @@ def report(args: Args, results: pd.DataFrame, searches: dict[int, Search], secon
         lines.append(f"| {stage} | {mean[best]:,.0f} | {heuristic} {mean[heuristic]:,.0f} | {mean[FOLLOW_UP]:,.0f} | "
                      f"{difference(frame, best, heuristic)} | {difference(frame, best, FOLLOW_UP)} | "
                      f"{found.value / 1e3:,.0f} ({found.start}; {found.accepted} changes, {found.episodes} episodes) | "
-                     f"{seconds[stage]:.0f} s |")
+                     f"{found.seconds:.0f} s |")
     lines += ["", "The plans found (one play per segment, held all year; the env's mask applies every week):", "",
               "| segment | " + " | ".join(f"stage {s}" for s in searches) + " |",
               "|---|" + "---|" * len(searches)]
@@ -129,18 +126,18 @@ def figure(args: Args, searches: dict[int, Search], path: Path) -> None:
 def main(args: Args) -> pd.DataFrame:
     out = args.out / args.scenario
     searches: dict[int, Search] = {}
-    seconds: dict[int, float] = {}
     scored = []
     for stage in args.stages:
-        searches[stage], seconds[stage] = search(args, stage)
+        searches[stage] = search(args, stage)
         scored.append(score(args, stage, searches[stage]))
-        print(f"stage {stage}: searched in {seconds[stage]:.0f} s, {searches[stage].episodes} episodes", flush=True)
+        print(f"stage {stage}: searched in {searches[stage].seconds:.0f} s, {searches[stage].episodes} episodes",
+              flush=True)
     results = pd.concat(scored, ignore_index=True)
     history = pd.DataFrame([dict(stage=stage, episodes=e, value_usd=v)
                             for stage, found in searches.items() for e, v in found.history])
     plans = pd.DataFrame([dict(stage=stage, segment=segment, play=PLAYS[found.plan[i]])
                           for stage, found in searches.items() for i, segment in enumerate(SEGMENTS)])
-    text = report(args, results, searches, seconds)
+    text = report(args, results, searches)
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
     atomic_write_text(out / "search.csv", history.to_csv(index=False))
     atomic_write_text(out / "plans.csv", plans.to_csv(index=False))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -60,7 +61,8 @@ FOLLOW_UP = "follow_up_everywhere"
 class Search:
     """What a search found and what it cost: the plan, its mean objective on the search seeds (USD), the start it
     was reached from, the episodes spent, the incumbent's value after each evaluation (for a plot), the starts'
-    values as stationary plans, the heuristics' values as played, and how many changes were accepted."""
+    values as stationary plans, the heuristics' values as played, how many changes were accepted, and the seconds
+    the search took (when it ran, not when it is read back from the cache)."""
 
     plan: Plan
     value: float
@@ -70,6 +72,7 @@ class Search:
     starts: dict[str, float] = field(default_factory=dict)
     references: dict[str, float] = field(default_factory=dict)
     accepted: int = 0
+    seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,7 +88,7 @@ class Search:
                    history=[(int(e), float(v)) for e, v in data["history"]],
                    starts={str(k): float(v) for k, v in data["starts"].items()},
                    references={str(k): float(v) for k, v in data["references"].items()},
-                   accepted=int(data["accepted"]))
+                   accepted=int(data["accepted"]), seconds=float(data["seconds"]))
 
 
 # ------------------------------------------------------------------------------------------ the search itself
@@ -198,6 +201,7 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
     config = strategy_config(scenario, StationaryPlan([0] * N_SEG, stage), stage)
     env = TerritoryEnv(scenario=config)  # one env for every episode: each starts with reset(seed)
+    started = time.perf_counter()
     bar = tqdm(total=budget, desc=f"best plan, stage {stage_text(stage)}", disable=not progress)
 
     def objective(policy: Any) -> np.ndarray:
@@ -234,6 +238,7 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
         bar.close()
         env.close()
     result.references = references
+    result.seconds = time.perf_counter() - started
     return result
 
 
