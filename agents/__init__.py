@@ -1,7 +1,8 @@
 """Orchestration policies behind one ``predict`` interface: the maturity-stage heuristics and the organisation
 that mixes them entity by entity (``stage_heuristics``, ``organisation``, ``planning``), controls
-(``controls``), the rollout oracle (``oracle``: it reads the ground truth, no deployment could) and trained
-networks (``trained``), with their data-only file format (``model_file``).
+(``controls``), the rollout oracle (``oracle``: it reads the ground truth, no deployment could), stationary plans
+(``stationary``: one play per segment all year, the space of ``best@K``) and trained networks (``trained``), with
+their data-only file format (``model_file``).
 
 Installed as ``oce_sim.agents`` (``agents/`` at the top of the checkout).  May import: ``oce_sim.world``,
 ``oce_sim.config``, ``oce_sim.storage``.  ``oce_sim.envs`` imports it: the market's history runs a stage's usual
@@ -16,6 +17,7 @@ from .base import Policy
 from .controls import NoPromotion, RandomMasked
 from .oracle import GreedyOracle, Oracle
 from .stage_heuristics import Insight, Instruction, Intervention, Involvement
+from .stationary import StationaryPlan, best_budget
 from .trained import TrainedModel
 
 STRATEGIES: dict[str, Callable[[], Policy]] = {
@@ -38,7 +40,10 @@ def make_strategy(name: str) -> Policy | TrainedModel:
         return STRATEGIES[name]()
     if name.endswith((".safetensors", ".zip")):
         return TrainedModel(name)
+    if best_budget(name) is not None:  # searched per scenario and stage, in a layer above this one
+        raise ValueError(f"{name!r} is searched for a scenario and a stage: resolve it with "
+                         "oce_sim.studies.planner.make_strategy(name, scenario, stage)")
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)} or a model .safetensors path")
 
 
-__all__ = ["Policy", "STRATEGIES", "STAGE_STRATEGIES", "TrainedModel", "make_strategy"]
+__all__ = ["Policy", "STRATEGIES", "STAGE_STRATEGIES", "StationaryPlan", "TrainedModel", "make_strategy"]

@@ -26,6 +26,7 @@ import numpy as np
 
 from oce_sim.agents.organisation import Organisation
 from oce_sim.config import ScenarioConfig, load_scenario
+from oce_sim.storage.outputs import cache_root
 from oce_sim.world.start import StartTable, cell_of
 
 BURN_IN_SEEDS: tuple[int, ...] = (910_001, 910_002, 910_003, 910_004)
@@ -34,9 +35,7 @@ _MEMORY: dict[str, StartTable] = {}
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("OCE_SIM_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "oce-sim")
-    return Path(root) / "steady-start"
+    return cache_root() / "steady-start"
 
 
 @functools.lru_cache(maxsize=1)

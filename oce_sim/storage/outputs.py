@@ -108,6 +108,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def cache_root() -> Path:
+    """Where oce-sim keeps what it can recompute (the steady starts, searched plans): ``$OCE_SIM_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/oce-sim``, else ``~/.cache/oce-sim``."""
+    return Path(os.environ.get("OCE_SIM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "oce-sim"))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file, fsync and rename: the file is complete or absent, even after a crash."""
     with naming(path):

@@ -1,0 +1,119 @@
+"""The planner of "the best plan each stage allows" (best@K): its search on known answers, the stationary plan it
+returns, and the cache that runs each search once."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from oce_sim.agents import StationaryPlan, make_strategy
+from oce_sim.agents.base import apply_mask
+from oce_sim.agents.stationary import best_budget, plan_text
+from oce_sim.config import load_scenario
+from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.studies import planner
+from oce_sim.studies.evaluation import play_episode, strategy_config
+from oce_sim.world import dispatch as D
+
+SEEDS = 5
+# a separable objective with a known best plan: plan value = sum of the table's entries, plus a per-seed level that
+# every plan shares (common random numbers), so that paired differences have no noise
+TABLE = np.array([[0, 3, 1], [2, 0, 5], [4, 4.5, 0], [1, 1, 1]], dtype=float)
+LEVEL = np.arange(SEEDS) * 100.0
+
+
+def separable(plan: tuple[int, ...]) -> np.ndarray:
+    return LEVEL + sum(TABLE[s, p] for s, p in enumerate(plan))
+
+
+def test_coordinate_ascent_finds_the_known_best_plan_and_records_its_value() -> None:
+    choices = [[0, 1, 2]] * len(TABLE)
+    found = planner.coordinate_ascent(separable, {"zeros": (0, 0, 0, 0)}, choices, budget=10_000, cost=SEEDS)
+    assert found.plan == (1, 2, 1, 0)  # the ties of row 3 stay where they started: no gain, no change
+    assert found.value == pytest.approx(LEVEL.mean() + 3 + 5 + 4.5 + 1)
+    assert found.accepted == 3 and found.start == "zeros"
+    # the start, pass 1 (4 segments x 2 other plays), pass 2 (which finds every plan of segments 2 and 3 evaluated
+    # already: an evaluated plan costs nothing again)
+    assert found.episodes == SEEDS * (1 + 8 + 4)
+    spent, values = zip(*found.history)
+    assert spent == tuple(SEEDS * np.arange(1, 14)) and values[-1] == pytest.approx(found.value)
+    assert all(np.diff(values) >= 0)  # the incumbent's value never falls
+
+
+def test_coordinate_ascent_keeps_a_gain_within_one_standard_error_and_stops_at_the_budget() -> None:
+    noise = np.array([1.0, -1.0, 1.0, -1.0])
+
+    def noisy(plan: tuple[int, ...]) -> np.ndarray:  # play 1 gains 0.1 on average, with a paired SE of 0.5
+        return 0.1 * plan[0] + noise * plan[0]
+
+    kept = planner.coordinate_ascent(noisy, {"hold": (0,)}, [[0, 1]], budget=100, cost=4)
+    assert kept.plan == (0,) and kept.accepted == 0
+    # two starts: the better one is ascended first; the budget stops the search after the starts
+    found = planner.coordinate_ascent(separable, {"a": (0, 0, 0, 0), "b": (1, 2, 1, 0)}, [[0, 1, 2]] * 4,
+                                      budget=3 * SEEDS, cost=SEEDS)
+    assert found.plan == (1, 2, 1, 0) and found.start == "b" and found.episodes == 3 * SEEDS
+    assert set(found.starts) == {"a", "b"}
+    # the first start is evaluated whatever the budget, so that a plan is always found
+    assert planner.coordinate_ascent(separable, {"a": (0, 0, 0, 0)}, [[0]] * 4, budget=1, cost=SEEDS).plan == (0,) * 4
+
+
+def test_a_stationary_plan_plays_its_plan_masked_every_week() -> None:
+    plan = [D.REP_PLUS_EMAIL, D.WEBINAR_PLAY, D.REP_ASK, D.REMOTE, D.HOLD, "email", "rep_visit_monthly",
+            D.REP_BIWEEKLY, D.REP_PLUS_EMAIL]
+    policy = StationaryPlan(plan, stage=0)
+    config = strategy_config(load_scenario("small"), policy)
+    assert config.stage.sales == 0
+    env = TerritoryEnv(scenario=config)
+    obs, _ = env.reset(seed=200_000)
+    policy.reset(env, 200_000)
+    for _ in range(3):
+        mask = env.action_masks().reshape(D.N_SEGMENTS, D.N_PLAYS)
+        action, _ = policy.predict(obs, action_masks=mask)
+        assert np.array_equal(action, apply_mask(policy.plays, mask))
+        assert not mask[0, D.REP_PLUS_EMAIL] and action[0] in (D.REP_BIWEEKLY, D.REP_MONTHLY, D.HOLD)  # stage 0
+        obs, *_ = env.step(action)
+    env.close()
+    assert plan_text(policy.plays).startswith("low_non_prescriber=rep_visit_plus_email, low_trialing=webinar_invite")
+    with pytest.raises(ValueError, match="9 plays"):
+        StationaryPlan([0] * 8)
+
+
+def test_best_at_k_is_named_in_agents_and_resolved_by_the_planner() -> None:
+    assert best_budget("best@40") == 40 and best_budget("best@0") is None and best_budget("best") is None
+    with pytest.raises(ValueError, match="oce_sim.studies.planner.make_strategy"):
+        make_strategy("best@40")
+    assert planner.make_strategy("insight", load_scenario("small")).name == "insight"
+
+
+def test_best_plan_is_cached_and_a_damaged_entry_is_searched_again(tmp_path, monkeypatch) -> None:
+    scenario, seeds, budget = load_scenario("small"), [200_000], 12  # the starts (4 heuristics) and 8 plans
+    calls: list[int] = []
+    search = planner.search_stage
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "search_stage", counted)
+    policy = planner.make_strategy(f"best@{budget}", scenario, 3, seeds=seeds, cache=tmp_path)
+    assert isinstance(policy, StationaryPlan) and policy.name == "best@12" and len(calls) == 1
+    (entry,) = tmp_path.glob("*.json")
+    first = json.loads(entry.read_text())
+    assert first["search"]["episodes"] <= budget and len(first["search"]["plan"]) == D.N_SEGMENTS
+    again = planner.best_plan(scenario, 3, budget, seeds, cache=tmp_path)
+    assert len(calls) == 1 and again.plan == tuple(policy.plays)  # read back, not searched
+    entry.write_text(entry.read_text()[:40])  # damaged (a truncated file)
+    planner.best_plan(scenario, 3, budget, seeds, cache=tmp_path)
+    second = json.loads(entry.read_text())
+    assert second["search"].pop("seconds") > 0 and first["search"].pop("seconds") > 0
+    assert len(calls) == 2 and second == first  # searched again, the same result
+    planner.best_plan(scenario, 2, budget, seeds, cache=tmp_path)  # another stage: another key
+    assert len(calls) == 3 and len(list(tmp_path.glob("*.json"))) == 2
+    # the played plan scores as the search said, on the search's seed
+    config = strategy_config(scenario, policy)
+    env = TerritoryEnv(scenario=config)
+    value = play_episode(env, policy, seeds[0])["kpis"]["profit_multi_period_usd"]
+    env.close()
+    assert value == pytest.approx(again.value)
