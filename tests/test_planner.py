@@ -117,3 +117,26 @@ def test_best_plan_is_cached_and_a_damaged_entry_is_searched_again(tmp_path, mon
     value = play_episode(env, policy, seeds[0])["kpis"]["profit_multi_period_usd"]
     env.close()
     assert value == pytest.approx(again.value)
+
+
+def test_compare_gives_each_move_twice_with_the_best_plans(tmp_path, monkeypatch):
+    """oce-sim compare --best-plan K: today and each move also play their stage's best stationary plan, and each
+    move's value is given with the rules of thumb and with the best plans (issue 23, item 1)."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from oce_sim.cli import app
+
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--move", "sales=3", "--best-plan", "12",
+                                      "--strategies", "intervention", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    values = pd.read_csv(out / "moves_best_plan.csv")
+    assert list(values.planned_by) == ["rules of thumb", "best plan"] and set(values.move) == {"sales=3"}
+    strategies = set(pd.read_csv(out / "results.csv").strategy)
+    assert {"today best@12", "sales=3 best@12"} <= strategies
+    assert "with the best plan each stage allows (best@12)" in (out / "report.md").read_text()
+    refused = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--best-plan", "12", "--out",
+                                       str(tmp_path / "no")])
+    assert refused.exit_code == 2 and "give at least one --move" in refused.output

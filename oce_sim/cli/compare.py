@@ -56,6 +56,12 @@ def compare(
                                  "waterfall per strategy). Costs five more replays per strategy and seed, one with "
                                  "each channel muted, each two to three times an episode: the strategies decomposed "
                                  "take about 10-15x as long (the oracle, not decomposable, is left out)."),
+    best_plan: int = typer.Option(0, "--best-plan", help="Also play today and each --move with the best stationary "
+                                  "plan its stage allows (best@K: coordinate ascent over the nine segments' plays on "
+                                  "validation seeds, K episodes per stage; cached per scenario, stage, K and code "
+                                  "version) and give each move's value twice: with today's rules of thumb and with the "
+                                  "best plans (moves_best_plan.csv). 0: off. The first search of a stage costs about K "
+                                  "episodes (K = 1000: some 2-8 minutes on the default scenario)."),
 ) -> None:
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
@@ -73,10 +79,15 @@ def compare(
     check_stage(model_stage)
     for path in model:
         check_model("--model", path)
+    check_positive("--best-plan", best_plan, minimum=0, maximum=MAX_BEST_PLAN_BUDGET)
+    if best_plan and not move:
+        fail("--best-plan values each --move twice: give at least one --move (e.g. --move sales=3)")
     check_out("--out", out)
     config = resolve(scenario)
     names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
     candidates = [(_make_candidate(name, config), None) for name in names]
+    if best_plan:
+        candidates += _best_plans(["today", *move], config, best_plan, progress)
     for path in model:
         policy = _make_policy(str(path))
         candidates.append((policy, model_stage))
@@ -98,8 +109,15 @@ def compare(
         drawn = evaluation.plot_figures(results, series, staging, config.name, baseline)
         parts = _drivers(staging, policies, config, episodes, seed, baseline, stages, results, progress, skipped) \
             if drivers else None
-        compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results,
-                       drivers=parts).write(staging)
+        report = compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results,
+                                drivers=parts)
+        if best_plan:
+            from oce_sim.studies.planner import move_values, move_values_text
+
+            values = move_values(results, move, best_plan)
+            evaluation.atomic_write_text(staging / "moves_best_plan.csv", values.to_csv(index=False))
+            report.summary_paragraphs.append(move_values_text(values, best_plan, territory_scale(config)))
+        report.write(staging)
         figures = [out / p.name for p in drawn + ([path for path, _ in parts[2]] if parts else [])]
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
@@ -108,7 +126,29 @@ def compare(
     console.print("figures: " + ", ".join(str(p) for p in figures))
     if drivers:
         console.print(f"drivers: {out / 'drivers.csv'} (every seed: drivers_by_seed.csv)")
+    if best_plan:
+        console.print(move_values_text(values, best_plan, territory_scale(config)).replace("**", ""))
+        console.print(f"moves twice: {out / 'moves_best_plan.csv'}")
     console.print(f"report: {out / 'report.html'} (and report.md)")
+
+
+MAX_BEST_PLAN_BUDGET = 100_000  # episodes per stage's search
+
+
+def _best_plans(names: list[str], config, budget: int, progress: bool) -> list:
+    """``today`` and each move played with the best stationary plan its stage allows (searched or read back)."""
+    from oce_sim.agents.organisation import parse_move
+    from oce_sim.studies.planner import best_label, make_strategy
+
+    out = []
+    for name in names:
+        stage = config.stage if name == "today" else parse_move(name, config.stage)
+        if progress:
+            err.print(f"best plan of {name} (stage {stage.model_dump()}): searching or reading the cache")
+        policy = make_strategy(f"best@{budget}", config, stage)
+        policy.name = best_label(name, budget)
+        out.append((policy, None))
+    return out
 
 
 def _check_drivers(policies: dict, baseline: str) -> list[str]:

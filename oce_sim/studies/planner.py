@@ -47,7 +47,7 @@ from oce_sim.storage.outputs import atomic_write_text, cache_root
 from oce_sim.world import dispatch
 
 from .evaluation import play_episode, strategy_config
-from .seeds import validation_seeds
+from .seeds import VALIDATION_SEED, validation_seeds
 from .sweep import code_version
 
 Plan = tuple[int, ...]
@@ -288,4 +288,46 @@ def make_strategy(name: str, scenario: ScenarioConfig, stage: int | StageConfig 
     return StationaryPlan(best_plan(scenario, chosen, budget, seeds, cache).plan, chosen, name=name)
 
 
-__all__ = ["Search", "best_plan", "coordinate_ascent", "make_strategy", "paired_gain", "plan_key", "search_stage"]
+def best_label(name: str, budget: int) -> str:
+    """The column of ``name`` (today or a move) played with its stage's best plan: ``sales=3 best@1000``."""
+    return f"{name} best@{budget}"
+
+
+def move_values(results: Any, moves: Sequence[str], budget: int, metric: str = OBJECTIVE) -> Any:
+    """The value of each move twice, from the tidy results of a compare that ran today, the moves and their
+    ``best@K`` columns on the same seeds: move minus today with today's rules of thumb (the organisation's heuristics)
+    and with the best plan each stage allows; mean and 95% paired CI (USD per territory)."""
+    import pandas as pd
+    from scipy import stats
+
+    wide = results[results.metric == metric].pivot_table(index="seed", columns="strategy", values="value")
+    rows = []
+    for move in moves:
+        for planned_by, high, low in (("rules of thumb", move, "today"),
+                                      ("best plan", best_label(move, budget), best_label("today", budget))):
+            diff = (wide[high] - wide[low]).to_numpy()
+            half = (stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+                    if diff.size > 1 else float("nan"))
+            rows.append(dict(move=move, planned_by=planned_by, metric=metric, mean=float(diff.mean()),
+                             ci_low=float(diff.mean() - half), ci_high=float(diff.mean() + half), n_seeds=diff.size))
+    return pd.DataFrame(rows)
+
+
+def move_values_text(values: Any, budget: int, scale: str) -> str:
+    """One sentence per move: its value with the rules of thumb and with the best plan, and which one ranks."""
+    lines = []
+    for move, rows in values.groupby("move", sort=False):
+        parts = {row.planned_by: f"{row.mean / 1e3:+,.0f}k [{row.ci_low / 1e3:+,.0f}k, {row.ci_high / 1e3:+,.0f}k]"
+                 for row in rows.itertuples()}
+        lines.append(f"Moving **{move}** is worth {parts['best plan']} USD {scale} with the best plan each stage allows "
+                     f"(best@{budget}), and {parts['rules of thumb']} with today's rules of thumb (profit, year 1 + "
+                     "tail, paired 95% CI).")
+    return (" ".join(lines) + f" Read a move's value from the best plans: the rules of thumb plan some stages worse "
+            f"than others, and the best plans were searched on validation seeds "
+            f"{SEARCH_SEEDS_TEXT}, never on this run's seeds (docs/MODEL.md §4d).")
+
+
+SEARCH_SEEDS_TEXT = f"{VALIDATION_SEED:,}-{VALIDATION_SEED + SEARCH_SEEDS - 1:,}"
+
+__all__ = ["Search", "best_label", "best_plan", "coordinate_ascent", "make_strategy", "move_values",
+           "move_values_text", "paired_gain", "plan_key", "search_stage"]
