@@ -45,6 +45,7 @@ def roadmap(
     of transformation cost: NPV, payback, P(best) and the break-even one-off cost of each move."""
     from oce_sim.studies import evaluation
     from oce_sim.studies import roadmap as rm
+    from oce_sim.studies.settling import ROADMAP_COVERS, verdict_sentence
 
     check_path("PORTFOLIO", portfolio)
     if not portfolio.is_file():
@@ -89,9 +90,11 @@ def roadmap(
         rm.roadmap_report(spec, markets, tables, summary_md, figure, episodes, seed, draws, horizon,
                           _command_line(ctx), defaults).write(staging)
     console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
-                              f"{draws} draws; NPV over today with its 5th-95th percentile; USD figures are each "
-                              "sub-market's total over its territories)"))
-    for market in markets:
+                              f"{draws} draws; NPV over today with its 5th-95th percentile; {ROADMAP_COVERS}; USD "
+                              "figures are each sub-market's total over its territories)"))
+    for market, options_table in zip(markets, tables):
         console.print(f"{escape(market.spec.name)}: {escape(rm.territory_text(market))}")
+        console.print("  " + escape(verdict_sentence(rm.table_verdict(options_table), "",
+                                                     "step costs, ramp-ups and the discount rate").replace("**", "")))
     console.print(f"results: {out / 'results.csv'}  options: {out / 'options.csv'}  summary: {out / 'roadmap.md'}  "
                   f"figure: {out / figure.name}  ({time.time() - started:.0f} s)")
