@@ -126,3 +126,48 @@ def test_the_roadmap_says_whether_each_choice_is_settled(monkeypatch, tmp_path, 
     roadmap = pd.read_csv(out / "roadmap.csv")
     assert roadmap.loc[0, "settled"] == ("yes" if settled else f"no (about {st.MIN_SEEDS} seeds)")
     assert "**" not in flat
+
+
+# ------------------------------------------------------------------------------------------- the sequential stop
+def test_the_next_round_grows_toward_the_estimate_at_most_doubling():
+    from oce_sim.studies.sequential import next_seeds
+
+    assert next_seeds(4, 6.0, 64) == 6 and next_seeds(4, 20.0, 64) == 8 and next_seeds(4, np.nan, 64) == 8
+    assert next_seeds(4, 3.0, 64) == 8 and next_seeds(40, 100.0, 64) == 64
+
+
+def _tied_simulate(markets, episodes, seed, progress=True):
+    """marketing=3 and stage=3 earn the same 2M a year more, each with its own noise: never settled by seeds."""
+    frame = _fake_simulate(markets, episodes, seed, progress)
+    tied = frame.option.isin(["marketing=3", "stage=3"]) & (frame.metric == "profit_usd")
+    own = frame.seed * 7 + frame.option.map(len)
+    frame.loc[tied, "value"] = 2e6 + 5e5 * np.sin(own[tied].to_numpy())
+    return frame
+
+
+@pytest.mark.parametrize("fake, seeds, rounds, state", [
+    (_fake_simulate, 5, "2 -> 4 -> 5", "settled"), (_tied_simulate, 6, "2 -> 4 -> 6", "not settled at the budget of 6")])
+def test_until_settled_adds_seeds_in_rounds_and_says_how_many_it_took(monkeypatch, tmp_path, fake, seeds, rounds,
+                                                                       state):
+    calls = []
+    monkeypatch.setattr(rm, "simulate", lambda m, n, s, p=True: calls.append((n, s)) or fake(m, n, s, p))
+    portfolio = tmp_path / "p.yaml"
+    portfolio.write_text("name: p\nsub_markets: [{name: m, scenario: small, territories: 4, stage: 2}]\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [str(a) for a in ("roadmap", portfolio, "--episodes", 2, "--until-settled",
+                                                       "--max-episodes", 6, "--draws", 200, "--out", out,
+                                                       "--no-progress")])
+    sentence = f"in 3 rounds ({rounds} seeds): m {state} on {seeds} seeds."
+    assert_clean_exit(result, 0, sentence)
+    assert calls[0] == (2, 0) and sum(n for n, _ in calls) == seeds  # only the new seeds run each round
+    assert [s for _, s in calls] == [0, 2, 4][:len(calls)]
+    assert sentence in (out / "report.md").read_text()
+    options = pd.read_csv(out / "options.csv")
+    assert set(options.seeds) == {seeds}
+    assert sorted(set(pd.read_csv(out / "results.csv").seed)) == list(range(seeds))
+
+
+def test_max_episodes_below_episodes_is_refused(tmp_path):
+    result = CliRunner().invoke(app, ["roadmap", "example", "--episodes", "8", "--until-settled", "--max-episodes",
+                                      "4", "--out", str(tmp_path / "o")])
+    assert_clean_exit(result, 2, "--max-episodes must be >= 8, got 4")

@@ -731,7 +731,13 @@ def run(markets: Sequence[Market], portfolio: Portfolio, episodes: int, seed: in
     """Simulate and appraise every sub-market.  The tidy results gain, per option and seed, the paired differences
     to today the NPV is built from (per territory): ``benefit_usd_per_year`` (annualised profit) and
     ``value_left_difference_usd``."""
-    results = simulate(markets, episodes, seed, progress)
+    return appraise_all(simulate(markets, episodes, seed, progress), markets, portfolio, seed, draws, horizon_years)
+
+
+def appraise_all(results: pd.DataFrame, markets: Sequence[Market], portfolio: Portfolio, seed: int, draws: int,
+                 horizon_years: float) -> tuple[pd.DataFrame, list[Appraisal]]:
+    """:func:`run` after the simulation (a sub-market's seeds are those of its rows: the sequential stop gives each
+    its own count)."""
     appraisals = [appraise(results, m, horizon_years, portfolio.uncertainty, draws, seed) for m in markets]
     rows = []
     for market in markets:
@@ -747,7 +753,7 @@ def run(markets: Sequence[Market], portfolio: Portfolio, episodes: int, seed: in
 
 
 __all__ = ["DEFAULT_STEP_COSTS", "Appraisal", "Market", "MoveCost", "Option", "Portfolio", "PortfolioError",
-           "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "assumptions_table", "break_even_one_off",
+           "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "appraise_all", "assumptions_table", "break_even_one_off",
            "builtin_portfolios", "cash_flows", "cost_defaults_markdown", "cost_source", "defaults_used", "load_portfolio",
            "move_cost", "npv", "options", "payback_months", "phase_in", "plot_npv", "recommend",
            "recommendation_sentence", "roadmap_report", "roadmap_table", "run", "runner_up", "simulate",
