@@ -7,14 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from test_cli import assert_clean_exit
 from typer.testing import CliRunner
 
 from oce_sim.cli import app
 from oce_sim.studies import roadmap as rm
 from oce_sim.studies import settling as st
 from oce_sim.studies.uncertainty import RANGES
-
-from test_cli import assert_clean_exit
 
 
 # --------------------------------------------------------------------------------------------- the few-seeds draw

@@ -61,8 +61,17 @@ def compare(
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim.studies import evaluation
-    from oce_sim.studies.report import RANK_KPI, UNRANKED, compare_report, territory_scale
-    from oce_sim.studies.settling import SEED_NOISE_ONLY, compare_verdict, verdict_sentence
+    from oce_sim.studies.report import (
+        RANK_KPI,
+        UNRANKED,
+        compare_report,
+        territory_scale,
+    )
+    from oce_sim.studies.settling import (
+        SEED_NOISE_ONLY,
+        compare_verdict,
+        verdict_sentence,
+    )
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)

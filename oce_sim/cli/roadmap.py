@@ -47,9 +47,8 @@ def roadmap(
 ) -> None:
     """A stage roadmap per sub-market: today, every uniform stage and every single-entity step on paired seeds, net
     of transformation cost: NPV, payback, P(best) and the break-even one-off cost of each move."""
-    from oce_sim.studies import evaluation
+    from oce_sim.studies import evaluation, sequential
     from oce_sim.studies import roadmap as rm
-    from oce_sim.studies import sequential
     from oce_sim.studies.settling import ROADMAP_COVERS, verdict_sentence
 
     check_path("PORTFOLIO", portfolio)

@@ -28,7 +28,11 @@ import numpy as np
 import yaml
 
 from oce_sim.storage.outputs import atomic_write_text
-from oce_sim.studies.settling import compare_verdict, seed_noise_coverage, verdict_sentence
+from oce_sim.studies.settling import (
+    compare_verdict,
+    seed_noise_coverage,
+    verdict_sentence,
+)
 from oce_sim.world.kpis import KPIS, format_value, unit_label
 
 Figure = Path | tuple[Path, str]  # a PNG, optionally with a caption
