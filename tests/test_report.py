@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oce_sim.cli import app
+from oce_sim.studies.settling import SEED_NOISE_ONLY, seed_noise_coverage
 from oce_sim.world.kpis import KPIS
 from oce_sim.studies.report import Report, kpi_definitions_markdown
 
@@ -107,8 +108,18 @@ def reports(tmp_path_factory) -> dict[str, Path]:
                    "--out", root / "whatif", "--no-progress"],
     }
     for name, args in runs.items():
-        assert_clean_exit(runner.invoke(app, [str(a) for a in args]), 0, "report.html")
+        # the console title says what its intervals cover (issue 24, item 2)
+        assert_clean_exit(runner.invoke(app, [str(a) for a in args]), 0, "report.html", SEED_NOISE_ONLY)
     return {name: root / name for name in runs}
+
+
+@pytest.mark.parametrize("command", ["compare", "whatif"])
+def test_the_report_says_what_its_intervals_cover(reports, command):
+    text = (reports[command] / "report.md").read_text(encoding="utf-8")
+    summary = text.split("## Summary", 1)[1].split("## Results", 1)[0]
+    assert seed_noise_coverage(2) in summary and text.count(seed_noise_coverage(2)) == 1
+    if command == "compare":  # two seeds never settle a ranking
+        assert "by profit (year 1 + tail) is **not settled**: only 2 paired seeds" in summary
 
 
 @pytest.mark.parametrize("command", ["compare", "whatif"])

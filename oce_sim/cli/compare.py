@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from oce_sim.cli.candidates import (
     _check_models,
@@ -66,7 +67,17 @@ def compare(
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim.studies import evaluation
-    from oce_sim.studies.report import compare_report, territory_scale
+    from oce_sim.studies.report import (
+        RANK_KPI,
+        UNRANKED,
+        compare_report,
+        territory_scale,
+    )
+    from oce_sim.studies.settling import (
+        SEED_NOISE_ONLY,
+        compare_verdict,
+        verdict_sentence,
+    )
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
@@ -121,7 +132,10 @@ def compare(
         figures = [out / p.name for p in drawn + ([path for path, _ in parts[2]] if parts else [])]
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
-                 f"{territory_scale(config)}")
+                 f"{territory_scale(config)}; {SEED_NOISE_ONLY}")
+    settled = compare_verdict(results, RANK_KPI, exclude=UNRANKED)
+    if settled is not None and settled.runner_up is not None:
+        console.print(escape(verdict_sentence(settled, " by profit (year 1 + tail)").replace("**", "")))
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
     console.print("figures: " + ", ".join(str(p) for p in figures))
     if drivers:

@@ -38,13 +38,18 @@ def roadmap(
                               "discount rate) for P(best) and the NPV intervals."),
     horizon_years: Optional[float] = typer.Option(None, help="NPV and payback horizon in years (default: the "
                                                   "portfolio's, 3)."),
+    until_settled: bool = typer.Option(False, "--until-settled", help="Add seeds in rounds (toward each open "
+                                       "sub-market's estimate, at most doubling) until every choice is settled or "
+                                       "--max-episodes is reached; reports how many seeds each took."),
+    max_episodes: int = typer.Option(64, help="With --until-settled: the most seeds a sub-market may reach."),
     out: Path = typer.Option(Path("results/roadmap"), help="Output folder."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """A stage roadmap per sub-market: today, every uniform stage and every single-entity step on paired seeds, net
     of transformation cost: NPV, payback, P(best) and the break-even one-off cost of each move."""
-    from oce_sim.studies import evaluation
+    from oce_sim.studies import evaluation, sequential
     from oce_sim.studies import roadmap as rm
+    from oce_sim.studies.settling import ROADMAP_COVERS, verdict_sentence
 
     check_path("PORTFOLIO", portfolio)
     if not portfolio.is_file():
@@ -54,6 +59,9 @@ def roadmap(
         portfolio = shipped[str(portfolio)]
     check_positive("--episodes", episodes, minimum=2, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
+    if until_settled:
+        check_positive("--max-episodes", max_episodes, minimum=episodes, maximum=MAX_EPISODES)
+        check_seed(seed, max_episodes)
     check_positive("--draws", draws, maximum=MAX_DRAWS)
     if horizon_years is not None and not (math.isfinite(horizon_years) and 0 < horizon_years <= rm.MAX_HORIZON_YEARS):
         fail(f"--horizon-years must be in (0, {rm.MAX_HORIZON_YEARS}], got {horizon_years}")
@@ -71,7 +79,14 @@ def roadmap(
             console.print(f"  - {escape(line)}")
     started = time.time()
     with _output_folder(out, "roadmap") as staging:
-        results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress)
+        stopped = ""
+        if until_settled:
+            results, appraisals, outcome = sequential.run_until_settled(markets, spec, episodes, seed, draws, horizon,
+                                                                        max_episodes, progress=progress)
+            episodes = max(outcome.seeds.values())  # each sub-market's own count is in its sentence and options.csv
+            stopped = sequential.outcome_sentence(outcome, markets, appraisals, max_episodes)
+        else:
+            results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress)
         tables = [a.table for a in appraisals]
         table = rm.roadmap_table(markets, tables)
         every = pd_concat(tables)
@@ -81,17 +96,25 @@ def roadmap(
         evaluation.atomic_write_text(staging / "roadmap.csv", table.to_csv(index=False))
         meta = {"portfolio": spec.model_dump(mode="json"), "scenarios": {m.spec.name: m.config.name for m in markets},
                 "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon, "defaults_used": defaults,
-                "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
+                "until_settled": {"max_episodes": max_episodes, "seeds": outcome.seeds, "rounds": outcome.rounds}
+                if until_settled else None, "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
         evaluation.atomic_write_text(staging / "roadmap.json", json.dumps(meta, indent=2))  # no wall time: reruns match
         summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon, defaults)
         evaluation.atomic_write_text(staging / "roadmap.md", summary_md)
         figure = rm.plot_npv(tables, staging / "npv_by_option.png", spec.name)
-        rm.roadmap_report(spec, markets, tables, summary_md, figure, episodes, seed, draws, horizon,
-                          _command_line(ctx), defaults).write(staging)
+        report = rm.roadmap_report(spec, markets, tables, summary_md, figure, episodes, seed, draws, horizon,
+                                   _command_line(ctx), defaults)
+        if stopped:
+            report.summary_paragraphs.insert(len(markets), stopped)
+        report.write(staging)
     console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
-                              f"{draws} draws; NPV over today with its 5th-95th percentile; USD figures are each "
-                              "sub-market's total over its territories)"))
-    for market in markets:
+                              f"{draws} draws; NPV over today with its 5th-95th percentile; {ROADMAP_COVERS}; USD "
+                              "figures are each sub-market's total over its territories)"))
+    for market, options_table in zip(markets, tables):
         console.print(f"{escape(market.spec.name)}: {escape(rm.territory_text(market))}")
+        console.print("  " + escape(verdict_sentence(rm.table_verdict(options_table), "",
+                                                     "step costs, ramp-ups and the discount rate").replace("**", "")))
+    if stopped:
+        console.print(escape(stopped))
     console.print(f"results: {out / 'results.csv'}  options: {out / 'options.csv'}  summary: {out / 'roadmap.md'}  "
                   f"figure: {out / figure.name}  ({time.time() - started:.0f} s)")

@@ -59,6 +59,7 @@ def whatif(
     from oce_sim.studies import evaluation
     from oce_sim.studies import whatif as wi
     from oce_sim.studies.report import population_text, whatif_report
+    from oce_sim.studies.settling import SEED_NOISE_ONLY
     from oce_sim.studies.sweep import EXECUTORS, CacheError, EpisodeCache, default_cache, local_worker_limit
 
     check_positive("--workers", workers, maximum=MAX_N_ENVS)
@@ -136,7 +137,8 @@ def whatif(
     figures = [out / p.name for p in figures]
     table = wi.format_summary(summary)
     title = (f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline mean; each variant's difference "
-             f"[95% CI]; per territory of each variant's population (baseline: {population_text(base)})")
+             f"[95% CI]; per territory of each variant's population (baseline: {population_text(base)}); "
+             f"{SEED_NOISE_ONLY}")
     if len(table) <= 6:
         _print_table(table, title)
     else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)

@@ -28,6 +28,11 @@ import numpy as np
 import yaml
 
 from oce_sim.storage.outputs import atomic_write_text
+from oce_sim.studies.settling import (
+    compare_verdict,
+    seed_noise_coverage,
+    verdict_sentence,
+)
 from oce_sim.world.kpis import KPIS, format_value, unit_label
 
 Figure = Path | tuple[Path, str]  # a PNG, optionally with a caption
@@ -355,7 +360,10 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
                              baseline or "", _move_subject, lambda _: scale)
     ranking = _ranking_sentence(results, summary, baseline, scale) if results is not None else None
     if ranking:
-        paragraphs.append(ranking)
+        settled = compare_verdict(results, RANK_KPI, exclude=UNRANKED)
+        paragraphs.append(ranking + (" " + verdict_sentence(settled, " by profit (year 1 + tail)")
+                                     if settled is not None and settled.runner_up is not None else ""))
+    paragraphs.append(seed_noise_coverage(episodes))
     if set(ORACLES) & set(strategies):
         paragraphs.append("The oracle sees the ground truth and the future: it is a benchmark with foresight, not a "
                           "strategy to adopt and not an upper bound (a policy outside its base policies may beat it).")
@@ -369,7 +377,8 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
         "channel_mix": "Delivered touches per decision epoch by channel (mean over seeds).",
     }
     sections: list[Section] = [
-        ("Results", f"Mean over {episodes} paired seeds; in brackets the 95% CI of the difference to {baseline}.\n\n"
+        ("Results", f"Mean over {episodes} paired seeds; in brackets the 95% CI of the difference to {baseline} "
+                    "(paired seed noise only).\n\n"
                     + _kpi_rows_table(table), []),
         ("Figures", "", [(p, captions.get(p.stem, "")) for p in figures]),
     ]
@@ -408,6 +417,7 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
                           "follow; the table below has them all.")
     paragraphs += _sentences(summary, "variant", shown, "the baseline", lambda label: "Setting " +
                              label.replace(",", ", "), lambda label: territory_scale(configs[label], base))
+    paragraphs.append(seed_noise_coverage(episodes))
     wide = format_summary(summary)
     if len(wide) > 6:
         wide = wide[[m for m in HEADLINE_KPIS if m in wide.columns]]

@@ -6,8 +6,9 @@ sub-market).  For each sub-market the organisation of today, every uniform stage
 from today run on the same paired seeds (``agents/organisation.py``); each option's annual benefit over today is
 phased in over its ramp-up and netted against its one-off and running costs, giving an NPV and a payback over a
 stated horizon.  The target recommended is the option with the highest expected NPV; its probability of being the
-best choice is the share of ``K`` draws (seeds resampled by bootstrap, step costs, ramp-ups and the discount rate
-drawn around their values) in which it has the highest NPV.  The break-even one-off cost of a move is the one-off
+best choice is the share of ``K`` draws (the mean over the seeds drawn from its t-distribution, step costs, ramp-ups
+and the discount rate drawn around their values) in which it has the highest NPV; whether the choice is *settled*, and
+how many seeds would settle it, is ``oce_sim/studies/settling.py``'s.  The break-even one-off cost of a move is the one-off
 cost at which its NPV is zero, since transformation costs are the least certain input.
 
 **Benefit (documented choice).**  Per territory, an option's benefit over today has two parts, both paired
@@ -50,6 +51,7 @@ from oce_sim.config import (
     read_yaml_mapping,
     uniform_stage,
 )
+from oce_sim.studies import settling
 from oce_sim.studies.report import Report, population_text, repro_info, scenario_assumptions
 
 MONTHS_PER_YEAR = 12
@@ -466,19 +468,20 @@ def appraise(results: pd.DataFrame, market: Market, horizon_years: float, uncert
                          break_even_one_off_usd=break_even_one_off(flows, rate)))
     table = pd.DataFrame(rows)
     rng = np.random.default_rng([seed, len(market.spec.name), *market.spec.name.encode()])
-    n_seeds = flow.shape[1]
+    # the mean benefit over the seeds from its t-distribution, not a bootstrap of few seeds (settling.py): paired,
+    # flow and stock of every option weighting the same seeds
+    means = settling.mean_draws(np.stack([flow, stock], axis=1), draws, rng)  # [draw, option, flow / stock]
     sampled = np.empty((draws, len(opts)))
     all_steps = [(e, k) for e in ENTITIES for k in (1, 2, 3)]
     for d in range(draws):
-        pick = rng.integers(0, n_seeds, n_seeds)  # the same resampled seeds for every option: paired
         cost_f = dict(zip(all_steps, rng.lognormal(0.0, uncertainty.cost_sigma, len(all_steps))))
         ramp_f = dict(zip(all_steps, rng.lognormal(0.0, uncertainty.ramp_sigma, len(all_steps))))
         r = rate * rng.uniform(uncertainty.discount_rate_low, uncertainty.discount_rate_high)
         for i, option in enumerate(opts):
             cost = move_cost(market.today, option.stage, costs, reps, cost_f, ramp_f)
-            flows = cash_flows(float(flow[i, pick].mean()) * n_territories, cost.one_off_usd,
+            flows = cash_flows(float(means[d, i, 0]) * n_territories, cost.one_off_usd,
                                cost.running_usd_per_year, cost.ramp_months, horizon_years,
-                               float(stock[i, pick].mean()) * n_territories)
+                               float(means[d, i, 1]) * n_territories)
             sampled[d, i] = npv(flows, r)
     best = sampled.argmax(axis=1) if draws else np.array([], dtype=int)
     table["p_best"] = [float(np.mean(best == i)) if draws else float("nan") for i in range(len(opts))]
@@ -491,7 +494,47 @@ def appraise(results: pd.DataFrame, market: Market, horizon_years: float, uncert
     table["gap_to_recommended_high_usd"] = np.percentile(gap, 95, axis=0) if draws else np.nan
     draw_frame = pd.DataFrame([dict(sub_market=market.spec.name, draw=d, option=labels[i], npv_usd=sampled[d, i])
                                for d in range(draws) for i in range(len(opts))])
-    return Appraisal(table, draw_frame)
+    return Appraisal(_with_verdict(table, flow, stock, market, horizon_years), draw_frame)
+
+
+def _with_verdict(table: pd.DataFrame, flow: np.ndarray, stock: np.ndarray, market: Market,
+                  horizon_years: float) -> pd.DataFrame:
+    """``table`` with the sub-market's verdict on every row (settling.py): ``settled``, ``seeds`` and
+    ``seeds_to_settle``, estimated from the per-seed NPVs of the best and the runner-up at the expected costs."""
+    best, runner = recommend(table), runner_up(table)
+    if runner is None or not np.isfinite(best.p_best):
+        return table.assign(settled=False, seeds=flow.shape[1], seeds_to_settle=np.nan)
+    costs, reps, n = market.spec.step_costs, market.spec.territories * market.config.population.n_reps, market.spec.territories
+    rate = market.config.economics.discount_rate_per_year
+
+    def per_seed(row: pd.Series) -> np.ndarray:
+        cost = move_cost(market.today, options(market.today)[row.name].stage, costs, reps)
+        return np.array([npv(cash_flows(f * n, cost.one_off_usd, cost.running_usd_per_year, cost.ramp_months,
+                                        horizon_years, s * n), rate) for f, s in zip(flow[row.name], stock[row.name])])
+
+    v = settling.verdict(best.option, runner.option, best.p_best, runner.gap_to_recommended_low_usd > 0,
+                         per_seed(best) - per_seed(runner), confidence=0.9)
+    return table.assign(settled=v.settled, seeds=v.seeds,
+                        seeds_to_settle=np.nan if v.seeds_needed is None else v.seeds_needed)
+
+
+def table_verdict(table: pd.DataFrame) -> settling.Verdict:
+    """The verdict :func:`appraise` left on a sub-market's options table."""
+    best, runner = recommend(table), runner_up(table)
+    needed = best.get("seeds_to_settle", np.nan)
+    return settling.Verdict(best.option, None if runner is None else runner.option, float(best.p_best),
+                            runner is None or bool(runner.gap_to_recommended_low_usd > 0), int(best.get("seeds", 0)),
+                            None if not np.isfinite(needed) else int(needed))
+
+
+def verdict_text(table: pd.DataFrame) -> str:
+    """The roadmap table's cell: settled, or not with the seeds that would settle it."""
+    v = table_verdict(table)
+    if v.settled:
+        return "yes"
+    if v.seeds_needed is None:
+        return f"no (over {settling.MAX_SEEDS_SUGGESTED} seeds)"
+    return f"no (about {v.seeds_needed} seeds)" if v.seeds_needed > v.seeds else "no (not by seeds)"
 
 
 def _stage_text(stage: StageConfig) -> str:
@@ -558,6 +601,7 @@ def roadmap_table(markets: Sequence[Market], tables: Sequence[pd.DataFrame]) -> 
                                  f"{best.npv_high_usd / 1e3:+,.0f}]",
             "payback (months)": _months(best.payback_months),
             "P(best)": f"{best.p_best:.0%}",
+            "settled": verdict_text(table) if "settled" in table else "",
             "runner-up (NPV vs recommended, USD k) [90%]": _gap_text(table),
             "break-even one-off, USD k (default)": "; ".join(
                 f"{r.option} {_break_even_text(r.break_even_one_off_usd)} ({r.one_off_usd / 1e3:,.0f})"
@@ -592,6 +636,11 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
+SETTLED_NOTE = (f"A choice is settled (column settled) when the recommended option is the best in at least "
+                f"{settling.SETTLED_P_BEST:.0%} of the draws, the 90% interval (5th-95th percentile) of the runner-up's "
+                "NPV minus its own over the same draws lies below zero, and there are at least "
+                f"{settling.MIN_SEEDS} seeds; otherwise the column estimates the seeds that would settle it "
+                "(oce_sim/studies/settling.py).")
 SCALE_NOTE = ("Every USD figure is a sub-market's total: the paired result of one territory times the sub-market's "
               "territories (column territories; one territory's customers and reps are in the assumptions).")
 
@@ -618,7 +667,8 @@ def summary_markdown(portfolio: Portfolio, roadmap: pd.DataFrame, options_table:
         "year horizon at each scenario's discount rate. Benefit: the annualised year-1 profit difference to today, "
         "phased in over the ramp-up, plus the difference in the value left at the horizon, once, at the end "
         "(oce_sim/studies/roadmap.py). NPV intervals are the 5th-95th percentiles over the draws; P(best) is the share of "
-        f"draws in which the option has the highest NPV. {SCALE_NOTE}", "",
+        f"draws in which the option has the highest NPV. {SCALE_NOTE}", "", settling.roadmap_coverage(episodes, draws),
+        "", SETTLED_NOTE, "",
         *([defaults_paragraph(defaults), ""] if defaults else []),
         markdown(roadmap), "", "## Every option", "", markdown(shown), ""])
 
@@ -681,7 +731,13 @@ def run(markets: Sequence[Market], portfolio: Portfolio, episodes: int, seed: in
     """Simulate and appraise every sub-market.  The tidy results gain, per option and seed, the paired differences
     to today the NPV is built from (per territory): ``benefit_usd_per_year`` (annualised profit) and
     ``value_left_difference_usd``."""
-    results = simulate(markets, episodes, seed, progress)
+    return appraise_all(simulate(markets, episodes, seed, progress), markets, portfolio, seed, draws, horizon_years)
+
+
+def appraise_all(results: pd.DataFrame, markets: Sequence[Market], portfolio: Portfolio, seed: int, draws: int,
+                 horizon_years: float) -> tuple[pd.DataFrame, list[Appraisal]]:
+    """:func:`run` after the simulation (a sub-market's seeds are those of its rows: the sequential stop gives each
+    its own count)."""
     appraisals = [appraise(results, m, horizon_years, portfolio.uncertainty, draws, seed) for m in markets]
     rows = []
     for market in markets:
@@ -697,7 +753,7 @@ def run(markets: Sequence[Market], portfolio: Portfolio, episodes: int, seed: in
 
 
 __all__ = ["DEFAULT_STEP_COSTS", "Appraisal", "Market", "MoveCost", "Option", "Portfolio", "PortfolioError",
-           "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "assumptions_table", "break_even_one_off",
+           "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "appraise_all", "assumptions_table", "break_even_one_off",
            "builtin_portfolios", "cash_flows", "cost_defaults_markdown", "cost_source", "defaults_used", "load_portfolio",
            "move_cost", "npv", "options", "payback_months", "phase_in", "plot_npv", "recommend",
            "recommendation_sentence", "roadmap_report", "roadmap_table", "run", "runner_up", "simulate",
@@ -748,10 +804,13 @@ def roadmap_report(portfolio: Portfolio, markets: Sequence[Market], tables: Sequ
                    figure: Path, episodes: int, seed: int, draws: int, horizon_years: float, command: str,
                    defaults: Sequence[str] = ()) -> Report:
     """The strategist's report of a roadmap run (``oce_sim.studies.report.Report``): recommendations in words first."""
-    lines = [recommendation_sentence(m, t, horizon_years) for m, t in zip(markets, tables)]
+    lines = [recommendation_sentence(m, t, horizon_years) + " " + settling.verdict_sentence(
+        table_verdict(t), "", "step costs, ramp-ups and the discount rate")
+        for m, t in zip(markets, tables)]
+    lines.append(settling.roadmap_coverage(episodes, draws))
     lines.append("Transformation costs are the least certain input: each move's break-even one-off cost (the cost at "
                  "which its NPV is zero) is in the table; most step costs are assumptions (docs/MODEL.md §4b).")
-    section = summary_md.split("\n", 2)[-1]
+    section = summary_md.split("\n", 2)[-1].replace(settling.roadmap_coverage(episodes, draws) + "\n\n", "", 1)
     if defaults:  # first in the summary, not twice
         lines.append(defaults_paragraph(defaults))
         section = section.replace(defaults_paragraph(defaults) + "\n\n", "", 1)
