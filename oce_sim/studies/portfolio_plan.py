@@ -262,8 +262,11 @@ def solve(markets: Sequence[MarketPaths], budget_usd_per_year: float, objective:
     candidates = []
     for m in markets:  # what fits the budget at all, best value first (ties: the cheapest first)
         fits = np.nonzero((m.spend <= budget_usd_per_year + tol).all(axis=1))[0]
-        order = np.lexsort((m.spend[fits].sum(axis=1), -m.value[fits]))
+        own = m.value[fits] if objective == "npv" else cvar(m.draws[fits])  # good plans early: tighter bounds
+        order = np.lexsort((m.spend[fits].sum(axis=1), -own))
         candidates.append(fits[order])
+    tops = [float(m.value[c].max(initial=-np.inf)) for m, c in zip(markets, candidates)]
+    rest = [sum(tops[i:]) for i in range(len(markets) + 1)]  # the most the sub-markets from i on could add
     best: dict = {"score": -np.inf, "choice": None}
     nodes = 0
 
@@ -272,11 +275,11 @@ def solve(markets: Sequence[MarketPaths], budget_usd_per_year: float, objective:
 
     def bound(i: int, value: float, draws_total: np.ndarray) -> float:
         if objective == "npv":
-            return value + sum(float(markets[j].value[candidates[j]].max(initial=-np.inf)) for j in range(i, len(markets)))
+            return value + rest[i]
         q = max(1, int(round(CVAR_SHARE * n_draws)))
-        worst = np.argsort(draws_total, kind="stable")[:q]  # any q draws bound the CVaR from above
+        worst = np.argpartition(draws_total, q - 1)[:q]  # any q draws bound the CVaR from above
         return float(draws_total[worst].mean()) + sum(
-            float(markets[j].draws[candidates[j]][:, worst].mean(axis=1).max(initial=-np.inf))
+            float(markets[j].draws[np.ix_(candidates[j], worst)].mean(axis=1).max(initial=-np.inf))
             for j in range(i, len(markets)))
 
     def visit(i: int, left: np.ndarray, value: float, draws_total: np.ndarray, choice: list[int]) -> None:
@@ -290,6 +293,13 @@ def solve(markets: Sequence[MarketPaths], budget_usd_per_year: float, objective:
         if not fits.size:
             return
         if i == len(markets) - 1:  # the last sub-market at once
+            if objective == "cvar10":  # only where the mean over the partial plan's worst draws could beat the best
+                q = max(1, int(round(CVAR_SHARE * n_draws)))
+                worst = np.argpartition(draws_total, q - 1)[:q]
+                upper = draws_total[worst].mean() + m.draws[np.ix_(fits, worst)].mean(axis=1)
+                fits = fits[upper > best["score"] + 1e-6]
+                if not fits.size:
+                    return
             scores = score(draws_total + m.draws[fits], value + m.value[fits])
             top = int(np.argmax(scores))
             if scores[top] > best["score"] + 1e-6:
@@ -297,8 +307,8 @@ def solve(markets: Sequence[MarketPaths], budget_usd_per_year: float, objective:
             return
         for p in fits:
             v, d = value + float(m.value[p]), draws_total + m.draws[p]
-            if bound(i + 1, v, d) <= best["score"] + 1e-6:
-                continue
+            if (objective == "npv" or i + 2 < len(markets)) and bound(i + 1, v, d) <= best["score"] + 1e-6:
+                continue  # (for CVaR the last sub-market bounds its own choices, at once)
             visit(i + 1, left - m.spend[p], v, d, [*choice, int(p)])
 
     visit(0, np.full(years, float(budget_usd_per_year)), 0.0, np.zeros(n_draws), [])
