@@ -44,10 +44,16 @@ def roadmap(
     max_episodes: int = typer.Option(64, help="With --until-settled: the most seeds a sub-market may reach."),
     out: Path = typer.Option(Path("results/roadmap"), help="Output folder."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    budget: Optional[float] = typer.Option(None, help="A portfolio plan within this transformation budget, USD per "
+                                           "year of one-off step costs (running costs count against profit): adds "
+                                           "plan.csv, a plan section and budget_curve.png."),
+    objective: Optional[str] = typer.Option(None, help="The plan's objective (with --budget): npv (expected, the "
+                                            "default) or cvar10 (mean NPV of the worst 10% of draws)."),
 ) -> None:
     """A stage roadmap per sub-market: today, every uniform stage and every single-entity step on paired seeds, net
     of transformation cost: NPV, payback, P(best) and the break-even one-off cost of each move."""
     from oce_sim.studies import evaluation, sequential
+    from oce_sim.studies import portfolio_plan as pp
     from oce_sim.studies import roadmap as rm
     from oce_sim.studies.settling import ROADMAP_COVERS, verdict_sentence
 
@@ -66,6 +72,15 @@ def roadmap(
     if horizon_years is not None and not (math.isfinite(horizon_years) and 0 < horizon_years <= rm.MAX_HORIZON_YEARS):
         fail(f"--horizon-years must be in (0, {rm.MAX_HORIZON_YEARS}], got {horizon_years}")
     check_out("--out", out)
+    if budget is not None and not (math.isfinite(budget) and 0 <= budget <= pp.MAX_BUDGET_USD):
+        fail(f"--budget must be a number of USD per year in [0, {pp.MAX_BUDGET_USD:.0e}], got {budget}")
+    if budget is not None and until_settled:  # the plan reads one seed count for every sub-market
+        fail("--budget and --until-settled do not run together yet: settle the choices first, then plan with "
+             "--episodes at the seeds they took")
+    if objective is not None and budget is None:
+        fail("--objective needs --budget (it is the portfolio plan's objective)")
+    if objective is not None and objective not in pp.OBJECTIVES:
+        fail(f"--objective must be one of {', '.join(pp.OBJECTIVES)}, got {objective!r}")
     try:
         spec, markets = rm.load_portfolio(portfolio)
     except rm.PortfolioError as exc:
@@ -73,6 +88,14 @@ def roadmap(
         return
     horizon = horizon_years if horizon_years is not None else spec.horizon_years
     defaults = rm.defaults_used(spec, markets, horizon_given=horizon_years is not None)
+    if budget is not None:  # the plan's limits and floors need no simulation: refused before any work
+        too_big = pp.size_problems(markets, horizon)
+        if too_big:
+            fail("the portfolio plan is over its search limits", too_big)
+        if not pp.floors_fit(markets, horizon, budget):
+            fail(f"--budget {budget:,.0f} a year cannot reach every sub-market's min_stage within "
+                 f"{pp.decision_years(horizon)} years")
+        defaults += pp.defaults_used(markets)
     if defaults:  # before the work: a default that was not meant can be stopped at once
         console.print("defaults used (not given in the portfolio):")
         for line in defaults:
@@ -94,18 +117,39 @@ def roadmap(
         evaluation.atomic_write_text(staging / "options.csv", every.to_csv(index=False))
         evaluation.atomic_write_text(staging / "draws.csv", pd_concat([a.draws for a in appraisals]).to_csv(index=False))
         evaluation.atomic_write_text(staging / "roadmap.csv", table.to_csv(index=False))
+        plan_md, section = "", None
+        if budget is not None:
+            goal = objective or "npv"
+            extra, _paths, solution, shadow, curve = pp.run(markets, spec, results, episodes, seed, draws, horizon,
+                                                            budget, goal, progress)
+            plan = pp.plan_table(_paths, solution)
+            evaluation.atomic_write_text(staging / "plan.csv", plan.to_csv(index=False))
+            evaluation.atomic_write_text(staging / "plan_results.csv", extra.to_csv(index=False))
+            evaluation.atomic_write_text(staging / "budget_curve.csv", curve.to_csv(index=False))
+            curve_figure = pp.plot_budget_curve(curve, budget, staging / "budget_curve.png", spec.name)
+            plan_md = pp.plan_markdown(plan, solution, shadow, horizon)
+            section = (pp.plan_sentence(solution, shadow), plan_md.split("\n", 2)[-1], curve_figure)
         meta = {"portfolio": spec.model_dump(mode="json"), "scenarios": {m.spec.name: m.config.name for m in markets},
                 "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon, "defaults_used": defaults,
                 "until_settled": {"max_episodes": max_episodes, "seeds": outcome.seeds, "rounds": outcome.rounds}
                 if until_settled else None, "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
+        if section is not None:
+            meta["plan"] = {"budget_usd_per_year": budget, "objective": solution.objective,
+                            "objective_usd": solution.objective_usd, "npv_usd": solution.npv_usd,
+                            "shadow_price_usd_per_usd": shadow.usd_per_usd,
+                            "steps": json.loads(plan.to_json(orient="records"))}
         evaluation.atomic_write_text(staging / "roadmap.json", json.dumps(meta, indent=2))  # no wall time: reruns match
         summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon, defaults)
-        evaluation.atomic_write_text(staging / "roadmap.md", summary_md)
+        evaluation.atomic_write_text(staging / "roadmap.md", summary_md + ("\n" + plan_md if plan_md else ""))
         figure = rm.plot_npv(tables, staging / "npv_by_option.png", spec.name)
         report = rm.roadmap_report(spec, markets, tables, summary_md, figure, episodes, seed, draws, horizon,
                                    _command_line(ctx), defaults)
         if stopped:
             report.summary_paragraphs.insert(len(markets), stopped)
+        if section is not None:
+            report.summary_paragraphs.insert(len(markets), section[0])
+            report.sections.append(("Portfolio plan", section[1], [
+                (section[2], f"The best plan's value against the yearly budget ({pp.CURVE_UNIT} on both axes)")]))
         report.write(staging)
     console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
                               f"{draws} draws; NPV over today with its 5th-95th percentile; {ROADMAP_COVERS}; USD "
@@ -116,5 +160,8 @@ def roadmap(
                                                      "step costs, ramp-ups and the discount rate").replace("**", "")))
     if stopped:
         console.print(escape(stopped))
+    if budget is not None:
+        console.print(escape(pp.plan_sentence(solution, shadow).replace("**", "")))
+        console.print(f"plan: {out / 'plan.csv'}  budget curve: {out / 'budget_curve.png'}")
     console.print(f"results: {out / 'results.csv'}  options: {out / 'options.csv'}  summary: {out / 'roadmap.md'}  "
                   f"figure: {out / figure.name}  ({time.time() - started:.0f} s)")

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from oce_sim.config import (
     ENTITIES,
@@ -172,16 +172,40 @@ class SubMarket(StrictModel):
     stage: StageConfig = Field(..., description="today's stage: 0-3 for every entity, or every entity's "
                                "{customer: K, sales: K, marketing: K, it: K}")
     step_costs: StepCosts = DEFAULT_STEP_COSTS
+    # the portfolio plan's bounds (oce_sim/studies/portfolio_plan.py, `roadmap --budget`); the roadmap ignores them
+    min_stage: Optional[StageConfig] = Field(None, description="the plan's floor: the stage every entity must reach "
+                                             "by the horizon (default today's)")
+    max_stage: Optional[StageConfig] = Field(None, description="the plan's ceiling: the highest stage of each entity "
+                                             "(default today's + 1, at most 3)")
 
-    @field_validator("stage", mode="before")
+    @field_validator("stage", "min_stage", "max_stage", mode="before")
     @classmethod
-    def _stage_from_int(cls, value: Any) -> Any:
+    def _stage_from_int(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, Mapping):  # a partial mapping would default the entities it leaves out
             missing = [e for e in ENTITIES if e not in value]
             if missing:
                 raise ValueError(f"give every entity's stage; missing: {', '.join(missing)} (today's stage is not "
-                                 "defaulted)")
+                                 "defaulted)" if info.field_name == "stage" else
+                                 f"give every entity's stage; missing: {', '.join(missing)}")
         return uniform_stage(value)
+
+    @model_validator(mode="after")
+    def _plan_bounds(self) -> "SubMarket":
+        # a plan only moves up (oce_sim/studies/portfolio_plan.py): today <= min_stage <= max_stage, entity by entity
+        problems = []
+        for entity in ENTITIES:
+            today = getattr(self.stage, entity)
+            low = getattr(self.min_stage, entity) if self.min_stage else today
+            high = getattr(self.max_stage, entity) if self.max_stage else max(low, today)
+            if low < today:
+                problems.append(f"min_stage.{entity} {low} is below today's {today} (a plan only moves up)")
+            if high < today:
+                problems.append(f"max_stage.{entity} {high} is below today's {today} (a plan only moves up)")
+            if high < low:
+                problems.append(f"max_stage.{entity} {high} is below min_stage.{entity} {low}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Portfolio(StrictModel):
@@ -395,19 +419,22 @@ def break_even_one_off(flows: np.ndarray, rate_per_year: float) -> float:
 
 
 # -------------------------------------------------------------------------------------------- simulation
-def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool = True) -> pd.DataFrame:
+def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool = True,
+             choices: Callable[[Market], list[Option]] | None = None) -> pd.DataFrame:
     """Every option of every sub-market on seeds ``seed .. seed+episodes-1`` (paired within a sub-market).  Tidy
-    rows ``sub_market, scenario, option, stage, seed, metric, value``."""
+    rows ``sub_market, scenario, option, stage, seed, metric, value``.  ``choices``: the options of a sub-market
+    (default :func:`options` of today; the portfolio plan passes its ladder's other configurations)."""
+    choices = choices or (lambda market: options(market.today))
     from tqdm.auto import tqdm
 
     from oce_sim.agents.organisation import Organisation, stage_text
     from oce_sim.studies.evaluation import run_episode, strategy_config
 
     rows: list[dict[str, Any]] = []
-    total = sum(len(options(m.today)) for m in markets) * episodes
+    total = sum(len(choices(m)) for m in markets) * episodes
     with tqdm(total=total, desc="roadmap", unit="episode", disable=not progress) as bar:
         for market in markets:
-            for option in options(market.today):
+            for option in choices(market):
                 policy = Organisation(option.stage, name=option.label)
                 config = strategy_config(market.config, policy)
                 for episode in range(episodes):
@@ -420,13 +447,15 @@ def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool
     return pd.DataFrame(rows, columns=["sub_market", "scenario", "option", "stage", "seed", "metric", "value"])
 
 
-def paired_benefits(results: pd.DataFrame, market: Market) -> tuple[list[str], np.ndarray, np.ndarray]:
+def paired_benefits(results: pd.DataFrame, market: Market,
+                    labels: Sequence[str] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per option and seed, per territory: the annualised flow benefit (profit difference to today x 365 /
-    horizon days) and the stock (difference in value left at the horizon).  Arrays ``[option, seed]``."""
+    horizon days) and the stock (difference in value left at the horizon).  Arrays ``[option, seed]``.
+    ``labels``: the options, today's first (default every option of :func:`options`)."""
     frame = results[(results.sub_market == market.spec.name)
                     & results.metric.isin(["profit_usd", "value_at_horizon_usd"])]
     wide = frame.pivot_table(index=["option", "seed"], columns="metric", values="value", aggfunc="first")
-    labels = [o.label for o in options(market.today)]
+    labels = list(labels) if labels is not None else [o.label for o in options(market.today)]
     seeds = sorted(set(frame.seed))
     profit = np.array([[wide.loc[(o, s), "profit_usd"] for s in seeds] for o in labels])
     value = np.array([[wide.loc[(o, s), "value_at_horizon_usd"] for s in seeds] for o in labels])
