@@ -149,6 +149,7 @@ def test_plan_bounds_are_validated_strictly(tmp_path, bounds, fragment):
     (["--budget", "lots"], "--budget"),
     (["--objective", "cvar10"], "--objective needs --budget"),
     (["--budget", "1e6", "--objective", "median"], "--objective must be one of npv, cvar10"),
+    (["--budget", "1e6", "--until-settled"], "--budget and --until-settled do not run together yet"),
 ])
 def test_bad_budget_arguments_exit_2_naming_the_argument(cli, tmp_path, args, fragment):
     out = tmp_path / "out"
