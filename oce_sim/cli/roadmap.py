@@ -49,13 +49,18 @@ def roadmap(
                                            "plan.csv, a plan section and budget_curve.png."),
     objective: Optional[str] = typer.Option(None, help="The plan's objective (with --budget): npv (expected, the "
                                             "default) or cvar10 (mean NPV of the worst 10% of draws)."),
+    parameter_draws: int = typer.Option(0, help="Draw the model's calibrated parameters (oce_sim/studies/"
+                                        "uncertainty.py): every option runs --episodes seeds under each of this many "
+                                        "parameter sets (fixed draw seeds, the same sets for every option; D x the "
+                                        "episodes, one burn-in per set), pooled so that the NPV intervals and P(best) "
+                                        "cover them. 0: off."),
 ) -> None:
     """A stage roadmap per sub-market: today, every uniform stage and every single-entity step on paired seeds, net
     of transformation cost: NPV, payback, P(best) and the break-even one-off cost of each move."""
     from oce_sim.studies import evaluation, sequential
     from oce_sim.studies import portfolio_plan as pp
     from oce_sim.studies import roadmap as rm
-    from oce_sim.studies.settling import ROADMAP_COVERS, verdict_sentence
+    from oce_sim.studies.settling import roadmap_covers, verdict_sentence
 
     check_path("PORTFOLIO", portfolio)
     if not portfolio.is_file():
@@ -77,6 +82,14 @@ def roadmap(
     if budget is not None and until_settled:  # the plan reads one seed count for every sub-market
         fail("--budget and --until-settled do not run together yet: settle the choices first, then plan with "
              "--episodes at the seeds they took")
+    if not 0 <= parameter_draws <= rm.MAX_PARAMETER_DRAWS:
+        fail(f"--parameter-draws must be in [1, {rm.MAX_PARAMETER_DRAWS}] (0: off), got {parameter_draws}")
+    if parameter_draws and until_settled:  # the sequential stop counts seeds, not (parameter set, seed) units
+        fail("--parameter-draws and --until-settled do not run together: settle the choices first, then draw the "
+             "parameters with --episodes at the seeds they took")
+    if parameter_draws and budget is not None:  # the plan's ladder runs on the scenario's own parameters
+        fail("--parameter-draws and --budget do not run together yet: the portfolio plan does not draw the "
+             "calibrated parameters")
     if objective is not None and budget is None:
         fail("--objective needs --budget (it is the portfolio plan's objective)")
     if objective is not None and objective not in pp.OBJECTIVES:
@@ -109,7 +122,8 @@ def roadmap(
             episodes = max(outcome.seeds.values())  # each sub-market's own count is in its sentence and options.csv
             stopped = sequential.outcome_sentence(outcome, markets, appraisals, max_episodes)
         else:
-            results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress)
+            results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress,
+                                         parameter_draws=parameter_draws)
         tables = [a.table for a in appraisals]
         table = rm.roadmap_table(markets, tables)
         every = pd_concat(tables)
@@ -131,6 +145,7 @@ def roadmap(
             section = (pp.plan_sentence(solution, shadow), plan_md.split("\n", 2)[-1], curve_figure)
         meta = {"portfolio": spec.model_dump(mode="json"), "scenarios": {m.spec.name: m.config.name for m in markets},
                 "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon, "defaults_used": defaults,
+                "parameter_draws": parameter_draws,
                 "until_settled": {"max_episodes": max_episodes, "seeds": outcome.seeds, "rounds": outcome.rounds}
                 if until_settled else None, "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
         if section is not None:
@@ -139,11 +154,11 @@ def roadmap(
                             "shadow_price_usd_per_usd": shadow.usd_per_usd,
                             "steps": json.loads(plan.to_json(orient="records"))}
         evaluation.atomic_write_text(staging / "roadmap.json", json.dumps(meta, indent=2))  # no wall time: reruns match
-        summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon, defaults)
+        summary_md = rm.summary_markdown(spec, table, every, episodes, seed, draws, horizon, defaults, parameter_draws)
         evaluation.atomic_write_text(staging / "roadmap.md", summary_md + ("\n" + plan_md if plan_md else ""))
         figure = rm.plot_npv(tables, staging / "npv_by_option.png", spec.name)
         report = rm.roadmap_report(spec, markets, tables, summary_md, figure, episodes, seed, draws, horizon,
-                                   _command_line(ctx), defaults)
+                                   _command_line(ctx), defaults, parameter_draws)
         if stopped:
             report.summary_paragraphs.insert(len(markets), stopped)
         if section is not None:
@@ -152,7 +167,7 @@ def roadmap(
                 (section[2], f"The best plan's value against the yearly budget ({pp.CURVE_UNIT} on both axes)")]))
         report.write(staging)
     console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
-                              f"{draws} draws; NPV over today with its 5th-95th percentile; {ROADMAP_COVERS}; USD "
+                              f"{draws} draws; NPV over today with its 5th-95th percentile; {roadmap_covers(parameter_draws)}; USD "
                               "figures are each sub-market's total over its territories)"))
     for market, options_table in zip(markets, tables):
         console.print(f"{escape(market.spec.name)}: {escape(rm.territory_text(market))}")

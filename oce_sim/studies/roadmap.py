@@ -58,6 +58,8 @@ MONTHS_PER_YEAR = 12
 MAX_SUB_MARKETS = 50
 MAX_TERRITORIES = 100_000
 MAX_HORIZON_YEARS = 20
+MAX_PARAMETER_DRAWS = 64
+PARAMETER_DRAW_SEED = 24  # fixed: parameter set d of every sub-market is drawn from default_rng([24, d])
 
 # ------------------------------------------------------------------------------------------- step costs
 SALES_CLOUD_ENTERPRISE = ("Salesforce Sales Cloud Enterprise list price USD 165 per user per month (after the "
@@ -419,11 +421,24 @@ def break_even_one_off(flows: np.ndarray, rate_per_year: float) -> float:
 
 
 # -------------------------------------------------------------------------------------------- simulation
+def parameter_sets(market: Market, parameter_draws: int) -> list[ScenarioConfig]:
+    """The sub-market's scenario under ``parameter_draws`` draws of the calibrated parameters
+    (``oce_sim/studies/uncertainty.py``), draw d from the fixed seed ``[PARAMETER_DRAW_SEED, d]``: reruns match and
+    every option of the sub-market sees the same sets.  Each set's market history is its own (the steady-start cache
+    is keyed by the response parameters): one burn-in per set."""
+    from oce_sim.studies.uncertainty import draw_scenario
+
+    return [draw_scenario(market.config, np.random.default_rng([PARAMETER_DRAW_SEED, d]))
+            for d in range(parameter_draws)]
+
+
 def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool = True,
-             choices: Callable[[Market], list[Option]] | None = None) -> pd.DataFrame:
+             choices: Callable[[Market], list[Option]] | None = None, parameter_draws: int = 0) -> pd.DataFrame:
     """Every option of every sub-market on seeds ``seed .. seed+episodes-1`` (paired within a sub-market).  Tidy
     rows ``sub_market, scenario, option, stage, seed, metric, value``.  ``choices``: the options of a sub-market
-    (default :func:`options` of today; the portfolio plan passes its ladder's other configurations)."""
+    (default :func:`options` of today; the portfolio plan passes its ladder's other configurations).
+    ``parameter_draws`` D > 0: the seeds run under each of :func:`parameter_sets` (D x the episodes), the rows gain
+    a ``parameter_draw`` column and the paired unit is (parameter draw, seed)."""
     choices = choices or (lambda market: options(market.today))
     from tqdm.auto import tqdm
 
@@ -431,20 +446,34 @@ def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool
     from oce_sim.studies.evaluation import run_episode, strategy_config
 
     rows: list[dict[str, Any]] = []
-    total = sum(len(choices(m)) for m in markets) * episodes
+    total = sum(len(choices(m)) for m in markets) * episodes * max(parameter_draws, 1)
     with tqdm(total=total, desc="roadmap", unit="episode", disable=not progress) as bar:
         for market in markets:
+            bases: list[tuple[dict[str, int], ScenarioConfig]] = (
+                [({}, market.config)] if not parameter_draws else
+                [({"parameter_draw": d}, c) for d, c in enumerate(parameter_sets(market, parameter_draws))])
             for option in choices(market):
                 policy = Organisation(option.stage, name=option.label)
-                config = strategy_config(market.config, policy)
-                for episode in range(episodes):
-                    kpis = run_episode(policy, config, seed + episode).kpis
-                    rows += [dict(sub_market=market.spec.name, scenario=market.config.name, option=option.label,
-                                  stage=stage_text(option.stage), seed=seed + episode, metric=metric,
-                                  value=float(value)) for metric, value in kpis.items()]
-                    bar.set_postfix(sub_market=market.spec.name, option=option.label)
-                    bar.update(1)
-    return pd.DataFrame(rows, columns=["sub_market", "scenario", "option", "stage", "seed", "metric", "value"])
+                for unit, base in bases:
+                    config = strategy_config(base, policy)
+                    for episode in range(episodes):
+                        kpis = run_episode(policy, config, seed + episode).kpis
+                        rows += [dict(sub_market=market.spec.name, scenario=market.config.name, option=option.label,
+                                      stage=stage_text(option.stage), **unit, seed=seed + episode, metric=metric,
+                                      value=float(value)) for metric, value in kpis.items()]
+                        bar.set_postfix(sub_market=market.spec.name, option=option.label)
+                        bar.update(1)
+    columns = ["sub_market", "scenario", "option", "stage", *(["parameter_draw"] if parameter_draws else []), "seed",
+               "metric", "value"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def paired_units(results: pd.DataFrame, market: Market) -> list[tuple[int, ...]]:
+    """A sub-market's paired units, sorted: ``(seed,)``, or ``(parameter_draw, seed)`` where the results draw the
+    calibrated parameters (:func:`simulate`'s ``parameter_draws``)."""
+    frame = results[results.sub_market == market.spec.name]
+    keys = ["parameter_draw", "seed"] if "parameter_draw" in frame else ["seed"]
+    return sorted({tuple(int(v) for v in row) for row in frame[keys].to_numpy()})
 
 
 def paired_benefits(results: pd.DataFrame, market: Market,
@@ -454,11 +483,12 @@ def paired_benefits(results: pd.DataFrame, market: Market,
     ``labels``: the options, today's first (default every option of :func:`options`)."""
     frame = results[(results.sub_market == market.spec.name)
                     & results.metric.isin(["profit_usd", "value_at_horizon_usd"])]
-    wide = frame.pivot_table(index=["option", "seed"], columns="metric", values="value", aggfunc="first")
+    keys = ["parameter_draw", "seed"] if "parameter_draw" in frame else ["seed"]
+    wide = frame.pivot_table(index=["option", *keys], columns="metric", values="value", aggfunc="first")
     labels = list(labels) if labels is not None else [o.label for o in options(market.today)]
-    seeds = sorted(set(frame.seed))
-    profit = np.array([[wide.loc[(o, s), "profit_usd"] for s in seeds] for o in labels])
-    value = np.array([[wide.loc[(o, s), "value_at_horizon_usd"] for s in seeds] for o in labels])
+    units = paired_units(frame, market)  # seeds, or (parameter draw, seed) units
+    profit = np.array([[wide.loc[(o, *u), "profit_usd"] for u in units] for o in labels])
+    value = np.array([[wide.loc[(o, *u), "value_at_horizon_usd"] for u in units] for o in labels])
     annualise = 365.0 / market.config.env.horizon_days
     return labels, (profit - profit[0]) * annualise, value - value[0]
 
@@ -475,8 +505,11 @@ def appraise(results: pd.DataFrame, market: Market, horizon_years: float, uncert
              seed: int) -> Appraisal:
     """NPV, payback and break-even one-off cost of every option at the expected inputs (mean benefit over seeds,
     default costs, the scenario's discount rate), and the NPV of every option in each of ``draws`` draws of the
-    uncertain inputs, with which option is best in each."""
+    uncertain inputs, with which option is best in each.  Results with a ``parameter_draw`` column (the calibrated
+    parameters drawn) pool the parameter sets hierarchically (:func:`settling.parameter_mean_draws`)."""
     labels, flow, stock = paired_benefits(results, market)
+    units = paired_units(results, market)
+    groups = np.array([u[0] for u in units]) if units and len(units[0]) == 2 else None
     opts = options(market.today)
     n_territories = market.spec.territories
     reps = n_territories * market.config.population.n_reps
@@ -499,7 +532,9 @@ def appraise(results: pd.DataFrame, market: Market, horizon_years: float, uncert
     rng = np.random.default_rng([seed, len(market.spec.name), *market.spec.name.encode()])
     # the mean benefit over the seeds from its t-distribution, not a bootstrap of few seeds (settling.py): paired,
     # flow and stock of every option weighting the same seeds
-    means = settling.mean_draws(np.stack([flow, stock], axis=1), draws, rng)  # [draw, option, flow / stock]
+    # with parameter draws: draw k on parameter set k mod D, the mean over that set's seeds from its t-distribution
+    means = (settling.mean_draws(np.stack([flow, stock], axis=1), draws, rng) if groups is None else
+             settling.parameter_mean_draws(np.stack([flow, stock], axis=1), groups, draws, rng))
     sampled = np.empty((draws, len(opts)))
     all_steps = [(e, k) for e in ENTITIES for k in (1, 2, 3)]
     for d in range(draws):
@@ -521,7 +556,9 @@ def appraise(results: pd.DataFrame, market: Market, horizon_years: float, uncert
     gap = sampled[:, [int(table.npv_usd.to_numpy().argmax())]] - sampled
     table["gap_to_recommended_low_usd"] = np.percentile(gap, 5, axis=0) if draws else np.nan
     table["gap_to_recommended_high_usd"] = np.percentile(gap, 95, axis=0) if draws else np.nan
-    draw_frame = pd.DataFrame([dict(sub_market=market.spec.name, draw=d, option=labels[i], npv_usd=sampled[d, i])
+    sets = np.unique(groups) if groups is not None else None
+    draw_frame = pd.DataFrame([dict(sub_market=market.spec.name, draw=d, option=labels[i], npv_usd=sampled[d, i],
+                                    **({} if sets is None else {"parameter_draw": int(sets[d % sets.size])}))
                                for d in range(draws) for i in range(len(opts))])
     return Appraisal(_with_verdict(table, flow, stock, market, horizon_years), draw_frame)
 
@@ -679,7 +716,8 @@ def defaults_paragraph(defaults: Sequence[str]) -> str:
 
 
 def summary_markdown(portfolio: Portfolio, roadmap: pd.DataFrame, options_table: pd.DataFrame, episodes: int,
-                     seed: int, draws: int, horizon_years: float, defaults: Sequence[str] = ()) -> str:
+                     seed: int, draws: int, horizon_years: float, defaults: Sequence[str] = (),
+                     parameter_draws: int = 0) -> str:
     cols = ["sub_market", "option", "stage", "benefit_usd_per_year", "value_left_usd", "one_off_usd",
             "running_usd_per_year", "ramp_months", "npv_usd", "npv_low_usd", "npv_high_usd", "payback_months",
             "p_best", "break_even_one_off_usd"]
@@ -696,7 +734,8 @@ def summary_markdown(portfolio: Portfolio, roadmap: pd.DataFrame, options_table:
         "year horizon at each scenario's discount rate. Benefit: the annualised year-1 profit difference to today, "
         "phased in over the ramp-up, plus the difference in the value left at the horizon, once, at the end "
         "(oce_sim/studies/roadmap.py). NPV intervals are the 5th-95th percentiles over the draws; P(best) is the share of "
-        f"draws in which the option has the highest NPV. {SCALE_NOTE}", "", settling.roadmap_coverage(episodes, draws),
+        f"draws in which the option has the highest NPV. {SCALE_NOTE}", "",
+        settling.roadmap_coverage(episodes, draws, parameter_draws),
         "", SETTLED_NOTE, "",
         *([defaults_paragraph(defaults), ""] if defaults else []),
         markdown(roadmap), "", "## Every option", "", markdown(shown), ""])
@@ -756,11 +795,14 @@ def cost_defaults_markdown(costs: StepCosts = DEFAULT_STEP_COSTS) -> str:
 
 
 def run(markets: Sequence[Market], portfolio: Portfolio, episodes: int, seed: int, draws: int,
-        horizon_years: float, progress: bool = True) -> tuple[pd.DataFrame, list[Appraisal]]:
+        horizon_years: float, progress: bool = True, parameter_draws: int = 0) -> tuple[pd.DataFrame, list[Appraisal]]:
     """Simulate and appraise every sub-market.  The tidy results gain, per option and seed, the paired differences
     to today the NPV is built from (per territory): ``benefit_usd_per_year`` (annualised profit) and
-    ``value_left_difference_usd``."""
-    return appraise_all(simulate(markets, episodes, seed, progress), markets, portfolio, seed, draws, horizon_years)
+    ``value_left_difference_usd``.  ``parameter_draws`` D > 0: every option under the same D draws of the
+    calibrated parameters (:func:`simulate`), pooled by :func:`appraise`."""
+    results = (simulate(markets, episodes, seed, progress, parameter_draws=parameter_draws) if parameter_draws
+               else simulate(markets, episodes, seed, progress))
+    return appraise_all(results, markets, portfolio, seed, draws, horizon_years)
 
 
 def appraise_all(results: pd.DataFrame, markets: Sequence[Market], portfolio: Portfolio, seed: int, draws: int,
@@ -772,19 +814,21 @@ def appraise_all(results: pd.DataFrame, markets: Sequence[Market], portfolio: Po
     for market in markets:
         labels, flow, stock = paired_benefits(results, market)
         keys = results[results.sub_market == market.spec.name].drop_duplicates("option").set_index("option")
-        seeds = sorted(set(results[results.sub_market == market.spec.name].seed))
+        units = paired_units(results, market)
         for i, label in enumerate(labels):
-            for j, s in enumerate(seeds):
+            for j, unit in enumerate(units):
+                where = dict(zip(["parameter_draw", "seed"], unit)) if len(unit) == 2 else {"seed": unit[0]}
                 for metric, value in (("benefit_usd_per_year", flow[i, j]), ("value_left_difference_usd", stock[i, j])):
                     rows.append(dict(sub_market=market.spec.name, scenario=market.config.name, option=label,
-                                     stage=keys.loc[label, "stage"], seed=s, metric=metric, value=float(value)))
+                                     stage=keys.loc[label, "stage"], **where, metric=metric, value=float(value)))
     return pd.concat([results, pd.DataFrame(rows, columns=results.columns)], ignore_index=True), appraisals
 
 
 __all__ = ["DEFAULT_STEP_COSTS", "Appraisal", "Market", "MoveCost", "Option", "Portfolio", "PortfolioError",
            "StepCost", "StepCosts", "SubMarket", "Uncertainty", "appraise", "appraise_all", "assumptions_table", "break_even_one_off",
            "builtin_portfolios", "cash_flows", "cost_defaults_markdown", "cost_source", "defaults_used", "load_portfolio",
-           "move_cost", "npv", "options", "payback_months", "phase_in", "plot_npv", "recommend",
+           "move_cost", "npv", "options", "paired_units", "parameter_sets", "payback_months", "phase_in",
+           "plot_npv", "recommend",
            "recommendation_sentence", "roadmap_report", "roadmap_table", "run", "runner_up", "simulate",
            "summary_markdown", "territory_text"]
 
@@ -831,15 +875,16 @@ def assumptions_table(markets: Sequence[Market]) -> tuple[list[str], list[tuple[
 
 def roadmap_report(portfolio: Portfolio, markets: Sequence[Market], tables: Sequence[pd.DataFrame], summary_md: str,
                    figure: Path, episodes: int, seed: int, draws: int, horizon_years: float, command: str,
-                   defaults: Sequence[str] = ()) -> Report:
+                   defaults: Sequence[str] = (), parameter_draws: int = 0) -> Report:
     """The strategist's report of a roadmap run (``oce_sim.studies.report.Report``): recommendations in words first."""
     lines = [recommendation_sentence(m, t, horizon_years) + " " + settling.verdict_sentence(
         table_verdict(t), "", "step costs, ramp-ups and the discount rate")
         for m, t in zip(markets, tables)]
-    lines.append(settling.roadmap_coverage(episodes, draws))
+    coverage = settling.roadmap_coverage(episodes, draws, parameter_draws)
+    lines.append(coverage)
     lines.append("Transformation costs are the least certain input: each move's break-even one-off cost (the cost at "
                  "which its NPV is zero) is in the table; most step costs are assumptions (docs/MODEL.md §4b).")
-    section = summary_md.split("\n", 2)[-1].replace(settling.roadmap_coverage(episodes, draws) + "\n\n", "", 1)
+    section = summary_md.split("\n", 2)[-1].replace(coverage + "\n\n", "", 1)
     if defaults:  # first in the summary, not twice
         lines.append(defaults_paragraph(defaults))
         section = section.replace(defaults_paragraph(defaults) + "\n\n", "", 1)
@@ -853,5 +898,6 @@ def roadmap_report(portfolio: Portfolio, markets: Sequence[Market], tables: Sequ
         kpis_used=("profit_usd", "value_at_horizon_usd", "profit_multi_period_usd"),
         assumptions=rows, assumptions_header=header,
         repro=repro_info(command, portfolio.model_dump(mode="json"), list(range(seed, seed + episodes)),
-                         {"draws": draws, "horizon (years)": horizon_years}),
+                         {"draws": draws, "horizon (years)": horizon_years,
+                          **({"parameter draws": parameter_draws} if parameter_draws else {})}),
     )

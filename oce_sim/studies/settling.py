@@ -2,11 +2,24 @@
 
 **What an interval covers.**  ``compare`` and ``whatif`` intervals are t-intervals of the mean paired difference over
 the seeds: they cover seed noise (which customers a territory draws, and what they do) and nothing else.  A roadmap's
-NPV intervals and P(best) also cover its draws of step costs, ramp-ups and the discount rate.  None of them draws the
-model's calibrated parameters (:data:`oce_sim.studies.uncertainty.RANGES`): they are held at the scenario's values, so
-an interval says how sure the answer is *within the model*, not how sure the model is.  :func:`seed_noise_coverage`
-and :func:`roadmap_coverage` say so in one sentence in every report; :data:`SEED_NOISE_ONLY` and
-:data:`ROADMAP_COVERS` in the console titles.
+NPV intervals and P(best) also cover its draws of step costs, ramp-ups and the discount rate.  By default none of them
+draws the model's calibrated parameters (:data:`oce_sim.studies.uncertainty.RANGES`): they are held at the scenario's
+values, so an interval says how sure the answer is *within the model*, not how sure the model is.  A roadmap run with
+``--parameter-draws D`` does draw them (:func:`parameter_mean_draws`).  :func:`seed_noise_coverage` and
+:func:`roadmap_coverage` say which in one sentence in every report; :data:`SEED_NOISE_ONLY` and
+:func:`roadmap_covers` in the console titles.
+
+**Parameter draws (documented choice).**  With ``--parameter-draws D`` every option of a sub-market runs the same
+``--episodes`` seeds under each of D parameter sets drawn from their ranges (fixed draw seeds, so reruns match;
+draw d is the same set for every option of a sub-market: paired), each set with its own market history (the
+steady-start cache is keyed by the response parameters).  Cost: D times the episodes, and one burn-in per draw and
+sub-market.  The unit of pairing becomes (parameter set, seed).  The appraisal pools the draws hierarchically: the
+D parameter sets stand for the prior over the parameters, so the k-th draw of the appraisal takes parameter set
+k mod D (each set an equal share of the draws) and, within it, the mean over that set's seeds from its
+t-distribution (:func:`mean_draws`), every option on the same set and the same weights.  The NPV intervals and
+P(best) are then over parameter uncertainty *and* seed noise (a mixture over the sets, not the standard error of
+the mean over them); the expected NPV is the mean over every (set, seed) unit.  The verdict's seed count and its
+estimate of the seeds to settle are over these units.
 
 **Few seeds (documented choice).**  Resampling n seeds by bootstrap reports certainty it does not have: with two
 seeds that agree in sign every resample agrees too, and P(best) is 100%.  The roadmap therefore draws the mean over
@@ -49,10 +62,17 @@ P_BEST_DRAWS = 4000  # a comparison's P(best): enough for a 0.9 threshold to wit
 
 
 # ------------------------------------------------------------------------------------ what an interval covers
-def parameters_note() -> str:
-    """The clause every coverage sentence ends with: the calibrated parameters are not drawn."""
+def parameters_note(parameter_draws: int = 0, episodes: int = 0) -> str:
+    """The clause every coverage sentence ends with: the calibrated parameters are not drawn, or (a roadmap's
+    ``--parameter-draws``) are, with what that costs."""
     from oce_sim.studies.uncertainty import RANGES
 
+    if parameter_draws:
+        return (f"the model's {len(RANGES)} calibrated parameters ARE drawn: {parameter_draws} parameter sets from their "
+                "ranges (oce_sim/studies/uncertainty.py, docs/MODEL.md), the same sets for every option of a "
+                "sub-market, each with its own market history, pooled with the seeds (each set an equal share of the "
+                f"draws), so the intervals include the model's own uncertainty; cost: {parameter_draws} x the "
+                f"{episodes} episodes per option and {parameter_draws} burn-ins per sub-market")
     return (f"the model's {len(RANGES)} calibrated parameters (their ranges are in oce_sim/studies/uncertainty.py, "
             "docs/MODEL.md) are held at the scenario's values, not drawn, so no interval includes the model's own "
             "uncertainty")
@@ -62,17 +82,28 @@ SEED_NOISE_ONLY = "intervals: paired seed noise only; model parameters not drawn
 ROADMAP_COVERS = "intervals: seed noise, step costs, ramp-ups, discount rate; model parameters not drawn"
 
 
+def roadmap_covers(parameter_draws: int = 0) -> str:
+    """The roadmap console title's coverage: :data:`ROADMAP_COVERS`, or with the calibrated parameters drawn."""
+    if not parameter_draws:
+        return ROADMAP_COVERS
+    return (f"intervals: seed noise, step costs, ramp-ups, discount rate and model parameters ({parameter_draws} "
+            f"parameter sets drawn, {parameter_draws}x the episodes)")
+
+
 def seed_noise_coverage(episodes: int, confidence: float = 0.95) -> str:
     """One sentence: what a compare or what-if interval covers."""
     return (f"What each interval covers: paired seed noise only, the {confidence:.0%} t-interval of the mean "
             f"difference over the {episodes} paired seeds; {parameters_note()}.")
 
 
-def roadmap_coverage(episodes: int, draws: int) -> str:
-    """One sentence: what a roadmap's NPV intervals and P(best) cover."""
+def roadmap_coverage(episodes: int, draws: int, parameter_draws: int = 0) -> str:
+    """One sentence: what a roadmap's NPV intervals and P(best) cover (``parameter_draws``: its
+    ``--parameter-draws``, 0 when the calibrated parameters are not drawn)."""
+    within = " within each parameter set" if parameter_draws else ""
     return (f"What each interval covers: the NPV intervals (5th-95th percentile) and P(best) are over {draws} draws "
-            f"of paired seed noise (the mean over the {episodes} seeds drawn from its t-distribution, the same seeds "
-            f"for every option) and of the step costs, ramp-ups and discount rate; {parameters_note()}.")
+            f"of paired seed noise (the mean over the {episodes} seeds{within} drawn from its t-distribution, the same "
+            f"seeds for every option) and of the step costs, ramp-ups and discount rate; "
+            f"{parameters_note(parameter_draws, episodes)}.")
 
 
 # ---------------------------------------------------------------------------------------- the few-seeds draw
@@ -89,6 +120,23 @@ def mean_draws(values: np.ndarray, draws: int, rng: np.random.Generator) -> np.n
     normal = np.tensordot(weights, deviations, axes=([1], [-1])) / np.sqrt(n * (n - 1))  # covariance S / n
     widen = np.sqrt((n - 1) / rng.chisquare(n - 1, draws))  # the t's heavier tails at few seeds
     return mean + normal * widen.reshape((draws,) + (1,) * mean.ndim)
+
+
+def parameter_mean_draws(values: np.ndarray, groups: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`mean_draws` pooled over parameter sets (the module's docstring): ``values``' last axis holds the
+    (parameter set, seed) units, ``groups`` each unit's set.  Draw k takes set k mod D (the sets in sorted order) and
+    the mean over that set's seeds from its t-distribution, every row on the same set and weights.  Same shape as
+    :func:`mean_draws`."""
+    groups = np.asarray(groups)
+    sets = np.unique(groups)
+    mean = values.mean(axis=-1)
+    out = np.empty((draws, *mean.shape))
+    which = np.arange(draws) % sets.size
+    for j, g in enumerate(sets):
+        picked = np.nonzero(which == j)[0]
+        if picked.size:
+            out[picked] = mean_draws(values[..., groups == g], int(picked.size), rng)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the verdict
@@ -187,5 +235,5 @@ def compare_verdict(results: pd.DataFrame, metric: str, exclude: Iterable[str] =
 
 
 __all__ = ["MAX_SEEDS_SUGGESTED", "MIN_SEEDS", "ROADMAP_COVERS", "SEED_NOISE_ONLY", "SETTLED_P_BEST", "Verdict",
-           "compare_verdict", "mean_draws", "parameters_note", "roadmap_coverage", "seed_noise_coverage",
-           "seeds_to_settle", "verdict", "verdict_sentence"]
+           "compare_verdict", "mean_draws", "parameter_mean_draws", "parameters_note", "roadmap_coverage",
+           "roadmap_covers", "seed_noise_coverage", "seeds_to_settle", "verdict", "verdict_sentence"]
