@@ -140,3 +140,30 @@ def test_compare_gives_each_move_twice_with_the_best_plans(tmp_path, monkeypatch
     refused = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--best-plan", "12", "--out",
                                        str(tmp_path / "no")])
     assert refused.exit_code == 2 and "give at least one --move" in refused.output
+
+
+def test_best_plan_review_findings(tmp_path, monkeypatch):
+    """A spaced --move keeps one spelling; seeds that overlap the search seeds are refused; the cache key follows
+    today's stage (a mixed today adds a start); a best-plan column is not read as a move in the report."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from oce_sim.cli import app
+    from oce_sim.config import load_scenario
+    from oce_sim.studies.planner import plan_key
+
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--move", "sales=3, it=3",
+                                      "--best-plan", "8", "--strategies", "no_promotion", "--out", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(out / "moves_best_plan.csv").move) == {"sales=3,it=3"}
+    report = (out / "report.md").read_text()
+    assert "best@8 adds" not in report and "The today best@8 strategy" not in report
+    overlap = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--seed", "200006", "--move", "sales=3",
+                                       "--best-plan", "8", "--out", str(tmp_path / "no")])
+    assert overlap.exit_code == 2 and "searches on validation seeds" in " ".join(overlap.output.split())
+    one, two = load_scenario("small", stage=1), load_scenario("small", stage={"customer": 1, "sales": 2,
+                                                                              "marketing": 1, "it": 1})
+    assert plan_key(one, 3, 8, [1, 2]) != plan_key(two, 3, 8, [1, 2])

@@ -170,3 +170,14 @@ def test_max_episodes_below_episodes_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["roadmap", "example", "--episodes", "8", "--until-settled", "--max-episodes",
                                       "4", "--out", str(tmp_path / "o")])
     assert_clean_exit(result, 2, "--max-episodes must be >= 8, got 4")
+
+
+def test_with_parameter_sets_the_advice_counts_units_and_divides_episodes():
+    """--parameter-draws D: the verdict's units are (set, seed) pairs; --episodes is seeds per set (review finding)."""
+    from oce_sim.studies.settling import Verdict, verdict_sentence
+
+    v = Verdict(best="a", runner_up="b", p_best=0.7, separated=False, seeds=4, seeds_needed=8)
+    plain = verdict_sentence(v)
+    assert "only 4 paired seeds" in plain and "--episodes 8" in plain
+    drawn = verdict_sentence(v, parameter_sets=2)
+    assert "(parameter set, seed) units (2 sets per seed)" in drawn and "--episodes 4" in drawn

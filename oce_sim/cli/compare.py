@@ -93,6 +93,17 @@ def compare(
     check_positive("--best-plan", best_plan, minimum=0, maximum=MAX_BEST_PLAN_BUDGET)
     if best_plan and not move:
         fail("--best-plan values each --move twice: give at least one --move (e.g. --move sales=3)")
+    if best_plan:
+        from oce_sim.studies.planner import SEARCH_SEEDS
+        from oce_sim.studies.seeds import validation_seeds
+
+        searched = validation_seeds(SEARCH_SEEDS)
+        if seed <= searched[-1] and searched[0] <= seed + episodes - 1:
+            fail(f"--best-plan searches on validation seeds {searched[0]:,}-{searched[-1]:,}: score it on other seeds "
+                 f"(--seed {seed} --episodes {episodes} overlaps them; e.g. --seed 900000, the test seeds)")
+        from oce_sim.agents.organisation import move_label
+
+        move = [move_label(spec) for spec in move]  # one spelling for the columns, the searches and the values
     check_out("--out", out)
     config = resolve(scenario)
     names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]

@@ -116,10 +116,13 @@ def roadmap(
     started = time.time()
     with _output_folder(out, "roadmap") as staging:
         stopped = ""
+        seeds_shown = str(episodes)
         if until_settled:
             results, appraisals, outcome = sequential.run_until_settled(markets, spec, episodes, seed, draws, horizon,
                                                                         max_episodes, progress=progress)
             episodes = max(outcome.seeds.values())  # each sub-market's own count is in its sentence and options.csv
+            counts = sorted(set(outcome.seeds.values()))
+            seeds_shown = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0])
             stopped = sequential.outcome_sentence(outcome, markets, appraisals, max_episodes)
         else:
             results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress,
@@ -144,7 +147,7 @@ def roadmap(
             plan_md = pp.plan_markdown(plan, solution, shadow, horizon)
             section = (pp.plan_sentence(solution, shadow), plan_md.split("\n", 2)[-1], curve_figure)
         meta = {"portfolio": spec.model_dump(mode="json"), "scenarios": {m.spec.name: m.config.name for m in markets},
-                "episodes": episodes, "seed": seed, "draws": draws, "horizon_years": horizon, "defaults_used": defaults,
+                "episodes": dict(outcome.seeds) if until_settled else episodes, "seed": seed, "draws": draws, "horizon_years": horizon, "defaults_used": defaults,
                 "parameter_draws": parameter_draws,
                 "until_settled": {"max_episodes": max_episodes, "seeds": outcome.seeds, "rounds": outcome.rounds}
                 if until_settled else None, "roadmap": table.to_dict(orient="records"), "options": json.loads(every.to_json(orient="records"))}
@@ -166,13 +169,14 @@ def roadmap(
             report.sections.append(("Portfolio plan", section[1], [
                 (section[2], f"The best plan's value against the yearly budget ({pp.CURVE_UNIT} on both axes)")]))
         report.write(staging)
-    console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({episodes} paired seeds, "
+    console.print(_rich_table(table, f"{spec.name}: stage roadmap over {horizon:g} years ({seeds_shown} paired seeds, "
                               f"{draws} draws; NPV over today with its 5th-95th percentile; {roadmap_covers(parameter_draws)}; USD "
                               "figures are each sub-market's total over its territories)"))
     for market, options_table in zip(markets, tables):
         console.print(f"{escape(market.spec.name)}: {escape(rm.territory_text(market))}")
         console.print("  " + escape(verdict_sentence(rm.table_verdict(options_table), "",
-                                                     "step costs, ramp-ups and the discount rate").replace("**", "")))
+                                                     "step costs, ramp-ups and the discount rate",
+                                                     parameter_draws).replace("**", "")))
     if stopped:
         console.print(escape(stopped))
     if budget is not None:

@@ -245,11 +245,12 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
 # --------------------------------------------------------------------------------------------------- cache
 def plan_key(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
              seeds: Sequence[int]) -> str:
-    """SHA-256 of the resolved scenario at the stage, the stage, K, the seeds and the code version."""
+    """SHA-256 of the resolved scenario at the stage, the stage, today's stage (a mixed one adds a start), K, the seeds
+    and the code version."""
     stage = as_stage(stage)
     config = strategy_config(scenario, StationaryPlan([0] * N_SEG, stage), stage)
-    payload = json.dumps([config.model_dump(mode="json"), stage.model_dump(), int(budget), [int(s) for s in seeds],
-                          code_version()], sort_keys=True, separators=(",", ":"))
+    payload = json.dumps([config.model_dump(mode="json"), stage.model_dump(), as_stage(scenario.stage).model_dump(),
+                          int(budget), [int(s) for s in seeds], code_version()], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -3,7 +3,8 @@
 The roadmap (:mod:`oce_sim.studies.roadmap`) ranks each sub-market's targets alone.  A plan chooses, for every
 sub-market and every year of the horizon, the configuration (every entity's level) it is at, so that the one-off
 step costs paid in each year stay within the year's budget, maximising the portfolio's expected NPV (or its CVaR at
-10% over the roadmap's draws).
+10% over draws of the same kinds as the roadmap's: the seeds' mean from a t-distribution, step costs,
+ramp-ups and the discount rate).
 
 **What counts against the budget.**  The one-off cost of every step taken in a year (per sub-market plus per rep,
 at the step costs given, not the drawn ones), in the year the step is taken.  Running costs do not: they count
@@ -46,6 +47,7 @@ import pandas as pd
 
 from oce_sim.config import ENTITIES, StageConfig
 from oce_sim.studies import roadmap as rm
+from oce_sim.studies.settling import mean_draws
 
 Objective = Literal["npv", "cvar10"]
 OBJECTIVES: tuple[str, ...] = ("npv", "cvar10")
@@ -184,17 +186,18 @@ def market_paths(market: rm.Market, flow: np.ndarray, stock: np.ndarray, horizon
         if all(combo[j][-1] >= getattr(low, e) for j, e in enumerate(ENTITIES)):
             rows.append([0] + [index[tuple(combo[j][k] for j in range(len(ENTITIES)))] for k in range(years)])
     paths = np.array(rows, dtype=int).reshape(-1, years + 1)
-    # draws: the roadmap's (seeds by bootstrap, paired; step costs, ramp-ups, discount rate), own stream
+    # draws of the same kinds as the roadmap's, on a stream of the plan's own: the mean over the seeds from the
+    # t-distribution of settling.mean_draws (paired across configurations; wide at few seeds, unlike a bootstrap),
+    # and the step costs, ramp-ups and discount rate
     rng = np.random.default_rng([seed, 24, len(market.spec.name), *market.spec.name.encode()])
     all_steps = [(e, k) for e in ENTITIES for k in (1, 2, 3)]
-    n_seeds = flow.shape[1]
+    means = mean_draws(np.stack([flow, stock]), draws, rng)  # (draws, 2, configurations)
     drawn = []
-    for _ in range(draws):
-        pick = rng.integers(0, n_seeds, n_seeds)
+    for d in range(draws):
         cost_f = dict(zip(all_steps, rng.lognormal(0.0, uncertainty.cost_sigma, len(all_steps))))
         ramp_f = dict(zip(all_steps, rng.lognormal(0.0, uncertainty.ramp_sigma, len(all_steps))))
         r = rate * rng.uniform(uncertainty.discount_rate_low, uncertainty.discount_rate_high)
-        drawn.append((flow[:, pick].mean(axis=1) * n_terr, stock[:, pick].mean(axis=1) * n_terr, cost_f, ramp_f, r))
+        drawn.append((means[d, 0] * n_terr, means[d, 1] * n_terr, cost_f, ramp_f, r))
     benefit, left = flow.mean(axis=1) * n_terr, stock.mean(axis=1) * n_terr
     pairs = sorted({(int(p[k]), int(p[k + 1])) for p in paths for k in range(years) if p[k] != p[k + 1]})
     moves, move_value = {}, {}

@@ -258,7 +258,12 @@ PROFIT_NOTE = ("Profit (year 1 + tail) is year-1 gross margin minus every promot
 
 
 def _move_subject(name: str) -> str:
-    """``sales=3,it=3`` -> "Moving sales and IT to stage 3"; a strategy name -> "The <name> strategy"."""
+    """``sales=3,it=3`` -> "Moving sales and IT to stage 3"; a strategy name -> "The <name> strategy"; a column played
+    with its stage's best plan (``sales=3 best@1000``, ``today best@1000``) says so."""
+    base, best, budget = name.partition(" best@")
+    if best:
+        who = "Today's organisation" if base == "today" else _move_subject(base)
+        return f"{who}, played with the best stationary plan its stage allows (best@{budget}),"
     if "=" not in name:
         return f"The {name} strategy"
     moves = []
@@ -355,7 +360,7 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
                  .format(s.customer, s.sales, s.marketing, s.it) if baseline == "today" else baseline)
     paragraphs = [f"{config.name}: {len(strategies)} strategies on the same {episodes} seeds (common random numbers), "
                   f"each compared with {reference}. Every figure is {scale}: the scenario's population. {PROFIT_NOTE}"]
-    moves = [n for n in others if "=" in n]
+    moves = [n for n in others if "=" in n and " best@" not in n]  # a move's best-plan column is not a move
     paragraphs += _sentences(summary, "strategy", moves + [n for n in others if n not in moves],
                              baseline or "", _move_subject, lambda _: scale)
     ranking = _ranking_sentence(results, summary, baseline, scale) if results is not None else None

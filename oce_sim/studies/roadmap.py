@@ -878,7 +878,7 @@ def roadmap_report(portfolio: Portfolio, markets: Sequence[Market], tables: Sequ
                    defaults: Sequence[str] = (), parameter_draws: int = 0) -> Report:
     """The strategist's report of a roadmap run (``oce_sim.studies.report.Report``): recommendations in words first."""
     lines = [recommendation_sentence(m, t, horizon_years) + " " + settling.verdict_sentence(
-        table_verdict(t), "", "step costs, ramp-ups and the discount rate")
+        table_verdict(t), "", "step costs, ramp-ups and the discount rate", parameter_draws)
         for m, t in zip(markets, tables)]
     coverage = settling.roadmap_coverage(episodes, draws, parameter_draws)
     lines.append(coverage)

@@ -183,28 +183,32 @@ def verdict(best: str, runner_up: str | None, p_best: float, separated: bool, di
     return Verdict(best, runner_up, float(p_best), bool(separated), seeds, needed)
 
 
-def verdict_sentence(v: Verdict, where: str = "", other_draws: str = "") -> str:
+def verdict_sentence(v: Verdict, where: str = "", other_draws: str = "", parameter_sets: int = 0) -> str:
     """One sentence: is the choice of ``v.best`` (``where``: " for specialty") settled, and if not, why and how many
-    seeds would settle it.  ``other_draws`` names what besides seed noise the intervals draw (a roadmap's costs)."""
+    seeds would settle it.  ``other_draws`` names what besides seed noise the intervals draw (a roadmap's costs).
+    ``parameter_sets`` D > 0 (``--parameter-draws``): the verdict's units are (parameter set, seed) pairs, D per
+    seed, so the advice on ``--episodes`` (seeds per set) is the units needed divided by D."""
+    per_seed = max(1, parameter_sets)
+    unit = "paired seeds" if per_seed == 1 else f"paired (parameter set, seed) units ({per_seed} sets per seed)"
     if v.settled:
         against = f" and the runner-up {v.runner_up} lies below it" if v.runner_up else ""
         return (f"The choice of {v.best}{where} is **settled**: it is the best in {v.p_best:.0%} of the draws (at "
                 f"least {SETTLED_P_BEST:.0%}){against}, on {v.seeds} paired seeds.")
     reasons = []
     if v.seeds < MIN_SEEDS:
-        reasons.append(f"only {v.seeds} paired seeds (at least {MIN_SEEDS} to call a choice settled)")
+        reasons.append(f"only {v.seeds} {unit} (at least {MIN_SEEDS} to call a choice settled)")
     if not v.p_best >= SETTLED_P_BEST:
         reasons.append(f"it is the best in {v.p_best:.0%} of the draws (below {SETTLED_P_BEST:.0%})")
     if v.runner_up is not None and not v.separated:
         reasons.append(f"the runner-up {v.runner_up} does not lie below it (their paired interval includes zero)")
     text = f"The choice of {v.best}{where} is **not settled**: {'; '.join(reasons)}. "
     if v.seeds_needed is None:
-        text += (f"More than {MAX_SEEDS_SUGGESTED} paired seeds would be needed to tell {v.best} from {v.runner_up} "
+        text += (f"More than {MAX_SEEDS_SUGGESTED} {unit} would be needed to tell {v.best} from {v.runner_up} "
                  "(their difference is small against its noise): treat them as equivalent.")
     elif v.seeds_needed > v.seeds:
-        text += (f"About {v.seeds_needed} paired seeds would settle it (an estimate: the seeds at which the interval "
+        text += (f"About {v.seeds_needed} {unit} would settle it (an estimate: the units at which the interval "
                  f"of its lead over {v.runner_up} would exclude zero, were the lead's mean and spread to stay as "
-                 f"measured: --episodes {v.seeds_needed}).")
+                 f"measured: --episodes {-(-v.seeds_needed // per_seed)}).")
     else:
         kept = f"the draws of {other_draws}" if other_draws else "another option close to the best"
         text += (f"More seeds alone will not settle it: seed noise on the lead over {v.runner_up} is already small "
