@@ -49,7 +49,7 @@ if str(ROOT) not in sys.path:  # run as a script from a source checkout
     sys.path.insert(0, str(ROOT))
 
 from oce_sim.bench.gate import load_suite, scenario_config  # noqa: E402
-from oce_sim.studies.evaluation import _t_interval, run_episode, strategy_config  # noqa: E402
+from oce_sim.studies.evaluation import t_interval, run_episode, strategy_config  # noqa: E402
 from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text, transaction  # noqa: E402
 from oce_sim.studies.sweep import EpisodeCache, code_version, default_cache  # noqa: E402
 
@@ -239,7 +239,7 @@ def summarise(results: pd.DataFrame, agents: list[str]) -> pd.DataFrame:
                        eval_seeds=int(by_eval.size), median=float(per_seed.median()), low=float(per_seed.min()),
                        high=float(per_seed.max()))
             if agent != BASELINE and not base.empty:
-                row.update(_t_interval((by_eval - base).dropna().to_numpy(), 0.95))
+                row.update(t_interval((by_eval - base).dropna().to_numpy(), 0.95))
             cost = frame[(frame.agent == agent) & frame.eval_seed.isna()].groupby("metric")["value"].mean()
             row.update(train_minutes=cost.get("train_wall_seconds", 0.0) / 60.0,
                        train_env_steps=cost.get("train_env_steps", 0.0))

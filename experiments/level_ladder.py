@@ -24,9 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm.auto import tqdm
 
 from oce_sim.agents.oracle import FollowUpEverywhere
@@ -35,7 +33,7 @@ from oce_sim.agents.stage_heuristics import Insight, Instruction, Intervention, 
 from oce_sim.bench.gate import load_suite, scenario_config
 from oce_sim.config import ENTITIES, StageConfig
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.studies.evaluation import atomic_write_text, play_episode, strategy_config
+from oce_sim.studies.evaluation import atomic_write_text, play_episode, strategy_config, t_interval
 from oce_sim.studies.seeds import VALIDATION_SEED  # design and tuning seeds; reports use the test seeds
 
 PLANS = {"organisation": None, "instruction": Instruction, "insight": Insight, "involvement": Involvement,
@@ -96,11 +94,10 @@ def table(episodes: pd.DataFrame, seeds: int, first_seed: int) -> tuple[str, pd.
         for label, low, high in steps():
             low_plan, low_profit = best_plan(frame, stage_key(low))
             high_plan, high_profit = best_plan(frame, stage_key(high))
-            diff = (high_profit - low_profit).to_numpy()
-            half = stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+            ci = t_interval((high_profit - low_profit).to_numpy(), 0.95)
             rows.append(dict(scenario=scenario, step=label, lower_plan=low_plan, higher_plan=high_plan,
-                             mean_usd=diff.mean(), ci_low_usd=diff.mean() - half, ci_high_usd=diff.mean() + half,
-                             passes=bool(diff.mean() + half >= 0)))
+                             mean_usd=ci["diff_mean"], ci_low_usd=ci["diff_low"], ci_high_usd=ci["diff_high"],
+                             passes=bool(ci["diff_high"] >= 0)))
     result = pd.DataFrame(rows)
     lines = [f"Measured with `python experiments/level_ladder.py --seeds {seeds}` (validation seeds {first_seed:,}-"
              f"{first_seed + seeds - 1:,}): multi-period profit of the higher organisation minus the lower, each with "
@@ -121,10 +118,9 @@ def table(episodes: pd.DataFrame, seeds: int, first_seed: int) -> tuple[str, pd.
             wide = {k: own[own.stage == stage_key(k)].set_index("seed") for k in (low, high)}
             moved = []
             for kpi in ("profit", *OUTCOMES):
-                diff = (wide[high][kpi] - wide[low][kpi]).to_numpy()
-                half = stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
-                if abs(diff.mean()) > half:
-                    moved.append(("+" if diff.mean() > 0 else "-") + ("profit_multi_period_usd" if kpi == "profit" else kpi))
+                ci = t_interval((wide[high][kpi] - wide[low][kpi]).to_numpy(), 0.95)
+                if ci["diff_low"] > 0 or ci["diff_high"] < 0:  # the CI excludes zero
+                    moved.append(("+" if ci["diff_mean"] > 0 else "-") + ("profit_multi_period_usd" if kpi == "profit" else kpi))
             lines.append(f"| {scenario} | {label} | {', '.join(moved) or '-'} |")
     return "\n".join(lines), result
 

@@ -13,14 +13,12 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from oce_sim.agents import make_strategy
 from oce_sim.bench.gate import load_suite, scenario_config
 from oce_sim.envs.territory import TerritoryEnv
-from oce_sim.studies.evaluation import atomic_write_text, play_episode, strategy_config
+from oce_sim.studies.evaluation import atomic_write_text, play_episode, strategy_config, t_interval
 
 OPPONENTS = ("instruction", "insight", "involvement", "intervention", "random", "oracle_greedy")
 METRIC = "profit_multi_period_usd"
@@ -54,9 +52,9 @@ def table(results: pd.DataFrame) -> str:
         cells = []
         for opponent in OPPONENTS:
             diff = (wide["oracle"] - wide[opponent]).to_numpy() / 1e3
-            half = stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+            ci = t_interval(diff, 0.95)
             below = int((diff < 0).sum())
-            cells.append(f"{diff.mean():+,.0f} [{diff.mean() - half:+,.0f}, {diff.mean() + half:+,.0f}]"
+            cells.append(f"{ci['diff_mean']:+,.0f} [{ci['diff_low']:+,.0f}, {ci['diff_high']:+,.0f}]"
                          + (f" ({below} below)" if below else ""))
         lines.append(f"| {name} | {seconds:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -239,7 +239,7 @@ def test_an_observed_reward_pays_what_the_pipeline_publishes_and_nothing_from_th
             split += float(info["hcp_reward"].sum())
             fixed += info["reward_components"]["field_fixed_cost"]
             done = terminated or truncated
-        published = env.world.view.published_rx_total
+        published = float(env.world.view.published_rx.sum())
         env.close()
         return total * 1e4, info, terminated, truncated, split * 1e4 - fixed, published
 

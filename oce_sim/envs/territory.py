@@ -216,12 +216,10 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.world.ledger.masked_actions += masked
         plays = np.where(allowed, plays, dispatch.HOLD)
         before = self.world.ledger.snapshot()
-        if self._hcp_rewards:  # the cohorts the plays address, and what each HCP had earned before them
+        if self._hcp_rewards:  # the cohorts the plays address, and what each HCP had earned and cost before them
             self._hcp_segment = self.world.segments().astype(np.int8)
-            self._hcp_value_before = self.world.hcp_value_usd.copy()
-            if self._observed:
-                self._hcp_published_before = self.world.view.published_rx.copy()
-                self._hcp_cost_before = self.world.hcp_cost_usd.copy()
+            self._hcp_earned_before = self._hcp_rx_margin().copy()
+            self._hcp_cost_before = self.world.hcp_cost_usd.copy()
         self.world.apply_plays(plays)
         self._day = min(self.horizon_days, self._day + self.decision_interval_days)
         return plays, masked, before
@@ -282,16 +280,19 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         return arr.astype(np.int64)
 
+    def _hcp_rx_margin(self) -> np.ndarray:
+        """Each HCP's running gross margin as the reward values it: expected, or on the Rx published to the view."""
+        assert self.world is not None and self.world.hcp_margin_usd is not None
+        if self._observed:
+            return self.world.view.published_rx * self.scenario.economics.margin_per_rx_usd
+        return self.world.hcp_margin_usd
+
     def _hcp_reward(self, ended: bool) -> np.ndarray:
-        """The step's reward split by HCP (reward units): expected gross margin minus the HCP's touch costs (and, on
-        the last step, the HCP's value at the horizon).  Their sum is the reward plus the field force's
-        salaries, which are no HCP's and which no play changes."""
-        assert self.world is not None and self.world.hcp_value_usd is not None
-        if self._observed:  # margin on the Rx published to the view, minus the HCP's own touch costs
-            published = self.world.view.published_rx - self._hcp_published_before
-            spent = self.world.hcp_cost_usd - self._hcp_cost_before
-            return (published * self.scenario.economics.margin_per_rx_usd - spent) / self.reward_scale_usd
-        earned = self.world.hcp_value_usd - self._hcp_value_before
+        """The step's reward split by HCP (reward units): gross margin (expected, or on the Rx published to the view)
+        minus the HCP's touch costs (and, on the last step, the HCP's value at the horizon when it is paid).  Their
+        sum is the reward plus the field force's salaries, which are no HCP's and which no play changes."""
+        assert self.world is not None and self.world.hcp_cost_usd is not None
+        earned = (self._hcp_rx_margin() - self._hcp_earned_before) - (self.world.hcp_cost_usd - self._hcp_cost_before)
         if ended and self._terminal_value and self.tail is not None:
             earned = earned + self.tail.margin_per_hcp_usd
         return earned / self.reward_scale_usd

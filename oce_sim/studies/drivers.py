@@ -49,7 +49,7 @@ import pandas as pd
 from oce_sim.config import CHANNELS, ScenarioConfig
 from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text
 from oce_sim.studies import calibration
-from oce_sim.studies.evaluation import _t_interval, strategy_config
+from oce_sim.studies.evaluation import t_interval, strategy_config
 
 USD = "USD per territory"
 CHANNEL_LABELS: dict[str, str] = {"rep_visit": "rep visits", "remote_detail": "remote details", "email": "emails",
@@ -185,7 +185,7 @@ def summarise(by_seed: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Mean and paired t-interval of every component per strategy (:data:`SUMMARY_COLUMNS`)."""
     out = []
     for (strategy, component), frame in by_seed.groupby(["strategy", "component"], sort=False):
-        ci = _t_interval(frame.value.to_numpy(dtype=float), confidence)
+        ci = t_interval(frame.value.to_numpy(dtype=float), confidence)
         first = frame.iloc[0]
         out.append(dict(strategy=strategy, baseline=first.baseline, component=component, kind=first.kind,
                         unit=first.unit, mean=ci["diff_mean"], ci_low=ci["diff_low"], ci_high=ci["diff_high"],

@@ -179,7 +179,7 @@ def paired_summary(results: pd.DataFrame, baseline: str | None = "instruction",
             row = dict(strategy=strategy, metric=metric, mean=float(values.mean()), std=float(values.std(ddof=1)) if len(values) > 1 else 0.0, n=int(values.notna().sum()))
             if has_baseline and strategy != baseline:
                 diff = (values - wide.loc[baseline][metric]).dropna()
-                row.update(_t_interval(diff.to_numpy(), confidence))
+                row.update(t_interval(diff.to_numpy(), confidence))
             out.append(row)
     return pd.DataFrame(out)
 
@@ -229,7 +229,8 @@ def leader(results: pd.DataFrame, metric: str, exclude: Iterable[str] = (), conf
                   int(row.n), same)
 
 
-def _t_interval(diff: np.ndarray, confidence: float) -> dict[str, float]:
+def t_interval(diff: np.ndarray, confidence: float) -> dict[str, float]:
+    """The mean of paired differences and its t-interval (``diff_low``, ``diff_high``; NaN below two seeds)."""
     n = diff.size
     if n == 0:
         return {"diff_mean": float("nan"), "diff_low": float("nan"), "diff_high": float("nan")}

@@ -299,7 +299,8 @@ def move_values(results: Any, moves: Sequence[str], budget: int, metric: str = O
     ``best@K`` columns on the same seeds: move minus today with today's rules of thumb (the organisation's heuristics)
     and with the best plan each stage allows; mean and 95% paired CI (USD per territory)."""
     import pandas as pd
-    from scipy import stats
+
+    from oce_sim.studies.evaluation import t_interval
 
     wide = results[results.metric == metric].pivot_table(index="seed", columns="strategy", values="value")
     rows = []
@@ -307,10 +308,9 @@ def move_values(results: Any, moves: Sequence[str], budget: int, metric: str = O
         for planned_by, high, low in (("rules of thumb", move, "today"),
                                       ("best plan", best_label(move, budget), best_label("today", budget))):
             diff = (wide[high] - wide[low]).to_numpy()
-            half = (stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
-                    if diff.size > 1 else float("nan"))
-            rows.append(dict(move=move, planned_by=planned_by, metric=metric, mean=float(diff.mean()),
-                             ci_low=float(diff.mean() - half), ci_high=float(diff.mean() + half), n_seeds=diff.size))
+            ci = t_interval(diff, 0.95)
+            rows.append(dict(move=move, planned_by=planned_by, metric=metric, mean=ci["diff_mean"],
+                             ci_low=ci["diff_low"], ci_high=ci["diff_high"], n_seeds=diff.size))
     return pd.DataFrame(rows)
 
 

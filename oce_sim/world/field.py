@@ -93,6 +93,7 @@ class FieldForce:
         # Reps work the time the plan leaves free, at every stage; a measurement protocol (the calibration harness's
         # idle field, the tail's continuation without promotion) turns it off to see the plays' touches alone.
         self.fills_free_slots = True
+        self._potential = pop.decile + 1.0  # what a coached rep below sales 3 ranks her own picks by
         values = {
             "travel_minutes": visit.travel_minutes,
             "visit_minutes": visit.visit_minutes,
@@ -109,7 +110,7 @@ class FieldForce:
         """What a coached rep ranks her own picks by: potential (decile + 1) below sales 3; from it she is measured
         on outcome and ranks them by what the orchestrator knows each customer is worth."""
         if customer_value is None or not has(stage, "rep_measured_on_outcome"):
-            return self.pop.decile + 1.0
+            return self._potential
         return np.asarray(customer_value, dtype=float)
 
     @property

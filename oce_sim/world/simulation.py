@@ -196,10 +196,9 @@ class World:
         self._portal_rate = config.channels.website.visits_per_day_digital * self.pop.channel_fit[:, WEBSITE]
         self._top_need = self.pop.need.argmax(axis=1)
         self._segment_cache: tuple[float, np.ndarray] | None = None
-        # env.hcp_rewards: per HCP, the expected gross margin of its prescriptions minus what was spent on it (USD,
+        # env.hcp_rewards: per HCP, the expected gross margin of its prescriptions and what was spent on it alone (USD,
         # running); the field force's salaries are no HCP's and stay out
-        self.hcp_value_usd: np.ndarray | None = np.zeros(self.pop.n_hcps) if config.env.hcp_rewards else None
-        # ... and what was spent on it alone (USD, running): the cost side of env.reward observed's split
+        self.hcp_margin_usd: np.ndarray | None = np.zeros(self.pop.n_hcps) if config.env.hcp_rewards else None
         self.hcp_cost_usd: np.ndarray | None = np.zeros(self.pop.n_hcps) if config.env.hcp_rewards else None
         economics = config.economics
         self.field_fixed_cost_per_day_usd = (
@@ -477,13 +476,13 @@ class World:
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
         # env.hcp_rewards: each HCP's expected TRx of the day (the state before the update, as the kernel values it)
-        expected_per_hcp = np.empty(self.pop.n_hcps) if self.hcp_value_usd is not None and working else None
+        expected_per_hcp = np.empty(self.pop.n_hcps) if self.hcp_margin_usd is not None and working else None
         rx, expected_rx, rx_total = self.response.advance_day(
             self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day),
             self.exogenous_uniforms("refills", day), expected_out=expected_per_hcp,
         )
         if expected_per_hcp is not None:
-            self.hcp_value_usd += expected_per_hcp * self.config.economics.margin_per_rx_usd
+            self.hcp_margin_usd += expected_per_hcp * self.config.economics.margin_per_rx_usd
         if working:
             self.ledger.nrx += int(self.state.nrx.sum())
         self.ledger.expected_revenue_usd += expected_rx * self.config.economics.price_per_rx_usd
@@ -513,8 +512,7 @@ class World:
             outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
             outcome.unsubscribed, led.cost_usd, led.delivered, led.engaged,
         )  # fmt: skip
-        if self.hcp_value_usd is not None and outcome.hcp.size:
-            np.subtract.at(self.hcp_value_usd, outcome.hcp, outcome.cost_usd)
+        if self.hcp_cost_usd is not None and outcome.hcp.size:
             np.add.at(self.hcp_cost_usd, outcome.hcp, outcome.cost_usd)
         led.confusion_events += int(conflicts)
         led.out_of_sequence += int(out_of_sequence)
@@ -590,7 +588,7 @@ class World:
         yield self._resume("pipeline", resume) if resume is not None else self._wait("pipeline", 2 * HOUR)
         while True:
             self.pipeline.publish(self.env.now, self.view, self._rng_pipeline)
-            self.ledger.observed_rx = self.view.published_rx_total
+            self.ledger.observed_rx = float(self.view.published_rx.sum())
             yield self._wait("pipeline", level.batch_interval_days)
 
     def _marketing_emails(self, resume: Wake | None = None) -> Process:
@@ -696,8 +694,7 @@ class World:
             theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
             self._queue.push(show, WEBINAR, theme, ORIGIN_CALENDAR, self.env.now, 1)
             self.ledger.cost_usd[WEBINAR] += web.fixed_cost_usd
-            if self.hcp_value_usd is not None:  # the event is held for those who registered: they share its cost
-                self.hcp_value_usd[registered] -= web.fixed_cost_usd / registered.size
+            if self.hcp_cost_usd is not None:  # the event is held for those who registered: they share its cost
                 self.hcp_cost_usd[registered] += web.fixed_cost_usd / registered.size
             self.ledger.webinar_events += 1
 

@@ -73,9 +73,8 @@ class OrchestratorView:
         self.engaged = np.zeros((n, N_CHANNELS))
         self.rx_ring = np.zeros((RX_WINDOW_DAYS, n), dtype=np.float32)
         self.rx_days_seen = 0
-        # Rx published to the view from day 0 on, per HCP and in all (what a deployment observes: env.reward observed)
+        # Rx published to the view from day 0 on, per HCP (what a deployment observes: env.reward observed)
         self.published_rx = np.zeros(n)
-        self.published_rx_total = 0.0
         self.published_through_day = -1
         self.suggestions_accepted = 0
         self.suggestions_dismissed = 0
@@ -137,7 +136,6 @@ class OrchestratorView:
         self.rx_days_seen += 1
         if record.day >= 0:  # the market's history before day 0 is no episode's
             self.published_rx += slot
-            self.published_rx_total += float(slot.sum())
         if self.efficacy is not None:
             self.efficacy.on_day(record.day, slot)
 
