@@ -12,13 +12,15 @@ import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, NamedTuple
+from typing import Any, Sequence
 
 import numpy as np
 import simpy
 
 from oce_sim.config import ScenarioConfig
 from oce_sim.world import dispatch, kernels
+from oce_sim.world.batch import CalendarSettings, WorldBatch, same_calendar
+from oce_sim.world.calendar import HOUR, add_working_days, is_working_day
 from oce_sim.world.efficacy import WORKING_DAYS_PER_WINDOW, Z_ONE_SIDED_95, EfficacyTest
 from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
@@ -51,29 +53,12 @@ from oce_sim.world.view import (
     OrchestratorView,
 )
 
-HOUR = 1.0 / 24.0
 # dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP
 DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
 KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
 RANK_WEIGHT_RANGE = (0.25, 4.0)  # how far the tested response may move a customer's rank (exploration stays alive)
-
-
-def is_working_day(day: int) -> bool:
-    return day % 7 < 5
-
-
-def add_working_days(day: float, n: int) -> int:
-    """The ``n``-th working day on or after ``day`` (0 = first working day on or after)."""
-    d = int(np.ceil(day - 1e-9))
-    while not is_working_day(d):
-        d += 1
-    for _ in range(int(n)):
-        d += 1
-        while not is_working_day(d):
-            d += 1
-    return d
 
 
 def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) -> np.ndarray:
@@ -92,19 +77,6 @@ def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) ->
         above = u > cdf
         active, u, lam, p, cdf = active[above], u[above], lam[above], p[above], cdf[above]
     return count
-
-
-class Wake(NamedTuple):
-    """Where a SimPy process waits: the time it resumes at, the order its event was scheduled in (SimPy runs
-    events of the same time in that order) and what it does when it wakes (``phase``, about ``day``)."""
-
-    time: float
-    order: int
-    phase: str
-    day: float
-
-
-Process = Generator[simpy.Event, Any, None]
 
 
 @dataclass
@@ -139,22 +111,20 @@ class Ledger:
 
 
 class World:
-    """Ground truth plus the company's systems, advanced by SimPy.
+    """One territory: ground truth plus the company's systems, advanced by its batch's SimPy calendar.
 
-    A World pickles and deep-copies between runs: the ``simpy.Environment`` and its process generators are
-    dropped and rebuilt at the current simulated time.  Every process records where it waits (``Wake``) each
-    time it yields, so that the rebuilt processes wake at the same times, in the same order, in the same phase.
+    A World belongs to a ``WorldBatch`` (``self.batch``): standalone, a batch of one; in a vector env, one batch
+    for all territories (``Territories.join``).  A World pickles and deep-copies between runs as a batch of one:
+    the SimPy environment and its process generators are dropped and rebuilt at the current simulated time, where
+    each process waited (``WorldBatch.wakes``), in the same order and phase.
     """
 
     def __init__(self, config: ScenarioConfig, seed: int | None = None, start: StartTable | None = None,
-                 access_reviews: bool = True, sim_env: simpy.Environment | None = None):
+                 access_reviews: bool = True, standalone: bool = True):
         """``start``: the day-0 state table of a steady start (None: the configured initial shares);
         ``access_reviews``: False keeps every formulary as it is (a burn-in of the market's history does);
-        ``sim_env``: a SimPy environment at time 0 that other Worlds may share (a vector env runs its territories'
-        processes in one), None: a new one.  Worlds never interact, and each World's events keep their order,
-        so a shared environment changes nothing in any World; ``run_until`` then runs them all."""
-        if sim_env is not None and sim_env.now != 0:
-            raise ValueError(f"a World starts at time 0; the shared SimPy environment is at {sim_env.now}")
+        ``standalone``: True gives the World a batch of one; False leaves it for ``Territories.join`` (a vector
+        env's territories share one batch)."""
         self.config = config
         self.stage = config.stage
         self.oracle_view = bool(config.env.oracle_view)  # the oracle may switch it per decision (use_oracle_view)
@@ -178,7 +148,7 @@ class World:
         self.stopped_touches = 0  # planned touches stopped because their tested uplift did not pay
         self.field = FieldForce(config, self.pop, self.streams.stream("territories"))
         self.ledger = Ledger()
-        self.env = simpy.Environment() if sim_env is None else sim_env
+        self.batch: WorldBatch | None = None
         self._queue = TouchQueue()
         self._pending_notes: dict[int, list[tuple[str, np.ndarray | int]]] = defaultdict(list)
         self._rng_touches = self.streams.stream("touches")
@@ -206,14 +176,12 @@ class World:
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
 
-        self._wakes: dict[str, tuple[float, int, str, float]] = {}  # process -> Wake fields (a plain tuple: cheap)
-        self._wake_order = 0
-
         self._load_history()
         self._access_reviews_on = access_reviews
-        self._start_processes()
         if has(self.stage, "customers_declare_preferences"):
             self._customer_declarations()
+        if standalone:
+            Territories.join([self])
 
     def _load_history(self) -> None:
         """Syndicated Rx history for the weeks before day 0, as the pipeline would have delivered it."""
@@ -227,6 +195,13 @@ class World:
             self.view.absorb(DayRecord(day=day, touches=outcome, rx=rx), self.pipeline.level, self._rng_pipeline)
 
     # ----------------------------------------------------------------------------------------- helpers
+    @property
+    def env(self) -> simpy.Environment:
+        """The SimPy environment of the World's batch (shared by all its territories)."""
+        if self.batch is None:
+            raise RuntimeError("this World belongs to no batch yet: Territories.join([...]) it")
+        return self.batch.env
+
     @property
     def now(self) -> float:
         return float(self.env.now)
@@ -365,8 +340,9 @@ class World:
                              plan.webinar_hcp[webinar])
 
     def run_until(self, day: float) -> None:
-        if day > self.env.now:
-            self.env.run(until=day)
+        """Run the World's batch (every territory in it) to ``day``; never backwards."""
+        self.env  # a clear error for a World that belongs to no batch
+        self.batch.run_until(day)
 
     def use_oracle_view(self, on: bool) -> None:
         """Switch the ground-truth view (``env.oracle_view``) on or off from now on (the rollout oracle chooses it per
@@ -388,82 +364,46 @@ class World:
     # ------------------------------------------------------------------------------------ pickle support
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["env"]  # holds the process generators, which cannot be pickled; rebuilt from state["_wakes"]
-        state["_now"] = self.now
+        del state["batch"]  # holds the SimPy environment and its generators: rebuilt as a batch of one
+        batch = self.batch
+        state["_now"] = batch.now if batch is not None else 0.0
+        state["_wakes"] = batch.wakes() if batch is not None else {}
         state["_digest"] = self._digest is not None  # hashlib objects cannot be pickled; rebuilt from event_log
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         now = state.pop("_now")
+        wakes = state.pop("_wakes")
+        state.pop("env", None)  # pickles from before batches
+        state.pop("_wake_order", None)
         state.setdefault("oracle_view", bool(state["config"].env.oracle_view))  # pickles from before the switch
         self.__dict__.update(state)
-        self.env = simpy.Environment(initial_time=now)
         if self._digest and self.event_log is not None:  # (a closed World has no event log left to hash)
             self._digest = hashlib.sha256()
             for record in self.event_log:
                 self._hash_record(record)
         else:
             self._digest = None
+        self.batch = None
         if self.state is not None:  # a closed World has nothing left to run
-            self._start_processes(resume=True)
+            Territories.join([self], now=now, wakes=wakes)
 
-    def _processes(self) -> dict[str, Callable[[Wake | None], Process]]:
-        processes = {
-            "day_cycle": self._day_cycle,
-            "pipeline": self._pipeline_batches,
-            "field": self._field_days,
-            "webinars": self._webinars,
-        }
-        if self._access_reviews_on:
-            processes["access"] = self._access_reviews
-        if not has(self.stage, "orchestrator_controls_marketing"):
-            processes["emails"] = self._marketing_emails
-            processes["remote"] = self._marketing_remote
-        return processes
+    # ------------------------------------------------------------------------------- phases of the day
+    def calendar_settings(self) -> CalendarSettings:
+        """What shapes the batch's calendar (the same for every territory of one configuration)."""
+        config = self.config
+        return CalendarSettings(
+            pipeline_batch_interval_days=float(self.pipeline.level.batch_interval_days),
+            field_works=bool(self.field.capacity_available),
+            working_minutes_per_day=float(config.channels.rep_visit.working_minutes_per_day),
+            email_interval_days=float(config.marketing.email_interval_days),
+            remote_interval_days=float(config.marketing.remote_interval_days),
+            access_review_interval_days=float(config.response.access_review_interval_days),
+            access_reviews=bool(self._access_reviews_on),
+            calendar_marketing=not has(self.stage, "orchestrator_controls_marketing"),
+        )
 
-    def _start_processes(self, resume: bool = False) -> None:
-        """Start every process; with ``resume``, each where it last waited (``_wakes``), in the order its event
-        was scheduled, so that events of the same time run in the same order as they would have."""
-        processes = self._processes()
-        if not resume or not self._wakes:  # a fresh World, or one copied before its processes first ran
-            for process in processes.values():
-                self.env.process(process(None))
-            return
-        assert self._wakes.keys() == processes.keys(), "every process waits somewhere once the World has run"
-        for name, wake in sorted(self._wakes.items(), key=lambda item: item[1][1]):
-            self.env.process(processes[name](Wake(*wake)))
-
-    def _wait(self, name: str, delay: float, phase: str = "", day: float = 0.0) -> simpy.Timeout:
-        """``env.timeout(delay)`` for process ``name``, recording where it waits and what it does next."""
-        self._wake_order += 1
-        self._wakes[name] = (self.env.now + delay, self._wake_order, phase, day)  # the time as SimPy computes it
-        return self.env.timeout(delay)
-
-    def _resume(self, name: str, wake: Wake) -> simpy.Timeout:
-        """Wait, in a rebuilt environment, until exactly ``wake.time`` (a delay with ``now + delay == time``)."""
-        now, delay = self.env.now, wake.time - self.env.now
-        while now + delay < wake.time:
-            delay = math.nextafter(delay, math.inf)
-        while now + delay > wake.time:
-            delay = math.nextafter(delay, -math.inf)
-        return self._wait(name, delay, wake.phase, wake.day)
-
-    # ------------------------------------------------------------------------------------------ processes
-    def _day_cycle(self, resume: Wake | None = None) -> Process:
-        if resume is not None:
-            yield self._resume("day_cycle", resume)
-            if resume.phase == "end_of_day":
-                day = int(resume.day)
-                self._end_of_day(day)
-                yield self._wait("day_cycle", day + 1 - self.env.now)
-        while True:
-            day = int(round(self.env.now))
-            self._portal_visits(day)
-            yield self._wait("day_cycle", day + 23 * HOUR - self.env.now, "end_of_day", day)
-            self._end_of_day(day)
-            yield self._wait("day_cycle", day + 1 - self.env.now)
-
-    def _portal_visits(self, day: int) -> None:
+    def portal_visits(self, day: int) -> None:
         """HCP-initiated website visits: digital, aware customers pull the theme they need."""
         visitors = kernels.portal_visitors(self.exogenous_uniforms("website", day), self._portal_rate,
                                            self.state.adoption, 0.2)
@@ -471,7 +411,7 @@ class World:
             theme = self._top_need[visitors]
             self._queue.push(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1, day=day)
 
-    def _end_of_day(self, day: int) -> None:
+    def end_of_day(self, day: int) -> None:
         batch = self._queue.take_day(day)
         outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
         working = is_working_day(day)
@@ -553,75 +493,52 @@ class World:
             record.preferred_channel = self.pop.channel_fit[record.preferred_hcp].argmax(axis=1)
         return record
 
-    def _field_days(self, resume: Wake | None = None) -> Process:
-        if resume is not None:
-            yield self._resume("field", resume)
-            if resume.phase == "after_work":
-                yield self._wait("field", resume.day + 1 + 8 * HOUR - self.env.now)
-        while True:
-            day = int(np.floor(self.env.now))
-            start = day + 8 * HOUR
-            if start > self.env.now:
-                yield self._wait("field", start - self.env.now)
-            if is_working_day(day) and self.field.capacity_available:
-                value = self.customer_priority() if has(self.stage, "rep_measured_on_outcome") else None
-                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage, value)
-                self.schedule_touches(worked.batch)
-                if has(self.stage, "rep_intervenes_on_channels"):
-                    self._rep_interventions(worked.batch, day)
-                led = self.ledger
-                led.suggestions_accepted += worked.accepted
-                led.suggestions_dismissed += worked.dismissed
-                led.questions_answered += int(worked.answered_hcp.size)
-                notes = self._pending_notes[day]
-                notes.append(("need", worked.answered_hcp))
-                notes.append(("need", worked.noted_hcp))
-                notes.append(("no_see", worked.no_see_hcp))
-                notes.append(("dismissed", worked.dismissed))
-                # The reps are busy until the end of their working day.
-                minutes = self.config.channels.rep_visit.working_minutes_per_day
-                yield self._wait("field", minutes / 1440.0, "after_work", day)
-            yield self._wait("field", day + 1 + 8 * HOUR - self.env.now)
+    def field_day(self, day: int) -> None:
+        """08:00 of a working day with a field force: every rep's day of calls (timed visits, queued touches)."""
+        value = self.customer_priority() if has(self.stage, "rep_measured_on_outcome") else None
+        worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage, value)
+        self.schedule_touches(worked.batch)
+        if has(self.stage, "rep_intervenes_on_channels"):
+            self._rep_interventions(worked.batch, day)
+        led = self.ledger
+        led.suggestions_accepted += worked.accepted
+        led.suggestions_dismissed += worked.dismissed
+        led.questions_answered += int(worked.answered_hcp.size)
+        notes = self._pending_notes[day]
+        notes.append(("need", worked.answered_hcp))
+        notes.append(("need", worked.noted_hcp))
+        notes.append(("no_see", worked.no_see_hcp))
+        notes.append(("dismissed", worked.dismissed))
 
-    def _pipeline_batches(self, resume: Wake | None = None) -> Process:
-        level = self.pipeline.level
-        yield self._resume("pipeline", resume) if resume is not None else self._wait("pipeline", 2 * HOUR)
-        while True:
-            self.pipeline.publish(self.env.now, self.view, self._rng_pipeline)
-            self.ledger.observed_rx = float(self.view.published_rx.sum())
-            yield self._wait("pipeline", level.batch_interval_days)
+    def publish(self, now: float) -> None:
+        """02:00 (and every batch interval): the pipeline publishes what is old enough to the view."""
+        self.pipeline.publish(now, self.view, self._rng_pipeline)
+        self.ledger.observed_rx = float(self.view.published_rx.sum())
 
-    def _marketing_emails(self, resume: Wake | None = None) -> Process:
-        cal = self.config.marketing
-        yield self._resume("emails", resume) if resume is not None else self._wait("emails", 2 + 10 * HOUR)
-        while True:
-            day = self.env.now
-            if is_working_day(int(day)):
-                hcp = np.flatnonzero(self.view.email_consent)
-                hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
-                open_time = day + self.config.channels.email.open_delay_days
-                theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
-                self._queue.push(hcp, EMAIL, theme, ORIGIN_CALENDAR, open_time)
-            yield self._wait("emails", cal.email_interval_days)
+    def marketing_emails(self, day: float) -> None:
+        """10:00 of a working day on marketing's calendar: an email to every opted-in customer below the cap."""
+        hcp = np.flatnonzero(self.view.email_consent)
+        hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
+        open_time = day + self.config.channels.email.open_delay_days
+        theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
+        self._queue.push(hcp, EMAIL, theme, ORIGIN_CALENDAR, open_time)
 
-    def _marketing_remote(self, resume: Wake | None = None) -> Process:
+    def marketing_remote(self, day: float) -> None:
+        """11:00 on marketing's calendar: inside sales books remote details for the coming days, up to capacity."""
         cal = self.config.marketing
         remote = self.config.channels.remote_detail
-        yield self._resume("remote", resume) if resume is not None else self._wait("remote", 4 + 11 * HOUR)
-        while True:
-            day = self.env.now
-            if remote.calls_per_day > 0:
-                hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
-                hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
-                capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
-                hcp = hcp[:capacity]
-                offsets = np.arange(hcp.size) // remote.calls_per_day
-                if hcp.size:
-                    days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
-                    times = days[offsets] + 11 * HOUR
-                    theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
-                    self._queue.push(hcp, REMOTE_DETAIL, theme, ORIGIN_CALENDAR, times)
-            yield self._wait("remote", cal.remote_interval_days)
+        if remote.calls_per_day <= 0:
+            return
+        hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
+        hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
+        capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
+        hcp = hcp[:capacity]
+        offsets = np.arange(hcp.size) // remote.calls_per_day
+        if hcp.size:
+            days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
+            times = days[offsets] + 11 * HOUR
+            theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
+            self._queue.push(hcp, REMOTE_DETAIL, theme, ORIGIN_CALENDAR, times)
 
     def _follow_field_records(self, hcp: np.ndarray, day: float, theme: np.ndarray) -> np.ndarray:
         """Marketing stage 2: an email or inside-sales call to a customer the rep met in the last
@@ -652,38 +569,25 @@ class World:
     def _register_for_webinar(self, hcp: np.ndarray) -> None:
         web = self.config.channels.webinar
         hcp = hcp[~self._webinar_registered[hcp]]
-        event_day = self._next_webinar_day()
+        event_day = self.next_webinar_day(self.now)
         theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
         p = web.base_registration * (0.4 + 0.6 * self.pop.channel_fit[hcp, WEBINAR])
         p = p * (0.5 + 0.5 * self.pop.need_relevance[hcp, theme])
         registered = hcp[self._rng_webinar.random(hcp.size) < p]
         self._webinar_registered[registered] = True
 
-    def _next_webinar_day(self) -> float:
+    def next_webinar_day(self, now: float) -> float:
         web = self.config.channels.webinar
-        k = max(0, int(np.ceil((self.now - web.first_day) / web.interval_days)))
+        k = max(0, int(np.ceil((now - web.first_day) / web.interval_days)))
         return web.first_day + k * web.interval_days
 
-    def _webinars(self, resume: Wake | None = None) -> Process:
-        # phases: "next" (pick the next event and wait for its invitations), "invite", "hold" (the event)
-        phase, event_day = ("next", 0.0) if resume is None else (resume.phase, resume.day)
-        if resume is not None:
-            yield self._resume("webinars", resume)
-        while True:
-            if phase == "next":
-                event_day = self._next_webinar_day()
-                invite_time = max(self.env.now, event_day - 7)
-                if invite_time > self.env.now:
-                    yield self._wait("webinars", invite_time - self.env.now, "invite", event_day)
-            if phase in ("next", "invite"):
-                if not has(self.stage, "orchestrator_controls_marketing") and self.config.marketing.invite_all_to_webinars:
-                    self._register_for_webinar(np.flatnonzero(self.view.email_consent))
-                yield self._wait("webinars", event_day + 18 * HOUR - self.env.now, "hold", event_day)
-            self._hold_webinar(event_day)
-            yield self._wait("webinars", 1.0, "next")
-            phase = "next"
+    def invite_to_webinar(self, event_day: float) -> None:
+        """A week before the event: marketing's calendar invites every opted-in customer (below marketing stage 3
+        control; the orchestrator invites with its plays)."""
+        if not has(self.stage, "orchestrator_controls_marketing") and self.config.marketing.invite_all_to_webinars:
+            self._register_for_webinar(np.flatnonzero(self.view.email_consent))
 
-    def _hold_webinar(self, event_day: float) -> None:
+    def hold_webinar(self, event_day: float) -> None:
         web = self.config.channels.webinar
         registered = np.flatnonzero(self._webinar_registered)
         show = registered[self._rng_webinar.random(registered.size) < web.show_rate]
@@ -698,13 +602,10 @@ class World:
                 self.hcp_cost_usd[registered] += web.fixed_cost_usd / registered.size
             self.ledger.webinar_events += 1
 
-    def _access_reviews(self, resume: Wake | None = None) -> Process:
-        interval = self.config.response.access_review_interval_days
-        yield self._resume("access", resume) if resume is not None else self._wait("access", interval)
-        while True:
-            rng = self.streams.daily("access", int(self.env.now))
-            self.access_upgrades += self.response.review_access(self.state, rng)
-            yield self._wait("access", interval)
+    def review_access(self, now: float) -> None:
+        """Every review interval: payers review the accounts' formulary access."""
+        rng = self.streams.daily("access", int(now))
+        self.access_upgrades += self.response.review_access(self.state, rng)
 
     def _customer_declarations(self) -> None:
         """Customer stage 3: a share of HCPs choose an experience package, declaring needs and channel."""
@@ -729,3 +630,69 @@ class World:
             raise RuntimeError("event hashing needs env.record_events: true")
         return self._digest.hexdigest()
 
+
+
+class Territories:
+    """The territories of one batch: each phase of the day for all of them (``oce_sim.world.batch.Territories``).
+
+    Built by :meth:`join`, which also gives every World the batch it belongs to."""
+
+    def __init__(self, worlds: Sequence[World]):
+        if not worlds:
+            raise ValueError("a batch holds at least one territory")
+        settings = [world.calendar_settings() for world in worlds]
+        if not same_calendar(settings):
+            raise ValueError("the territories of one batch share one configuration (one calendar); got several")
+        self.worlds = list(worlds)
+        self._settings = settings[0]
+
+    @classmethod
+    def join(cls, worlds: Sequence[World], now: float = 0.0,
+             wakes: dict[str, tuple[float, int, str, float]] | None = None) -> WorldBatch:
+        """One batch for ``worlds`` (each at time ``now``; ``wakes``: where a pickled batch's processes waited)."""
+        batch = WorldBatch(cls(worlds), now=now, wakes=wakes)
+        for world in worlds:
+            world.batch = batch
+        return batch
+
+    def calendar_settings(self) -> CalendarSettings:
+        return self._settings
+
+    def portal_visits(self, day: int) -> None:
+        for world in self.worlds:
+            world.portal_visits(day)
+
+    def end_of_day(self, day: int) -> None:
+        for world in self.worlds:
+            world.end_of_day(day)
+
+    def publish(self, now: float) -> None:
+        for world in self.worlds:
+            world.publish(now)
+
+    def field_day(self, day: int) -> None:
+        for world in self.worlds:
+            world.field_day(day)
+
+    def marketing_emails(self, day: float) -> None:
+        for world in self.worlds:
+            world.marketing_emails(day)
+
+    def marketing_remote(self, day: float) -> None:
+        for world in self.worlds:
+            world.marketing_remote(day)
+
+    def next_webinar_day(self, now: float) -> float:
+        return self.worlds[0].next_webinar_day(now)  # one configuration: one webinar calendar
+
+    def invite_to_webinar(self, event_day: float) -> None:
+        for world in self.worlds:
+            world.invite_to_webinar(event_day)
+
+    def hold_webinar(self, event_day: float) -> None:
+        for world in self.worlds:
+            world.hold_webinar(event_day)
+
+    def review_access(self, now: float) -> None:
+        for world in self.worlds:
+            world.review_access(now)
