@@ -24,6 +24,7 @@ from oce_sim.world.calendar import HOUR, add_working_days, is_working_day
 from oce_sim.world.efficacy import WORKING_DAYS_PER_WINDOW, Z_ONE_SIDED_95, EfficacyTest
 from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
+from oce_sim.world.rows import BOUND, RowBound, bind_rows, stack_rows
 from oce_sim.world.response import (
     EMAIL,
     N_CHANNELS,
@@ -34,11 +35,14 @@ from oce_sim.world.response import (
     REP_VISIT,
     WEBINAR,
     WEBSITE,
+    CONTACT_LOAD,
+    SOURCE_OF_CHANNEL,
     CustomerState,
     ResponseModel,
     TouchBatch,
     TouchOutcome,
     TouchQueue,
+    TouchQueues,
 )
 from oce_sim.world.stages import has
 from oce_sim.world.start import StartTable
@@ -80,8 +84,8 @@ def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) ->
 
 
 @dataclass
-class Ledger:
-    """Running totals the KPIs are computed from."""
+class Ledger(RowBound):
+    """Running totals the KPIs are computed from (in a batch, the per-channel arrays are rows of the batch's)."""
 
     rx: float = 0.0  # total prescriptions (TRx: new + refills)
     observed_rx: float = 0.0  # prescriptions as the pipeline has published them to the view (late, noisy, gappy)
@@ -107,10 +111,11 @@ class Ledger:
     rep_interventions: int = 0  # other channels' touches a stage-3 rep re-sequenced or stopped
 
     def snapshot(self) -> "Ledger":
-        return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()})
+        return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
+                         if k != BOUND})
 
 
-class World:
+class World(RowBound):
     """One territory: ground truth plus the company's systems, advanced by its batch's SimPy calendar.
 
     A World belongs to a ``WorldBatch`` (``self.batch``): standalone, a batch of one; in a vector env, one batch
@@ -212,7 +217,11 @@ class World:
         cached = self._blocks.get(name)
         if cached is None or cached[0] != block:
             rng = self.streams.daily(name, block)
-            cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))
+            if cached is None:
+                cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))
+            else:  # in place: in a batch the block is a row of the batch's (the same draws: random(out=...))
+                rng.random(out=cached[1])
+                cached = (block, cached[1])
             self._blocks[name] = cached
         return cached[1][day % EXOGENOUS_BLOCK_DAYS]
 
@@ -403,30 +412,22 @@ class World:
             calendar_marketing=not has(self.stage, "orchestrator_controls_marketing"),
         )
 
-    def portal_visits(self, day: int) -> None:
-        """HCP-initiated website visits: digital, aware customers pull the theme they need."""
-        visitors = kernels.portal_visitors(self.exogenous_uniforms("website", day), self._portal_rate,
-                                           self.state.adoption, 0.2)
-        if visitors.size:
-            theme = self._top_need[visitors]
-            self._queue.push(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1, day=day)
-
-    def end_of_day(self, day: int) -> None:
-        batch = self._queue.take_day(day)
-        outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
-        working = is_working_day(day)
-        # env.hcp_rewards: each HCP's expected TRx of the day (the state before the update, as the kernel values it)
-        expected_per_hcp = np.empty(self.pop.n_hcps) if self.hcp_margin_usd is not None and working else None
-        rx, expected_rx, rx_total = self.response.advance_day(
-            self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day),
-            self.exogenous_uniforms("refills", day), expected_out=expected_per_hcp,
-        )
-        if expected_per_hcp is not None:
-            self.hcp_margin_usd += expected_per_hcp * self.config.economics.margin_per_rx_usd
+    def close_day(self, day: int, working: bool, outcome: TouchOutcome, counts: np.ndarray, rx: np.ndarray,
+                  expected_rx: float, rx_total: int, nrx_total: int) -> None:
+        """23:00, after the batch has delivered the day's touches and moved the customers: book the day, record it
+        for the pipeline (and the event log).  ``counts``: conflicts, out-of-sequence touches and unsubscribes."""
+        led = self.ledger
+        price = self.config.economics.price_per_rx_usd
         if working:
-            self.ledger.nrx += int(self.state.nrx.sum())
-        self.ledger.expected_revenue_usd += expected_rx * self.config.economics.price_per_rx_usd
-        self._book(outcome, rx_total)
+            led.nrx += nrx_total
+        led.expected_revenue_usd += expected_rx * price
+        led.rx += rx_total
+        led.revenue_usd += rx_total * price
+        led.confusion_events += int(counts[0])
+        led.out_of_sequence += int(counts[1])
+        led.unsubscribes += int(counts[2])
+        led.blocked_no_consent += outcome.blocked_no_consent
+        led.blocked_cap += outcome.blocked_cap
         self._book_field_force(working)
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
@@ -435,7 +436,7 @@ class World:
         if self._digest is not None:
             self._hash_record(record)
             self.event_log.append(record)
-        self.daily_rx.append(int(rx_total))
+        self.daily_rx.append(rx_total)
 
     def _hash_record(self, record: DayRecord) -> None:
         # Fixed dtypes, so that the hash follows the events and not how the arrays happen to be stored.
@@ -443,22 +444,6 @@ class World:
         for array, dtype in zip((touches.hcp, touches.channel, touches.theme, touches.engaged, touches.conflict,
                                  record.rx), DIGEST_DTYPES):
             self._digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
-
-    def _book(self, outcome: TouchOutcome, rx_total: int) -> None:
-        led = self.ledger
-        led.rx += rx_total
-        led.revenue_usd += rx_total * self.config.economics.price_per_rx_usd
-        conflicts, out_of_sequence, unsubscribes = kernels.book_touches(
-            outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
-            outcome.unsubscribed, led.cost_usd, led.delivered, led.engaged,
-        )  # fmt: skip
-        if self.hcp_cost_usd is not None and outcome.hcp.size:
-            np.add.at(self.hcp_cost_usd, outcome.hcp, outcome.cost_usd)
-        led.confusion_events += int(conflicts)
-        led.out_of_sequence += int(out_of_sequence)
-        led.unsubscribes += int(unsubscribes)
-        led.blocked_no_consent += outcome.blocked_no_consent
-        led.blocked_cap += outcome.blocked_cap
 
     def _book_field_force(self, working: bool) -> None:
         """A rep is paid every calendar day whether she calls or not; idle capacity is what she could have called."""
@@ -632,10 +617,30 @@ class World:
 
 
 
+# CustomerState fields stored as rows of the batch's arrays (all of them: the batch's phases read and write them)
+STATE_ROWS: tuple[str, ...] = (
+    "adoption", "goodwill", "confusion", "contact_load", "progress", "email_consent", "remote_consent",
+    "last_stakeholder_day", "last_stakeholder_theme", "sent_days", "sent_pointer", "account_access",
+    "ever_delivered", "patients", "nrx",
+)
+LEDGER_ROWS: tuple[str, ...] = ("cost_usd", "delivered", "engaged")
+# Population data the batch's phases read (it never changes during an episode: stacked as copies)
+POPULATION_ROWS: tuple[str, ...] = ("channel_fit", "need_relevance", "contact_tolerance_per_month", "account",
+                                    "class_rx_per_day")
+EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
+# ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
+# territory's touches and dynamics go through its own methods, which call the same kernels for one territory
+RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
+PORTAL_UNAWARE_FACTOR = 0.2  # an HCP who is not yet aware of the brand visits its website at this share of his rate
+
+
 class Territories:
     """The territories of one batch: each phase of the day for all of them (``oce_sim.world.batch.Territories``).
 
-    Built by :meth:`join`, which also gives every World the batch it belongs to."""
+    Every territory's customer state, touch queue, ledger arrays and exogenous uniforms are rows of the batch's
+    arrays (``oce_sim.world.rows``), so the hot phases (the portal at 00:00, the touches and dynamics at 23:00) are
+    one compiled call over all territories; the others run territory by territory.  Built by :meth:`join`, which
+    also gives every World the batch it belongs to."""
 
     def __init__(self, worlds: Sequence[World]):
         if not worlds:
@@ -645,6 +650,38 @@ class Territories:
             raise ValueError("the territories of one batch share one configuration (one calendar); got several")
         self.worlds = list(worlds)
         self._settings = settings[0]
+        self.n = len(self.worlds)
+        first = self.worlds[0]
+        self.response = first.response  # its parameters: one configuration for the batch
+        self.economics = first.config.economics
+        self.queues = TouchQueues.gather([world._queue for world in self.worlds])
+        self.state = bind_rows([world.state for world in self.worlds], STATE_ROWS)
+        self.ledger = bind_rows([world.ledger for world in self.worlds], LEDGER_ROWS)
+        self.per_hcp_money = first.hcp_margin_usd is not None
+        if self.per_hcp_money:
+            self.hcp_money = bind_rows(self.worlds, ("hcp_margin_usd", "hcp_cost_usd"))
+        pops = [world.pop for world in self.worlds]
+        self.pop = {name: stack_rows(pops, name) for name in POPULATION_ROWS}
+        self.visit_cost = stack_rows([world.response for world in self.worlds], "visit_cost")
+        self.portal_rate = stack_rows(self.worlds, "_portal_rate")
+        self.top_need = stack_rows(self.worlds, "_top_need")
+        edges = [pop.kol_edge_kol.size for pop in pops]
+        self.kol_offsets = np.concatenate([[0], np.cumsum(edges)]).astype(np.int64)
+        self.kol_edge_kol = np.concatenate([pop.kol_edge_kol for pop in pops]).astype(np.int64)
+        self.kol_edge_follower = np.concatenate([pop.kol_edge_follower for pop in pops]).astype(np.int64)
+        n_hcps = first.pop.n_hcps
+        self.blocks: dict[str, np.ndarray] = {}
+        for name in EXOGENOUS_STREAMS:  # each territory's 28-day block of a stream: a row of the batch's
+            parent = np.zeros((self.n, EXOGENOUS_BLOCK_DAYS, n_hcps))
+            for t, world in enumerate(self.worlds):
+                cached = world._blocks.get(name)
+                if cached is not None:
+                    parent[t] = cached[1]
+                    world._blocks[name] = (cached[0], parent[t])
+                else:
+                    world._blocks[name] = (-1, parent[t])  # no block drawn yet: block -1 is never a day's
+            self.blocks[name] = parent
+        self._no_values = np.zeros((self.n, 0))
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -658,13 +695,96 @@ class Territories:
     def calendar_settings(self) -> CalendarSettings:
         return self._settings
 
-    def portal_visits(self, day: int) -> None:
+    def uniforms(self, name: str, day: int) -> np.ndarray:
+        """Every territory's exogenous uniforms of stream ``name`` on ``day``, ``(N, n_hcps)`` (each territory's
+        block drawn where it is not the day's: ``World.exogenous_uniforms``)."""
+        block = day // EXOGENOUS_BLOCK_DAYS
         for world in self.worlds:
-            world.portal_visits(day)
+            if world._blocks[name][0] != block:
+                world.exogenous_uniforms(name, day)
+        return self.blocks[name][:, day % EXOGENOUS_BLOCK_DAYS]
+
+    def portal_visits(self, day: int) -> None:
+        """00:00: HCP-initiated website visits (digital, aware customers pull the theme they need), queued at noon."""
+        u = self.uniforms("website", day)
+        queues = self.queues
+        while not kernels.portal_rows(u, self.portal_rate, self.state["adoption"], PORTAL_UNAWARE_FACTOR,
+                                      self.top_need, day, day + 12 * HOUR, queues.size, queues.day, queues.hcp,
+                                      queues.channel, queues.theme, queues.origin, queues.question,
+                                      queues.engaged_hint, queues.time, WEBSITE, ORIGIN_CUSTOMER):
+            queues.reserve(2 * queues.capacity)
 
     def end_of_day(self, day: int) -> None:
-        for world in self.worlds:
-            world.end_of_day(day)
+        """23:00: every territory's touches of the day are delivered in time order, customers prescribe and move
+        (working days) and decay, and each territory books and records its day."""
+        worlds, n = self.worlds, self.n
+        working = is_working_day(day)
+        queues, state, response = self.queues, self.state, self.response
+        offsets, hcp, channel, theme, origin, question, hint, time = kernels.take_day_rows(
+            day, queues.size, queues.day, queues.hcp, queues.channel, queues.theme, queues.origin, queues.question,
+            queues.engaged_hint, queues.time)
+        hooked = [t for t, world in enumerate(worlds) if RESPONSE_HOOKS & world.response.__dict__.keys()]
+        active = np.ones(n, dtype=np.bool_)
+        active[hooked] = False
+        # two uniforms per touch (engagement, unsubscribe), drawn from each territory's own stream
+        u = np.empty((int(offsets[-1]), 2))
+        for t in np.flatnonzero(np.diff(offsets)):
+            if active[t]:
+                worlds[t]._rng_touches.random(out=u[offsets[t]:offsets[t + 1]])
+        delivered = kernels.deliver_rows(
+            active, offsets, hcp, channel, theme, origin, question, hint, time, u, float(day),
+            state["email_consent"], state["remote_consent"], state["sent_days"], state["sent_pointer"],
+            state["contact_load"], state["confusion"], state["goodwill"], state["progress"],
+            state["last_stakeholder_day"], state["last_stakeholder_theme"], state["ever_delivered"],
+            self.pop["channel_fit"], self.pop["need_relevance"], self.pop["contact_tolerance_per_month"],
+            self.visit_cost, response.caps, response.base_engagement, response.channel_effect, response.unit_cost,
+            SOURCE_OF_CHANNEL, CONTACT_LOAD, response._touch_params, self.ledger["cost_usd"],
+            self.ledger["delivered"], self.ledger["engaged"],
+            self.hcp_money["hcp_cost_usd"] if self.per_hcp_money else self._no_values,
+        )  # fmt: skip
+        out_offsets, *columns, blocked, counts = delivered
+        outcomes: dict[int, TouchOutcome] = {}
+        for t in hooked:  # the territory's own (wrapped) methods, on its rows
+            world = worlds[t]
+            a, b = offsets[t], offsets[t + 1]
+            touches = TouchBatch(hcp[a:b], channel[a:b], theme[a:b], origin[a:b], question[a:b], hint[a:b], time[a:b])
+            outcome = world.response.apply_touches(world.state, touches, float(day), world._rng_touches)
+            counts[t] = kernels.book_touches(
+                outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
+                outcome.unsubscribed, world.ledger.cost_usd, world.ledger.delivered, world.ledger.engaged)
+            if world.hcp_cost_usd is not None and outcome.hcp.size:
+                np.add.at(world.hcp_cost_usd, outcome.hcp, outcome.cost_usd)
+            outcomes[t] = outcome
+
+        u_rx, u_transition, u_refill = (self.uniforms(name, day) for name in ("rx", "transitions", "refills"))
+        rx = np.empty((n, worlds[0].pop.n_hcps), dtype=np.int32)  # rows go to the day records: a new array a day
+        expected_out = np.empty(rx.shape) if self.per_hcp_money else self._no_values
+        expected, rx_total, nrx_total = kernels.daily_rows(
+            active, working, u_rx, u_refill, u_transition, state["adoption"], state["goodwill"], state["confusion"],
+            state["contact_load"], state["patients"], state["account_access"], self.pop["account"],
+            self.pop["class_rx_per_day"], response.brand_share, response.access_factor, self.kol_offsets,
+            self.kol_edge_kol, self.kol_edge_follower, response._up_base, response._up_slope, response._up_peer,
+            response._down_base, response._down_damp, response._day_params, rx, state["nrx"], expected_out,
+            self.hcp_money["hcp_margin_usd"] if self.per_hcp_money else self._no_values,
+            self.economics.margin_per_rx_usd,
+        )  # fmt: skip
+        for t in hooked:
+            world = worlds[t]
+            expected_per_hcp = expected_out[t] if self.per_hcp_money and working else None
+            rx[t], expected[t], rx_total[t] = world.response.advance_day(
+                world.state, working, u_rx[t], u_transition[t], u_refill[t], expected_out=expected_per_hcp)
+            if expected_per_hcp is not None:
+                world.hcp_margin_usd += expected_per_hcp * self.economics.margin_per_rx_usd
+            nrx_total[t] = int(world.state.nrx.sum()) if working else 0
+
+        for t, world in enumerate(worlds):
+            outcome = outcomes.get(t)
+            if outcome is None:
+                a, b = out_offsets[t], out_offsets[t + 1]
+                outcome = TouchOutcome(*(column[a:b] for column in columns), blocked_no_consent=int(blocked[t, 0]),
+                                       blocked_cap=int(blocked[t, 1]))
+            world.close_day(day, working, outcome, counts[t], rx[t], float(expected[t]), int(rx_total[t]),
+                            int(nrx_total[t]))
 
     def publish(self, now: float) -> None:
         for world in self.worlds:
