@@ -1113,3 +1113,77 @@ def portal_rows(u, portal_rate, adoption, unaware_factor, top_need, day, noon, s
             time[t, i] = noon
         size[t] = s + found.size
     return True
+
+
+@njit(cache=True)
+def push_rows(t, hcp_in, channel_in, theme_in, origin_in, question_in, hint_in, time_in, size, days, hcp, channel,
+              theme, origin, question, hint, time):  # fmt: skip
+    """Append touches to territory ``t``'s queue row (the caller made room); each touch's day is its time's."""
+    s = size[t]
+    for j in range(hcp_in.size):
+        i = s + j
+        days[t, i] = np.int64(np.floor(time_in[j]))
+        hcp[t, i] = hcp_in[j]
+        channel[t, i] = channel_in
+        theme[t, i] = theme_in[j]
+        origin[t, i] = origin_in[j]
+        question[t, i] = question_in[j]
+        hint[t, i] = hint_in[j]
+        time[t, i] = time_in[j]
+    size[t] = s + hcp_in.size
+
+
+@njit(cache=True)
+def field_rows(
+    day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
+    rep_progress, failed_visits, seen_visits, own_order, view_progress, uses_shared_insight, records_knowledge,
+    need_relevance, availability, archetype, params, fills_free_slots, coached_on_engagement, chose_other_channel,
+    pick_value, intervenes, recent_days, n_themes, rep_visit, email, remote,
+    size, days, hcp, channel, theme, origin, question, hint, time,
+):  # fmt: skip
+    """Every territory's field day (``field_day`` on its rows; suggestion queues padded with -1 to one width):
+    the executed visits are queued, and with ``intervenes`` (sales 3) the rep then re-sequences the emails and
+    stops the remote details pending for the customers she met over the next ``recent_days``.  Returns, per
+    territory, (dismissed, accepted, re-sequenced + stopped) and the answered, noted and no-see HCPs as flat arrays
+    with offsets."""
+    n_rows = u.shape[0]
+    n_max = u.shape[1] * u.shape[2]
+    counts = np.zeros((n_rows, 3), dtype=np.int64)
+    answered = np.empty(n_rows * n_max, dtype=np.int64)
+    noted = np.empty(n_rows * n_max, dtype=np.int64)
+    no_see = np.empty(n_rows * n_max, dtype=np.int64)
+    offsets = np.zeros((3, n_rows + 1), dtype=np.int64)
+    for t in range(n_rows):
+        res = field_day(
+            day, u[t], queue_hcp[t], queue_theme[t], queue_ask[t], pointer[t], trust[t], knows_no_see[t],
+            knows_need[t], last_visit_day[t], rep_progress[t], failed_visits[t], seen_visits[t], own_order[t],
+            view_progress[t], uses_shared_insight, records_knowledge, need_relevance[t], availability, archetype[t],
+            params, fills_free_slots[t], coached_on_engagement, chose_other_channel[t], pick_value[t],
+        )  # fmt: skip
+        v_hcp, v_theme, v_origin, v_ask, v_met, v_time = res[0], res[1], res[2], res[3], res[4], res[5]
+        push_rows(t, v_hcp, rep_visit, v_theme, v_origin, v_ask, v_met, v_time, size, days, hcp, channel, theme,
+                  origin, question, hint, time)
+        counts[t, 0] = res[9]
+        counts[t, 1] = res[10]
+        for k, found in enumerate((res[6], res[7], res[8])):
+            a = offsets[k, t]
+            out = answered if k == 0 else (noted if k == 1 else no_see)
+            out[a:a + found.size] = found
+            offsets[k, t + 1] = a + found.size
+        if intervenes:
+            n_hcps = view_progress.shape[1]
+            customers = np.zeros(n_hcps, dtype=np.bool_)
+            follow_up = np.zeros(n_hcps, dtype=np.int64)
+            any_met = False
+            for j in range(v_hcp.size):
+                if v_met[j] == 1:
+                    any_met = True
+                    customers[v_hcp[j]] = True
+                    follow_up[v_hcp[j]] = min(np.int64(v_theme[j]) + 1, n_themes - 1)
+            if any_met and size[t] > 0:
+                rethemed, stopped, kept = intervene_on_queue(
+                    size[t], days[t], hcp[t], channel[t], theme[t], origin[t], question[t], hint[t], time[t], customers,
+                    follow_up, day, day + recent_days, email, remote)
+                size[t] = kept
+                counts[t, 2] = rethemed + stopped
+    return counts, answered, noted, no_see, offsets

@@ -84,8 +84,10 @@ def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) ->
 
 
 @dataclass
-class Ledger(RowBound):
-    """Running totals the KPIs are computed from (in a batch, the per-channel arrays are rows of the batch's)."""
+class Ledger:
+    """Running totals the KPIs are computed from.  In a batch, the per-channel arrays are rows of the batch's:
+    they are only ever changed in place (a class that would replace them would be ``RowBound``; the ledger is
+    not, as its scalars change many times a day and ``RowBound`` makes every assignment a Python call)."""
 
     rx: float = 0.0  # total prescriptions (TRx: new + refills)
     observed_rx: float = 0.0  # prescriptions as the pipeline has published them to the view (late, noisy, gappy)
@@ -115,7 +117,7 @@ class Ledger(RowBound):
                          if k != BOUND})
 
 
-class World(RowBound):
+class World:
     """One territory: ground truth plus the company's systems, advanced by its batch's SimPy calendar.
 
     A World belongs to a ``WorldBatch`` (``self.batch``): standalone, a batch of one; in a vector env, one batch
@@ -478,23 +480,6 @@ class World(RowBound):
             record.preferred_channel = self.pop.channel_fit[record.preferred_hcp].argmax(axis=1)
         return record
 
-    def field_day(self, day: int) -> None:
-        """08:00 of a working day with a field force: every rep's day of calls (timed visits, queued touches)."""
-        value = self.customer_priority() if has(self.stage, "rep_measured_on_outcome") else None
-        worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage, value)
-        self.schedule_touches(worked.batch)
-        if has(self.stage, "rep_intervenes_on_channels"):
-            self._rep_interventions(worked.batch, day)
-        led = self.ledger
-        led.suggestions_accepted += worked.accepted
-        led.suggestions_dismissed += worked.dismissed
-        led.questions_answered += int(worked.answered_hcp.size)
-        notes = self._pending_notes[day]
-        notes.append(("need", worked.answered_hcp))
-        notes.append(("need", worked.noted_hcp))
-        notes.append(("no_see", worked.no_see_hcp))
-        notes.append(("dismissed", worked.dismissed))
-
     def publish(self, now: float) -> None:
         """02:00 (and every batch interval): the pipeline publishes what is old enough to the view."""
         self.pipeline.publish(now, self.view, self._rng_pipeline)
@@ -535,21 +520,6 @@ class World(RowBound):
         recent = day - self.state.last_stakeholder_day[hcp, 0] <= FIELD_RECENT_DAYS  # the field's met calls
         follow_up = np.minimum(self.state.last_stakeholder_theme[hcp, 0].astype(np.int64) + 1, self.pop.n_themes - 1)
         return np.where(recent, follow_up, theme)
-
-    def _rep_interventions(self, visits: TouchBatch, day: int) -> None:
-        """Sales stage 3: after a met call the rep intervenes on what the other channels have pending for her
-        customer over the next ``FIELD_RECENT_DAYS``: she stops the inside-sales call (she has just detailed the
-        customer) and re-sequences the emails to continue her message instead of contradicting it."""
-        met = visits.engaged_hint == 1
-        if not met.any():
-            return
-        customers = np.zeros(self.pop.n_hcps, dtype=bool)
-        customers[visits.hcp[met]] = True
-        follow_up = np.zeros(self.pop.n_hcps, dtype=np.int64)
-        follow_up[visits.hcp[met]] = np.minimum(visits.theme[met].astype(np.int64) + 1, self.pop.n_themes - 1)
-        rethemed, stopped = self._queue.intervene(customers, follow_up, day, day + FIELD_RECENT_DAYS, EMAIL,
-                                                  REMOTE_DETAIL)
-        self.ledger.rep_interventions += rethemed + stopped
 
     def _register_for_webinar(self, hcp: np.ndarray) -> None:
         web = self.config.channels.webinar
@@ -627,6 +597,8 @@ LEDGER_ROWS: tuple[str, ...] = ("cost_usd", "delivered", "engaged")
 # Population data the batch's phases read (it never changes during an episode: stacked as copies)
 POPULATION_ROWS: tuple[str, ...] = ("channel_fit", "need_relevance", "contact_tolerance_per_month", "account",
                                     "class_rx_per_day")
+FIELD_ROWS: tuple[str, ...] = ("trust", "knows_need", "knows_no_see", "failed_visits", "seen_visits", "rep_progress",
+                               "chose_other_channel", "last_visit_day", "pointer")
 EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
@@ -682,6 +654,8 @@ class Territories:
                     world._blocks[name] = (-1, parent[t])  # no block drawn yet: block -1 is never a day's
             self.blocks[name] = parent
         self._no_values = np.zeros((self.n, 0))
+        self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
+        self._suggestions_from: list[np.ndarray] | None = None
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -791,8 +765,83 @@ class Territories:
             world.publish(now)
 
     def field_day(self, day: int) -> None:
-        for world in self.worlds:
-            world.field_day(day)
+        """08:00 of a working day: every rep's day of calls in every territory (``kernels.field_rows``), the visits
+        queued for 23:00; at sales 3 each rep then intervenes on what the other channels have pending for the
+        customers she met."""
+        worlds, first = self.worlds, self.worlds[0]
+        stage = first.stage
+        field = self._field_rows()
+        for t, world in enumerate(worlds):
+            world._rng_field.random(out=self._field_u[t])
+            if self._values_from_priority:  # sales 3: her own picks ranked by what the orchestrator knows
+                self._pick_value[t] = world.customer_priority()
+        self._stack_suggestions()
+        for t, world in enumerate(worlds):
+            self._view_progress[t] = world.view.progress
+            self._fills_free_slots[t] = world.field.fills_free_slots
+        queues = self.queues
+        queues.reserve(int(queues.size.max()) + self._field_u.shape[1] * self._field_u.shape[2])
+        counts, answered, noted, no_see, offsets = kernels.field_rows(
+            float(day), self._field_u, self._suggested_hcp, self._suggested_theme, self._suggested_ask,
+            field["pointer"], field["trust"], field["knows_no_see"], field["knows_need"], field["last_visit_day"],
+            field["rep_progress"], field["failed_visits"], field["seen_visits"], self._own_order, self._view_progress,
+            has(stage, "rep_uses_shared_insight"), has(stage, "rep_records_knowledge"), self.pop["need_relevance"],
+            first.field.availability, self._archetype, first.field._params, self._fills_free_slots,
+            has(stage, "rep_coached_on_engagement"), field["chose_other_channel"], self._pick_value,
+            has(stage, "rep_intervenes_on_channels"), FIELD_RECENT_DAYS, first.pop.n_themes, REP_VISIT, EMAIL,
+            REMOTE_DETAIL, queues.size, queues.day, queues.hcp, queues.channel, queues.theme, queues.origin,
+            queues.question, queues.engaged_hint, queues.time,
+        )  # fmt: skip
+        for t, world in enumerate(worlds):
+            led = world.ledger
+            n_answered = int(offsets[0, t + 1] - offsets[0, t])
+            led.suggestions_accepted += int(counts[t, 1])
+            led.suggestions_dismissed += int(counts[t, 0])
+            led.questions_answered += n_answered
+            led.rep_interventions += int(counts[t, 2])
+            notes = world._pending_notes[day]
+            notes.append(("need", answered[offsets[0, t]:offsets[0, t + 1]]))
+            notes.append(("need", noted[offsets[1, t]:offsets[1, t + 1]]))
+            notes.append(("no_see", no_see[offsets[2, t]:offsets[2, t + 1]]))
+            notes.append(("dismissed", int(counts[t, 0])))
+
+    def _field_rows(self) -> dict[str, np.ndarray]:
+        """The reps' arrays as rows of the batch's (bound at the first field day) and the day's work buffers."""
+        if self._field is None:
+            forces = [world.field for world in self.worlds]
+            self._field = bind_rows(forces, FIELD_ROWS)
+            first = forces[0]
+            self._field_u = np.empty((self.n, first.n_reps, first.slots, 4))
+            width = max(force.own_order.shape[1] for force in forces)
+            self._own_order = np.full((self.n, first.n_reps, width), -1, dtype=np.int64)
+            for t, force in enumerate(forces):
+                self._own_order[t, :, :force.own_order.shape[1]] = force.own_order
+            self._archetype = stack_rows([world.pop for world in self.worlds], "archetype")
+            self._values_from_priority = has(self.worlds[0].stage, "rep_measured_on_outcome")
+            self._pick_value = (np.empty((self.n, first.pop.n_hcps)) if self._values_from_priority
+                                else stack_rows(forces, "_potential").astype(float))
+            self._view_progress = np.empty((self.n, first.pop.n_hcps), dtype=np.int64)
+            self._fills_free_slots = np.empty(self.n, dtype=np.bool_)
+        return self._field
+
+    def _stack_suggestions(self) -> None:
+        """The reps' suggestion queues as one array per column, padded with empty slots (-1) to the longest; stacked
+        again only after a territory's queue was replaced (once per decision)."""
+        forces = [world.field for world in self.worlds]
+        if self._suggestions_from is not None and all(
+                force.queue_hcp is source for force, source in zip(forces, self._suggestions_from)):
+            return
+        width = max(force.queue_hcp.shape[1] for force in forces)
+        shape = (self.n, forces[0].n_reps, width)
+        self._suggested_hcp = np.full(shape, -1, dtype=np.int64)
+        self._suggested_theme = np.zeros(shape, dtype=np.int64)
+        self._suggested_ask = np.zeros(shape, dtype=np.bool_)
+        for t, force in enumerate(forces):
+            w = force.queue_hcp.shape[1]
+            self._suggested_hcp[t, :, :w] = force.queue_hcp
+            self._suggested_theme[t, :, :w] = force.queue_theme
+            self._suggested_ask[t, :, :w] = force.queue_ask
+        self._suggestions_from = [force.queue_hcp for force in forces]
 
     def marketing_emails(self, day: float) -> None:
         for world in self.worlds:
