@@ -19,7 +19,8 @@ May import: numpy, simpy and ``oce_sim.world.calendar``; the territories are rea
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Generator, NamedTuple, Protocol, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import simpy
@@ -42,7 +43,7 @@ class Wake(NamedTuple):
 class Territories(Protocol):
     """What the calendar asks of the territories of a batch: each phase of the day, for all of them at once."""
 
-    def calendar_settings(self) -> "CalendarSettings": ...
+    def calendar_settings(self) -> CalendarSettings: ...
 
     def portal_visits(self, day: int) -> None: ...
 

@@ -322,8 +322,7 @@ def absorb_touches(
         if not covered[c] or u_keep[i] < missing_share:
             continue
         h = hcp[i]
-        if day > last_touch_day[h, c]:
-            last_touch_day[h, c] = day
+        last_touch_day[h, c] = max(last_touch_day[h, c], day)
         delivered[h, c] += 1.0
         if engaged[i]:
             engaged_count[h, c] += 1.0
@@ -683,7 +682,7 @@ def plan_touches(
     for r in range(n_reps):
         for j in range(per_rep):
             i = queue_hcp[r, j]
-            safe = i if i >= 0 else 0
+            safe = max(i, 0)
             queue_theme[r, j] = theme[safe]
             queue_ask[r, j] = i >= 0 and play[safe] == rep_ask_play and not need_known[safe]
     # Non-personal channels skip customers the field visits this epoch (no stacking of stakeholders); cadence
@@ -851,8 +850,7 @@ def last_send_day(sent_days, channel):
     for h in range(n):
         last = sent_days[h, channel, 0]
         for slot in range(1, ring):
-            if sent_days[h, channel, slot] > last:
-                last = sent_days[h, channel, slot]
+            last = max(last, sent_days[h, channel, slot])
         out[h] = last
     return out
 
@@ -865,8 +863,7 @@ def relative_need(need):
     for i in range(n):
         top = need[i, 0]
         for t in range(1, n_themes):
-            if need[i, t] > top:
-                top = need[i, t]
+            top = max(top, need[i, t])
         scale = max(1e-9, top)
         for t in range(n_themes):
             out[i, t] = need[i, t] / scale
@@ -1187,3 +1184,33 @@ def field_rows(
                 size[t] = kept
                 counts[t, 2] = rethemed + stopped
     return counts, answered, noted, no_see, offsets
+
+
+@njit(cache=True)
+def absorb_rows(
+    day, offsets, hcp, channel, theme, origin, engaged, unsubscribed, u_keep, covered, missing_share,
+    last_touch_day, delivered, engaged_count, progress, email_consent, remote_consent,
+    rx, noise, u_present, written_offsets, rx_ring, published_rx,
+):  # fmt: skip
+    """Every territory's view takes in its record of ``day`` (``absorb_touches`` and ``publish_rx`` on its rows; the
+    touches, ``u_keep``, ``noise`` and ``u_present`` as flat arrays with offsets).  Returns the suggested visits
+    recorded per territory."""
+    n_rows = rx.shape[0]
+    suggested = np.zeros(n_rows, dtype=np.int64)
+    window = rx_ring.shape[1]
+    slot_index = day % window
+    for t in range(n_rows):
+        a, b = offsets[t], offsets[t + 1]
+        suggested[t] = absorb_touches(
+            float(day), hcp[a:b], channel[a:b], theme[a:b], origin[a:b], engaged[a:b], unsubscribed[a:b], u_keep[a:b],
+            covered, missing_share, last_touch_day[t], delivered[t], engaged_count[t], progress[t], email_consent[t],
+            remote_consent[t],
+        )  # fmt: skip
+        c, d = written_offsets[t], written_offsets[t + 1]
+        slot = rx_ring[t, slot_index]
+        publish_rx(slot, rx[t], noise[c:d], u_present[c:d], missing_share)
+        if day >= 0:
+            row = published_rx[t]
+            for i in range(row.size):
+                row[i] += slot[i]
+    return suggested

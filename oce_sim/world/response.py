@@ -5,8 +5,9 @@ All functions act on whole arrays of HCPs or touches (vectorised); equations are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class TouchBatch:
     time: np.ndarray
 
     @classmethod
-    def empty(cls) -> "TouchBatch":
+    def empty(cls) -> TouchBatch:
         z = np.zeros(0, dtype=np.int64)
         return cls(z, z.astype(np.int8), z.astype(np.int8), z.astype(np.int8), z.astype(bool),
                    z.astype(np.int8), z.astype(float))
@@ -86,7 +87,7 @@ class TouchQueues:
             setattr(self, name, grown)
 
     @classmethod
-    def gather(cls, queues: "Sequence[TouchQueue]") -> "TouchQueues":
+    def gather(cls, queues: Sequence[TouchQueue]) -> TouchQueues:
         """One batch's queues from the territories' own (each handle then points at its row of the new one)."""
         sizes = [q.size for q in queues]
         joined = cls(len(queues), max(1024, *sizes))
@@ -155,7 +156,7 @@ class TouchQueue:
         q.day[r, start:end] = np.floor(q.time[r, start:end]) if day is None else day
         q.size[r] = end
 
-    def take_day(self, day: int) -> "TouchBatch":
+    def take_day(self, day: int) -> TouchBatch:
         """Remove and return the touches of ``day``, in the order they were queued."""
         if self.size == 0:
             return TouchBatch.empty()
@@ -232,7 +233,7 @@ class TouchOutcome:
     blocked_cap: int = 0
 
     @classmethod
-    def empty(cls) -> "TouchOutcome":
+    def empty(cls) -> TouchOutcome:
         z = np.zeros(0)
         flags = z.astype(bool)
         return cls(z.astype(np.int64), z.astype(np.int8), z.astype(np.int8), z.astype(np.int8), flags, flags.copy(),
@@ -261,7 +262,7 @@ class CustomerState(RowBound):
     nrx: np.ndarray = field(default=None)  # type: ignore[assignment]  # the last working day's new Rx
 
     @classmethod
-    def initial(cls, pop: Population) -> "CustomerState":
+    def initial(cls, pop: Population) -> CustomerState:
         n = pop.n_hcps
         return cls(
             adoption=pop.initial_state.copy(),

@@ -9,23 +9,23 @@ Time is in days (day ``d`` spans ``[d, d+1)``; days with ``d % 7 < 5`` are worki
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import simpy
 
-from oce_sim.config import ScenarioConfig
+from oce_sim.config import PipelineLevel, ScenarioConfig
 from oce_sim.world import dispatch, kernels
 from oce_sim.world.batch import CalendarSettings, WorldBatch, same_calendar
 from oce_sim.world.calendar import HOUR, add_working_days, is_working_day
 from oce_sim.world.efficacy import WORKING_DAYS_PER_WINDOW, Z_ONE_SIDED_95, EfficacyTest
 from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
-from oce_sim.world.rows import BOUND, RowBound, bind_rows, stack_rows
 from oce_sim.world.response import (
+    CONTACT_LOAD,
     EMAIL,
     N_CHANNELS,
     ORIGIN_CALENDAR,
@@ -33,10 +33,9 @@ from oce_sim.world.response import (
     ORIGIN_ORCHESTRATOR,
     REMOTE_DETAIL,
     REP_VISIT,
+    SOURCE_OF_CHANNEL,
     WEBINAR,
     WEBSITE,
-    CONTACT_LOAD,
-    SOURCE_OF_CHANNEL,
     CustomerState,
     ResponseModel,
     TouchBatch,
@@ -44,6 +43,7 @@ from oce_sim.world.response import (
     TouchQueue,
     TouchQueues,
 )
+from oce_sim.world.rows import BOUND, bind_rows, stack_rows
 from oce_sim.world.stages import has
 from oce_sim.world.start import StartTable
 from oce_sim.world.streams import RandomStreams
@@ -55,6 +55,8 @@ from oce_sim.world.view import (
     DataPipeline,
     DayRecord,
     OrchestratorView,
+    covered_mask,
+    rx_noise,
 )
 
 # dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP
@@ -112,7 +114,7 @@ class Ledger:
     masked_actions: int = 0
     rep_interventions: int = 0  # other channels' touches a stage-3 rep re-sequenced or stopped
 
-    def snapshot(self) -> "Ledger":
+    def snapshot(self) -> Ledger:
         return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
                          if k != BOUND})
 
@@ -480,11 +482,6 @@ class World:
             record.preferred_channel = self.pop.channel_fit[record.preferred_hcp].argmax(axis=1)
         return record
 
-    def publish(self, now: float) -> None:
-        """02:00 (and every batch interval): the pipeline publishes what is old enough to the view."""
-        self.pipeline.publish(now, self.view, self._rng_pipeline)
-        self.ledger.observed_rx = float(self.view.published_rx.sum())
-
     def marketing_emails(self, day: float) -> None:
         """10:00 of a working day on marketing's calendar: an email to every opted-in customer below the cap."""
         hcp = np.flatnonzero(self.view.email_consent)
@@ -599,6 +596,9 @@ POPULATION_ROWS: tuple[str, ...] = ("channel_fit", "need_relevance", "contact_to
                                     "class_rx_per_day")
 FIELD_ROWS: tuple[str, ...] = ("trust", "knows_need", "knows_no_see", "failed_visits", "seen_visits", "rep_progress",
                                "chose_other_channel", "last_visit_day", "pointer")
+# The view's arrays a publication writes (replaced only in place: OrchestratorView.sync_ground_truth)
+VIEW_ROWS: tuple[str, ...] = ("last_touch_day", "delivered", "engaged", "progress", "email_consent", "remote_consent",
+                              "rx_ring", "published_rx")
 EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
@@ -656,6 +656,7 @@ class Territories:
         self._no_values = np.zeros((self.n, 0))
         self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
         self._suggestions_from: list[np.ndarray] | None = None
+        self._view: dict[str, np.ndarray] | None = None
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -761,8 +762,45 @@ class Territories:
                             int(nrx_total[t]))
 
     def publish(self, now: float) -> None:
-        for world in self.worlds:
-            world.publish(now)
+        """02:00 (and every batch interval): each territory's pipeline publishes the records old enough to its view,
+        day by day, all territories' record of a day in one compiled call (``kernels.absorb_rows``)."""
+        worlds = self.worlds
+        level = worlds[0].pipeline.level
+        for _ in range(worlds[0].pipeline.due(now)):  # one calendar: every territory has the same days pending
+            self._absorb([world.pipeline.pending.popleft() for world in worlds], level)
+        for world in worlds:
+            world.ledger.observed_rx = float(world.view.published_rx.sum())
+
+    def _absorb(self, records: list[DayRecord], level: PipelineLevel) -> None:
+        worlds, view = self.worlds, self._view_rows()
+        day = records[0].day
+        touches = [record.touches for record in records]
+        offsets = np.zeros(self.n + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([t.hcp.size for t in touches])
+        columns = [np.concatenate([getattr(t, name) for t in touches])
+                   for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
+        rx = np.stack([record.rx for record in records])
+        written = np.zeros(self.n + 1, dtype=np.int64)
+        written[1:] = np.cumsum(np.count_nonzero(rx, axis=1))
+        u_keep, noise, u_present = np.empty(offsets[-1]), np.empty(written[-1]), np.empty(written[-1])
+        for t, world in enumerate(worlds):  # each territory's pipeline stream, in the order a view draws them
+            rng = world._rng_pipeline
+            rng.random(out=u_keep[offsets[t]:offsets[t + 1]])
+            a, b = written[t], written[t + 1]
+            noise[a:b], u_present[a:b] = rx_noise(rng, int(b - a), level)
+        suggested = kernels.absorb_rows(
+            day, offsets, *columns, u_keep, covered_mask(level.covered_channels), level.missing_share,
+            view["last_touch_day"], view["delivered"], view["engaged"], view["progress"], view["email_consent"],
+            view["remote_consent"], rx, noise, u_present, written, view["rx_ring"], view["published_rx"],
+        )  # fmt: skip
+        for t, (world, record) in enumerate(zip(worlds, records)):
+            world.view.absorbed(record, int(suggested[t]))
+
+    def _view_rows(self) -> dict[str, np.ndarray]:
+        """The views' arrays the publication writes, as rows of the batch's (bound at the first publication)."""
+        if self._view is None:
+            self._view = bind_rows([world.view for world in self.worlds], VIEW_ROWS)
+        return self._view
 
     def field_day(self, day: int) -> None:
         """08:00 of a working day: every rep's day of calls in every territory (``kernels.field_rows``), the visits
