@@ -89,8 +89,10 @@ class WorldBatch:
         self.territories = territories
         self.settings = territories.calendar_settings()
         self.env = simpy.Environment(initial_time=now)
-        self._wakes: dict[str, tuple[float, int, str, float]] = {}  # process -> Wake fields (a plain tuple: cheap)
-        self._wake_order = 0
+        # process -> Wake fields (a plain tuple: cheap).  A resumed batch keeps where its processes wait until they
+        # next run (a copy of a copy that never ran resumes where the first one would have)
+        self._wakes: dict[str, tuple[float, int, str, float]] = dict(wakes or {})
+        self._wake_order = max((wake[1] for wake in self._wakes.values()), default=0)
         self._start_processes(wakes)
 
     @property

@@ -89,6 +89,8 @@ class TouchQueues:
     @classmethod
     def gather(cls, queues: Sequence[TouchQueue]) -> TouchQueues:
         """One batch's queues from the territories' own (each handle then points at its row of the new one)."""
+        if len(queues) == 1 and queues[0].queues.size.size == 1:  # a territory's own queues: already a batch of one
+            return queues[0].queues
         sizes = [q.size for q in queues]
         joined = cls(len(queues), max(1024, *sizes))
         for t, queue in enumerate(queues):

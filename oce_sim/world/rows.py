@@ -43,6 +43,12 @@ def bind_rows(objects: Sequence[Any], names: Sequence[str]) -> dict[str, np.ndar
     """Stack ``getattr(obj, name)`` of every object into one parent array per name and rebind each object's
     attribute to its row; returns the parents.  Every object must hold an array of one shape and dtype per name."""
     parents: dict[str, np.ndarray] = {}
+    if len(objects) == 1:  # a batch of one: its arrays are already its rows (no copy)
+        obj = objects[0]
+        for name in names:
+            parents[name] = getattr(obj, name)[np.newaxis]
+        object.__setattr__(obj, BOUND, frozenset(set(obj.__dict__.get(BOUND, ())) | set(names)))
+        return parents
     for name in names:
         rows = [getattr(obj, name) for obj in objects]
         first = rows[0]
@@ -61,5 +67,8 @@ def bind_rows(objects: Sequence[Any], names: Sequence[str]) -> dict[str, np.ndar
 
 
 def stack_rows(objects: Sequence[Any], name: str) -> np.ndarray:
-    """A copy of ``getattr(obj, name)`` of every object as one array (for data that never changes)."""
+    """``getattr(obj, name)`` of every object as one array (for data that never changes): a copy, or for one object
+    a view."""
+    if len(objects) == 1:
+        return getattr(objects[0], name)[np.newaxis]
     return np.stack([getattr(obj, name) for obj in objects])

@@ -644,6 +644,10 @@ class Territories:
         n_hcps = first.pop.n_hcps
         self.blocks: dict[str, np.ndarray] = {}
         for name in EXOGENOUS_STREAMS:  # each territory's 28-day block of a stream: a row of the batch's
+            cached = first._blocks.get(name)
+            if self.n == 1 and cached is not None:  # a batch of one: its block is already its row
+                self.blocks[name] = cached[1][np.newaxis]
+                continue
             parent = np.zeros((self.n, EXOGENOUS_BLOCK_DAYS, n_hcps))
             for t, world in enumerate(self.worlds):
                 cached = world._blocks.get(name)
