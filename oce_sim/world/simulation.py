@@ -606,6 +606,19 @@ RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
 PORTAL_UNAWARE_FACTOR = 0.2  # an HCP who is not yet aware of the brand visits its website at this share of his rate
 
 
+def offsets_of(sizes: Sequence[int]) -> np.ndarray:
+    """Where each territory's rows start in a flat array of all territories' rows (and where the last ends)."""
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    for t, size in enumerate(sizes):
+        offsets[t + 1] = offsets[t] + size
+    return offsets
+
+
+def joined(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The territories' rows as one flat array (a batch of one: its own array, no copy)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
 class Territories:
     """The territories of one batch: each phase of the day for all of them (``oce_sim.world.batch.Territories``).
 
@@ -658,6 +671,7 @@ class Territories:
                     world._blocks[name] = (-1, parent[t])  # no block drawn yet: block -1 is never a day's
             self.blocks[name] = parent
         self._no_values = np.zeros((self.n, 0))
+        self._all_active = np.ones(self.n, dtype=np.bool_)
         self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
         self._suggestions_from: list[np.ndarray] | None = None
         self._view: dict[str, np.ndarray] | None = None
@@ -703,13 +717,16 @@ class Territories:
             day, queues.size, queues.day, queues.hcp, queues.channel, queues.theme, queues.origin, queues.question,
             queues.engaged_hint, queues.time)
         hooked = [t for t, world in enumerate(worlds) if RESPONSE_HOOKS & world.response.__dict__.keys()]
-        active = np.ones(n, dtype=np.bool_)
-        active[hooked] = False
+        active = self._all_active
+        if hooked:
+            active = active.copy()
+            active[hooked] = False
         # two uniforms per touch (engagement, unsubscribe), drawn from each territory's own stream
         u = np.empty((int(offsets[-1]), 2))
-        for t in np.flatnonzero(np.diff(offsets)):
-            if active[t]:
-                worlds[t]._rng_touches.random(out=u[offsets[t]:offsets[t + 1]])
+        bounds = offsets.tolist()
+        for t, world in enumerate(worlds):
+            if bounds[t + 1] > bounds[t] and active[t]:
+                world._rng_touches.random(out=u[bounds[t]:bounds[t + 1]])
         delivered = kernels.deliver_rows(
             active, offsets, hcp, channel, theme, origin, question, hint, time, u, float(day),
             state["email_consent"], state["remote_consent"], state["sent_days"], state["sent_pointer"],
@@ -756,14 +773,15 @@ class Territories:
                 world.hcp_margin_usd += expected_per_hcp * self.economics.margin_per_rx_usd
             nrx_total[t] = int(world.state.nrx.sum()) if working else 0
 
+        bounds, blocked, counts = out_offsets.tolist(), blocked.tolist(), counts.tolist()
+        expected, rx_total, nrx_total = expected.tolist(), rx_total.tolist(), nrx_total.tolist()
         for t, world in enumerate(worlds):
             outcome = outcomes.get(t)
             if outcome is None:
-                a, b = out_offsets[t], out_offsets[t + 1]
-                outcome = TouchOutcome(*(column[a:b] for column in columns), blocked_no_consent=int(blocked[t, 0]),
-                                       blocked_cap=int(blocked[t, 1]))
-            world.close_day(day, working, outcome, counts[t], rx[t], float(expected[t]), int(rx_total[t]),
-                            int(nrx_total[t]))
+                a, b = bounds[t], bounds[t + 1]
+                outcome = TouchOutcome(*[column[a:b] for column in columns], blocked_no_consent=blocked[t][0],
+                                       blocked_cap=blocked[t][1])
+            world.close_day(day, working, outcome, counts[t], rx[t], expected[t], rx_total[t], nrx_total[t])
 
     def publish(self, now: float) -> None:
         """02:00 (and every batch interval): each territory's pipeline publishes the records old enough to its view,
@@ -779,13 +797,11 @@ class Territories:
         worlds, view = self.worlds, self._view_rows()
         day = records[0].day
         touches = [record.touches for record in records]
-        offsets = np.zeros(self.n + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([t.hcp.size for t in touches])
-        columns = [np.concatenate([getattr(t, name) for t in touches])
+        offsets = offsets_of([t.hcp.size for t in touches])
+        columns = [joined([getattr(t, name) for t in touches])
                    for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
-        rx = np.stack([record.rx for record in records])
-        written = np.zeros(self.n + 1, dtype=np.int64)
-        written[1:] = np.cumsum(np.count_nonzero(rx, axis=1))
+        rx = records[0].rx[np.newaxis] if self.n == 1 else np.stack([record.rx for record in records])
+        written = offsets_of([np.count_nonzero(record.rx) for record in records])
         u_keep, noise, u_present = np.empty(offsets[-1]), np.empty(written[-1]), np.empty(written[-1])
         for t, world in enumerate(worlds):  # each territory's pipeline stream, in the order a view draws them
             rng = world._rng_pipeline
