@@ -181,6 +181,14 @@ class DataPipeline:
     def submit(self, record: DayRecord) -> None:
         self.pending.append(record)
 
+    def publish(self, now: float, view: OrchestratorView, rng: np.random.Generator) -> int:
+        """Publish every record at least ``latency_days`` old to one ``view``; returns how many days were published
+        (a batch publishes all its territories' records of a day in one call: ``Territories.publish``)."""
+        due = self.due(now)
+        for _ in range(due):
+            view.absorb(self.pending.popleft(), self.level, rng)
+        return due
+
     def due(self, now: float) -> int:
         """How many of the pending records are at least ``latency_days`` old at ``now`` (published now)."""
         k = 0
