@@ -38,6 +38,7 @@ import numpy as np
 
 from oce_sim.world import dispatch
 from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT, WEBINAR
+from oce_sim.world.simulation import Territories
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
 
 from .base import N_SEG, Observation, Policy
@@ -235,8 +236,7 @@ class Oracle(Policy):
     def _improve(self) -> None:
         """Roll every candidate out from the current state; adopt the best trajectory if it beats the incumbent."""
         best: tuple[float, str, list[Step]] | None = None
-        for candidate, shadow in zip(self.candidates, self._shadows):
-            value, plan = self._rollout(candidate, shadow)
+        for candidate, (value, plan) in zip(self.candidates, self._rollouts()):
             if best is None or value > best[0]:
                 best = (value, candidate.name, plan)
         assert best is not None
@@ -244,21 +244,34 @@ class Oracle(Policy):
             self.planned_value_usd, self._plan = best[0], best[2]
             self.switches.append((self._decision, best[1], best[0]))
 
-    def _rollout(self, candidate: Candidate, shadow: Policy) -> tuple[float, list[Step]]:
-        """Play a copy of ``shadow`` on a copy of the env from now to the episode's end; its value and its steps."""
-        env, policy = copy.deepcopy((self._env, shadow))  # together: the policy's references follow the copy
+    def _rollouts(self) -> list[tuple[float, list[Step]]]:
+        """Play a copy of each candidate's shadow on a copy of the env from now to the episode's end, the copies
+        advancing together as the territories of one batch (one calendar, one compiled call per phase for all of
+        them; each copy runs exactly as it would alone); each candidate's value and steps."""
+        copies = [copy.deepcopy((self._env, shadow)) for shadow in self._shadows]  # together: references follow
+        envs = [env for env, _ in copies]
         try:
-            env.world.use_oracle_view(candidate.truth_view)
-            obs = env._observation()  # as the candidate sees the current state with its view
-            plan: list[Step] = []
-            info: dict[str, Any] = {}
+            first = envs[0].world.batch
+            batch = Territories.join([env.world for env in envs], now=first.now, wakes=first.wakes())
+            observations = []
+            for env, candidate in zip(envs, self.candidates):
+                env.world.use_oracle_view(candidate.truth_view)
+                observations.append(env._observation())  # as the candidate sees the current state with its view
+            plans: list[list[Step]] = [[] for _ in envs]
+            infos: list[dict[str, Any]] = [{} for _ in envs]
             done = False
             while not done:
-                plays, _ = policy.predict(obs, deterministic=True, action_masks=env.action_masks())
-                plays = np.asarray(plays, dtype=np.int64)
-                plan.append((candidate.truth_view, plays))
-                obs, _, terminated, truncated, info = env.step(plays)
-                done = terminated or truncated
-            return float(info["kpis"][self.objective]), plan
+                started = []
+                for i, (env, policy) in enumerate(copies):
+                    plays, _ = policy.predict(observations[i], deterministic=True, action_masks=env.action_masks())
+                    plays = np.asarray(plays, dtype=np.int64)
+                    plans[i].append((self.candidates[i].truth_view, plays))
+                    started.append(env.begin_step(plays))
+                batch.run_until(envs[0]._day)  # one horizon: the copies step together and end together
+                for i, env in enumerate(envs):
+                    observations[i], _, terminated, truncated, infos[i] = env.finish_step(*started[i])
+                    done = terminated or truncated
+            return [(float(info["kpis"][self.objective]), plan) for info, plan in zip(infos, plans)]
         finally:
-            env.close()
+            for env in envs:
+                env.close()

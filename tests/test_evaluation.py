@@ -234,3 +234,30 @@ def test_the_progress_bar_weights_the_oracles_slow_episodes(monkeypatch, scenari
     weight = evaluation.EPISODE_WEIGHT["oracle"]
     assert bar.total == 2 + weight  # instruction, oracle and the hidden no-promotion counterfactual
     assert sorted(bar.updates) == [1.0, 1.0, weight] and sum(bar.updates) == bar.total
+
+
+@pytest.mark.parametrize("name", ["instruction", "insight", "involvement", "intervention", "no_promotion", "random",
+                                  "oracle_greedy"])
+def test_paired_seeds_in_one_batch_are_the_episodes_alone(name):
+    """``run_episodes`` plays a strategy's paired seeds as the territories of one batch: every episode is the one
+    ``run_episode`` plays alone (KPIs and step series), policy state included."""
+    from oce_sim.agents import make_strategy
+    from oce_sim.studies.evaluation import run_episode, run_episodes, strategy_config
+
+    policy = make_strategy(name)
+    config = strategy_config(load_scenario("small", overrides={"env": {"horizon_days": 56}}), policy)
+    seeds = [3, 4, 5]
+    together = run_episodes(policy, config, seeds)
+    alone = [run_episode(make_strategy(name), config, s) for s in seeds]
+    for a, b in zip(together, alone):
+        assert a.kpis == b.kpis and a.series == b.series
+    assert together[0].kpis != together[1].kpis
+
+
+def test_seed_batches_hold_a_bounded_number_of_customers():
+    from oce_sim.studies.evaluation import MAX_BATCH_CUSTOMERS, seed_batches
+
+    assert seed_batches(list(range(10)), 600) == [list(range(10))]
+    assert seed_batches(list(range(40)), 600) == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
+    assert seed_batches([1, 2, 3], 100_000) == [[1], [2], [3]]
+    assert all(len(b) * 600 <= MAX_BATCH_CUSTOMERS for b in seed_batches(list(range(100)), 600))

@@ -110,7 +110,7 @@ def test_world_copies_at_any_time_of_day(stage):
     for i, (day, play) in enumerate(zip(pauses, plays)):
         world.apply_plays(play)
         world.run_until(day)
-        phases |= {(name, wake[2]) for name, wake in world._wakes.items()}
+        phases |= {(name, wake[2]) for name, wake in world.batch.wakes().items()}
         twins.append((i + 1, pickle.loads(pickle.dumps(world)) if i % 2 else copy.deepcopy(world)))
     world.run_until(84)
     assert {("day_cycle", "end_of_day"), ("field", "after_work"), ("webinars", "invite"), ("webinars", "hold"),

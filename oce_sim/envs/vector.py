@@ -11,9 +11,10 @@
 
 Each sub-env is a ``TerritoryEnv``: the single env stays the reference, and sub-env ``i`` reproduces a single
 env seeded ``s + i`` exactly (``tests/test_native_vector.py``).  What is shared: the scenario is loaded once,
-the steady-start table is computed once, and every territory's World runs on **one** SimPy environment, so a
-vector step is one ``run(until=...)`` over all N worlds' day processes in lockstep (the worlds never interact,
-and each world's events keep their order, so every world's event log is the one it has alone).
+the steady-start table is computed once, and the territories' Worlds form **one** batch
+(``oce_sim.world.batch.WorldBatch``): one SimPy calendar whose processes advance every territory together, so a
+vector step is one ``run(until=...)`` (the territories never interact: each one's event log is the one it has
+alone).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import functools
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import simpy
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from oce_sim.config import ScenarioConfig, StageLike, load_scenario
 from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.world.batch import WorldBatch
+from oce_sim.world.simulation import Territories
 
 ENTRY_POINT = "oce_sim.envs.vector:TerritoryVectorEnv"
 # Territories in one vector env.  Each holds its own World (about 0.3 MB at the default 600 HCPs, more for bigger
@@ -90,7 +92,7 @@ class TerritoryVectorEnv(VectorEnv):
         self.horizon_days = first.horizon_days
         self.decision_interval_days = first.decision_interval_days
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
-        self._sim: simpy.Environment | None = None
+        self._batch: WorldBatch | None = None
         self._started = False
 
     # ---------------------------------------------------------------------------------------------- API
@@ -107,12 +109,12 @@ class TerritoryVectorEnv(VectorEnv):
             raise ValueError("partial resets (options['reset_mask']) are not supported: the territories step in "
                              "lockstep; reset all of them")
         self._share_start_table()
-        self._new_simulation()
         observations, env_infos = [], []
         for env, s in zip(self.envs, seeds):
-            obs, info = self._reset_env(env, s, options)
+            obs, info = env.reset(seed=s, options=options)
             observations.append(obs)
             env_infos.append(info)
+        self._join()
         self._autoreset[:] = False
         self._started = True
         return np.stack(observations), self._batch_infos(env_infos)
@@ -132,10 +134,10 @@ class TerritoryVectorEnv(VectorEnv):
             # Next-step autoreset: the territories end together (one horizon), so they start again together.
             if not self._autoreset.all():
                 raise RuntimeError("territories out of lockstep")  # cannot happen: one horizon for all
-            self._new_simulation()
             for i, env in enumerate(self.envs):
-                observations[i], info = self._reset_env(env, None, None)
+                observations[i], info = env.reset(seed=None, options=None)
                 env_infos.append(info)
+            self._join()
             self._autoreset[:] = False
             return observations, rewards, terminations, truncations, self._batch_infos(env_infos)
         begun = [env.begin_step(a) for env, a in zip(self.envs, actions)]
@@ -159,7 +161,7 @@ class TerritoryVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()
-        self._sim = None
+        self._batch = None
 
     # ------------------------------------------------------------------------------------------ helpers
     def _share_start_table(self) -> None:
@@ -208,32 +210,22 @@ class TerritoryVectorEnv(VectorEnv):
             infos = self._add_info(infos, info, i)
         return infos
 
-    def _new_simulation(self) -> None:
-        """One SimPy environment for the territories' next episode (or none: each World its own)."""
-        self._sim = simpy.Environment() if self.shared_simulation else None
-
-    def _reset_env(self, env: TerritoryEnv, seed: int | None, options: Mapping[str, Any] | None):
-        """``env.reset`` with its new World on the shared SimPy environment (if any)."""
-        if self._sim is None:
-            return env.reset(seed=seed, options=options)
-        env.world_options["sim_env"] = self._sim
-        try:
-            return env.reset(seed=seed, options=options)
-        finally:
-            del env.world_options["sim_env"]  # the env itself holds no SimPy environment: it stays picklable
+    def _join(self) -> None:
+        """The territories' new Worlds (each built as a batch of one) become one batch (or stay apart)."""
+        self._batch = Territories.join([env.world for env in self.envs]) if self.shared_simulation else None
 
     def _run_to(self, day: int) -> None:
-        """Run every territory to ``day``: one run of the shared SimPy environment, then each World's own run,
-        which is a no-op unless the Worlds have their own environments (a copied vector env's Worlds do)."""
-        if self._sim is not None and day > self._sim.now:
-            self._sim.run(until=day)
+        """Run every territory to ``day``: one run of the shared batch, then each World's own run, which is a no-op
+        unless the Worlds are in batches of their own (a copied vector env's Worlds are)."""
+        if self._batch is not None:
+            self._batch.run_until(day)
         for env in self.envs:
             env.world.run_until(day)
 
     def __getstate__(self) -> dict[str, Any]:
-        # A copy's Worlds rebuild their own SimPy environments (World.__setstate__); the next reset shares one again.
+        # A copy's Worlds rebuild batches of their own (World.__setstate__); the next reset joins them again.
         state = self.__dict__.copy()
-        state["_sim"] = None
+        state["_batch"] = None
         return state
 
 
@@ -272,10 +264,10 @@ def _sb3_vec_env_class():
         def _reset_all(self, seeds: list[int | None], options: list[Mapping[str, Any] | None]) -> np.ndarray:
             vec = self.vec
             vec._share_start_table()
-            vec._new_simulation()
             observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
             for i, env in enumerate(vec.envs):
-                observations[i], self.reset_infos[i] = vec._reset_env(env, seeds[i], options[i])
+                observations[i], self.reset_infos[i] = env.reset(seed=seeds[i], options=options[i])
+            vec._join()
             vec._started = True
             vec._autoreset[:] = False
             self._ep_return[:] = 0.0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from oce_sim.config import (
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text  # noqa: F401  (also imported from here)
 from oce_sim.world.kpis import KPIS, TABLE_KPIS, UNDEFINED, definitions, format_value
+from oce_sim.world.simulation import Territories
 
 TABLE_METRICS: tuple[str, ...] = TABLE_KPIS
 COUNTERFACTUAL = "no_promotion"  # what incremental revenue and ROI are measured against
@@ -76,6 +78,51 @@ def run_episode(policy: Any, config: ScenarioConfig, seed: int) -> Episode:
     return Episode(info["kpis"], info["series"])
 
 
+# Customers in one batch of paired seeds: at the default 600 a territory, 16 seeds; a national-scale world (100k
+# customers) runs alone, as its arrays are then large enough that a batch saves nothing and doubles the memory.
+MAX_BATCH_CUSTOMERS = 16 * 600
+
+
+def run_episodes(policy: Any, config: ScenarioConfig, seeds: Sequence[int]) -> list[Episode]:
+    """``policy`` on every seed, the seeds' territories advancing together as one batch (one SimPy calendar and one
+    compiled call per phase for all of them, ``oce_sim.world.simulation.Territories``).  Each seed plays its own copy
+    of ``policy`` (reset on its env, as ``run_episode`` resets it), and each territory runs exactly as it would
+    alone: the episodes are ``run_episode``'s, seed by seed (``tests/test_evaluation.py``)."""
+    if len(seeds) == 1:
+        return [run_episode(policy, config, seeds[0])]
+    envs = [TerritoryEnv(scenario=config) for _ in seeds]
+    policies = [copy.deepcopy(policy) for _ in seeds]
+    try:
+        observations = []
+        for env, player, seed in zip(envs, policies, seeds):
+            obs, _ = env.reset(seed=seed)
+            if hasattr(player, "reset"):
+                player.reset(env, seed)
+            observations.append(obs)
+        batch = Territories.join([env.world for env in envs])
+        infos: list[dict[str, Any]] = [{} for _ in envs]
+        done = False
+        while not done:
+            started = []
+            for i, (env, player) in enumerate(zip(envs, policies)):
+                action, _ = player.predict(observations[i], deterministic=True, action_masks=env.action_masks())
+                started.append(env.begin_step(action))
+            batch.run_until(envs[0]._day)  # one horizon: the seeds step together and end together
+            for i, env in enumerate(envs):
+                observations[i], _, terminated, truncated, infos[i] = env.finish_step(*started[i])
+                done = terminated or truncated
+        return [Episode(info["kpis"], info["series"]) for info in infos]
+    finally:
+        for env in envs:
+            env.close()
+
+
+def seed_batches(seeds: Sequence[int], n_hcps: int) -> list[list[int]]:
+    """``seeds`` in batches of at most ``MAX_BATCH_CUSTOMERS`` customers (at least one seed each)."""
+    size = max(1, MAX_BATCH_CUSTOMERS // max(1, n_hcps))
+    return [list(seeds[i:i + size]) for i in range(0, len(seeds), size)]
+
+
 def stage_label(config: ScenarioConfig) -> str:
     s = config.stage
     if len({s.customer, s.sales, s.marketing, s.it}) == 1:
@@ -107,18 +154,19 @@ def evaluate(
         for label, policy in runs.items():
             config = strategy_config(scenario, policy, (stages or {}).get(label))
             stage = stage_label(config)
-            for episode in range(episodes):
-                episode_seed = seed + episode
-                result = run_episode(policy, config, episode_seed)
-                for metric, value in result.kpis.items():
-                    rows.append(dict(scenario=scenario.name, stage=stage, strategy=label, seed=episode_seed,
-                                     episode=episode, metric=metric, value=float(value)))
-                if not (hidden and label == COUNTERFACTUAL):
-                    for step in result.series:
-                        series_rows.append(dict(strategy=label, seed=episode_seed, **step))
-                done += 1
+            seeds = [seed + episode for episode in range(episodes)]
+            for batch in seed_batches(seeds, config.population.n_hcps):
+                for episode_seed, result in zip(batch, run_episodes(policy, config, batch)):
+                    episode = episode_seed - seed
+                    for metric, value in result.kpis.items():
+                        rows.append(dict(scenario=scenario.name, stage=stage, strategy=label, seed=episode_seed,
+                                         episode=episode, metric=metric, value=float(value)))
+                    if not (hidden and label == COUNTERFACTUAL):
+                        for step in result.series:
+                            series_rows.append(dict(strategy=label, seed=episode_seed, **step))
+                done += len(batch)
                 bar.set_postfix_str(f"{done}/{len(runs) * episodes} episodes, {label}", refresh=False)
-                bar.update(weights[label])
+                bar.update(weights[label] * len(batch))
     results = add_paired_kpis(pd.DataFrame(rows, columns=RESULT_COLUMNS))
     if hidden:
         results = results[results.strategy != COUNTERFACTUAL].reset_index(drop=True)

@@ -23,6 +23,7 @@ from oce_sim.world.response import (
     REP_VISIT,
     TouchBatch,
 )
+from oce_sim.world.rows import RowBound
 from oce_sim.world.stages import has
 
 assert (ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN) == (0, 1)  # the field_day kernel writes these codes
@@ -56,7 +57,9 @@ class FieldDay:
     expired: int = 0
 
 
-class FieldForce:
+class FieldForce(RowBound):
+    """A territory's reps (in a batch, their per-rep and per-customer arrays are rows of the batch's)."""
+
     def __init__(self, config: ScenarioConfig, pop: Population, rng: np.random.Generator):
         visit = config.channels.rep_visit
         self.config = config

@@ -322,8 +322,7 @@ def absorb_touches(
         if not covered[c] or u_keep[i] < missing_share:
             continue
         h = hcp[i]
-        if day > last_touch_day[h, c]:
-            last_touch_day[h, c] = day
+        last_touch_day[h, c] = max(last_touch_day[h, c], day)
         delivered[h, c] += 1.0
         if engaged[i]:
             engaged_count[h, c] += 1.0
@@ -683,7 +682,7 @@ def plan_touches(
     for r in range(n_reps):
         for j in range(per_rep):
             i = queue_hcp[r, j]
-            safe = i if i >= 0 else 0
+            safe = max(i, 0)
             queue_theme[r, j] = theme[safe]
             queue_ask[r, j] = i >= 0 and play[safe] == rep_ask_play and not need_known[safe]
     # Non-personal channels skip customers the field visits this epoch (no stacking of stakeholders); cadence
@@ -851,8 +850,7 @@ def last_send_day(sent_days, channel):
     for h in range(n):
         last = sent_days[h, channel, 0]
         for slot in range(1, ring):
-            if sent_days[h, channel, slot] > last:
-                last = sent_days[h, channel, slot]
+            last = max(last, sent_days[h, channel, slot])
         out[h] = last
     return out
 
@@ -865,8 +863,7 @@ def relative_need(need):
     for i in range(n):
         top = need[i, 0]
         for t in range(1, n_themes):
-            if need[i, t] > top:
-                top = need[i, t]
+            top = max(top, need[i, t])
         scale = max(1e-9, top)
         for t in range(n_themes):
             out[i, t] = need[i, t] / scale
@@ -922,3 +919,298 @@ def play_mask(counts, controllable, play_needs):
                 ok = reachable or email_ok
             mask[s, play] = controllable[play] and (play == 0 or present) and ok
     return mask
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A batch's phases: one call over all territories.  Each territory's arrays are row t of a (N, ...) parent; each
+# loop body is the single-territory kernel above on those rows, so territory t of a batch is, bit for bit, the
+# territory a batch of one would be.
+
+
+@njit(cache=True)
+def take_day_rows(day, size, days, hcp, channel, theme, origin, question, hint, time):
+    """``take_day`` for every territory's queue row: the day's touches as flat columns (territory by territory, in
+    the order they were queued) with ``offsets`` (N + 1) into them; ``size`` is updated in place."""
+    n_rows = size.size
+    offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    for t in range(n_rows):
+        count = 0
+        for i in range(size[t]):
+            if days[t, i] == day:
+                count += 1
+        offsets[t + 1] = offsets[t] + count
+    total = offsets[n_rows]
+    out_hcp = np.empty(total, dtype=hcp.dtype)
+    out_channel = np.empty(total, dtype=channel.dtype)
+    out_theme = np.empty(total, dtype=theme.dtype)
+    out_origin = np.empty(total, dtype=origin.dtype)
+    out_question = np.empty(total, dtype=question.dtype)
+    out_hint = np.empty(total, dtype=hint.dtype)
+    out_time = np.empty(total, dtype=time.dtype)
+    for t in range(n_rows):
+        if offsets[t + 1] == offsets[t]:
+            continue
+        taken = take_day(day, size[t], days[t], hcp[t], channel[t], theme[t], origin[t], question[t], hint[t],
+                         time[t])
+        a, b = offsets[t], offsets[t + 1]
+        out_hcp[a:b] = taken[0]
+        out_channel[a:b] = taken[1]
+        out_theme[a:b] = taken[2]
+        out_origin[a:b] = taken[3]
+        out_question[a:b] = taken[4]
+        out_hint[a:b] = taken[5]
+        out_time[a:b] = taken[6]
+        size[t] = taken[7]
+    return offsets, out_hcp, out_channel, out_theme, out_origin, out_question, out_hint, out_time
+
+
+@njit(cache=True)
+def delivery_order(hcp, time):
+    """``np.lexsort((time, hcp))``: by HCP, then time, ties in queue order (two stable passes)."""
+    by_time = np.argsort(time, kind="mergesort")
+    by_hcp = np.argsort(hcp[by_time], kind="mergesort")
+    return by_time[by_hcp]
+
+
+@njit(cache=True)
+def deliver_rows(
+    active, offsets, hcp, channel, theme, origin, question, hint, time, u, day,
+    email_consent, remote_consent, sent_days, sent_pointer, contact_load, confusion, goodwill, progress,
+    last_stakeholder_day, last_stakeholder_theme, ever_delivered,
+    channel_fit, need_relevance, tolerance, visit_cost,
+    caps, base_engagement, channel_effect, unit_cost, source_of_channel, contact_weight, params,
+    cost_total, delivered_total, engaged_total, hcp_cost,
+):  # fmt: skip
+    """``deliver_touches`` for every ``active`` territory's touches of the day (rows ``offsets[t]:offsets[t+1]`` of
+    the flat columns, ``u`` alike), then booked into its ledger rows (``book_touches``) and, when ``hcp_cost`` has
+    columns, into each HCP's cost.  Returns the delivered touches as flat columns with their ``offsets``, the
+    numbers blocked (consent, cap) and the counts (conflicts, out of sequence, unsubscribes) per territory."""
+    n_rows = active.size
+    total = offsets[n_rows]
+    out_offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    o_hcp = np.empty(total, dtype=hcp.dtype)
+    o_channel = np.empty(total, dtype=channel.dtype)
+    o_theme = np.empty(total, dtype=theme.dtype)
+    o_origin = np.empty(total, dtype=origin.dtype)
+    o_question = np.empty(total, dtype=question.dtype)
+    o_engaged = np.empty(total, dtype=np.bool_)
+    o_conflict = np.empty(total, dtype=np.bool_)
+    o_ahead = np.empty(total, dtype=np.bool_)
+    o_unsub = np.empty(total, dtype=np.bool_)
+    o_impact = np.empty(total)
+    o_cost = np.empty(total)
+    blocked = np.zeros((n_rows, 2), dtype=np.int64)
+    counts = np.zeros((n_rows, 3), dtype=np.int64)
+    per_hcp_cost = hcp_cost.shape[1] > 0
+    k = 0
+    for t in range(n_rows):
+        out_offsets[t] = k
+        a, b = offsets[t], offsets[t + 1]
+        if not active[t] or a == b:
+            continue
+        order = delivery_order(hcp[a:b], time[a:b])
+        res = deliver_touches(
+            order, hcp[a:b], channel[a:b], theme[a:b], origin[a:b], question[a:b], hint[a:b], u[a:b], day,
+            email_consent[t], remote_consent[t], sent_days[t], sent_pointer[t], contact_load[t], confusion[t],
+            goodwill[t], progress[t], last_stakeholder_day[t], last_stakeholder_theme[t], ever_delivered[t],
+            channel_fit[t], need_relevance[t], tolerance[t], visit_cost[t],
+            caps, base_engagement, channel_effect, unit_cost, source_of_channel, contact_weight, params,
+        )  # fmt: skip
+        m = res[0].size
+        o_hcp[k:k + m] = res[0]
+        o_channel[k:k + m] = res[1]
+        o_theme[k:k + m] = res[2]
+        o_origin[k:k + m] = res[3]
+        o_question[k:k + m] = res[4]
+        o_engaged[k:k + m] = res[5]
+        o_conflict[k:k + m] = res[6]
+        o_ahead[k:k + m] = res[7]
+        o_unsub[k:k + m] = res[8]
+        o_impact[k:k + m] = res[9]
+        o_cost[k:k + m] = res[10]
+        blocked[t, 0] = res[11]
+        blocked[t, 1] = res[12]
+        c0, c1, c2 = book_touches(res[1], res[5], res[10], res[6], res[7], res[8], cost_total[t], delivered_total[t],
+                                  engaged_total[t])
+        counts[t, 0] = c0
+        counts[t, 1] = c1
+        counts[t, 2] = c2
+        if per_hcp_cost:
+            for i in range(m):
+                hcp_cost[t, res[0][i]] += res[10][i]
+        k += m
+    out_offsets[n_rows] = k
+    return (out_offsets, o_hcp[:k], o_channel[:k], o_theme[:k], o_origin[:k], o_question[:k], o_engaged[:k],
+            o_conflict[:k], o_ahead[:k], o_unsub[:k], o_impact[:k], o_cost[:k], blocked, counts)
+
+
+@njit(cache=True)
+def daily_rows(
+    active, working, u_rx, u_refill, u_transition, adoption, goodwill, confusion, contact_load, patients,
+    account_access, account, class_rx_per_day, brand_share, access_factor, kol_offsets, kol_edge_kol,
+    kol_edge_follower, up_base, up_slope, up_peer, down_base, down_damp, params, rx_out, nrx_out, expected_out,
+    hcp_margin, margin_per_rx,
+):  # fmt: skip
+    """``daily_update`` for every ``active`` territory (its KOL edges: ``kol_offsets[t]:kol_offsets[t+1]`` of the
+    flat edge arrays).  With columns in ``expected_out``, each HCP's expected TRx goes there and, times
+    ``margin_per_rx``, into ``hcp_margin``.  Returns the expected TRx, drawn TRx and drawn NRx totals per territory."""
+    n_rows = active.size
+    expected = np.zeros(n_rows)
+    rx_total = np.zeros(n_rows, dtype=np.int64)
+    nrx_total = np.zeros(n_rows, dtype=np.int64)
+    per_hcp = expected_out.shape[1] > 0
+    no_values = np.empty(0)
+    for t in range(n_rows):
+        if not active[t]:
+            continue
+        a, b = kol_offsets[t], kol_offsets[t + 1]
+        e, r, m = daily_update(
+            working, u_rx[t], u_refill[t], u_transition[t], adoption[t], goodwill[t], confusion[t], contact_load[t],
+            patients[t], account_access[t], account[t], class_rx_per_day[t], brand_share, access_factor,
+            kol_edge_kol[a:b], kol_edge_follower[a:b], up_base, up_slope, up_peer, down_base, down_damp, params,
+            rx_out[t], nrx_out[t], expected_out[t] if per_hcp else no_values,
+        )  # fmt: skip
+        expected[t] = e
+        rx_total[t] = r
+        nrx_total[t] = m
+        if per_hcp and working:
+            row = expected_out[t]
+            for i in range(row.size):
+                hcp_margin[t, i] += row[i] * margin_per_rx
+    return expected, rx_total, nrx_total
+
+
+@njit(cache=True)
+def portal_rows(u, portal_rate, adoption, unaware_factor, top_need, day, noon, size, days, hcp, channel, theme, origin,
+                question, hint, time, website, customer_origin):  # fmt: skip
+    """``portal_visitors`` for every territory, each visit pushed onto its territory's queue row (channel
+    ``website``, the theme it needs most, at noon, engaged).  Returns False, pushing nothing, when some row lacks
+    the room (the caller grows the queues and calls again)."""
+    n_rows = size.size
+    capacity = days.shape[1]
+    visitors = []
+    for t in range(n_rows):
+        found = portal_visitors(u[t], portal_rate[t], adoption[t], unaware_factor)
+        if size[t] + found.size > capacity:
+            return False
+        visitors.append(found)
+    for t in range(n_rows):
+        found = visitors[t]
+        s = size[t]
+        for j in range(found.size):
+            i = s + j
+            h = found[j]
+            days[t, i] = day
+            hcp[t, i] = h
+            channel[t, i] = website
+            theme[t, i] = top_need[t, h]
+            origin[t, i] = customer_origin
+            question[t, i] = False
+            hint[t, i] = 1
+            time[t, i] = noon
+        size[t] = s + found.size
+    return True
+
+
+@njit(cache=True)
+def push_rows(t, hcp_in, channel_in, theme_in, origin_in, question_in, hint_in, time_in, size, days, hcp, channel,
+              theme, origin, question, hint, time):  # fmt: skip
+    """Append touches to territory ``t``'s queue row (the caller made room); each touch's day is its time's."""
+    s = size[t]
+    for j in range(hcp_in.size):
+        i = s + j
+        days[t, i] = np.int64(np.floor(time_in[j]))
+        hcp[t, i] = hcp_in[j]
+        channel[t, i] = channel_in
+        theme[t, i] = theme_in[j]
+        origin[t, i] = origin_in[j]
+        question[t, i] = question_in[j]
+        hint[t, i] = hint_in[j]
+        time[t, i] = time_in[j]
+    size[t] = s + hcp_in.size
+
+
+@njit(cache=True)
+def field_rows(
+    day, u, queue_hcp, queue_theme, queue_ask, pointer, trust, knows_no_see, knows_need, last_visit_day,
+    rep_progress, failed_visits, seen_visits, own_order, view_progress, uses_shared_insight, records_knowledge,
+    need_relevance, availability, archetype, params, fills_free_slots, coached_on_engagement, chose_other_channel,
+    pick_value, intervenes, recent_days, n_themes, rep_visit, email, remote,
+    size, days, hcp, channel, theme, origin, question, hint, time,
+):  # fmt: skip
+    """Every territory's field day (``field_day`` on its rows; suggestion queues padded with -1 to one width):
+    the executed visits are queued, and with ``intervenes`` (sales 3) the rep then re-sequences the emails and
+    stops the remote details pending for the customers she met over the next ``recent_days``.  Returns, per
+    territory, (dismissed, accepted, re-sequenced + stopped) and the answered, noted and no-see HCPs as flat arrays
+    with offsets."""
+    n_rows = u.shape[0]
+    n_max = u.shape[1] * u.shape[2]
+    counts = np.zeros((n_rows, 3), dtype=np.int64)
+    answered = np.empty(n_rows * n_max, dtype=np.int64)
+    noted = np.empty(n_rows * n_max, dtype=np.int64)
+    no_see = np.empty(n_rows * n_max, dtype=np.int64)
+    offsets = np.zeros((3, n_rows + 1), dtype=np.int64)
+    for t in range(n_rows):
+        res = field_day(
+            day, u[t], queue_hcp[t], queue_theme[t], queue_ask[t], pointer[t], trust[t], knows_no_see[t],
+            knows_need[t], last_visit_day[t], rep_progress[t], failed_visits[t], seen_visits[t], own_order[t],
+            view_progress[t], uses_shared_insight, records_knowledge, need_relevance[t], availability, archetype[t],
+            params, fills_free_slots[t], coached_on_engagement, chose_other_channel[t], pick_value[t],
+        )  # fmt: skip
+        v_hcp, v_theme, v_origin, v_ask, v_met, v_time = res[0], res[1], res[2], res[3], res[4], res[5]
+        push_rows(t, v_hcp, rep_visit, v_theme, v_origin, v_ask, v_met, v_time, size, days, hcp, channel, theme,
+                  origin, question, hint, time)
+        counts[t, 0] = res[9]
+        counts[t, 1] = res[10]
+        for k, found in enumerate((res[6], res[7], res[8])):
+            a = offsets[k, t]
+            out = answered if k == 0 else (noted if k == 1 else no_see)
+            out[a:a + found.size] = found
+            offsets[k, t + 1] = a + found.size
+        if intervenes:
+            n_hcps = view_progress.shape[1]
+            customers = np.zeros(n_hcps, dtype=np.bool_)
+            follow_up = np.zeros(n_hcps, dtype=np.int64)
+            any_met = False
+            for j in range(v_hcp.size):
+                if v_met[j] == 1:
+                    any_met = True
+                    customers[v_hcp[j]] = True
+                    follow_up[v_hcp[j]] = min(np.int64(v_theme[j]) + 1, n_themes - 1)
+            if any_met and size[t] > 0:
+                rethemed, stopped, kept = intervene_on_queue(
+                    size[t], days[t], hcp[t], channel[t], theme[t], origin[t], question[t], hint[t], time[t], customers,
+                    follow_up, day, day + recent_days, email, remote)
+                size[t] = kept
+                counts[t, 2] = rethemed + stopped
+    return counts, answered, noted, no_see, offsets
+
+
+@njit(cache=True)
+def absorb_rows(
+    day, offsets, hcp, channel, theme, origin, engaged, unsubscribed, u_keep, covered, missing_share,
+    last_touch_day, delivered, engaged_count, progress, email_consent, remote_consent,
+    rx, noise, u_present, written_offsets, rx_ring, published_rx,
+):  # fmt: skip
+    """Every territory's view takes in its record of ``day`` (``absorb_touches`` and ``publish_rx`` on its rows; the
+    touches, ``u_keep``, ``noise`` and ``u_present`` as flat arrays with offsets).  Returns the suggested visits
+    recorded per territory."""
+    n_rows = rx.shape[0]
+    suggested = np.zeros(n_rows, dtype=np.int64)
+    window = rx_ring.shape[1]
+    slot_index = day % window
+    for t in range(n_rows):
+        a, b = offsets[t], offsets[t + 1]
+        suggested[t] = absorb_touches(
+            float(day), hcp[a:b], channel[a:b], theme[a:b], origin[a:b], engaged[a:b], unsubscribed[a:b], u_keep[a:b],
+            covered, missing_share, last_touch_day[t], delivered[t], engaged_count[t], progress[t], email_consent[t],
+            remote_consent[t],
+        )  # fmt: skip
+        c, d = written_offsets[t], written_offsets[t + 1]
+        slot = rx_ring[t, slot_index]
+        publish_rx(slot, rx[t], noise[c:d], u_present[c:d], missing_share)
+        if day >= 0:
+            row = published_rx[t]
+            for i in range(row.size):
+                row[i] += slot[i]
+    return suggested

@@ -5,13 +5,16 @@ All functions act on whole arrays of HCPs or touches (vectorised); equations are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from oce_sim.config import CHANNELS, ScenarioConfig
 from oce_sim.world import kernels
 from oce_sim.world.population import ACCESS_LEVELS, Population
+from oce_sim.world.rows import RowBound
 
 REP_VISIT, REMOTE_DETAIL, EMAIL, WEBINAR, WEBSITE = range(len(CHANNELS))
 N_CHANNELS = len(CHANNELS)
@@ -42,7 +45,7 @@ class TouchBatch:
     time: np.ndarray
 
     @classmethod
-    def empty(cls) -> "TouchBatch":
+    def empty(cls) -> TouchBatch:
         z = np.zeros(0, dtype=np.int64)
         return cls(z, z.astype(np.int8), z.astype(np.int8), z.astype(np.int8), z.astype(bool),
                    z.astype(np.int8), z.astype(float))
@@ -51,25 +54,84 @@ class TouchBatch:
         return int(self.hcp.size)
 
 
+class TouchQueues:
+    """The touch queues of a batch's territories: one row of preallocated columns per territory (no object per
+    batch of touches), ``size[t]`` rows in use in row ``t``.  A batch's compiled end of day takes every territory's
+    touches of the day in one call (``kernels.take_day_rows``); each territory pushes through its
+    :class:`TouchQueue` handle."""
+
+    COLUMNS: tuple[tuple[str, Any], ...] = (
+        ("day", np.int64), ("hcp", np.int64), ("channel", np.int8), ("theme", np.int8), ("origin", np.int8),
+        ("question", np.bool_), ("engaged_hint", np.int8), ("time", np.float64),
+    )
+
+    def __init__(self, n_rows: int = 1, capacity: int = 1024):
+        self.size = np.zeros(n_rows, dtype=np.int64)
+        for name, dtype in self.COLUMNS:
+            setattr(self, name, np.empty((n_rows, capacity), dtype=dtype))
+
+    @property
+    def capacity(self) -> int:
+        return int(self.day.shape[1])
+
+    def reserve(self, rows_needed: int) -> None:
+        """Room for ``rows_needed`` rows in every territory's queue (capacity at least doubles: amortised O(1))."""
+        if rows_needed <= self.capacity:
+            return
+        capacity = max(rows_needed, 2 * self.capacity)
+        used = int(self.size.max())
+        for name, dtype in self.COLUMNS:
+            old = getattr(self, name)
+            grown = np.empty((old.shape[0], capacity), dtype=dtype)
+            grown[:, :used] = old[:, :used]
+            setattr(self, name, grown)
+
+    @classmethod
+    def gather(cls, queues: Sequence[TouchQueue]) -> TouchQueues:
+        """One batch's queues from the territories' own (each handle then points at its row of the new one)."""
+        if len(queues) == 1 and queues[0].queues.size.size == 1:  # a territory's own queues: already a batch of one
+            return queues[0].queues
+        sizes = [q.size for q in queues]
+        joined = cls(len(queues), max(1024, *sizes))
+        for t, queue in enumerate(queues):
+            n = sizes[t]
+            for name, _ in cls.COLUMNS:
+                getattr(joined, name)[t, :n] = getattr(queue, name)[:n]
+            joined.size[t] = n
+            queue.queues, queue.row = joined, t
+        return joined
+
+
 class TouchQueue:
-    """Touches waiting for the end of the day they happen on, as preallocated columns (no object per batch).
+    """One territory's touch queue: its row of the batch's :class:`TouchQueues` (standalone: a batch of one).
 
     Rows keep the order they were queued in; :meth:`take_day` hands out one day's rows in that order, which is
     the order in which a day's touches of equal HCP and time are delivered.
     """
 
-    def __init__(self, capacity: int = 1024):
-        self.size = 0
-        self.day = np.empty(capacity, dtype=np.int64)
-        self.hcp = np.empty(capacity, dtype=np.int64)
-        self.channel = np.empty(capacity, dtype=np.int8)
-        self.theme = np.empty(capacity, dtype=np.int8)
-        self.origin = np.empty(capacity, dtype=np.int8)
-        self.question = np.empty(capacity, dtype=bool)
-        self.engaged_hint = np.empty(capacity, dtype=np.int8)
-        self.time = np.empty(capacity, dtype=float)
+    _COLUMNS = tuple(name for name, _ in TouchQueues.COLUMNS)
 
-    _COLUMNS = ("day", "hcp", "channel", "theme", "origin", "question", "engaged_hint", "time")
+    def __init__(self, capacity: int = 1024):
+        self.queues = TouchQueues(1, capacity)
+        self.row = 0
+
+    # the columns of this territory's row (views)
+    day = property(lambda self: self.queues.day[self.row])
+    hcp = property(lambda self: self.queues.hcp[self.row])
+    channel = property(lambda self: self.queues.channel[self.row])
+    theme = property(lambda self: self.queues.theme[self.row])
+    origin = property(lambda self: self.queues.origin[self.row])
+    question = property(lambda self: self.queues.question[self.row])
+    engaged_hint = property(lambda self: self.queues.engaged_hint[self.row])
+    time = property(lambda self: self.queues.time[self.row])
+
+    @property
+    def size(self) -> int:
+        return int(self.queues.size[self.row])
+
+    @size.setter
+    def size(self, value: int) -> None:
+        self.queues.size[self.row] = value
 
     def __len__(self) -> int:
         return self.size
@@ -82,25 +144,21 @@ class TouchQueue:
         n = int(hcp.size)
         if n == 0:
             return
-        start, end = self.size, self.size + n
-        if end > self.day.size:
-            capacity = max(end, 2 * self.day.size)
-            for name in self._COLUMNS:
-                old = getattr(self, name)
-                grown = np.empty(capacity, dtype=old.dtype)
-                grown[:start] = old[:start]
-                setattr(self, name, grown)
-        self.hcp[start:end] = hcp
-        self.channel[start:end] = channel
-        self.theme[start:end] = theme
-        self.origin[start:end] = origin
-        self.question[start:end] = question
-        self.engaged_hint[start:end] = engaged_hint
-        self.time[start:end] = time
-        self.day[start:end] = np.floor(self.time[start:end]) if day is None else day
-        self.size = end
+        start = self.size
+        end = start + n
+        self.queues.reserve(end)
+        q, r = self.queues, self.row
+        q.hcp[r, start:end] = hcp
+        q.channel[r, start:end] = channel
+        q.theme[r, start:end] = theme
+        q.origin[r, start:end] = origin
+        q.question[r, start:end] = question
+        q.engaged_hint[r, start:end] = engaged_hint
+        q.time[r, start:end] = time
+        q.day[r, start:end] = np.floor(q.time[r, start:end]) if day is None else day
+        q.size[r] = end
 
-    def take_day(self, day: int) -> "TouchBatch":
+    def take_day(self, day: int) -> TouchBatch:
         """Remove and return the touches of ``day``, in the order they were queued."""
         if self.size == 0:
             return TouchBatch.empty()
@@ -144,6 +202,19 @@ class TouchQueue:
     def clear(self) -> None:
         self.size = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy holds this territory's rows only (a batch of one), not the whole batch's queues."""
+        n = self.size
+        return {"capacity": self.queues.capacity, "rows": {name: getattr(self, name)[:n].copy()
+                                                            for name in self._COLUMNS}, "size": n}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.queues, self.row = TouchQueues(1, state["capacity"]), 0
+        n = state["size"]
+        for name in self._COLUMNS:
+            getattr(self, name)[:n] = state["rows"][name]
+        self.size = n
+
 
 @dataclass
 class TouchOutcome:
@@ -164,7 +235,7 @@ class TouchOutcome:
     blocked_cap: int = 0
 
     @classmethod
-    def empty(cls) -> "TouchOutcome":
+    def empty(cls) -> TouchOutcome:
         z = np.zeros(0)
         flags = z.astype(bool)
         return cls(z.astype(np.int64), z.astype(np.int8), z.astype(np.int8), z.astype(np.int8), flags, flags.copy(),
@@ -172,8 +243,9 @@ class TouchOutcome:
 
 
 @dataclass
-class CustomerState:
-    """Dynamic ground truth per HCP (hidden from the orchestrator)."""
+class CustomerState(RowBound):
+    """Dynamic ground truth per HCP (hidden from the orchestrator).  In a batch, each field is a row of the batch's
+    array (``oce_sim.world.rows``)."""
 
     adoption: np.ndarray
     goodwill: np.ndarray
@@ -192,7 +264,7 @@ class CustomerState:
     nrx: np.ndarray = field(default=None)  # type: ignore[assignment]  # the last working day's new Rx
 
     @classmethod
-    def initial(cls, pop: Population) -> "CustomerState":
+    def initial(cls, pop: Population) -> CustomerState:
         n = pop.n_hcps
         return cls(
             adoption=pop.initial_state.copy(),

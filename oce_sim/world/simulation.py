@@ -9,20 +9,23 @@ Time is in days (day ``d`` spans ``[d, d+1)``; days with ``d % 7 < 5`` are worki
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, NamedTuple
+from typing import Any
 
 import numpy as np
 import simpy
 
-from oce_sim.config import ScenarioConfig
+from oce_sim.config import PipelineLevel, ScenarioConfig
 from oce_sim.world import dispatch, kernels
+from oce_sim.world.batch import CalendarSettings, WorldBatch, same_calendar
+from oce_sim.world.calendar import HOUR, add_working_days, is_working_day
 from oce_sim.world.efficacy import WORKING_DAYS_PER_WINDOW, Z_ONE_SIDED_95, EfficacyTest
 from oce_sim.world.field import FieldForce
 from oce_sim.world.population import Population, generate_population
 from oce_sim.world.response import (
+    CONTACT_LOAD,
     EMAIL,
     N_CHANNELS,
     ORIGIN_CALENDAR,
@@ -30,6 +33,7 @@ from oce_sim.world.response import (
     ORIGIN_ORCHESTRATOR,
     REMOTE_DETAIL,
     REP_VISIT,
+    SOURCE_OF_CHANNEL,
     WEBINAR,
     WEBSITE,
     CustomerState,
@@ -37,7 +41,9 @@ from oce_sim.world.response import (
     TouchBatch,
     TouchOutcome,
     TouchQueue,
+    TouchQueues,
 )
+from oce_sim.world.rows import BOUND, bind_rows, stack_rows
 from oce_sim.world.stages import has
 from oce_sim.world.start import StartTable
 from oce_sim.world.streams import RandomStreams
@@ -49,31 +55,16 @@ from oce_sim.world.view import (
     DataPipeline,
     DayRecord,
     OrchestratorView,
+    covered_mask,
+    rx_noise,
 )
 
-HOUR = 1.0 / 24.0
 # dtypes of the hashed event columns: touch HCP, channel, theme, engaged, conflict, then the day's Rx per HCP
 DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
 KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
 RANK_WEIGHT_RANGE = (0.25, 4.0)  # how far the tested response may move a customer's rank (exploration stays alive)
-
-
-def is_working_day(day: int) -> bool:
-    return day % 7 < 5
-
-
-def add_working_days(day: float, n: int) -> int:
-    """The ``n``-th working day on or after ``day`` (0 = first working day on or after)."""
-    d = int(np.ceil(day - 1e-9))
-    while not is_working_day(d):
-        d += 1
-    for _ in range(int(n)):
-        d += 1
-        while not is_working_day(d):
-            d += 1
-    return d
 
 
 def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) -> np.ndarray:
@@ -94,22 +85,11 @@ def poisson_from_uniform(u: np.ndarray, lam: np.ndarray, max_count: int = 30) ->
     return count
 
 
-class Wake(NamedTuple):
-    """Where a SimPy process waits: the time it resumes at, the order its event was scheduled in (SimPy runs
-    events of the same time in that order) and what it does when it wakes (``phase``, about ``day``)."""
-
-    time: float
-    order: int
-    phase: str
-    day: float
-
-
-Process = Generator[simpy.Event, Any, None]
-
-
 @dataclass
 class Ledger:
-    """Running totals the KPIs are computed from."""
+    """Running totals the KPIs are computed from.  In a batch, the per-channel arrays are rows of the batch's:
+    they are only ever changed in place (a class that would replace them would be ``RowBound``; the ledger is
+    not, as its scalars change many times a day and ``RowBound`` makes every assignment a Python call)."""
 
     rx: float = 0.0  # total prescriptions (TRx: new + refills)
     observed_rx: float = 0.0  # prescriptions as the pipeline has published them to the view (late, noisy, gappy)
@@ -134,27 +114,26 @@ class Ledger:
     masked_actions: int = 0
     rep_interventions: int = 0  # other channels' touches a stage-3 rep re-sequenced or stopped
 
-    def snapshot(self) -> "Ledger":
-        return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()})
+    def snapshot(self) -> Ledger:
+        return Ledger(**{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
+                         if k != BOUND})
 
 
 class World:
-    """Ground truth plus the company's systems, advanced by SimPy.
+    """One territory: ground truth plus the company's systems, advanced by its batch's SimPy calendar.
 
-    A World pickles and deep-copies between runs: the ``simpy.Environment`` and its process generators are
-    dropped and rebuilt at the current simulated time.  Every process records where it waits (``Wake``) each
-    time it yields, so that the rebuilt processes wake at the same times, in the same order, in the same phase.
+    A World belongs to a ``WorldBatch`` (``self.batch``): standalone, a batch of one; in a vector env, one batch
+    for all territories (``Territories.join``).  A World pickles and deep-copies between runs as a batch of one:
+    the SimPy environment and its process generators are dropped and rebuilt at the current simulated time, where
+    each process waited (``WorldBatch.wakes``), in the same order and phase.
     """
 
     def __init__(self, config: ScenarioConfig, seed: int | None = None, start: StartTable | None = None,
-                 access_reviews: bool = True, sim_env: simpy.Environment | None = None):
+                 access_reviews: bool = True, standalone: bool = True):
         """``start``: the day-0 state table of a steady start (None: the configured initial shares);
         ``access_reviews``: False keeps every formulary as it is (a burn-in of the market's history does);
-        ``sim_env``: a SimPy environment at time 0 that other Worlds may share (a vector env runs its territories'
-        processes in one), None: a new one.  Worlds never interact, and each World's events keep their order,
-        so a shared environment changes nothing in any World; ``run_until`` then runs them all."""
-        if sim_env is not None and sim_env.now != 0:
-            raise ValueError(f"a World starts at time 0; the shared SimPy environment is at {sim_env.now}")
+        ``standalone``: True gives the World a batch of one; False leaves it for ``Territories.join`` (a vector
+        env's territories share one batch)."""
         self.config = config
         self.stage = config.stage
         self.oracle_view = bool(config.env.oracle_view)  # the oracle may switch it per decision (use_oracle_view)
@@ -178,7 +157,7 @@ class World:
         self.stopped_touches = 0  # planned touches stopped because their tested uplift did not pay
         self.field = FieldForce(config, self.pop, self.streams.stream("territories"))
         self.ledger = Ledger()
-        self.env = simpy.Environment() if sim_env is None else sim_env
+        self.batch: WorldBatch | None = None
         self._queue = TouchQueue()
         self._pending_notes: dict[int, list[tuple[str, np.ndarray | int]]] = defaultdict(list)
         self._rng_touches = self.streams.stream("touches")
@@ -206,14 +185,12 @@ class World:
         working_days_per_epoch = config.env.decision_interval_days * 5 / 7
         self.field_calls_per_epoch = self.field.nominal_calls_per_day * working_days_per_epoch
 
-        self._wakes: dict[str, tuple[float, int, str, float]] = {}  # process -> Wake fields (a plain tuple: cheap)
-        self._wake_order = 0
-
         self._load_history()
         self._access_reviews_on = access_reviews
-        self._start_processes()
         if has(self.stage, "customers_declare_preferences"):
             self._customer_declarations()
+        if standalone:
+            Territories.join([self])
 
     def _load_history(self) -> None:
         """Syndicated Rx history for the weeks before day 0, as the pipeline would have delivered it."""
@@ -228,6 +205,13 @@ class World:
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
+    def env(self) -> simpy.Environment:
+        """The SimPy environment of the World's batch (shared by all its territories)."""
+        if self.batch is None:
+            raise RuntimeError("this World belongs to no batch yet: Territories.join([...]) it")
+        return self.batch.env
+
+    @property
     def now(self) -> float:
         return float(self.env.now)
 
@@ -237,7 +221,11 @@ class World:
         cached = self._blocks.get(name)
         if cached is None or cached[0] != block:
             rng = self.streams.daily(name, block)
-            cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))
+            if cached is None:
+                cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))
+            else:  # in place: in a batch the block is a row of the batch's (the same draws: random(out=...))
+                rng.random(out=cached[1])
+                cached = (block, cached[1])
             self._blocks[name] = cached
         return cached[1][day % EXOGENOUS_BLOCK_DAYS]
 
@@ -365,8 +353,9 @@ class World:
                              plan.webinar_hcp[webinar])
 
     def run_until(self, day: float) -> None:
-        if day > self.env.now:
-            self.env.run(until=day)
+        """Run the World's batch (every territory in it) to ``day``; never backwards."""
+        self.env  # a clear error for a World that belongs to no batch
+        self.batch.run_until(day)
 
     def use_oracle_view(self, on: bool) -> None:
         """Switch the ground-truth view (``env.oracle_view``) on or off from now on (the rollout oracle chooses it per
@@ -388,105 +377,61 @@ class World:
     # ------------------------------------------------------------------------------------ pickle support
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["env"]  # holds the process generators, which cannot be pickled; rebuilt from state["_wakes"]
-        state["_now"] = self.now
+        del state["batch"]  # holds the SimPy environment and its generators: rebuilt as a batch of one
+        batch = self.batch
+        state["_now"] = batch.now if batch is not None else 0.0
+        state["_wakes"] = batch.wakes() if batch is not None else {}
         state["_digest"] = self._digest is not None  # hashlib objects cannot be pickled; rebuilt from event_log
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         now = state.pop("_now")
+        wakes = state.pop("_wakes")
+        state.pop("env", None)  # pickles from before batches
+        state.pop("_wake_order", None)
         state.setdefault("oracle_view", bool(state["config"].env.oracle_view))  # pickles from before the switch
         self.__dict__.update(state)
-        self.env = simpy.Environment(initial_time=now)
         if self._digest and self.event_log is not None:  # (a closed World has no event log left to hash)
             self._digest = hashlib.sha256()
             for record in self.event_log:
                 self._hash_record(record)
         else:
             self._digest = None
+        self.batch = None
         if self.state is not None:  # a closed World has nothing left to run
-            self._start_processes(resume=True)
+            Territories.join([self], now=now, wakes=wakes)
 
-    def _processes(self) -> dict[str, Callable[[Wake | None], Process]]:
-        processes = {
-            "day_cycle": self._day_cycle,
-            "pipeline": self._pipeline_batches,
-            "field": self._field_days,
-            "webinars": self._webinars,
-        }
-        if self._access_reviews_on:
-            processes["access"] = self._access_reviews
-        if not has(self.stage, "orchestrator_controls_marketing"):
-            processes["emails"] = self._marketing_emails
-            processes["remote"] = self._marketing_remote
-        return processes
-
-    def _start_processes(self, resume: bool = False) -> None:
-        """Start every process; with ``resume``, each where it last waited (``_wakes``), in the order its event
-        was scheduled, so that events of the same time run in the same order as they would have."""
-        processes = self._processes()
-        if not resume or not self._wakes:  # a fresh World, or one copied before its processes first ran
-            for process in processes.values():
-                self.env.process(process(None))
-            return
-        assert self._wakes.keys() == processes.keys(), "every process waits somewhere once the World has run"
-        for name, wake in sorted(self._wakes.items(), key=lambda item: item[1][1]):
-            self.env.process(processes[name](Wake(*wake)))
-
-    def _wait(self, name: str, delay: float, phase: str = "", day: float = 0.0) -> simpy.Timeout:
-        """``env.timeout(delay)`` for process ``name``, recording where it waits and what it does next."""
-        self._wake_order += 1
-        self._wakes[name] = (self.env.now + delay, self._wake_order, phase, day)  # the time as SimPy computes it
-        return self.env.timeout(delay)
-
-    def _resume(self, name: str, wake: Wake) -> simpy.Timeout:
-        """Wait, in a rebuilt environment, until exactly ``wake.time`` (a delay with ``now + delay == time``)."""
-        now, delay = self.env.now, wake.time - self.env.now
-        while now + delay < wake.time:
-            delay = math.nextafter(delay, math.inf)
-        while now + delay > wake.time:
-            delay = math.nextafter(delay, -math.inf)
-        return self._wait(name, delay, wake.phase, wake.day)
-
-    # ------------------------------------------------------------------------------------------ processes
-    def _day_cycle(self, resume: Wake | None = None) -> Process:
-        if resume is not None:
-            yield self._resume("day_cycle", resume)
-            if resume.phase == "end_of_day":
-                day = int(resume.day)
-                self._end_of_day(day)
-                yield self._wait("day_cycle", day + 1 - self.env.now)
-        while True:
-            day = int(round(self.env.now))
-            self._portal_visits(day)
-            yield self._wait("day_cycle", day + 23 * HOUR - self.env.now, "end_of_day", day)
-            self._end_of_day(day)
-            yield self._wait("day_cycle", day + 1 - self.env.now)
-
-    def _portal_visits(self, day: int) -> None:
-        """HCP-initiated website visits: digital, aware customers pull the theme they need."""
-        visitors = kernels.portal_visitors(self.exogenous_uniforms("website", day), self._portal_rate,
-                                           self.state.adoption, 0.2)
-        if visitors.size:
-            theme = self._top_need[visitors]
-            self._queue.push(visitors, WEBSITE, theme, ORIGIN_CUSTOMER, day + 12 * HOUR, 1, day=day)
-
-    def _end_of_day(self, day: int) -> None:
-        batch = self._queue.take_day(day)
-        outcome = self.response.apply_touches(self.state, batch, float(day), self._rng_touches)
-        working = is_working_day(day)
-        # env.hcp_rewards: each HCP's expected TRx of the day (the state before the update, as the kernel values it)
-        expected_per_hcp = np.empty(self.pop.n_hcps) if self.hcp_margin_usd is not None and working else None
-        rx, expected_rx, rx_total = self.response.advance_day(
-            self.state, working, self.exogenous_uniforms("rx", day), self.exogenous_uniforms("transitions", day),
-            self.exogenous_uniforms("refills", day), expected_out=expected_per_hcp,
+    # ------------------------------------------------------------------------------- phases of the day
+    def calendar_settings(self) -> CalendarSettings:
+        """What shapes the batch's calendar (the same for every territory of one configuration)."""
+        config = self.config
+        return CalendarSettings(
+            pipeline_batch_interval_days=float(self.pipeline.level.batch_interval_days),
+            field_works=bool(self.field.capacity_available),
+            working_minutes_per_day=float(config.channels.rep_visit.working_minutes_per_day),
+            email_interval_days=float(config.marketing.email_interval_days),
+            remote_interval_days=float(config.marketing.remote_interval_days),
+            access_review_interval_days=float(config.response.access_review_interval_days),
+            access_reviews=bool(self._access_reviews_on),
+            calendar_marketing=not has(self.stage, "orchestrator_controls_marketing"),
         )
-        if expected_per_hcp is not None:
-            self.hcp_margin_usd += expected_per_hcp * self.config.economics.margin_per_rx_usd
+
+    def close_day(self, day: int, working: bool, outcome: TouchOutcome, counts: np.ndarray, rx: np.ndarray,
+                  expected_rx: float, rx_total: int, nrx_total: int) -> None:
+        """23:00, after the batch has delivered the day's touches and moved the customers: book the day, record it
+        for the pipeline (and the event log).  ``counts``: conflicts, out-of-sequence touches and unsubscribes."""
+        led = self.ledger
+        price = self.config.economics.price_per_rx_usd
         if working:
-            self.ledger.nrx += int(self.state.nrx.sum())
-        self.ledger.expected_revenue_usd += expected_rx * self.config.economics.price_per_rx_usd
-        self._book(outcome, rx_total)
+            led.nrx += nrx_total
+        led.expected_revenue_usd += expected_rx * price
+        led.rx += rx_total
+        led.revenue_usd += rx_total * price
+        led.confusion_events += int(counts[0])
+        led.out_of_sequence += int(counts[1])
+        led.unsubscribes += int(counts[2])
+        led.blocked_no_consent += outcome.blocked_no_consent
+        led.blocked_cap += outcome.blocked_cap
         self._book_field_force(working)
         record = self._make_record(day, outcome, rx)
         self.pipeline.submit(record)
@@ -495,7 +440,7 @@ class World:
         if self._digest is not None:
             self._hash_record(record)
             self.event_log.append(record)
-        self.daily_rx.append(int(rx_total))
+        self.daily_rx.append(rx_total)
 
     def _hash_record(self, record: DayRecord) -> None:
         # Fixed dtypes, so that the hash follows the events and not how the arrays happen to be stored.
@@ -503,22 +448,6 @@ class World:
         for array, dtype in zip((touches.hcp, touches.channel, touches.theme, touches.engaged, touches.conflict,
                                  record.rx), DIGEST_DTYPES):
             self._digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
-
-    def _book(self, outcome: TouchOutcome, rx_total: int) -> None:
-        led = self.ledger
-        led.rx += rx_total
-        led.revenue_usd += rx_total * self.config.economics.price_per_rx_usd
-        conflicts, out_of_sequence, unsubscribes = kernels.book_touches(
-            outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
-            outcome.unsubscribed, led.cost_usd, led.delivered, led.engaged,
-        )  # fmt: skip
-        if self.hcp_cost_usd is not None and outcome.hcp.size:
-            np.add.at(self.hcp_cost_usd, outcome.hcp, outcome.cost_usd)
-        led.confusion_events += int(conflicts)
-        led.out_of_sequence += int(out_of_sequence)
-        led.unsubscribes += int(unsubscribes)
-        led.blocked_no_consent += outcome.blocked_no_consent
-        led.blocked_cap += outcome.blocked_cap
 
     def _book_field_force(self, working: bool) -> None:
         """A rep is paid every calendar day whether she calls or not; idle capacity is what she could have called."""
@@ -553,75 +482,30 @@ class World:
             record.preferred_channel = self.pop.channel_fit[record.preferred_hcp].argmax(axis=1)
         return record
 
-    def _field_days(self, resume: Wake | None = None) -> Process:
-        if resume is not None:
-            yield self._resume("field", resume)
-            if resume.phase == "after_work":
-                yield self._wait("field", resume.day + 1 + 8 * HOUR - self.env.now)
-        while True:
-            day = int(np.floor(self.env.now))
-            start = day + 8 * HOUR
-            if start > self.env.now:
-                yield self._wait("field", start - self.env.now)
-            if is_working_day(day) and self.field.capacity_available:
-                value = self.customer_priority() if has(self.stage, "rep_measured_on_outcome") else None
-                worked = self.field.work_day(day, self._rng_field, self.view.progress, self.stage, value)
-                self.schedule_touches(worked.batch)
-                if has(self.stage, "rep_intervenes_on_channels"):
-                    self._rep_interventions(worked.batch, day)
-                led = self.ledger
-                led.suggestions_accepted += worked.accepted
-                led.suggestions_dismissed += worked.dismissed
-                led.questions_answered += int(worked.answered_hcp.size)
-                notes = self._pending_notes[day]
-                notes.append(("need", worked.answered_hcp))
-                notes.append(("need", worked.noted_hcp))
-                notes.append(("no_see", worked.no_see_hcp))
-                notes.append(("dismissed", worked.dismissed))
-                # The reps are busy until the end of their working day.
-                minutes = self.config.channels.rep_visit.working_minutes_per_day
-                yield self._wait("field", minutes / 1440.0, "after_work", day)
-            yield self._wait("field", day + 1 + 8 * HOUR - self.env.now)
+    def marketing_emails(self, day: float) -> None:
+        """10:00 of a working day on marketing's calendar: an email to every opted-in customer below the cap."""
+        hcp = np.flatnonzero(self.view.email_consent)
+        hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
+        open_time = day + self.config.channels.email.open_delay_days
+        theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
+        self._queue.push(hcp, EMAIL, theme, ORIGIN_CALENDAR, open_time)
 
-    def _pipeline_batches(self, resume: Wake | None = None) -> Process:
-        level = self.pipeline.level
-        yield self._resume("pipeline", resume) if resume is not None else self._wait("pipeline", 2 * HOUR)
-        while True:
-            self.pipeline.publish(self.env.now, self.view, self._rng_pipeline)
-            self.ledger.observed_rx = float(self.view.published_rx.sum())
-            yield self._wait("pipeline", level.batch_interval_days)
-
-    def _marketing_emails(self, resume: Wake | None = None) -> Process:
-        cal = self.config.marketing
-        yield self._resume("emails", resume) if resume is not None else self._wait("emails", 2 + 10 * HOUR)
-        while True:
-            day = self.env.now
-            if is_working_day(int(day)):
-                hcp = np.flatnonzero(self.view.email_consent)
-                hcp = hcp[self.sent_last_30_days(hcp, EMAIL) < self.config.channels.email.cap_per_30_days]
-                open_time = day + self.config.channels.email.open_delay_days
-                theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
-                self._queue.push(hcp, EMAIL, theme, ORIGIN_CALENDAR, open_time)
-            yield self._wait("emails", cal.email_interval_days)
-
-    def _marketing_remote(self, resume: Wake | None = None) -> Process:
+    def marketing_remote(self, day: float) -> None:
+        """11:00 on marketing's calendar: inside sales books remote details for the coming days, up to capacity."""
         cal = self.config.marketing
         remote = self.config.channels.remote_detail
-        yield self._resume("remote", resume) if resume is not None else self._wait("remote", 4 + 11 * HOUR)
-        while True:
-            day = self.env.now
-            if remote.calls_per_day > 0:
-                hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
-                hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
-                capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
-                hcp = hcp[:capacity]
-                offsets = np.arange(hcp.size) // remote.calls_per_day
-                if hcp.size:
-                    days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
-                    times = days[offsets] + 11 * HOUR
-                    theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
-                    self._queue.push(hcp, REMOTE_DETAIL, theme, ORIGIN_CALENDAR, times)
-            yield self._wait("remote", cal.remote_interval_days)
+        if remote.calls_per_day <= 0:
+            return
+        hcp = np.flatnonzero((self.pop.decile >= cal.remote_min_decile) & self.view.remote_consent)
+        hcp = hcp[self.sent_last_30_days(hcp, REMOTE_DETAIL) < remote.cap_per_30_days]
+        capacity = remote.calls_per_day * max(1, int(cal.remote_interval_days * 5 / 7))
+        hcp = hcp[:capacity]
+        offsets = np.arange(hcp.size) // remote.calls_per_day
+        if hcp.size:
+            days = np.array([add_working_days(day + remote.delay_days, int(k)) for k in range(int(offsets.max()) + 1)])
+            times = days[offsets] + 11 * HOUR
+            theme = self._follow_field_records(hcp, day, self.marketing_theme(hcp, day))
+            self._queue.push(hcp, REMOTE_DETAIL, theme, ORIGIN_CALENDAR, times)
 
     def _follow_field_records(self, hcp: np.ndarray, day: float, theme: np.ndarray) -> np.ndarray:
         """Marketing stage 2: an email or inside-sales call to a customer the rep met in the last
@@ -634,56 +518,28 @@ class World:
         follow_up = np.minimum(self.state.last_stakeholder_theme[hcp, 0].astype(np.int64) + 1, self.pop.n_themes - 1)
         return np.where(recent, follow_up, theme)
 
-    def _rep_interventions(self, visits: TouchBatch, day: int) -> None:
-        """Sales stage 3: after a met call the rep intervenes on what the other channels have pending for her
-        customer over the next ``FIELD_RECENT_DAYS``: she stops the inside-sales call (she has just detailed the
-        customer) and re-sequences the emails to continue her message instead of contradicting it."""
-        met = visits.engaged_hint == 1
-        if not met.any():
-            return
-        customers = np.zeros(self.pop.n_hcps, dtype=bool)
-        customers[visits.hcp[met]] = True
-        follow_up = np.zeros(self.pop.n_hcps, dtype=np.int64)
-        follow_up[visits.hcp[met]] = np.minimum(visits.theme[met].astype(np.int64) + 1, self.pop.n_themes - 1)
-        rethemed, stopped = self._queue.intervene(customers, follow_up, day, day + FIELD_RECENT_DAYS, EMAIL,
-                                                  REMOTE_DETAIL)
-        self.ledger.rep_interventions += rethemed + stopped
-
     def _register_for_webinar(self, hcp: np.ndarray) -> None:
         web = self.config.channels.webinar
         hcp = hcp[~self._webinar_registered[hcp]]
-        event_day = self._next_webinar_day()
+        event_day = self.next_webinar_day(self.now)
         theme = dispatch.calendar_theme(event_day, self.config.marketing.theme_period_days, self.pop.n_themes)
         p = web.base_registration * (0.4 + 0.6 * self.pop.channel_fit[hcp, WEBINAR])
         p = p * (0.5 + 0.5 * self.pop.need_relevance[hcp, theme])
         registered = hcp[self._rng_webinar.random(hcp.size) < p]
         self._webinar_registered[registered] = True
 
-    def _next_webinar_day(self) -> float:
+    def next_webinar_day(self, now: float) -> float:
         web = self.config.channels.webinar
-        k = max(0, int(np.ceil((self.now - web.first_day) / web.interval_days)))
+        k = max(0, int(np.ceil((now - web.first_day) / web.interval_days)))
         return web.first_day + k * web.interval_days
 
-    def _webinars(self, resume: Wake | None = None) -> Process:
-        # phases: "next" (pick the next event and wait for its invitations), "invite", "hold" (the event)
-        phase, event_day = ("next", 0.0) if resume is None else (resume.phase, resume.day)
-        if resume is not None:
-            yield self._resume("webinars", resume)
-        while True:
-            if phase == "next":
-                event_day = self._next_webinar_day()
-                invite_time = max(self.env.now, event_day - 7)
-                if invite_time > self.env.now:
-                    yield self._wait("webinars", invite_time - self.env.now, "invite", event_day)
-            if phase in ("next", "invite"):
-                if not has(self.stage, "orchestrator_controls_marketing") and self.config.marketing.invite_all_to_webinars:
-                    self._register_for_webinar(np.flatnonzero(self.view.email_consent))
-                yield self._wait("webinars", event_day + 18 * HOUR - self.env.now, "hold", event_day)
-            self._hold_webinar(event_day)
-            yield self._wait("webinars", 1.0, "next")
-            phase = "next"
+    def invite_to_webinar(self, event_day: float) -> None:
+        """A week before the event: marketing's calendar invites every opted-in customer (below marketing stage 3
+        control; the orchestrator invites with its plays)."""
+        if not has(self.stage, "orchestrator_controls_marketing") and self.config.marketing.invite_all_to_webinars:
+            self._register_for_webinar(np.flatnonzero(self.view.email_consent))
 
-    def _hold_webinar(self, event_day: float) -> None:
+    def hold_webinar(self, event_day: float) -> None:
         web = self.config.channels.webinar
         registered = np.flatnonzero(self._webinar_registered)
         show = registered[self._rng_webinar.random(registered.size) < web.show_rate]
@@ -698,13 +554,10 @@ class World:
                 self.hcp_cost_usd[registered] += web.fixed_cost_usd / registered.size
             self.ledger.webinar_events += 1
 
-    def _access_reviews(self, resume: Wake | None = None) -> Process:
-        interval = self.config.response.access_review_interval_days
-        yield self._resume("access", resume) if resume is not None else self._wait("access", interval)
-        while True:
-            rng = self.streams.daily("access", int(self.env.now))
-            self.access_upgrades += self.response.review_access(self.state, rng)
-            yield self._wait("access", interval)
+    def review_access(self, now: float) -> None:
+        """Every review interval: payers review the accounts' formulary access."""
+        rng = self.streams.daily("access", int(now))
+        self.access_upgrades += self.response.review_access(self.state, rng)
 
     def _customer_declarations(self) -> None:
         """Customer stage 3: a share of HCPs choose an experience package, declaring needs and channel."""
@@ -729,3 +582,344 @@ class World:
             raise RuntimeError("event hashing needs env.record_events: true")
         return self._digest.hexdigest()
 
+
+
+# CustomerState fields stored as rows of the batch's arrays (all of them: the batch's phases read and write them)
+STATE_ROWS: tuple[str, ...] = (
+    "adoption", "goodwill", "confusion", "contact_load", "progress", "email_consent", "remote_consent",
+    "last_stakeholder_day", "last_stakeholder_theme", "sent_days", "sent_pointer", "account_access",
+    "ever_delivered", "patients", "nrx",
+)
+LEDGER_ROWS: tuple[str, ...] = ("cost_usd", "delivered", "engaged")
+# Population data the batch's phases read (it never changes during an episode: stacked as copies)
+POPULATION_ROWS: tuple[str, ...] = ("channel_fit", "need_relevance", "contact_tolerance_per_month", "account",
+                                    "class_rx_per_day")
+FIELD_ROWS: tuple[str, ...] = ("trust", "knows_need", "knows_no_see", "failed_visits", "seen_visits", "rep_progress",
+                               "chose_other_channel", "last_visit_day", "pointer")
+# The view's arrays a publication writes (replaced only in place: OrchestratorView.sync_ground_truth)
+VIEW_ROWS: tuple[str, ...] = ("last_touch_day", "delivered", "engaged", "progress", "email_consent", "remote_consent",
+                              "rx_ring", "published_rx")
+EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
+# ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
+# territory's touches and dynamics go through its own methods, which call the same kernels for one territory
+RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
+PORTAL_UNAWARE_FACTOR = 0.2  # an HCP who is not yet aware of the brand visits its website at this share of his rate
+
+
+def offsets_of(sizes: Sequence[int]) -> np.ndarray:
+    """Where each territory's rows start in a flat array of all territories' rows (and where the last ends)."""
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    for t, size in enumerate(sizes):
+        offsets[t + 1] = offsets[t] + size
+    return offsets
+
+
+def joined(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The territories' rows as one flat array (a batch of one: its own array, no copy)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+class Territories:
+    """The territories of one batch: each phase of the day for all of them (``oce_sim.world.batch.Territories``).
+
+    Every territory's customer state, touch queue, ledger arrays and exogenous uniforms are rows of the batch's
+    arrays (``oce_sim.world.rows``), so the hot phases (the portal at 00:00, the touches and dynamics at 23:00) are
+    one compiled call over all territories; the others run territory by territory.  Built by :meth:`join`, which
+    also gives every World the batch it belongs to."""
+
+    def __init__(self, worlds: Sequence[World]):
+        if not worlds:
+            raise ValueError("a batch holds at least one territory")
+        settings = [world.calendar_settings() for world in worlds]
+        if not same_calendar(settings):
+            raise ValueError("the territories of one batch share one configuration (one calendar); got several")
+        self.worlds = list(worlds)
+        self._settings = settings[0]
+        self.n = len(self.worlds)
+        first = self.worlds[0]
+        self.response = first.response  # its parameters: one configuration for the batch
+        self.economics = first.config.economics
+        self.queues = TouchQueues.gather([world._queue for world in self.worlds])
+        self.state = bind_rows([world.state for world in self.worlds], STATE_ROWS)
+        self.ledger = bind_rows([world.ledger for world in self.worlds], LEDGER_ROWS)
+        self.per_hcp_money = first.hcp_margin_usd is not None
+        if self.per_hcp_money:
+            self.hcp_money = bind_rows(self.worlds, ("hcp_margin_usd", "hcp_cost_usd"))
+        pops = [world.pop for world in self.worlds]
+        self.pop = {name: stack_rows(pops, name) for name in POPULATION_ROWS}
+        self.visit_cost = stack_rows([world.response for world in self.worlds], "visit_cost")
+        self.portal_rate = stack_rows(self.worlds, "_portal_rate")
+        self.top_need = stack_rows(self.worlds, "_top_need")
+        edges = [pop.kol_edge_kol.size for pop in pops]
+        self.kol_offsets = np.concatenate([[0], np.cumsum(edges)]).astype(np.int64)
+        self.kol_edge_kol = np.concatenate([pop.kol_edge_kol for pop in pops]).astype(np.int64)
+        self.kol_edge_follower = np.concatenate([pop.kol_edge_follower for pop in pops]).astype(np.int64)
+        n_hcps = first.pop.n_hcps
+        self.blocks: dict[str, np.ndarray] = {}
+        for name in EXOGENOUS_STREAMS:  # each territory's 28-day block of a stream: a row of the batch's
+            cached = first._blocks.get(name)
+            if self.n == 1 and cached is not None:  # a batch of one: its block is already its row
+                self.blocks[name] = cached[1][np.newaxis]
+                continue
+            parent = np.zeros((self.n, EXOGENOUS_BLOCK_DAYS, n_hcps))
+            for t, world in enumerate(self.worlds):
+                cached = world._blocks.get(name)
+                if cached is not None:
+                    parent[t] = cached[1]
+                    world._blocks[name] = (cached[0], parent[t])
+                else:
+                    world._blocks[name] = (-1, parent[t])  # no block drawn yet: block -1 is never a day's
+            self.blocks[name] = parent
+        self._no_values = np.zeros((self.n, 0))
+        self._all_active = np.ones(self.n, dtype=np.bool_)
+        self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
+        self._suggestions_from: list[np.ndarray] | None = None
+        self._view: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def join(cls, worlds: Sequence[World], now: float = 0.0,
+             wakes: dict[str, tuple[float, int, str, float]] | None = None) -> WorldBatch:
+        """One batch for ``worlds`` (each at time ``now``; ``wakes``: where a pickled batch's processes waited)."""
+        batch = WorldBatch(cls(worlds), now=now, wakes=wakes)
+        for world in worlds:
+            world.batch = batch
+        return batch
+
+    def calendar_settings(self) -> CalendarSettings:
+        return self._settings
+
+    def uniforms(self, name: str, day: int) -> np.ndarray:
+        """Every territory's exogenous uniforms of stream ``name`` on ``day``, ``(N, n_hcps)`` (each territory's
+        block drawn where it is not the day's: ``World.exogenous_uniforms``)."""
+        block = day // EXOGENOUS_BLOCK_DAYS
+        for world in self.worlds:
+            if world._blocks[name][0] != block:
+                world.exogenous_uniforms(name, day)
+        return self.blocks[name][:, day % EXOGENOUS_BLOCK_DAYS]
+
+    def portal_visits(self, day: int) -> None:
+        """00:00: HCP-initiated website visits (digital, aware customers pull the theme they need), queued at noon."""
+        u = self.uniforms("website", day)
+        queues = self.queues
+        while not kernels.portal_rows(u, self.portal_rate, self.state["adoption"], PORTAL_UNAWARE_FACTOR,
+                                      self.top_need, day, day + 12 * HOUR, queues.size, queues.day, queues.hcp,
+                                      queues.channel, queues.theme, queues.origin, queues.question,
+                                      queues.engaged_hint, queues.time, WEBSITE, ORIGIN_CUSTOMER):
+            queues.reserve(2 * queues.capacity)
+
+    def end_of_day(self, day: int) -> None:
+        """23:00: every territory's touches of the day are delivered in time order, customers prescribe and move
+        (working days) and decay, and each territory books and records its day."""
+        worlds, n = self.worlds, self.n
+        working = is_working_day(day)
+        queues, state, response = self.queues, self.state, self.response
+        offsets, hcp, channel, theme, origin, question, hint, time = kernels.take_day_rows(
+            day, queues.size, queues.day, queues.hcp, queues.channel, queues.theme, queues.origin, queues.question,
+            queues.engaged_hint, queues.time)
+        hooked = [t for t, world in enumerate(worlds) if RESPONSE_HOOKS & world.response.__dict__.keys()]
+        active = self._all_active
+        if hooked:
+            active = active.copy()
+            active[hooked] = False
+        # two uniforms per touch (engagement, unsubscribe), drawn from each territory's own stream
+        u = np.empty((int(offsets[-1]), 2))
+        bounds = offsets.tolist()
+        for t, world in enumerate(worlds):
+            if bounds[t + 1] > bounds[t] and active[t]:
+                world._rng_touches.random(out=u[bounds[t]:bounds[t + 1]])
+        delivered = kernels.deliver_rows(
+            active, offsets, hcp, channel, theme, origin, question, hint, time, u, float(day),
+            state["email_consent"], state["remote_consent"], state["sent_days"], state["sent_pointer"],
+            state["contact_load"], state["confusion"], state["goodwill"], state["progress"],
+            state["last_stakeholder_day"], state["last_stakeholder_theme"], state["ever_delivered"],
+            self.pop["channel_fit"], self.pop["need_relevance"], self.pop["contact_tolerance_per_month"],
+            self.visit_cost, response.caps, response.base_engagement, response.channel_effect, response.unit_cost,
+            SOURCE_OF_CHANNEL, CONTACT_LOAD, response._touch_params, self.ledger["cost_usd"],
+            self.ledger["delivered"], self.ledger["engaged"],
+            self.hcp_money["hcp_cost_usd"] if self.per_hcp_money else self._no_values,
+        )  # fmt: skip
+        out_offsets, *columns, blocked, counts = delivered
+        outcomes: dict[int, TouchOutcome] = {}
+        for t in hooked:  # the territory's own (wrapped) methods, on its rows
+            world = worlds[t]
+            a, b = offsets[t], offsets[t + 1]
+            touches = TouchBatch(hcp[a:b], channel[a:b], theme[a:b], origin[a:b], question[a:b], hint[a:b], time[a:b])
+            outcome = world.response.apply_touches(world.state, touches, float(day), world._rng_touches)
+            counts[t] = kernels.book_touches(
+                outcome.channel, outcome.engaged, outcome.cost_usd, outcome.conflict, outcome.out_of_sequence,
+                outcome.unsubscribed, world.ledger.cost_usd, world.ledger.delivered, world.ledger.engaged)
+            if world.hcp_cost_usd is not None and outcome.hcp.size:
+                np.add.at(world.hcp_cost_usd, outcome.hcp, outcome.cost_usd)
+            outcomes[t] = outcome
+
+        u_rx, u_transition, u_refill = (self.uniforms(name, day) for name in ("rx", "transitions", "refills"))
+        rx = np.empty((n, worlds[0].pop.n_hcps), dtype=np.int32)  # rows go to the day records: a new array a day
+        expected_out = np.empty(rx.shape) if self.per_hcp_money else self._no_values
+        expected, rx_total, nrx_total = kernels.daily_rows(
+            active, working, u_rx, u_refill, u_transition, state["adoption"], state["goodwill"], state["confusion"],
+            state["contact_load"], state["patients"], state["account_access"], self.pop["account"],
+            self.pop["class_rx_per_day"], response.brand_share, response.access_factor, self.kol_offsets,
+            self.kol_edge_kol, self.kol_edge_follower, response._up_base, response._up_slope, response._up_peer,
+            response._down_base, response._down_damp, response._day_params, rx, state["nrx"], expected_out,
+            self.hcp_money["hcp_margin_usd"] if self.per_hcp_money else self._no_values,
+            self.economics.margin_per_rx_usd,
+        )  # fmt: skip
+        for t in hooked:
+            world = worlds[t]
+            expected_per_hcp = expected_out[t] if self.per_hcp_money and working else None
+            rx[t], expected[t], rx_total[t] = world.response.advance_day(
+                world.state, working, u_rx[t], u_transition[t], u_refill[t], expected_out=expected_per_hcp)
+            if expected_per_hcp is not None:
+                world.hcp_margin_usd += expected_per_hcp * self.economics.margin_per_rx_usd
+            nrx_total[t] = int(world.state.nrx.sum()) if working else 0
+
+        bounds, blocked, counts = out_offsets.tolist(), blocked.tolist(), counts.tolist()
+        expected, rx_total, nrx_total = expected.tolist(), rx_total.tolist(), nrx_total.tolist()
+        for t, world in enumerate(worlds):
+            outcome = outcomes.get(t)
+            if outcome is None:
+                a, b = bounds[t], bounds[t + 1]
+                outcome = TouchOutcome(*[column[a:b] for column in columns], blocked_no_consent=blocked[t][0],
+                                       blocked_cap=blocked[t][1])
+            world.close_day(day, working, outcome, counts[t], rx[t], expected[t], rx_total[t], nrx_total[t])
+
+    def publish(self, now: float) -> None:
+        """02:00 (and every batch interval): each territory's pipeline publishes the records old enough to its view,
+        day by day, all territories' record of a day in one compiled call (``kernels.absorb_rows``)."""
+        worlds = self.worlds
+        level = worlds[0].pipeline.level
+        for _ in range(worlds[0].pipeline.due(now)):  # one calendar: every territory has the same days pending
+            self._absorb([world.pipeline.pending.popleft() for world in worlds], level)
+        for world in worlds:
+            world.ledger.observed_rx = float(world.view.published_rx.sum())
+
+    def _absorb(self, records: list[DayRecord], level: PipelineLevel) -> None:
+        worlds, view = self.worlds, self._view_rows()
+        day = records[0].day
+        touches = [record.touches for record in records]
+        offsets = offsets_of([t.hcp.size for t in touches])
+        columns = [joined([getattr(t, name) for t in touches])
+                   for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
+        rx = records[0].rx[np.newaxis] if self.n == 1 else np.stack([record.rx for record in records])
+        written = offsets_of([np.count_nonzero(record.rx) for record in records])
+        u_keep, noise, u_present = np.empty(offsets[-1]), np.empty(written[-1]), np.empty(written[-1])
+        for t, world in enumerate(worlds):  # each territory's pipeline stream, in the order a view draws them
+            rng = world._rng_pipeline
+            rng.random(out=u_keep[offsets[t]:offsets[t + 1]])
+            a, b = written[t], written[t + 1]
+            noise[a:b], u_present[a:b] = rx_noise(rng, int(b - a), level)
+        suggested = kernels.absorb_rows(
+            day, offsets, *columns, u_keep, covered_mask(level.covered_channels), level.missing_share,
+            view["last_touch_day"], view["delivered"], view["engaged"], view["progress"], view["email_consent"],
+            view["remote_consent"], rx, noise, u_present, written, view["rx_ring"], view["published_rx"],
+        )  # fmt: skip
+        for t, (world, record) in enumerate(zip(worlds, records)):
+            world.view.absorbed(record, int(suggested[t]))
+
+    def _view_rows(self) -> dict[str, np.ndarray]:
+        """The views' arrays the publication writes, as rows of the batch's (bound at the first publication)."""
+        if self._view is None:
+            self._view = bind_rows([world.view for world in self.worlds], VIEW_ROWS)
+        return self._view
+
+    def field_day(self, day: int) -> None:
+        """08:00 of a working day: every rep's day of calls in every territory (``kernels.field_rows``), the visits
+        queued for 23:00; at sales 3 each rep then intervenes on what the other channels have pending for the
+        customers she met."""
+        worlds, first = self.worlds, self.worlds[0]
+        stage = first.stage
+        field = self._field_rows()
+        for t, world in enumerate(worlds):
+            world._rng_field.random(out=self._field_u[t])
+            if self._values_from_priority:  # sales 3: her own picks ranked by what the orchestrator knows
+                self._pick_value[t] = world.customer_priority()
+        self._stack_suggestions()
+        for t, world in enumerate(worlds):
+            self._view_progress[t] = world.view.progress
+            self._fills_free_slots[t] = world.field.fills_free_slots
+        queues = self.queues
+        queues.reserve(int(queues.size.max()) + self._field_u.shape[1] * self._field_u.shape[2])
+        counts, answered, noted, no_see, offsets = kernels.field_rows(
+            float(day), self._field_u, self._suggested_hcp, self._suggested_theme, self._suggested_ask,
+            field["pointer"], field["trust"], field["knows_no_see"], field["knows_need"], field["last_visit_day"],
+            field["rep_progress"], field["failed_visits"], field["seen_visits"], self._own_order, self._view_progress,
+            has(stage, "rep_uses_shared_insight"), has(stage, "rep_records_knowledge"), self.pop["need_relevance"],
+            first.field.availability, self._archetype, first.field._params, self._fills_free_slots,
+            has(stage, "rep_coached_on_engagement"), field["chose_other_channel"], self._pick_value,
+            has(stage, "rep_intervenes_on_channels"), FIELD_RECENT_DAYS, first.pop.n_themes, REP_VISIT, EMAIL,
+            REMOTE_DETAIL, queues.size, queues.day, queues.hcp, queues.channel, queues.theme, queues.origin,
+            queues.question, queues.engaged_hint, queues.time,
+        )  # fmt: skip
+        for t, world in enumerate(worlds):
+            led = world.ledger
+            n_answered = int(offsets[0, t + 1] - offsets[0, t])
+            led.suggestions_accepted += int(counts[t, 1])
+            led.suggestions_dismissed += int(counts[t, 0])
+            led.questions_answered += n_answered
+            led.rep_interventions += int(counts[t, 2])
+            notes = world._pending_notes[day]
+            notes.append(("need", answered[offsets[0, t]:offsets[0, t + 1]]))
+            notes.append(("need", noted[offsets[1, t]:offsets[1, t + 1]]))
+            notes.append(("no_see", no_see[offsets[2, t]:offsets[2, t + 1]]))
+            notes.append(("dismissed", int(counts[t, 0])))
+
+    def _field_rows(self) -> dict[str, np.ndarray]:
+        """The reps' arrays as rows of the batch's (bound at the first field day) and the day's work buffers."""
+        if self._field is None:
+            forces = [world.field for world in self.worlds]
+            self._field = bind_rows(forces, FIELD_ROWS)
+            first = forces[0]
+            self._field_u = np.empty((self.n, first.n_reps, first.slots, 4))
+            width = max(force.own_order.shape[1] for force in forces)
+            self._own_order = np.full((self.n, first.n_reps, width), -1, dtype=np.int64)
+            for t, force in enumerate(forces):
+                self._own_order[t, :, :force.own_order.shape[1]] = force.own_order
+            self._archetype = stack_rows([world.pop for world in self.worlds], "archetype")
+            self._values_from_priority = has(self.worlds[0].stage, "rep_measured_on_outcome")
+            self._pick_value = (np.empty((self.n, first.pop.n_hcps)) if self._values_from_priority
+                                else stack_rows(forces, "_potential").astype(float))
+            self._view_progress = np.empty((self.n, first.pop.n_hcps), dtype=np.int64)
+            self._fills_free_slots = np.empty(self.n, dtype=np.bool_)
+        return self._field
+
+    def _stack_suggestions(self) -> None:
+        """The reps' suggestion queues as one array per column, padded with empty slots (-1) to the longest; stacked
+        again only after a territory's queue was replaced (once per decision)."""
+        forces = [world.field for world in self.worlds]
+        if self._suggestions_from is not None and all(
+                force.queue_hcp is source for force, source in zip(forces, self._suggestions_from)):
+            return
+        width = max(force.queue_hcp.shape[1] for force in forces)
+        shape = (self.n, forces[0].n_reps, width)
+        self._suggested_hcp = np.full(shape, -1, dtype=np.int64)
+        self._suggested_theme = np.zeros(shape, dtype=np.int64)
+        self._suggested_ask = np.zeros(shape, dtype=np.bool_)
+        for t, force in enumerate(forces):
+            w = force.queue_hcp.shape[1]
+            self._suggested_hcp[t, :, :w] = force.queue_hcp
+            self._suggested_theme[t, :, :w] = force.queue_theme
+            self._suggested_ask[t, :, :w] = force.queue_ask
+        self._suggestions_from = [force.queue_hcp for force in forces]
+
+    def marketing_emails(self, day: float) -> None:
+        for world in self.worlds:
+            world.marketing_emails(day)
+
+    def marketing_remote(self, day: float) -> None:
+        for world in self.worlds:
+            world.marketing_remote(day)
+
+    def next_webinar_day(self, now: float) -> float:
+        return self.worlds[0].next_webinar_day(now)  # one configuration: one webinar calendar
+
+    def invite_to_webinar(self, event_day: float) -> None:
+        for world in self.worlds:
+            world.invite_to_webinar(event_day)
+
+    def hold_webinar(self, event_day: float) -> None:
+        for world in self.worlds:
+            world.hold_webinar(event_day)
+
+    def review_access(self, now: float) -> None:
+        for world in self.worlds:
+            world.review_access(now)

@@ -54,7 +54,7 @@ CAPABILITIES: tuple[Capability, ...] = (
                "(dispatch.controllable_plays)"),
     Capability("rep_intervenes_on_channels", "sales", 3, "authority",
                "after a met call the rep re-sequences the other channels' pending touches to her customer onto "
-               "the message she just delivered (World._rep_interventions)"),
+               "the message she just delivered (kernels.field_rows)"),
     Capability("rep_measured_on_outcome", "sales", 3, "information",
                "the rep is measured on outcome, not on a call quota: she still fills the time the plan leaves free "
                "(a level never takes an option away), but ranks those own picks by what the orchestrator knows each "

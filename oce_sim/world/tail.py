@@ -23,7 +23,7 @@ from oce_sim.world.protocols import SimulatedWorld
 from oce_sim.world.response import WEBSITE
 
 DAYS_PER_YEAR = 365.0
-PORTAL_UNAWARE_FACTOR = 0.2  # as in World._portal_visits
+PORTAL_UNAWARE_FACTOR = 0.2  # as in World.portal_visits
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def tail_value(world: SimulatedWorld, tail_years: float | None = None, discount_
 
 
 def _review_on_day(day: int, interval: float) -> bool:
-    """World._access_reviews fires at 00:00 of days interval, 2 x interval, ...: is there one on ``day``?"""
+    """WorldBatch._access_reviews fires at 00:00 of days interval, 2 x interval, ...: is there one on ``day``?"""
     k = math.ceil(day / interval - 1e-9)
     return k >= 1 and k * interval < day + 1 - 1e-9
 

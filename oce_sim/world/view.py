@@ -116,29 +116,31 @@ class OrchestratorView:
 
     # ------------------------------------------------------------------------------------------- updates
     def absorb(self, record: DayRecord, level: PipelineLevel, rng: np.random.Generator) -> None:
-        self._cache.clear()
+        """Take in one day's record (a batch's territories take theirs in one call: ``Territories.publish``)."""
         touches = record.touches
         u_keep = rng.random(touches.hcp.size)
-        self.suggestions_accepted += kernels.absorb_touches(
+        suggested = kernels.absorb_touches(
             float(record.day), touches.hcp, touches.channel, touches.theme, touches.origin, touches.engaged,
             touches.unsubscribed, u_keep, covered_mask(level.covered_channels), level.missing_share,
             self.last_touch_day, self.delivered, self.engaged, self.progress, self.email_consent, self.remote_consent,
         )  # fmt: skip
-        self.suggestions_dismissed += record.suggestions_dismissed
-
         # Prescriptions: syndicated data, always bought, with noise and gaps.
         # Noise and losses only matter where something was prescribed (zero stays zero).
-        written = int(np.count_nonzero(record.rx))
-        noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=written)
-        u_present = rng.random(written)
+        noise, u_present = rx_noise(rng, int(np.count_nonzero(record.rx)), level)
         slot = self.rx_ring[record.day % RX_WINDOW_DAYS]
         kernels.publish_rx(slot, record.rx, noise, u_present, level.missing_share)
-        self.rx_days_seen += 1
         if record.day >= 0:  # the market's history before day 0 is no episode's
             self.published_rx += slot
-        if self.efficacy is not None:
-            self.efficacy.on_day(record.day, slot)
+        self.absorbed(record, int(suggested))
 
+    def absorbed(self, record: DayRecord, suggested_visits: int) -> None:
+        """What follows the compiled part of taking in ``record``: counts, tests, and what the reps recorded."""
+        self._cache.clear()
+        self.suggestions_accepted += suggested_visits
+        self.suggestions_dismissed += record.suggestions_dismissed
+        self.rx_days_seen += 1
+        if self.efficacy is not None:
+            self.efficacy.on_day(record.day, self.rx_ring[record.day % RX_WINDOW_DAYS])
         if record.need_hcp.size:
             self.need[record.need_hcp] = record.need_values
             self.need_known[record.need_hcp] = True
@@ -149,16 +151,24 @@ class OrchestratorView:
     def sync_ground_truth(self, pop: Population, state: CustomerState, day: float) -> None:
         """The oracles only: replace beliefs with the truth."""
         self._cache.clear()
-        self.progress = state.progress.astype(np.int64)
-        self.email_consent = state.email_consent.copy()
-        self.remote_consent = state.remote_consent.copy()
+        # in place: in a batch these are rows of the batch's arrays
+        self.progress[:] = state.progress
+        self.email_consent[:] = state.email_consent
+        self.remote_consent[:] = state.remote_consent
         self.need = pop.need.copy()
         self.need_known[:] = True
         self.no_see = pop.archetype == 2
         self.preferred_channel = pop.channel_fit.argmax(axis=1)
         sent = state.sent_days.max(axis=2).astype(float)
-        self.last_touch_day = np.where(sent > NEVER / 2, sent, NEVER)
+        self.last_touch_day[:] = np.where(sent > NEVER / 2, sent, NEVER)
         self.published_through_day = int(day)
+
+
+def rx_noise(rng: np.random.Generator, written: int, level: PipelineLevel) -> tuple[np.ndarray, np.ndarray]:
+    """The published prescriptions' multiplicative noise and the uniforms that decide which are lost, for the
+    ``written`` HCPs who prescribed (drawn in this order, after the touches' ``u_keep``)."""
+    noise = rng.lognormal(-0.5 * level.rx_noise_cv**2, level.rx_noise_cv, size=written)
+    return noise, rng.random(written)
 
 
 class DataPipeline:
@@ -172,10 +182,17 @@ class DataPipeline:
         self.pending.append(record)
 
     def publish(self, now: float, view: OrchestratorView, rng: np.random.Generator) -> int:
-        """Publish every record at least ``latency_days`` old; returns how many days were published."""
-        published = 0
-        while self.pending and self.pending[0].day + 1 + self.level.latency_days <= now + 1e-9:
+        """Publish every record at least ``latency_days`` old to one ``view``; returns how many days were published
+        (a batch publishes all its territories' records of a day in one call: ``Territories.publish``)."""
+        due = self.due(now)
+        for _ in range(due):
             view.absorb(self.pending.popleft(), self.level, rng)
-            published += 1
-        return published
+        return due
+
+    def due(self, now: float) -> int:
+        """How many of the pending records are at least ``latency_days`` old at ``now`` (published now)."""
+        k = 0
+        while k < len(self.pending) and self.pending[k].day + 1 + self.level.latency_days <= now + 1e-9:
+            k += 1
+        return k
 

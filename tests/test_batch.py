@@ -1,0 +1,136 @@
+"""The batched world: territory i of a batch is, bit for bit, the territory a batch of one seeded alike would be.
+
+A batch keeps its territories' arrays as rows of its own (``oce_sim.world.rows``) and runs each hot phase of the day
+as one compiled call over all of them (``oce_sim.world.simulation.Territories``); these tests pin that nothing leaks
+between territories and that nothing a territory does alone is lost in a batch: copies, copies of copies, wrapped
+territories (calibration's shadow customers), rows that stay bound after a whole episode.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from oce_sim.config import load_scenario
+from oce_sim.world.response import CustomerState
+from oce_sim.world.simulation import FIELD_ROWS, STATE_ROWS, VIEW_ROWS, Territories, World
+
+SHORT = {"env": {"horizon_days": 63, "record_events": True}, "population": {"n_hcps": 150}}
+
+
+def play(worlds: list[World], days: int, seed: int = 0) -> None:
+    """Random plays every week, the same for every world (the worlds step in lockstep)."""
+    rng = np.random.default_rng(seed)
+    for day in range(7, days + 1, 7):
+        plays = rng.integers(0, 8, size=9)
+        for world in worlds:
+            world.apply_plays(plays)
+        for world in worlds:
+            world.run_until(day)
+
+
+def fingerprint(world: World) -> tuple:
+    """What a territory has done: its event log, daily Rx, ledger and customers."""
+    return (world.event_digest(), tuple(world.daily_rx), repr(sorted((k, str(v)) for k, v in vars(world.ledger).items()
+                                                                      if not k.startswith("_"))),
+            world.state.goodwill.tobytes(), world.state.adoption.tobytes(), world.view.published_rx.tobytes())
+
+
+@pytest.mark.parametrize("scenario", ["small", "default"])
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_territory_i_of_a_batch_is_a_batch_of_one(scenario, stage):
+    config = load_scenario(scenario, stage=stage, overrides=SHORT)
+    seeds = [11, 12, 13]
+    alone = [World(config, seed=s) for s in seeds]
+    together = [World(config, seed=s) for s in seeds]
+    batch = Territories.join(together)
+    assert all(world.batch is batch for world in together)
+    play(alone, 63)
+    play(together, 63)
+    for a, b in zip(alone, together):
+        assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(together[0]) != fingerprint(together[1])  # the territories do differ
+
+
+def test_rows_stay_bound_for_a_whole_episode():
+    """After an episode (reviews, oracle-view syncs, queue growth, replaced suggestion queues) every territory's
+    arrays are still the rows of its batch: nothing was replaced behind the batch's back."""
+    config = load_scenario("small", stage=3, overrides=SHORT)
+    worlds = [World(config, seed=s) for s in (1, 2)]
+    Territories.join(worlds)
+    worlds[1].use_oracle_view(True)
+    play(worlds, 63)
+    territories = worlds[0].batch.territories
+    groups = [(territories.state, [w.state for w in worlds], STATE_ROWS),
+              (territories._field, [w.field for w in worlds], FIELD_ROWS),
+              (territories._view, [w.view for w in worlds], VIEW_ROWS)]
+    for parents, objects, names in groups:
+        assert parents is not None
+        for name in names:
+            for t, obj in enumerate(objects):
+                assert np.shares_memory(getattr(obj, name), parents[name][t]), name
+
+
+def test_replacing_a_bound_array_writes_into_the_row():
+    config = load_scenario("small", overrides=SHORT)
+    worlds = [World(config, seed=s) for s in (1, 2)]
+    Territories.join(worlds)
+    state: CustomerState = worlds[0].state
+    parent = worlds[0].batch.territories.state["account_access"]
+    state.account_access = np.zeros_like(state.account_access)
+    assert np.shares_memory(state.account_access, parent) and not parent[0].any()
+    with pytest.raises(ValueError, match="row of its batch"):
+        state.goodwill = np.zeros(3)
+
+
+def test_copies_joined_in_a_batch_continue_as_alone():
+    """The rollout oracle's pattern: copies of a mid-episode world (a copy of a copy included, before it ever ran)
+    joined in one batch continue exactly as a copy alone does."""
+    config = load_scenario("small", stage=3, overrides=SHORT)
+    world = World(config, seed=4)
+    play([world], 35)
+    world.run_until(37.3)  # mid-day: processes wait in every phase
+    alone = copy.deepcopy(world)
+    copies = [copy.deepcopy(copy.deepcopy(world)) for _ in range(3)]
+    first = copies[0].batch
+    Territories.join(copies, now=first.now, wakes=first.wakes())
+    play([alone], 63, seed=1)
+    play(copies, 63, seed=1)
+    for other in copies:
+        assert fingerprint(other) == fingerprint(alone)
+
+
+def test_a_wrapped_territory_goes_through_its_own_methods_in_a_batch():
+    """A measurement harness wraps one territory's ResponseModel methods (calibration's shadow customers): that
+    territory calls them, the others stay on the batch's kernels, and all results are those of plain runs."""
+    config = load_scenario("small", stage=2, overrides=SHORT)
+    plain = [World(config, seed=s) for s in (5, 6)]
+    wrapped = [World(config, seed=s) for s in (5, 6)]
+    Territories.join(wrapped)
+    calls = []
+    response = wrapped[1].response
+    original_apply, original_advance = response.apply_touches, response.advance_day
+
+    def apply_touches(*args, **kwargs):
+        calls.append("apply")
+        return original_apply(*args, **kwargs)
+
+    def advance_day(*args, **kwargs):
+        calls.append("advance")
+        return original_advance(*args, **kwargs)
+
+    response.apply_touches, response.advance_day = apply_touches, advance_day
+    play(plain, 63)
+    play(wrapped, 63)
+    assert calls.count("advance") == 63 and calls.count("apply") == 63
+    for a, b in zip(plain, wrapped):
+        assert fingerprint(a) == fingerprint(b)
+
+
+def test_a_batch_refuses_territories_of_different_calendars():
+    small = World(load_scenario("small", stage=0, overrides=SHORT), seed=1)
+    other = World(load_scenario("small", stage=3, overrides=SHORT), seed=1)  # marketing runs no calendar at 3
+    with pytest.raises(ValueError, match="one configuration"):
+        Territories.join([small, other])
