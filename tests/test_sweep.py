@@ -228,3 +228,21 @@ def test_available_memory_is_read_on_linux():
     assert memory is None or 0 <= memory < 2**60
     if sys.platform.startswith("linux"):
         assert memory is not None and memory > 0
+
+
+def test_a_variants_seeds_run_as_one_batch_and_give_the_episodes_alone(tmp_path):
+    """The local executor runs the seeds of one variant and strategy as the territories of one batch: the results are
+    the episodes run one by one (``run_job``), in any grouping."""
+    from oce_sim.config import load_scenario
+    from oce_sim.studies.sweep import job_key, run_job, run_jobs_together, seed_groups
+
+    config = load_scenario("small", overrides={"env": {"horizon_days": 28}})
+    jobs = [Job(job_key(config, name, {}, seed), config, name, seed) for name in ("intervention", "insight")
+            for seed in (1, 2, 3)]
+    groups = seed_groups(jobs)
+    assert [[job.seed for job in group] for group in groups] == [[1, 2, 3], [1, 2, 3]]
+    assert [len(group) for group in seed_groups(jobs, max_seeds=2)] == [2, 1, 2, 1]
+    together = [kpis for group in groups for kpis in run_jobs_together(group)]
+    assert together == [run_job(job) for job in jobs]
+    results, reused = sweep.run_jobs(jobs, EpisodeCache(None, KPI_NAMES))
+    assert [results[job.key] for job in jobs] == together and reused == 0

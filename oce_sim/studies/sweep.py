@@ -81,13 +81,41 @@ def job_key(config: Any, strategy: str, policy: Mapping[str, float], seed: int) 
 
 def run_job(job: Job) -> dict[str, float]:
     """Run one episode (in whatever process executes it); its KPIs as plain floats."""
+    return run_jobs_together([job])[0]
+
+
+def run_jobs_together(jobs: Sequence[Job]) -> list[dict[str, float]]:
+    """Run episodes that differ only in their seed (one :func:`seed_groups` group) as the territories of one batch
+    (``evaluation.run_episodes``: each episode exactly as alone); their KPIs as plain floats, in order."""
     from oce_sim.agents import make_strategy
     from oce_sim.agents.organisation import Organisation
-    from oce_sim.studies.evaluation import run_episode
+    from oce_sim.studies.evaluation import run_episodes
 
+    job = jobs[0]
     policy = (Organisation(job.stage, name=job.strategy, **dict(job.policy)) if job.stage is not None
               else make_strategy(job.strategy))
-    return {metric: float(value) for metric, value in run_episode(policy, job.config, job.seed).kpis.items()}
+    episodes = run_episodes(policy, job.config, [j.seed for j in jobs])
+    return [{metric: float(value) for metric, value in episode.kpis.items()} for episode in episodes]
+
+
+def seed_groups(jobs: Sequence[Job], max_seeds: int | None = None) -> list[list[Job]]:
+    """``jobs`` grouped by everything but the seed (scenario, strategy, organisation), each group cut into batches of
+    at most ``evaluation.MAX_BATCH_CUSTOMERS`` customers (and ``max_seeds`` seeds); groups in the order of their
+    first job."""
+    from oce_sim.studies.evaluation import seed_batches
+
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        same = json.dumps([job.config.model_dump(mode="json"), job.strategy, repr(job.stage), list(job.policy)],
+                          sort_keys=True, default=str)
+        groups.setdefault(same, []).append(job)
+    batches: list[list[Job]] = []
+    for group in groups.values():
+        by_seed = {job.seed: job for job in group}
+        for seeds in seed_batches(list(by_seed), group[0].config.population.n_hcps):
+            step = max_seeds or len(seeds)
+            batches += [[by_seed[seed] for seed in seeds[i:i + step]] for i in range(0, len(seeds), step)]
+    return batches
 
 
 class CacheError(ValueError):
@@ -200,9 +228,12 @@ def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", 
         return results, reused
     if executor == "ray":
         _run_ray(todo, finish)
-    elif workers <= 1 or len(todo) == 1:
-        for job in todo:
-            finish(job, run_job(job))
+    elif len(todo) == 1:
+        finish(todo[0], run_job(todo[0]))
+    elif workers <= 1:
+        for group in seed_groups(todo):
+            for job, kpis in zip(group, run_jobs_together(group)):
+                finish(job, kpis)
     else:
         _run_pool(todo, finish, workers)
     return results, reused
@@ -215,13 +246,16 @@ def _run_pool(todo: Sequence[Job], finish: Callable[[Job, dict], None], workers:
     # spawn: a fresh interpreter per worker (no forked copies of Numba, torch or open files).  No more processes than
     # the machine holds (the CLI refuses more; the table is the same whatever the pool's size)
     context = multiprocessing.get_context("spawn")
-    size = min(workers, len(todo), local_worker_limit()[0])
+    # a group's seeds run as one batch in one worker; at least two groups a worker, so that no core waits long
+    groups = seed_groups(todo, max_seeds=max(1, -(-len(todo) // (2 * workers))))
+    size = min(workers, len(groups), local_worker_limit()[0])
     with concurrent.futures.ProcessPoolExecutor(max_workers=size, mp_context=context,
                                                 initializer=_ignore_sigint) as pool:
-        pending = {pool.submit(run_job, job): job for job in todo}
+        pending = {pool.submit(run_jobs_together, group): group for group in groups}
         try:
             for future in concurrent.futures.as_completed(pending):
-                finish(pending[future], future.result())
+                for job, kpis in zip(pending[future], future.result()):
+                    finish(job, kpis)
         except BaseException:  # Ctrl-C or a failed episode: start nothing more; running episodes end first
             pool.shutdown(wait=False, cancel_futures=True)
             raise
