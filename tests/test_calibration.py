@@ -64,6 +64,16 @@ def test_panel_protocol_without_extra_details_measures_no_effect():
     assert np.isnan(panel.nrx_per_detail).all()  # no detail, no effect per detail
 
 
+def test_panel_protocol_effect_is_positive_and_peaks_early_then_fades():
+    panel = _panel(1)
+    assert panel.details_per_customer == pytest.approx(1.0, abs=0.05)  # one detail each, cap permitting
+    nrx, trx = panel.nrx_per_detail, panel.trx_per_detail
+    assert nrx[0] > 0 and trx[0] > 0
+    assert int(np.argmax(nrx)) in (0, 1)  # the month of the details or the next (a detail late in the month)
+    assert nrx[3] < 0.5 * nrx.max()  # gone within months, as goodwill decays
+    assert trx.sum() > nrx.sum()  # the refills of the patients the details started
+
+
 def test_panel_protocol_refuses_too_few_customers_or_negative_details():
     config = load_scenario("small")
     with pytest.raises(ValueError, match="at least 2 customers"):
