@@ -47,6 +47,41 @@ def test_one_extra_visit_raises_rx_and_is_invisible_to_the_company():
     assert gain > 0
 
 
+def _panel(details: int, months: int = 4) -> calibration.PanelProfile:
+    config = load_scenario("small")
+    today = calibration._today(config)
+    customers = np.arange(config.population.n_hcps)
+    return calibration.panel_profile(today, calibration._at_stage(config, today, None), 0, customers,
+                                     details_per_customer=details, months=months)
+
+
+def test_panel_protocol_without_extra_details_measures_no_effect():
+    """Mizik & Jacobson's panel with zero extra details: the treated half's shadow is its real self, so the effect
+    is exactly zero in every month (what the panel reports is due to the details alone)."""
+    panel = _panel(0, months=2)
+    assert panel.details_per_customer == 0
+    assert np.array_equal(panel.nrx_by_month, np.zeros(2)) and np.array_equal(panel.trx_by_month, np.zeros(2))
+    assert np.isnan(panel.nrx_per_detail).all()  # no detail, no effect per detail
+
+
+def test_panel_protocol_effect_is_positive_and_peaks_early_then_fades():
+    panel = _panel(1)
+    assert panel.details_per_customer == pytest.approx(1.0, abs=0.05)  # one detail each, cap permitting
+    nrx, trx = panel.nrx_per_detail, panel.trx_per_detail
+    assert nrx[0] > 0 and trx[0] > 0
+    assert int(np.argmax(nrx)) in (0, 1)  # the month of the details or the next (a detail late in the month)
+    assert nrx[3] < 0.5 * nrx.max()  # gone within months, as goodwill decays
+    assert trx.sum() > nrx.sum()  # the refills of the patients the details started
+
+
+def test_panel_protocol_refuses_too_few_customers_or_negative_details():
+    config = load_scenario("small")
+    with pytest.raises(ValueError, match="at least 2 customers"):
+        calibration.panel_profile(None, config, 0, np.array([3]))
+    with pytest.raises(ValueError, match="details_per_customer"):
+        calibration.panel_profile(None, config, 0, np.arange(4), details_per_customer=-1)
+
+
 def test_write_docs_replaces_the_table_between_markers(tmp_path):
     rows = [calibration.Row(key, figure, band, source, how, note, values=[1.0, 1.0])
             for key, figure, band, source, how, note in calibration.ROWS]

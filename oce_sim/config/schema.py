@@ -233,9 +233,10 @@ class ResponseConfig(StrictModel):
     """Customer response: adstock, Hill saturation, sequence, confusion, fatigue, adoption HMM."""
 
     carryover_per_month: float = Field(
-        0.65, gt=0.0, lt=1.0, description="geometric adstock per 30 days (documented range 0.6-0.84: 0.65 follows the "
-        "decay of Mizik & Jacobson's new-Rx profile, with the short-term elasticity, 0.84 is the textbook carryover on "
-        "sales, which here also carries the repeat prescribing of the patient stock)")
+        0.52, gt=0.0, lt=1.0, description="geometric adstock per 30 days (documented range 0.45-0.84: 0.52 follows "
+        "Mizik & Jacobson's new-Rx profile measured as their monthly panel did, where the month of the details holds "
+        "the largest effect; 0.84 is the textbook carryover on sales, which here also carries the repeat prescribing "
+        "of the patient stock)")
     # bounded so that x ** shape and half ** shape stay finite and non-zero in floating point
     hill_half_saturation: float = Field(6.0, ge=0.01, le=1000.0)
     hill_shape: float = Field(1.0, ge=0.1, le=10.0)
@@ -262,7 +263,9 @@ class ResponseConfig(StrictModel):
     unsubscribe_base: float = Field(0.002, ge=0.0, le=1.0)
     unsubscribe_per_excess: float = Field(0.08, ge=0.0, le=1.0)
     # daily transition probabilities of the hidden adoption chain
-    p_unaware_to_aware: tuple[float, float] = Field((0.001, 0.015), description="(base, per unit response)")
+    p_unaware_to_aware: tuple[float, float] = Field(
+        (0.002, 0.006), description="(base, per unit response); awareness is permanent, so its response term is "
+        "small (calibrated: a detail's NRx is gone by month 6 of Mizik & Jacobson's monthly panel)")
     p_aware_to_trial: float = Field(0.001, ge=0.0, le=1.0, description="per unit response, times access")
     p_aware_to_trial_base: float = Field(
         0.001, ge=0.0, le=1.0, description="without promotion (colleagues, guidelines, patients asking), times access "
@@ -275,13 +278,14 @@ class ResponseConfig(StrictModel):
         (0.0, 0.01, 0.12, 0.35), description="brand share of class Rx for unaware, aware, trialing, adopter"
     )
     share_lift_from_response: float = Field(
-        0.26, ge=0.0, le=1.0, description="extra share at full response, from the aware state on (documented range "
+        0.28, ge=0.0, le=1.0, description="extra share at full response, from the aware state on (documented range "
         "0.18-0.36; calibrated: NRx per extra detail 0.03-0.08 in month 1, 0.10-0.35 over 7 months)")
     patient_persistence_per_month: float = Field(
         0.7, ge=0.0, lt=1.0, description="share of the brand's patients still on it a month later (documented range "
         "0.5-0.9); with refills_per_patient_per_month it splits prescriptions into new (NRx) and repeat (refills)")
     refills_per_patient_per_month: float = Field(
-        0.35, ge=0.0, le=30.0, description="repeat prescriptions a patient on the brand gets per month (range 0.2-1.0)")
+        0.5, ge=0.0, le=30.0, description="repeat prescriptions a patient on the brand gets per month (range 0.2-1.0; "
+        "calibrated: long-term / current-period effect 3-8, with the one extra visit and the monthly panel)")
     access_factor: dict[str, float] = Field(
         default_factory=lambda: {"open": 1.0, "restricted": 0.4, "blocked": 0.05}
     )

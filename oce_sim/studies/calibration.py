@@ -43,6 +43,7 @@ from oce_sim.world.tail import tail_value
 MONTH_DAYS = 30
 DETAIL_DAY = 28  # the day of the one extra visit: a working day, four weeks into the episode
 PROFILE_MONTHS = 12
+PANEL_MONTH_START_DAY = 30  # the panel protocol's calendar month of extra details: days 30-59 of the episode
 PERTURBATION = 0.10  # +10 % detailing for the elasticities and the marginal ROI
 BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
 
@@ -123,6 +124,17 @@ ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
      "Mizik & Jacobson 2004 (0.32 with prescribing persistence)", "as above, months 1-12", ""),
     ("lt_over_current", "long-term ÷ current-period effect of detailing", (3.0, 8.0),
      "Narayanan, Desiraju & Chintagunta 2004 (4-7×)", "12-month TRx ÷ month-1 TRx of the one-extra-visit profile", ""),
+    ("panel_nrx_m1", "NRx per extra detail in the month of the details, monthly panel", (0.03, 0.08), MJ,
+     "Mizik & Jacobson's protocol: one extra detail (a met call) to each of a random half of the HCPs the "
+     "organisation details in the year, on a random working day of the calendar month from day 30, the field idle "
+     "(only the plan's calls); expected NRx per calendar month of the treated half minus the paired other half "
+     "(each net of its value without the details), per extra detail",
+     "the month of the details holds on average half a month after a detail (the harness's day-28 visit a whole one)"),
+    ("panel_nrx_m6_over_m1", "NRx per extra detail, month 6 ÷ month 1, monthly panel", (-np.inf, 0.25), MJ,
+     "as above", ""),
+    ("panel_lt_over_current", "long-term ÷ current-period effect of detailing, monthly panel", (3.0, 8.0),
+     "Narayanan, Desiraju & Chintagunta 2004 (4-7×)",
+     "12-month TRx ÷ the TRx of the month of the details, monthly panel as above", ""),
     ("elasticity_short", "detailing elasticity, short-term", (0.02, 0.10),
      "Fischer & Albers 2010 (0.05); Chintagunta & Desiraju 2005 (0.02-0.09)",
      "+10 % rep visits (a random tenth of each day's visits repeated) from day 0: %Δ TRx ÷ %Δ visits in the first "
@@ -165,6 +177,26 @@ ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
      "Veeva Pulse 4Q24 (44 % of KOLs perceive lack of coordination)",
      "share of KOLs with >= 1 conflicting engaged touch, every entity at instruction", ""),
 )
+
+
+@dataclass(frozen=True)
+class PanelProfile:
+    """A detail's effect measured as Mizik & Jacobson's monthly panel does: per calendar month from the month of the
+    extra details, the treated half's mean expected NRx (TRx) per customer minus the control half's, each half net of
+    its value without the extra details (paired, so the halves' own difference drops out; spillovers to the control
+    half through peers and formulary reviews count against the effect, as in a panel)."""
+
+    nrx_by_month: np.ndarray  # per treated customer, month 1 = the month of the extra details
+    trx_by_month: np.ndarray
+    details_per_customer: float  # extra details delivered per treated customer (a blocked one counts as none)
+
+    @property
+    def nrx_per_detail(self) -> np.ndarray:
+        return self.nrx_by_month / self.details_per_customer if self.details_per_customer else self.nrx_by_month * np.nan
+
+    @property
+    def trx_per_detail(self) -> np.ndarray:
+        return self.trx_by_month / self.details_per_customer if self.details_per_customer else self.trx_by_month * np.nan
 
 
 @dataclass(frozen=True)
@@ -386,6 +418,48 @@ def _at_stage(config: ScenarioConfig, policy: Any, stage: Any) -> ScenarioConfig
     return strategy_config(config, policy, stage)
 
 
+def panel_profile(policy: Any, config: ScenarioConfig, seed: int, customers: np.ndarray,
+                  details_per_customer: int = 1, months: int = PROFILE_MONTHS, idle_field: bool = True) -> PanelProfile:
+    """Mizik & Jacobson's protocol: ``details_per_customer`` extra details (met calls) to each of a random half of
+    ``customers``, each on a working day drawn at random in the calendar month from :data:`PANEL_MONTH_START_DAY`,
+    with the field idle (the reps make only the calls the plan suggests); NRx and TRx per calendar month of the
+    treated half against the paired other half, for ``months`` months from the month of the details.
+
+    Two runs, each with a shadow of the customers: the treated half's extra details go to the shadow only, so the
+    company and every draw are those of the run without them; the second run swaps the halves (a crossover, which
+    halves the variance of the few customers whose adoption state a detail flips) and the profile is their mean."""
+    customers = np.unique(np.asarray(customers, dtype=np.int64))
+    if customers.size < 2:
+        raise ValueError(f"the panel protocol needs at least 2 customers to split in halves (got {customers.size})")
+    if details_per_customer < 0 or months < 1:
+        raise ValueError(f"details_per_customer must be >= 0 and months >= 1 (got {details_per_customer}, {months})")
+    rng = np.random.default_rng([seed, 22])
+    order = rng.permutation(customers)
+    halves = (np.sort(order[: customers.size // 2]), np.sort(order[customers.size // 2:]))
+    first = PANEL_MONTH_START_DAY
+    working = np.array([d for d in range(first, first + MONTH_DAYS) if d % 7 < 5])
+    # each customer's details on distinct working days of the month, drawn at random (used when his half is treated)
+    days = {int(h): rng.choice(working, size=min(details_per_customer, working.size), replace=False)
+            for h in customers}
+    long_config = _with(config, env={"horizon_days": first + months * MONTH_DAYS + 7})
+    nrx, trx, details = np.zeros(months), np.zeros(months), 0.0
+    for treated, control in (halves, halves[::-1]):
+        per_day: dict[int, list[int]] = {}
+        for hcp in treated:
+            for day in days[int(hcp)]:
+                per_day.setdefault(int(day), []).append(int(hcp))
+        visits = {d: (np.asarray(h, np.int64), np.ones(len(h), bool)) for d, h in per_day.items()}
+        trace = run(policy, long_config, seed, inject=lambda world, day: visits.get(day, NO_VISITS),
+                    month_origin_day=first, idle_field=idle_field)
+        for m in range(months):
+            for out, gain in ((nrx, trace.nrx_gain_by_month_hcp), (trx, trace.trx_gain_by_month_hcp)):
+                g = gain.get(m)
+                if g is not None:
+                    out[m] += float(g[treated].mean() - g[control].mean()) / 2.0
+        details += trace.extra_delivered / treated.size / 2.0
+    return PanelProfile(nrx, trx, details)
+
+
 def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
     """Every row's value on one seed (each a paired comparison on that seed)."""
     from oce_sim.agents.organisation import Organisation, parse_move
@@ -489,6 +563,19 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
         for m in range(PROFILE_MONTHS):
             out[f"nrx_month_{m + 1}"] = float(new[m])
             out[f"trx_month_{m + 1}"] = float(total[m])
+
+    # --- the same detail measured as Mizik & Jacobson's monthly panel did -----------------------------------
+    if sample.size >= 2:
+        panel = panel_profile(today, base_cfg, seed, sample)
+        new, total = panel.nrx_per_detail, panel.trx_per_detail
+        if panel.details_per_customer and new[0]:
+            out["panel_nrx_m1"] = new[0]
+            out["panel_nrx_m6_over_m1"] = new[5] / new[0]
+        if panel.details_per_customer and total[0]:
+            out["panel_lt_over_current"] = total.sum() / total[0]
+        for m in range(PROFILE_MONTHS):
+            out[f"panel_nrx_month_{m + 1}"] = float(new[m])
+            out[f"panel_trx_month_{m + 1}"] = float(total[m])
 
     # --- the intervention stage: channels controlled by the plays, an idle field (only the plays' calls) ----------
     stage3 = _at_stage(config, Plays(dispatch.HOLD), 3)

@@ -28,9 +28,9 @@ class Range:
 
 RANGES: tuple[Range, ...] = (
     # carryover and saturation
-    Range("response.carryover_per_month", 0.6, 0.84, "uniform",
-          "Mizik & Jacobson 2004 (new-Rx decay ~0.6-0.7 a month) to 0.84 (Innovation and Marketing in the "
-          "Pharmaceutical Industry, ch. 23)"),
+    Range("response.carryover_per_month", 0.45, 0.84, "uniform",
+          "Mizik & Jacobson 2004 (new-Rx decay ~0.5-0.7 a month; the monthly panel's peak in the month of the "
+          "details needs about 0.5) to 0.84 (Innovation and Marketing in the Pharmaceutical Industry, ch. 23)"),
     Range("response.hill_half_saturation", 3.0, 12.0, "log_uniform", "assumption: half-saturation within 2x"),
     Range("response.hill_shape", 0.8, 1.3, "uniform",
           "assumption: near 1 (Michaelis-Menten), so one extra detail returns about the average detail (IMS vs M&J)"),
@@ -55,8 +55,9 @@ RANGES: tuple[Range, ...] = (
     Range("response.unsubscribe_base", 0.001, 0.005, "log_uniform",
           "DMD / Indegene: unsubscribes <= 5 per 1,000 emails, not rising with frequency"),
     # the adoption chain (daily probabilities)
-    Range("response.p_unaware_to_aware.0", 0.0005, 0.002, "log_uniform", "assumption"),
-    Range("response.p_unaware_to_aware.1", 0.0075, 0.03, "log_uniform", "assumption"),
+    Range("response.p_unaware_to_aware.0", 0.001, 0.004, "log_uniform", "assumption"),
+    Range("response.p_unaware_to_aware.1", 0.003, 0.012, "log_uniform",
+          "calibration: NRx per extra detail month 6 / month 1 <= 0.25, monthly panel (Mizik & Jacobson 2004)"),
     Range("response.p_aware_to_trial", 0.0005, 0.002, "log_uniform",
           "calibration: NRx per extra detail month 6 / month 1 <= 0.25 (Mizik & Jacobson 2004)"),
     Range("response.p_aware_to_trial_base", 0.0005, 0.002, "log_uniform",
