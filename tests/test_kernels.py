@@ -268,3 +268,61 @@ def test_a_reps_interventions_on_the_queue_match_pending_retheme_and_cancel(seed
     assert compiled.size == reference.size
     for name in TouchQueue._COLUMNS:
         np.testing.assert_array_equal(getattr(compiled, name)[:compiled.size], getattr(reference, name)[:reference.size])
+
+
+def _touch_value_reference(world, channel, days_left):
+    """The NumPy formulation ``uplift.expected_touch_value_usd`` was written in (kept as its reference)."""
+    from oce_sim.world.field import choose_theme
+    from oce_sim.world.response import REP_VISIT, WEBINAR
+
+    cfg, r = world.config, world.config.response
+    pop, state, model = world.pop, world.state, world.response
+    n = pop.n_hcps
+    theme = choose_theme(state.progress, pop.need_relevance)
+    fit = pop.channel_fit[:, channel]
+    relevance = pop.need_relevance[np.arange(n), theme]
+    fatigue = np.exp(-2.0 * model.fatigue_excess(state, np.arange(n)))
+    seq, _ = model.sequence_factor(state.progress, theme)
+    if channel == REP_VISIT:
+        p_engage = world.field.availability[pop.archetype]
+    elif channel == WEBINAR:
+        web = cfg.channels.webinar
+        p_engage = web.base_registration * (0.4 + 0.6 * fit) * (0.5 + 0.5 * relevance) * web.show_rate
+    else:
+        p_engage = model.base_engagement[channel] * (0.4 + 0.6 * fit) * (0.6 + 0.4 * relevance) * fatigue
+    impact = model.channel_effect[channel] * fit * relevance * seq * (1.0 - state.confusion) * fatigue
+    g = np.maximum(state.goodwill, 1e-6)
+    k, a = r.hill_half_saturation, r.hill_shape
+    slope = a * g ** (a - 1) * k**a / (g**a + k**a) ** 2
+    slope = np.where(state.goodwill <= 1e-6, model.hill(impact) / np.maximum(impact, 1e-9), slope)
+    working_left = max(0.0, days_left * 5.0 / 7.0)
+    carry = (1.0 - model.goodwill_decay ** working_left) / (1.0 - model.goodwill_decay)
+    access = model.access_factor[state.account_access[pop.account]]
+    rx_day_value = pop.class_rx_per_day * access * cfg.economics.margin_per_rx_usd
+    share = model.brand_share
+    half = 0.5 * working_left
+    gain_next = np.select(
+        [state.adoption == 0, state.adoption == 1, state.adoption == 2],
+        [r.p_unaware_to_aware[1] * r.p_aware_to_trial * 0.5 * (share[2] - share[1]),
+         r.p_aware_to_trial * access * (share[2] - share[1]), r.p_trial_to_adopt[1] * (share[3] - share[2])],
+        default=r.p_adopter_lapse * 0.8 * (share[3] - share[1]),
+    ) * half
+    lift_now = np.where(state.adoption >= kernels.LIFT_FROM_STATE, r.share_lift_from_response, 0.0)
+    value_per_response_day = rx_day_value * (gain_next + lift_now)
+    return p_engage * impact * slope * carry * value_per_response_day
+
+
+@pytest.mark.parametrize("stage", [1, 3])
+def test_touch_value_is_its_numpy_reference_bit_for_bit(stage):
+    from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT, WEBINAR
+    from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
+
+    world = World(load_scenario("small", stage=stage), seed=9)
+    rng = np.random.default_rng(2)
+    for day in (0, 40, 120):
+        world.apply_plays(rng.integers(0, 8, size=9))
+        world.run_until(day)
+        for channel in (REP_VISIT, REMOTE_DETAIL, EMAIL, WEBINAR):
+            days = value_horizon_days(world)
+            assert np.array_equal(expected_touch_value_usd(world, channel, days),
+                                  _touch_value_reference(world, channel, days))

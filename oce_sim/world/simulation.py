@@ -63,6 +63,7 @@ from oce_sim.world.view import (
 DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
+BELIEVED_STAGE_OF_STATE = np.array([0, 0, 1, 2])  # the oracles' view: adoption state -> believed stage
 KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
 RANK_WEIGHT_RANGE = (0.25, 4.0)  # how far the tested response may move a customer's rank (exploration stays alive)
 
@@ -372,7 +373,7 @@ class World:
     def _refresh_oracle_view(self) -> None:
         if self.oracle_view:
             self.view.sync_ground_truth(self.pop, self.state, self.now)
-            self.view.stage_override = np.select([self.state.adoption == 3, self.state.adoption == 2], [2, 1], 0)
+            self.view.stage_override = BELIEVED_STAGE_OF_STATE[self.state.adoption]  # 0, 0, 1 trialing, 2 adopter
 
     # ------------------------------------------------------------------------------------ pickle support
     def __getstate__(self) -> dict[str, Any]:

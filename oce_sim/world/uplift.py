@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from oce_sim.world import kernels
-from oce_sim.world.field import choose_theme
 from oce_sim.world.protocols import SimulatedWorld
 from oce_sim.world.response import REP_VISIT, WEBINAR
 from oce_sim.world.tail import DAYS_PER_YEAR, discount_factors
@@ -29,11 +28,11 @@ def expected_touch_value_usd(world: SimulatedWorld, channel: int, days_left: flo
     cfg = world.config
     r = cfg.response
     pop, state, model = world.pop, world.state, world.response
-    n = pop.n_hcps
-    theme = choose_theme(state.progress, pop.need_relevance)
+    # (selections and indexing below are the NumPy reference's, done without broadcasting: the same numbers)
+    theme = kernels.choose_themes(state.progress, pop.need_relevance)  # field.choose_theme, compiled
     fit = pop.channel_fit[:, channel]
-    relevance = pop.need_relevance[np.arange(n), theme]
-    fatigue = np.exp(-2.0 * model.fatigue_excess(state, np.arange(n)))
+    relevance = np.take_along_axis(pop.need_relevance, theme[:, None], axis=1)[:, 0]
+    fatigue = np.exp(-2.0 * np.maximum(0.0, state.contact_load * model.load_to_monthly / model.tolerance - 1.0))
     seq, _ = model.sequence_factor(state.progress, theme)
     if channel == REP_VISIT:
         p_engage = world.field.availability[pop.archetype]
@@ -54,15 +53,13 @@ def expected_touch_value_usd(world: SimulatedWorld, channel: int, days_left: flo
     share = model.brand_share
     # value of being one state higher for the rest of the horizon, roughly half of it on average
     half = 0.5 * working_left
-    gain_next = np.select(
-        [state.adoption == 0, state.adoption == 1, state.adoption == 2],
-        [
-            r.p_unaware_to_aware[1] * r.p_aware_to_trial * 0.5 * (share[2] - share[1]),
-            r.p_aware_to_trial * access * (share[2] - share[1]),
-            r.p_trial_to_adopt[1] * (share[3] - share[2]),
-        ],
-        default=r.p_adopter_lapse * 0.8 * (share[3] - share[1]),
-    ) * half
+    by_state = np.array([r.p_unaware_to_aware[1] * r.p_aware_to_trial * 0.5 * (share[2] - share[1]), 0.0,
+                         r.p_trial_to_adopt[1] * (share[3] - share[2]),
+                         r.p_adopter_lapse * 0.8 * (share[3] - share[1])])
+    aware = state.adoption == 1
+    gain_next = by_state[np.minimum(state.adoption, 3)]
+    gain_next[aware] = r.p_aware_to_trial * access[aware] * (share[2] - share[1])
+    gain_next = gain_next * half
     lift_now = np.where(state.adoption >= kernels.LIFT_FROM_STATE, r.share_lift_from_response, 0.0)
     value_per_response_day = rx_day_value * (gain_next + lift_now)
     return p_engage * impact * slope * carry * value_per_response_day
