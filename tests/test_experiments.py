@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -150,3 +151,14 @@ def test_best_plan_searches_scores_and_draws(tmp_path):
     assert (folder / "best_plan_search.png").stat().st_size > 0
     assert "| 3 | " in out and "best@12 - heuristic" in (folder / "best_plan.md").read_text()
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+
+
+@pytest.mark.slow
+def test_the_weekly_tail_moves_no_paired_difference_of_the_golden_suite():
+    """Every strategy pair of the quick suite (its scenarios, strategies and seeds), profit year 1 + tail: the weekly
+    tail moves no paired difference by more than a quarter of its 95% CI half-width against the daily one."""
+    module = load_experiment("tail_method")
+    frame, shifts = module.main(module.Args())
+    assert len(shifts) == 4 * 21
+    assert shifts.shift_of_half_width.max() <= module.MAX_SHIFT_OF_HALF_WIDTH, shifts.nlargest(3, "shift_of_half_width")
+    np.testing.assert_allclose(frame.tail_weekly, frame.tail_daily, rtol=1e-3)
