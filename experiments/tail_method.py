@@ -1,10 +1,10 @@
-"""Does the weekly tail move any decision?  The golden suite's paired differences with the weekly and the daily tail.
+"""Does the block tail move any decision?  The golden suite's paired differences with the block and the daily tail.
 
-The value left at the horizon (``oce_sim.world.tail``) steps a week at a time; the daily propagation it replaced is
+The value left at the horizon (``oce_sim.world.tail``) steps up to four weeks at a time; the daily propagation it replaced is
 kept as the reference (``method="daily"``).  Neither changes what a strategy does (no policy reads the tail), so
 every episode of the suite is played once and valued both ways from the same end state.  For every pair of
 strategies of every scenario, the paired difference of ``profit_multi_period_usd`` (year-1 profit + tail) is
-compared: the weekly tail must not move it by more than a quarter of its 95% CI half-width (t-interval over the
+compared: the block tail must not move it by more than a quarter of its 95% CI half-width (t-interval over the
 seeds).  Also reports each method's CPU time per tail.
 
     python experiments/tail_method.py --seeds 4
@@ -53,20 +53,20 @@ def episode_values(scenario, strategy: str, seed: int) -> dict[str, float]:
 
 def paired_shifts(frame: pd.DataFrame) -> pd.DataFrame:
     """Per scenario and pair of strategies: the paired difference of profit (year 1 + tail) with each tail, its 95%
-    half-width with the weekly tail, and the shift as a share of it."""
+    half-width with the block tail, and the shift as a share of it."""
     rows = []
     for scenario, own in frame.groupby("scenario", sort=False):
         profit = {method: own.pivot_table(index="seed", columns="strategy", values=f"tail_{method}")
                   .add(own.pivot_table(index="seed", columns="strategy", values="profit_usd")) for method in TAIL_METHODS}
         strategies = list(dict.fromkeys(own.strategy))
-        n = len(profit["weekly"])
+        n = len(profit["blocks"])
         t = stats.t.ppf(0.975, n - 1) if n > 1 else np.inf
         for a, b in itertools.combinations(strategies, 2):
-            weekly = (profit["weekly"][a] - profit["weekly"][b]).to_numpy()
+            blocks = (profit["blocks"][a] - profit["blocks"][b]).to_numpy()
             daily = (profit["daily"][a] - profit["daily"][b]).to_numpy()
-            half = t * weekly.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
-            shift = weekly.mean() - daily.mean()
-            rows.append(dict(scenario=scenario, pair=f"{a} - {b}", difference_weekly_usd=weekly.mean(),
+            half = t * blocks.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+            shift = blocks.mean() - daily.mean()
+            rows.append(dict(scenario=scenario, pair=f"{a} - {b}", difference_blocks_usd=blocks.mean(),
                              difference_daily_usd=daily.mean(), shift_usd=shift, half_width_usd=half,
                              shift_of_half_width=abs(shift) / half if half > 0 else np.inf))
     return pd.DataFrame(rows)
@@ -95,6 +95,6 @@ if __name__ == "__main__":
     print(shifts.sort_values("shift_of_half_width", ascending=False).head(10).to_string(index=False))
     worst = shifts.shift_of_half_width.max()
     print(f"largest shift: {worst:.4f} of its CI half-width (bound {MAX_SHIFT_OF_HALF_WIDTH}); "
-          f"tail relative difference weekly/daily: max {np.max(np.abs(frame.tail_weekly / frame.tail_daily - 1)):.2e}")
+          f"tail relative difference blocks/daily: max {np.max(np.abs(frame.tail_blocks / frame.tail_daily - 1)):.2e}")
     for method in TAIL_METHODS:
         print(f"{method}: median {1e3 * frame[f'seconds_{method}'].median():.2f} ms CPU per tail")
