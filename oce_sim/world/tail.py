@@ -134,14 +134,7 @@ def _propagate(
     goodwill_decay, confusion_decay, load_decay = day_params[4], day_params[5], day_params[6]
     new_share, refill_rate, patient_keep = day_params[7], day_params[8], day_params[9]
     n = goodwill.size
-    p = np.zeros((n, 4))
-    for i in range(n):
-        p[i, adoption[i]] = 1.0
-    # Probability that the website visit has moved the HCP past its top-need theme (then it counts as a repeat).
-    advanced = np.zeros(n)
-    out = np.zeros(n_days)
-    peer = np.zeros(n)
-    access = np.zeros(n)
+    p, advanced, out, peer, access = _buffers(adoption, n_days)
     moved = np.zeros(4)  # one HCP's flows between adoption states on a day (reused: no allocation per HCP-day)
     for k in range(n_days):
         if reviews[k] or k == 0:
@@ -214,6 +207,18 @@ def _propagate(
 
 
 @njit(cache=True)
+def _buffers(adoption, n_days):
+    """Each HCP's adoption distribution (its state for sure), and zeroed buffers: the probability that the website
+    visit has moved the HCP past its top-need theme (then it counts as a repeat), the TRx of each tail day, the peer
+    term and the expected access factor of each HCP."""
+    n = adoption.size
+    p = np.zeros((n, 4))
+    for i in range(n):
+        p[i, adoption[i]] = 1.0
+    return p, np.zeros(n), np.zeros(n_days), np.zeros(n), np.zeros(n)
+
+
+@njit(cache=True)
 def _review_accounts(access_dist, p, account, upgrade_per_share, downgrade):
     """A formulary review of every account's access distribution, in expectation: ``ResponseModel.review_access``
     with the expected share of members at S >= 2 (up below p_up, down in the next min(p_down, 1 - p_up))."""
@@ -271,13 +276,7 @@ def _propagate_blocks(
     goodwill_decay, confusion_decay, load_decay = day_params[4], day_params[5], day_params[6]
     new_share, refill_rate, patient_keep = day_params[7], day_params[8], day_params[9]
     n = goodwill.size
-    p = np.zeros((n, 4))
-    for i in range(n):
-        p[i, adoption[i]] = 1.0
-    advanced = np.zeros(n)
-    out = np.zeros(n_days)
-    peer = np.zeros(n)
-    access = np.zeros(n)
+    p, advanced, out, peer, access = _buffers(adoption, n_days)
     p_up = np.zeros(4)
     p_down = np.zeros(4)
     a1 = np.zeros(4)
