@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -150,3 +151,29 @@ def test_best_plan_searches_scores_and_draws(tmp_path):
     assert (folder / "best_plan_search.png").stat().st_size > 0
     assert "| 3 | " in out and "best@12 - heuristic" in (folder / "best_plan.md").read_text()
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+
+
+@pytest.mark.slow
+def test_the_block_tail_moves_no_paired_difference_of_the_golden_suite():
+    """Every strategy pair of the quick suite (its scenarios, strategies and seeds), profit year 1 + tail: the block
+    tail moves no paired difference by more than a quarter of its 95% CI half-width against the daily one."""
+    module = load_experiment("tail_method")
+    frame, shifts = module.main(module.Args())
+    assert len(shifts) == 4 * 21
+    assert shifts.shift_of_half_width.max() <= module.MAX_SHIFT_OF_HALF_WIDTH, shifts.nlargest(3, "shift_of_half_width")
+    np.testing.assert_allclose(frame.tail_blocks, frame.tail_daily, rtol=1e-3)
+
+
+def test_the_stage_ranking_simulates_the_axes_plans_respond_to(tmp_path):
+    """--call-cost / --price: each variant is simulated (its own episodes and history), ranked, and its cost stated;
+    the re-priced grid of the x1, x1 episodes is unchanged in form."""
+    module = load_experiment("stage_ranking")
+    report = module.main(module.Args(seeds=2, out=tmp_path, call_cost=(1.0, 3.0), scenarios=("mature_primary_care",),
+                                     strategies=("insight", "no_promotion")))
+    assert report.count("\n| ×") == 9
+    assert "| mature_primary_care | ×3 | ×1 |" in report and "| mature_primary_care | ×1 | ×1 |" in report
+    assert "call cost ×3, price ×1:" in report
+    base = module.with_economics(module.load_scenario("default"), 3.0, 0.5)
+    assert base.channels.rep_visit.variable_cost_primary_care_usd == pytest.approx(
+        3 * module.load_scenario("default").channels.rep_visit.variable_cost_primary_care_usd)
+    assert base.economics.price_per_rx_usd == pytest.approx(0.5 * module.load_scenario("default").economics.price_per_rx_usd)

@@ -80,13 +80,15 @@ def test_marketing_that_plans_with_field_records_confuses_fewer_customers():
 
 def test_a_rep_who_intervenes_on_other_channels_stops_redundant_calls_without_more_confusion():
     """Sales stage 3: after her call the rep stops inside sales' pending call to the same customer and
-    re-sequences marketing's emails onto her message."""
+    re-sequences marketing's emails onto her message, with no more confusion: the paired interval of the change in
+    confusion events reaches zero (a seed's count moves by about 10 either way; on 16 seeds -0.4 +- 2.2 events, -0.6
+    +- 2.9 before access could be lost)."""
     base = {"customer": 2, "sales": 2, "marketing": 1, "it": 2}
     pairs = [(episode({**base, "sales": 3}, "involvement", s)[1], episode(base, "involvement", s)[1]) for s in SEEDS]
     remote = [high["cost_remote_detail_usd"] - low["cost_remote_detail_usd"] for high, low in pairs]
     assert paired_ci(remote)[1] < 0, remote
     confusion = [high["confusion_events"] - low["confusion_events"] for high, low in pairs]
-    assert np.mean(confusion) <= 0.5, confusion
+    assert paired_ci(confusion)[0] <= 0, confusion
 
 
 def test_mapped_stakeholders_get_the_field_s_attention():

@@ -2,9 +2,13 @@
 
 A mature market has been promoted for years before day 0, by its own stage's usual plan.  Starting it from
 arbitrary initial shares puts every strategy on a growth (or decay) transient that has nothing to do with the
-strategy.  The burn-in runs the market's history (the organisation of ``history.stage``, entity by entity, with ``history.n_reps`` reps, the
-formularies held as configured) for ``history.burn_in_years`` on a few fixed seeds and pools the end states into a
-:class:`~oce_sim.world.start.StartTable`.
+strategy.  The burn-in runs the market's history (the organisation of ``history.stage``, entity by entity, with
+``history.n_reps`` reps) for ``history.burn_in_years`` on a few fixed seeds, with the processes of an episode: its
+formulary reviews open and tighten accounts, each review tightening at the rates that balance its upgrades at the
+configured shares (``ResponseModel.balance_access``).  The end states are pooled into a
+:class:`~oce_sim.world.start.StartTable`, with the accounts' access and the downgrades per review of the last
+``BALANCE_YEARS`` (the rates every episode of the market then keeps: under its usual plan the configured shares
+stay stationary, a plan that builds more use opens more accounts, one that builds less loses them).
 
 The cache key is a hash of everything that shapes the market and its history (population, response, channels,
 marketing, pipeline, economics, the history block) and of the simulation's source code; environment settings,
@@ -27,10 +31,19 @@ import numpy as np
 from oce_sim.agents.organisation import Organisation
 from oce_sim.config import ScenarioConfig, load_scenario
 from oce_sim.storage.outputs import cache_root
+from oce_sim.world.response import (
+    balancing_downgrade,
+    configured_access_shares,
+    stationary_access,
+)
 from oce_sim.world.start import StartTable, cell_of
 
-BURN_IN_SEEDS: tuple[int, ...] = (910_001, 910_002, 910_003, 910_004)
+BURN_IN_SEEDS: tuple[int, ...] = tuple(range(910_001, 910_017))  # a small market's history uses more of them
+MIN_BURN_IN_SEEDS = 4
+MIN_BURN_IN_HCPS = 2_400  # HCPs pooled over the history's seeds: a 240-HCP market's 4 seeds gave +5% a year of drift
 CAMPAIGN_STEPS = 52  # weekly decisions in a brand year: each year starts a new campaign
+DAYS_PER_BRAND_YEAR = 7 * CAMPAIGN_STEPS
+BALANCE_YEARS = 2.0  # the last years of the history whose reviews set the downgrades every episode keeps
 _MEMORY: dict[str, StartTable] = {}
 
 
@@ -45,7 +58,7 @@ def _code_fingerprint() -> str:
 
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    files = sorted((package / "world").glob("*.py")) + [package / "envs" / "territory.py"]
+    files = sorted((package / "world").glob("*.py")) + [package / "envs" / "territory.py", Path(__file__).resolve()]
     files += sorted((package / "config").glob("*.py"))
     files += sorted(Path(agents.__file__).resolve().parent.glob("*.py"))
     for path in files:
@@ -95,31 +108,84 @@ def steady_start(config: ScenarioConfig, make_env: Callable[..., Any]) -> StartT
     return table
 
 
+def burn_in_seeds(config: ScenarioConfig) -> tuple[int, ...]:
+    """The history's seeds: at least ``MIN_BURN_IN_SEEDS``, and enough to pool ``MIN_BURN_IN_HCPS`` HCPs (at most all
+    of ``BURN_IN_SEEDS``): a small market's few accounts otherwise leave its start table and its downgrades noisy."""
+    count = max(MIN_BURN_IN_SEEDS, -(-MIN_BURN_IN_HCPS // config.population.n_hcps))
+    return BURN_IN_SEEDS[: min(count, len(BURN_IN_SEEDS))]
+
+
 def run_burn_in(config: ScenarioConfig, make_env: Callable[..., Any],
-                seeds: tuple[int, ...] = BURN_IN_SEEDS) -> StartTable:
-    cells, adoption, goodwill = [], [], []
+                seeds: tuple[int, ...] | None = None) -> StartTable:
+    cells, adoption, goodwill, balance = [], [], [], []
+    seeds = burn_in_seeds(config) if seeds is None else seeds
+    n_balance = max(1, int(round(BALANCE_YEARS * DAYS_PER_BRAND_YEAR / config.response.access_review_interval_days)))
     for seed in seeds:
-        policy = Organisation(config.stage)  # the history stage's usual promotion, entity by entity
         env = make_env(scenario=config)
-        env.world_options = {"access_reviews": False}
-        obs, _ = env.reset(seed=seed)
-        policy.reset(env, seed)
-        done = False
-        step = 0
-        while not done:
-            action, _ = policy.predict(obs, action_masks=env.action_masks())
-            obs, _, terminated, truncated, _ = env.step(action)
-            done = terminated or truncated
-            step += 1
-            if step % CAMPAIGN_STEPS == 0 and not done:
-                new_campaign(env.world)
+        play_usual_plan(env, seed, balance_access=True)
         world = env.world
         assert world is not None
         cells.append(cell_of(world.pop, world.state.account_access))
         adoption.append(world.state.adoption.astype(np.int64))
         goodwill.append(world.state.goodwill.copy())
+        balance += world.response.access_balance_log[-n_balance:]
         env.close()
-    return StartTable.from_samples(np.concatenate(cells), np.concatenate(adoption), np.concatenate(goodwill))
+    pooled = np.array(balance, dtype=float).reshape(-1, 5).sum(axis=0)
+    downgrade = balancing_downgrade(configured_access_shares(config), *pooled[:4])
+    # Day 0 draws access from the shares the history's access chain holds (its upgrade pressure and these
+    # downgrades): the configured ones unless a rate is clipped.  The few dozen accounts the history visited are too
+    # few to estimate them (blocked accounts keep their day-0 draw for decades).
+    upgrade = pooled[[0, 2]] / np.maximum(pooled[[1, 3]], 1.0)
+    access_share = stationary_access(upgrade, downgrade, configured_access_shares(config))
+    return StartTable.from_samples(np.concatenate(cells), np.concatenate(adoption), np.concatenate(goodwill),
+                                   access_share, downgrade)
+
+
+def play_usual_plan(env: Any, seed: int, balance_access: bool = False,
+                    on_start: Callable[[Any], None] | None = None,
+                    on_year_end: Callable[[Any], None] | None = None) -> None:
+    """Play ``env``'s episode with its stage's usual promotion (the organisation, entity by entity), a new campaign
+    every brand year; ``balance_access``: the history's reviews (downgrades balancing the upgrades at the configured
+    shares); ``on_start(world)`` after the reset, ``on_year_end(world)`` after every full brand year."""
+    policy = Organisation(env.scenario.stage)
+    obs, _ = env.reset(seed=seed)
+    if on_start is not None:
+        on_start(env.world)
+    env.world.response.balance_access = balance_access  # before the first review (day 91)
+    policy.reset(env, seed)
+    done = False
+    step = 0
+    while not done:
+        action, _ = policy.predict(obs, action_masks=env.action_masks())
+        obs, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+        step += 1
+        if step % CAMPAIGN_STEPS == 0:
+            if on_year_end is not None:
+                on_year_end(env.world)
+            if not done:
+                new_campaign(env.world)
+
+
+def yearly_expected_trx(config: ScenarioConfig, make_env: Callable[..., Any], seeds: tuple[int, ...],
+                        years: int = 3) -> np.ndarray:
+    """[seed, year]: the expected TRx of each brand year of ``config``'s market under its usual plan (its own
+    stage's organisation, a new campaign every year), from its day-0 start (steady or configured): how far the
+    start is from stationary."""
+    data = config.model_dump(mode="python")
+    data["env"] = {**data["env"], "horizon_days": years * DAYS_PER_BRAND_YEAR, "decision_interval_days": 7,
+                   "terminal_value": False, "info_kpis": "episode_end"}
+    played = load_scenario(data)
+    price = config.economics.price_per_rx_usd
+    out = np.zeros((len(seeds), years))
+    for row, seed in enumerate(seeds):
+        ends: list[float] = []
+        env = make_env(scenario=played)
+        play_usual_plan(env, seed, on_year_end=lambda world, ends=ends: ends.append(
+            world.ledger.expected_revenue_usd / price))
+        out[row] = np.diff(np.concatenate([[0.0], ends]))
+        env.close()
+    return out
 
 
 def new_campaign(world) -> None:
@@ -137,7 +203,8 @@ def _load(key: str) -> StartTable | None:
     path = cache_dir() / f"{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as data:
-            return StartTable(data["state_share"].copy(), data["goodwill"].copy())
+            return StartTable(data["state_share"].copy(), data["goodwill"].copy(), data["access_share"].copy(),
+                              data["access_downgrade"].copy())
     except (OSError, KeyError, ValueError):
         return None
 
@@ -149,7 +216,8 @@ def _save(key: str, table: StartTable) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{key}.", suffix=".npz")
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, state_share=table.state_share, goodwill=table.goodwill)
+            np.savez(handle, state_share=table.state_share, goodwill=table.goodwill, access_share=table.access_share,
+                     access_downgrade=table.access_downgrade)
         os.replace(tmp, directory / f"{key}.npz")
     except OSError:
         if tmp is not None:

@@ -8,8 +8,9 @@ measures (a plan, a learner's settings, a base policy of the oracle, a calibrati
 * ``TEST_SEEDS`` (900,000-900,019): reporting only.  Nothing is chosen while looking at them.
 * Training: ``oce-sim train``'s territories are seeded far from both (factored-ppo: 1,000,000 x (1 + seed) and up,
   ``oce_sim.learning.factored_ppo.TRAIN_SEED_OFFSET``; the SB3 algorithms: the training seed and the env index).
-* The market's history (the steady start) runs on ``BURN_IN_SEEDS`` 910,001-910,004 (``oce_sim.envs.steady_start``):
-  a market's past, the same for every episode, not an episode of its own.
+* The market's history (the steady start) runs on ``BURN_IN_SEEDS`` 910,001-910,016 (``oce_sim.envs.steady_start``;
+  4 of them, more for a market under 600 HCPs): a market's past, the same for every episode, not an episode of its
+  own.
 
 The everyday commands (``compare``, ``whatif``, ``roadmap``) start at seed 0 by default: a strategist's own study.
 README's "Seed protocol" lists which published figure rests on which seeds.

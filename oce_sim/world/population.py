@@ -77,6 +77,7 @@ class Population:
     initial_uniform: np.ndarray  # the uniform the initial state was drawn from (reused by a steady start)
     n_accounts: int
     initial_account_access: np.ndarray  # index into ACCESS_LEVELS
+    account_uniform: np.ndarray  # the uniform each account's access was drawn from (reused by a steady start)
 
     @functools.cached_property
     def potential_tier(self) -> np.ndarray:
@@ -109,7 +110,12 @@ def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Pop
     n_accounts = max(1, int(np.ceil(n / pop.hcps_per_account)))
     account = rng.integers(0, n_accounts, size=n).astype(np.int32)
     access_shares = np.array([pop.access.open, pop.access.restricted, pop.access.blocked])
-    account_access = rng.choice(3, size=n_accounts, p=access_shares / access_shares.sum()).astype(np.int8)
+    # rng.choice's own draw (the same uniforms, the same cut points), keeping each account's uniform for a steady
+    # start, which draws the account's access from its history with it (a common random number)
+    account_uniform = rng.random(n_accounts)
+    cumulative = access_shares.cumsum()
+    account_access = np.minimum((cumulative / cumulative[-1]).searchsorted(account_uniform, side="right"), 2)
+    account_access = account_access.astype(np.int8)
 
     # KOLs are drawn among high-potential HCPs; each influences followers of the same specialty.
     n_kols = int(round(pop.kol_share * n))
@@ -177,4 +183,5 @@ def generate_population(config: ScenarioConfig, rng: np.random.Generator) -> Pop
         initial_uniform=u,
         n_accounts=n_accounts,
         initial_account_access=account_access,
+        account_uniform=account_uniform,
     )

@@ -291,11 +291,22 @@ class CustomerState(RowBound):
 class ResponseModel:
     """Applies touches and daily dynamics with the scenario's response parameters."""
 
-    def __init__(self, config: ScenarioConfig, pop: Population):
+    def __init__(self, config: ScenarioConfig, pop: Population, access_downgrade: np.ndarray | None = None):
+        """``access_downgrade``: per formulary review, the probability that an open account becomes restricted and a
+        restricted one blocked (a steady start's, from the market's history); None: the rates that balance the
+        configured day-0 use (:func:`configured_access_downgrade`)."""
         r = config.response
         ch = config.channels
         self.config = config
         self.pop = pop
+        self.access_shares = configured_access_shares(config)
+        self.access_downgrade = (configured_access_downgrade(config) if access_downgrade is None
+                                 else _checked_downgrade(access_downgrade))
+        # The market's history: each review sets the downgrades that balance its upgrades at the configured shares,
+        # and logs the upgrade pressure by level (sum of p_up and accounts, restricted then blocked) it balanced.
+        self.balance_access = False
+        self.access_balance_log: list[tuple[float, float, float, float, float]] = []  # + open accounts
+        self._balanced_upgrade = np.full(2, configured_access_upgrade(config))  # restricted, blocked: the last seen
         self.channel_effect = np.array([r.channel_effect[c] for c in CHANNELS])
         self.goodwill_decay = r.carryover_per_month ** (1.0 / 30.0)
         self.confusion_decay = 0.5 ** (1.0 / r.confusion_half_life_days)
@@ -445,12 +456,91 @@ class ResponseModel:
         )  # fmt: skip
         return rx, float(expected), int(drawn)
 
-    def review_access(self, state: CustomerState, rng: np.random.Generator) -> int:
-        """Quarterly formulary reviews: accounts whose HCPs use the brand tend to open access."""
+    def access_upgrade_probability(self, state: CustomerState) -> np.ndarray:
+        """Per account, the probability that a review opens it one level: 0.6 x its members' share at S >= 2."""
         pop = self.pop
         adopters = np.bincount(pop.account, weights=(state.adoption >= 2), minlength=pop.n_accounts)
         members = np.maximum(1, np.bincount(pop.account, minlength=pop.n_accounts))
-        p_upgrade = self.config.response.access_upgrade_per_adopter_share * adopters / members
-        upgrade = (state.account_access > 0) & (rng.random(pop.n_accounts) < p_upgrade)
-        state.account_access = np.where(upgrade, state.account_access - 1, state.account_access).astype(np.int8)
+        return np.minimum(1.0, self.config.response.access_upgrade_per_adopter_share * adopters / members)
+
+    def review_access(self, state: CustomerState, rng: np.random.Generator) -> int:
+        """Quarterly formulary reviews: accounts whose HCPs use the brand tend to open access, and every account
+        that is not blocked may be tightened (``access_downgrade``), so that access is lost as well as won.
+
+        One uniform per account decides both ways (up below p_up, down in the next p_down), so with no downgrades
+        the draws are those of the upgrade-only review.  Returns the number of upgrades."""
+        access = state.account_access
+        p_up = np.where(access > 0, self.access_upgrade_probability(state), 0.0)
+        if self.balance_access:
+            restricted, blocked = access == 1, access == 2
+            entry = (float(p_up[restricted].sum()), float(restricted.sum()), float(p_up[blocked].sum()),
+                     float(blocked.sum()), float((access == 0).sum()))
+            self.access_balance_log.append(entry)
+            # A level with no account now keeps its last pressure (0 blocked accounts must not stop the inflow).
+            for level, (up_sum, count) in enumerate((entry[0:2], entry[2:4])):
+                if count > 0:
+                    self._balanced_upgrade[level] = up_sum / count
+            self.access_downgrade = balancing_downgrade(self.access_shares, self._balanced_upgrade[0], 1.0,
+                                                        self._balanced_upgrade[1], 1.0)
+        p_down = np.where(access == 0, self.access_downgrade[0], np.where(access == 1, self.access_downgrade[1], 0.0))
+        u = rng.random(access.size)
+        upgrade = u < p_up
+        downgrade = ~upgrade & (u < p_up + np.minimum(p_down, 1.0 - p_up))
+        state.account_access = (access - upgrade + downgrade).astype(np.int8)
         return int(upgrade.sum())
+
+
+def configured_access_shares(config: ScenarioConfig) -> np.ndarray:
+    """The configured shares of open, restricted and blocked accounts."""
+    access = config.population.access
+    return np.array([access.open, access.restricted, access.blocked], dtype=float)
+
+
+def balancing_downgrade(shares: np.ndarray, up_restricted_sum: float, n_restricted: float, up_blocked_sum: float,
+                        n_blocked: float) -> np.ndarray:
+    """The downgrades per review (open -> restricted, restricted -> blocked) at which ``shares`` are the stationary
+    distribution of the access chain, given the mean upgrade probability of the restricted and the blocked accounts
+    (their sums over accounts and the counts): detailed balance of a birth-death chain, pi_open d_open =
+    pi_restricted u_restricted and pi_restricted d_restricted = pi_blocked u_blocked.  A level with no account keeps
+    no pressure (0)."""
+    u_restricted = up_restricted_sum / n_restricted if n_restricted > 0 else 0.0
+    u_blocked = up_blocked_sum / n_blocked if n_blocked > 0 else 0.0
+    d_open = shares[1] * u_restricted / shares[0] if shares[0] > 0 else 0.0
+    d_restricted = shares[2] * u_blocked / shares[1] if shares[1] > 0 else 0.0
+    return np.clip(np.array([d_open, d_restricted]), 0.0, 1.0)
+
+
+def stationary_access(upgrade: np.ndarray, downgrade: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """The stationary shares (open, restricted, blocked) of the access chain with mean upgrades per review
+    ``upgrade`` (restricted -> open, blocked -> restricted) and ``downgrade`` (open -> restricted, restricted ->
+    blocked); ``fallback`` where a link of the chain has no flow either way (its split is then not determined)."""
+    u_restricted, u_blocked = upgrade
+    d_open, d_restricted = downgrade
+    if min(u_restricted, d_open) <= 0.0 or min(u_blocked, d_restricted) <= 0.0:
+        return np.asarray(fallback, dtype=float).copy()
+    weights = np.array([1.0, d_open / u_restricted, d_open * d_restricted / (u_restricted * u_blocked)])
+    return weights / weights.sum()
+
+
+def configured_access_downgrade(config: ScenarioConfig) -> np.ndarray:
+    """The downgrades that balance the upgrades of the configured day-0 market (a launch or a market started as
+    configured): its members' expected share at S >= 2 (the initial draw of ``generate_population``, scaled by
+    decile, deciles uniform) sets the mean upgrade of every account, whatever its access.  A brand that grows past
+    its day-0 use then gains access in expectation, one that shrinks loses it."""
+    upgrade = configured_access_upgrade(config)
+    return balancing_downgrade(configured_access_shares(config), upgrade, 1.0, upgrade, 1.0)
+
+
+def configured_access_upgrade(config: ScenarioConfig) -> float:
+    """The mean upgrade probability per review of an account of the configured day-0 market."""
+    pop = config.population
+    decile = np.arange(1, 11)
+    using = np.minimum(1.0, (pop.initial_adopter_share + pop.initial_trialing_share) / (1.25 - 0.05 * decile)).mean()
+    return float(min(1.0, config.response.access_upgrade_per_adopter_share * using))
+
+
+def _checked_downgrade(access_downgrade: np.ndarray) -> np.ndarray:
+    rates = np.asarray(access_downgrade, dtype=float)
+    if rates.shape != (2,) or not np.all((rates >= 0.0) & (rates <= 1.0)):
+        raise ValueError(f"access_downgrade must be two probabilities (open, restricted), got {rates!r}")
+    return rates

@@ -132,7 +132,7 @@ class World:
     def __init__(self, config: ScenarioConfig, seed: int | None = None, start: StartTable | None = None,
                  access_reviews: bool = True, standalone: bool = True):
         """``start``: the day-0 state table of a steady start (None: the configured initial shares);
-        ``access_reviews``: False keeps every formulary as it is (a burn-in of the market's history does);
+        ``access_reviews``: False keeps every formulary as it is (a diagnostic: the market's history runs its reviews);
         ``standalone``: True gives the World a batch of one; False leaves it for ``Territories.join`` (a vector
         env's territories share one batch)."""
         self.config = config
@@ -143,7 +143,7 @@ class World:
         self.state = CustomerState.initial(self.pop)
         if start is not None:
             start.apply(self.pop, self.state.adoption, self.state.goodwill, self.state.account_access)
-        self.response = ResponseModel(config, self.pop)
+        self.response = ResponseModel(config, self.pop, None if start is None else start.access_downgrade)
         self.response.settle_patients(self.state)
         self.view = OrchestratorView(config, self.pop)
         self.pipeline = DataPipeline(config.pipeline_level())
