@@ -115,7 +115,8 @@ MJ = "Mizik & Jacobson 2004 (drug B: 0.054 … -0.001 by month, cumulative 0.151
 ROWS: tuple[tuple[str, str, tuple[float, float], str, str, str], ...] = (
     ("nrx_m1", "NRx from one extra detail, month 1", (0.03, 0.08), MJ,
      "one extra detail (a met call) on day 28 to every HCP the organisation details in the year, shadow minus real "
-     "customers, each HCP weighted by his details in the year (cap permitting: a blocked detail counts as none)",
+     "customers, each HCP weighted by his details in the year (cap permitting: a blocked detail counts as none); the "
+     "shadow's formulary access follows the real run's reviews",
      "expected new Rx (NRx) of shadow customers with the visit minus the real ones"),
     ("nrx_m6_over_m1", "NRx from one extra detail, month 6 ÷ month 1", (-np.inf, 0.25), MJ,
      "as above", ""),
@@ -280,7 +281,7 @@ NO_VISITS = (np.zeros(0, np.int64), np.zeros(0, bool))
 
 def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None = None,
         mute: int | tuple[int, ...] | None = None, month_origin_day: int | None = None,
-        idle_field: bool = False) -> Trace:
+        idle_field: bool = False, formulary_as_real: bool = False) -> Trace:
     """One episode of ``policy`` on ``config``.
 
     With ``inject``, a *shadow* copy of the customers' true state runs alongside: it receives every touch the real
@@ -293,6 +294,10 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
     uniforms: only its message is lost; an email or remote detail still adds contact load and may unsubscribe).
     ``idle_field``: the reps make only the calls the plays suggest (no own picks in their free time), so that the
     plays' touches are measured alone (the protocol of the rows measured at the intervention stage).
+    ``formulary_as_real``: the shadow's accounts keep the formulary access the real run's reviews give them (the
+    response of the detailed physicians alone: an account's formulary decision is an institution's, and one account
+    flipping on a single extra adopter moves a year of all its members' prescriptions, which dominates a mean over a
+    few seeds once reviews can close access as well as open it).
     """
     env = TerritoryEnv(scenario=config)
     obs, _ = env.reset(seed=seed)
@@ -368,9 +373,12 @@ def run(policy: Any, config: ScenarioConfig, seed: int, inject: Injector | None 
         return original_advance(state, working_day, u_rx, u_transition, u_refill, expected_out)
 
     def review_access(state, rng):
-        if shadow is not None:
+        if shadow is not None and not formulary_as_real:
             original_review(shadow, copy.deepcopy(rng))
-        return original_review(state, rng)
+        upgrades = original_review(state, rng)
+        if shadow is not None and formulary_as_real:
+            shadow.account_access = state.account_access.copy()
+        return upgrades
 
     response.apply_touches, response.advance_day, response.review_access = apply_touches, advance_day, review_access
     done, info = False, {}
@@ -547,7 +555,7 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
     sample = np.flatnonzero(weight > 0)
     pulse = (sample, np.ones(sample.size, bool))
     detail = run(today, long_cfg, seed, inject=lambda world, day: pulse if day == DETAIL_DAY else NO_VISITS,
-                 month_origin_day=DETAIL_DAY)
+                 month_origin_day=DETAIL_DAY, formulary_as_real=True)
     if detail.extra_delivered and weight.sum() > 0:
         new, total = np.zeros(PROFILE_MONTHS), np.zeros(PROFILE_MONTHS)
         for m in range(PROFILE_MONTHS):
