@@ -198,7 +198,8 @@ def test_steady_start_is_shared_by_every_stage_and_field_force_of_a_market():
 
 def test_a_mature_market_starts_near_its_steady_state():
     """Under its own stage's usual promotion, the default market's expected revenue grows far less in year 1
-    than from the configured shares (49-95% before the burn-in), and it decays without promotion."""
+    than from the configured shares (38% on seeds 0-1 after the monthly-panel recalibration; 49-95% before it),
+    and it decays without promotion."""
     growth = {}
     for start in ("steady", "configured"):
         config = load_scenario("default", overrides={"history": {"start": start}})
@@ -216,7 +217,7 @@ def test_a_mature_market_starts_near_its_steady_state():
                 done = terminated or truncated
             ratios.append(np.mean(revenue[-8:]) / np.mean(revenue[:8]) - 1)
         growth[start] = float(np.mean(ratios))
-    assert growth["configured"] > 0.4
+    assert growth["configured"] > 0.3
     assert abs(growth["steady"]) < 0.2
 
 
