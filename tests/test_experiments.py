@@ -55,19 +55,23 @@ def test_long_scripts_document_their_arguments(script):
 
 
 def test_baseline_table_end_to_end_and_resumes(tmp_path):
-    """A tiny grid (1 scenario, the intervention heuristic and PPO on 2 training seeds, 2 evaluation seeds): the
-    table's numbers are the results', and a rerun reads every finished cell (and finished training run) back."""
+    """A tiny grid (1 scenario, the intervention heuristic and PPO on 2 training seeds, 2 evaluation seeds, 2
+    selection seeds): the table's numbers are the results', and a rerun reads every finished cell (and finished
+    training run) back."""
     out = tmp_path / "baselines"
     args = ["experiments/baseline_table.py", "--scenarios", "mature_primary_care", "--agents", "intervention,ppo",
-            "--train-seeds", "2", "--timesteps", "200", "--eval-seeds", "2", "--out", str(out), "--no-progress"]
+            "--train-seeds", "2", "--timesteps", "200", "--eval-seeds", "2", "--select-seeds", "2", "--out", str(out),
+            "--no-progress"]
     first = run_script(*args)
     assert "compute budget: 1 scenarios x 2 agents: 3 cells; 2 RL runs x 200 env steps" in first
     assert "0 of 3 cells read from the cache" in first
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns) == ["scenario", "agent", "train_seed", "eval_seed", "metric", "value"]
-    profit = results[results.metric == "profit_multi_period_usd"]
+    assert list(results.columns) == ["scenario", "agent", "train_seed", "eval_seed", "purpose", "metric", "value"]
+    every = results[results.metric == "profit_multi_period_usd"]
+    assert sorted(set(every[every.purpose == "select"].eval_seed)) == [201_000, 201_001]  # selection: validation
+    profit = every[every.purpose == "report"]
     assert sorted(set(zip(profit.agent, profit.train_seed.fillna(-1)))) == [("intervention", -1), ("ppo", 0), ("ppo", 1)]
-    assert sorted(set(profit.eval_seed)) == [100_000, 100_001] and len(profit) == 6
+    assert sorted(set(profit.eval_seed)) == [900_000, 900_001] and len(profit) == 6  # reported on the test seeds
 
     ppo = profit[profit.agent == "ppo"]
     per_seed = ppo.groupby("train_seed").value.mean() / 1e3
@@ -76,12 +80,15 @@ def test_baseline_table_end_to_end_and_resumes(tmp_path):
     steps = results[(results.agent == "ppo") & (results.metric == "train_env_steps")].value
     assert (steps >= 200).all()
     table = (out / "table.md").read_text()
-    assert "**mature_primary_care**" in table and "2 paired evaluation seeds from 100000" in table
+    assert "**mature_primary_care**" in table and "2 paired evaluation seeds from 900,000" in table
     row = next(line for line in table.splitlines() if line.startswith("| ppo |"))
     assert f"| {per_seed.median():,.0f} [{per_seed.min():,.0f}, {per_seed.max():,.0f}] |" in row
-    assert f"| {diff.mean():+,.0f} [" in row and row.endswith(f"| {steps.mean():,.0f} |")
+    assert f"| {diff.mean():+,.0f} [" in row and row.endswith(f"| n/a | 0.0 | {steps.mean():,.0f} |")
+    # intervention is the only observation-only candidate here (ppo learns from the true state): no gap to close
     assert next(line for line in table.splitlines() if line.startswith("| intervention |")).endswith(
-        "| (baseline) | - | - |")
+        "| (baseline) | 0% (the floor) | - | - |")
+    assert "Best policy that sees only observations: **intervention**" in table
+    assert "No best-plan row in the grid: adaptivity headroom not measured." in table
     curves = pd.read_csv(out / "learning_curves.csv")
     assert set(curves.train_seed) == {0, 1} and curves.timesteps.max() <= steps.max()
     assert (out / "learning_curves.png").stat().st_size > 0
@@ -99,13 +106,55 @@ def test_baseline_table_end_to_end_and_resumes(tmp_path):
     assert len(list((tmp_path / "baselines.cache" / "runs").glob("*/*/args.json"))) == 2
 
 
+def test_baseline_table_gap_closed_and_headroom(tmp_path):
+    """The new rows on a tiny setting: the best observation-only policy is the best candidate on the selection
+    seeds, each agent's gap closed and the headroom are computed from the test seeds' results."""
+    from oce_sim.studies.gap import gap_closed
+
+    out = tmp_path / "baselines"
+    text = run_script("experiments/baseline_table.py", "--scenarios", "emerging_field", "--agents",
+                      "intervention,follow_up_everywhere,best-plan-3,factored-ppo,factored-ppo-observed",
+                      "--train-seeds", "1", "--timesteps", "200", "--eval-seeds", "3", "--select-seeds", "2",
+                      "--plan-budget", "6", "--plan-seeds", "2", "--out", str(out), "--no-progress")
+    assert "1 plan searches x 6 episodes" in text
+    results = pd.read_csv(out / "results.csv")
+    profit = results[results.metric == "profit_multi_period_usd"]
+    select = profit[profit.purpose == "select"].groupby("agent").value.mean()
+    candidates = ["intervention", "follow_up_everywhere", "best-plan-3", "factored-ppo-observed"]
+    best = select[candidates].idxmax()  # the privileged learner is no candidate
+    report = profit[profit.purpose == "report"].pivot_table(index="eval_seed", columns="agent", values="value")
+    room = pd.read_csv(out / "headroom.csv").iloc[0]
+    assert room.best_observed == best and room.best_plan == "best-plan-3"
+    assert room.candidates == ",".join(candidates)
+    assert room.diff_mean == pytest.approx((report[best] - report["best-plan-3"]).mean())
+    summary = pd.read_csv(out / "summary.csv").set_index("agent")
+    for agent in ("factored-ppo", "follow_up_everywhere"):
+        share = gap_closed(report[agent], report["intervention"], report[best])
+        assert summary.loc[agent, "gap_closed"] == pytest.approx(share.estimate, nan_ok=True)
+    table = (out / "table.md").read_text()
+    assert "| best@6 (stage 3) |" in table and "**Adaptivity headroom**: it minus the best stationary plan" in table
+    assert any(line.startswith(f"| {'best@6 (stage 3)' if best == 'best-plan-3' else best} |")
+               and "| 100% (the best) |" in line for line in table.splitlines())
+    assert len(list((tmp_path / "baselines.cache" / "plans").glob("*.json"))) == 1
+
+
+def test_baseline_table_candidates_see_only_observations():
+    module = load_experiment("baseline_table")
+    chosen = [agent for agent in module.AGENTS if module.observation_only(agent)]
+    assert chosen == ["instruction", "insight", "involvement", "intervention", "follow_up_everywhere",
+                      "best-plan-0", "best-plan-1", "best-plan-2", "best-plan-3", "factored-ppo-observed"]
+
+
 def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):
     module = load_experiment("baseline_table")
     for argv, message in ((["--agents", "intervention,dqn"], "--agents must be distinct names among"),
                           (["--scenarios", "mature_primary_care,mature_primary_care"], "--scenarios must be distinct"),
                           (["--eval-seeds", "1"], "--eval-seeds must be >= 2"),
                           (["--eval-seed", "1"], "--eval-seed must be >= 3"),
-                          (["--train-minutes", "0"], "--train-minutes must be in (0, 1440]")):
+                          (["--train-minutes", "0"], "--train-minutes must be in (0, 1440]"),
+                          (["--eval-seed", "201005"], "overlap the --select-seeds (201,000-201,009)"),
+                          (["--eval-seed", "200000", "--select-seeds", "2"], "overlap the --plan-seeds"),
+                          (["--plan-budget", "0"], "--plan-budget must be >= 1")):
         with pytest.raises(SystemExit) as exit_info:
             module.parse([*argv, "--out", str(tmp_path / "x")])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
