@@ -403,7 +403,8 @@ def markdown(summary: pd.DataFrame, rooms: pd.DataFrame, header: str, args: Args
             if row.agent != BASELINE and "diff_mean" in frame and not np.isnan(row.diff_mean):
                 diff = f"{_k(row.diff_mean, True)} [{_k(row.diff_low, True)}, {_k(row.diff_high, True)}]"
             trained = row.train_env_steps > 0
-            lines.append(f"| {label(row.agent, args)} | {_k(row.median)}{spread} | {diff} | {_share(row, room.best_observed)} | "
+            share = _share(row, room.best_observed)
+            lines.append(f"| {label(row.agent, args)} | {_k(row.median)}{spread} | {diff} | {share} | "
                          f"{f'{row.train_minutes:.1f}' if trained else '-'} | "
                          f"{f'{row.train_env_steps:,.0f}' if trained else '-'} |")
         lines += ["", headroom_text(room, args), ""]

@@ -49,7 +49,8 @@ def test_instruction_vs_intervention_writes_tidy_results(tmp_path):
     assert "confusion_events" in out
 
 
-@pytest.mark.parametrize("script", ["train_maskable_ppo.py", "perf_benchmark.py", "oracle_bound.py"])
+@pytest.mark.parametrize("script", ["train_maskable_ppo.py", "perf_benchmark.py", "oracle_margins.py",
+                                    "gap_closed.py"])
 def test_long_scripts_document_their_arguments(script):
     assert "usage" in run_script(f"experiments/{script}", "--help")
 
@@ -143,6 +144,21 @@ def test_baseline_table_candidates_see_only_observations():
     chosen = [agent for agent in module.AGENTS if module.observation_only(agent)]
     assert chosen == ["instruction", "insight", "involvement", "intervention", "follow_up_everywhere",
                       "best-plan-0", "best-plan-1", "best-plan-2", "best-plan-3", "factored-ppo-observed"]
+
+
+def test_gap_closed_script_reports_on_the_test_seeds(tmp_path):
+    out = run_script("experiments/gap_closed.py", "--scenario", "small", "--strategies", "random", "--best-plan", "8",
+                     "--plan-seeds", "2", "--select-seeds", "2", "--test-seeds", "2", "--cache",
+                     str(tmp_path / "cache"), "--out", str(tmp_path / "out"))
+    gap = pd.read_csv(tmp_path / "out" / "small" / "gap.csv")
+    assert list(gap.strategy)[-5:] == ["best@8 (stage 0)", "best@8 (stage 1)", "best@8 (stage 2)", "best@8 (stage 3)",
+                                       "random"]
+    results = pd.read_csv(tmp_path / "out" / "small" / "results.csv")
+    assert set(results[results.purpose == "report"].seed) == {900_000, 900_001}
+    assert "Adaptivity headroom" in out and "| random (not a candidate) |" in out
+    bad = subprocess.run([sys.executable, "experiments/gap_closed.py", "--strategies", "planner"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "--strategies must be distinct names" in bad.stderr
 
 
 def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):

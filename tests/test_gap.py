@@ -1,4 +1,4 @@
-"""The share of the gap closed (oce_sim/studies/gap.py): known answers, Fieller's interval, the choice of the ceiling."""
+"""The share of the gap closed (oce_sim/studies/gap.py): known answers, Fieller's interval, the ceiling's choice."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def test_strict_input():
 
 def test_the_ceiling_is_the_best_candidate_on_the_selection_seeds():
     means = {"intervention": 10.0, "follow_up_everywhere": 12.0, "best@1000 (stage 3)": 12.5, "oracle": 20.0}
-    assert best_observed(means, ["intervention", "follow_up_everywhere", "best@1000 (stage 3)"]) == "best@1000 (stage 3)"
+    chosen = best_observed(means, ["intervention", "follow_up_everywhere", "best@1000 (stage 3)"])
+    assert chosen == "best@1000 (stage 3)"
     assert best_observed({"a": 1.0, "b": 1.0}, ["b", "a"]) == "b"  # ties: the first listed
     with pytest.raises(ValueError, match="no finite mean on the selection seeds for learner"):
         best_observed(means, ["intervention", "learner"])
@@ -88,3 +89,48 @@ def test_headroom_is_the_paired_difference_and_zero_for_the_plan_itself():
     assert room == t_interval(np.array([1.0, 3.0, 2.0, 2.0]), 0.95)
     with pytest.raises(ValueError, match="same seeds"):
         headroom(plan, plan[:3])
+
+
+def test_measure_chooses_on_the_selection_seeds_and_reports_on_the_test_seeds():
+    from oce_sim.agents import make_strategy
+    from oce_sim.config import load_scenario
+    from oce_sim.studies.gap import FLOOR, candidates, measure, measured_text
+
+    scenario = load_scenario("small")
+    pool = candidates(scenario)
+    assert list(pool) == ["instruction", "insight", "involvement", "intervention", "follow_up_everywhere"]
+    select, report = range(201_000, 201_003), range(900_000, 900_003)
+    found = measure(scenario, {"random": make_strategy("random")}, pool, select, report)
+    assert set(found.results[found.results.purpose == "select"].seed) == set(select)
+    assert "random" not in set(found.results[found.results.purpose == "select"].strategy)  # not a candidate
+    means = (found.results[(found.results.purpose == "select") & (found.results.metric == "profit_multi_period_usd")]
+             .groupby("strategy").value.mean())
+    assert found.ceiling == means.idxmax() and found.best_plan is None and found.candidates == list(pool)
+    wide = (found.results[(found.results.purpose == "report") & (found.results.metric == "profit_multi_period_usd")]
+            .pivot_table(index="seed", columns="strategy", values="value"))
+    table = found.table.set_index("strategy")
+    expected = gap_closed(wide["random"], wide[FLOOR], wide[found.ceiling])
+    assert table.loc["random", "gap_closed"] == pytest.approx(expected.estimate, nan_ok=True)
+    assert not table.loc["random", "candidate"] and table.loc[FLOOR, "gap_closed"] == 0.0
+    text = measured_text(found, select, report)
+    assert f"Best policy that sees only observations: **{found.ceiling}**" in text
+    assert "| random (not a candidate) |" in text and "| intervention | " in text
+    with pytest.raises(ValueError, match="overlap"):
+        measure(scenario, {}, pool, select, range(201_002, 201_004))
+    with pytest.raises(ValueError, match="floor"):
+        measure(scenario, {}, {"insight": pool["insight"]}, select, report)
+
+
+def test_only_a_model_trained_on_the_observed_reward_is_a_candidate():
+    from oce_sim.agents import TrainedModel
+    from oce_sim.studies.gap import sees_only_observations
+
+    def model(meta: dict) -> TrainedModel:
+        fake = object.__new__(TrainedModel)  # the file's description is all that is read
+        fake.meta = meta
+        return fake
+
+    assert sees_only_observations(model({"reward": "observed"}))
+    assert not sees_only_observations(model({"reward": "expected"}))
+    assert not sees_only_observations(model({}))  # an older file that does not say
+    assert not sees_only_observations(object())

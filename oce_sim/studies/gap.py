@@ -22,20 +22,35 @@ gap itself is significantly above zero at the same level; otherwise its ends are
 
 :func:`headroom` is the other half of item 3: the best observation-only policy minus the best stationary plan, the
 value adapting to the week's observations adds over the best fixed plan (paired t-interval).
+
+:func:`candidates` builds the observation-only set on a scenario (the stage heuristics at their own stage,
+``follow_up_everywhere``, and with a budget K the planner's ``best@K`` at each stage); :func:`sees_only_observations`
+tells a trained model in (its file records the reward it learnt from; a model without that record is not);
+:func:`measure` plays them and any agents on the selection and the test seeds and reports every number above.
+``experiments/gap_closed.py`` and ``experiments/train_maskable_ppo.py`` run it; ``experiments/baseline_table.py``
+uses the same functions on its own grid.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-from .evaluation import t_interval
+from oce_sim.agents import STAGE_STRATEGIES, TrainedModel, make_strategy
+from oce_sim.agents.oracle import OBJECTIVE, FollowUpEverywhere
+from oce_sim.agents.stationary import StationaryPlan
+from oce_sim.config import ScenarioConfig
+
+from .evaluation import evaluate, t_interval
 
 FLOOR = "intervention"
+FOLLOW_UP = "follow_up_everywhere"
 
 
 @dataclass(frozen=True)
@@ -121,4 +136,103 @@ def headroom(best: Sequence[float] | np.ndarray, stationary: Sequence[float] | n
     return t_interval(best_ - plan, confidence)
 
 
-__all__ = ["FLOOR", "Ratio", "best_observed", "gap_closed", "headroom", "paired_ratio"]
+def sees_only_observations(policy: Any) -> bool:
+    """A trained model is a candidate only if its file says it learnt from the observed reward (``oce-sim train
+    --reward observed``); every other reward is computed from the customers' true state."""
+    return isinstance(policy, TrainedModel) and policy.meta.get("reward") == "observed"
+
+
+def plan_label(budget: int, stage: int) -> str:
+    return f"best@{budget} (stage {stage})"
+
+
+def candidates(scenario: ScenarioConfig, plan_budget: int = 0, plan_seeds: Sequence[int] | None = None,
+               cache: Path | None = None) -> dict[str, Any]:
+    """The observation-only candidates on ``scenario``: the four stage heuristics (each at its own stage),
+    ``follow_up_everywhere`` (stage 3) and, with ``plan_budget`` K > 0, ``best@K`` at each stage (searched on
+    validation seeds, cached: ``oce_sim.studies.planner.best_plan``)."""
+    chosen: dict[str, Any] = {name: make_strategy(name) for name in STAGE_STRATEGIES}
+    chosen[FOLLOW_UP] = FollowUpEverywhere()
+    if plan_budget > 0:
+        from .planner import best_plan
+
+        for stage in range(len(STAGE_STRATEGIES)):
+            found = best_plan(scenario, stage, plan_budget, plan_seeds, cache)
+            chosen[plan_label(plan_budget, stage)] = StationaryPlan(found.plan, stage,
+                                                                     name=plan_label(plan_budget, stage))
+    return chosen
+
+
+@dataclass
+class Measured:
+    """What :func:`measure` found: the tidy KPI rows of both seed sets (``purpose`` select / report), the ceiling
+    (best observation-only policy), the candidates it was chosen from, the best stationary plan (None without
+    one), one row per agent on the report seeds (mean, difference to the floor, gap closed) and the headroom."""
+
+    results: pd.DataFrame
+    ceiling: str
+    candidates: list[str]
+    best_plan: str | None
+    table: pd.DataFrame
+    headroom: dict[str, float]
+
+
+def measure(scenario: ScenarioConfig, agents: Mapping[str, Any], candidate_policies: Mapping[str, Any],
+            select_seeds: range, report_seeds: range, progress: bool = False) -> Measured:
+    """Play the candidates on ``select_seeds`` (choosing the ceiling) and every policy on ``report_seeds``; each
+    policy's share of the gap from :data:`FLOOR` to the ceiling closed, and the adaptivity headroom.
+
+    ``agents`` are measured, and join the candidates where :func:`sees_only_observations`; ``candidate_policies``
+    must hold the floor.  Stationary plans among the candidates (:class:`StationaryPlan`) give the best plan."""
+    if FLOOR not in candidate_policies:
+        raise ValueError(f"the candidates must include the floor, {FLOOR!r}")
+    if set(select_seeds) & set(report_seeds):
+        raise ValueError("the selection and the report seeds overlap: a seed that chose cannot report")
+    pool = dict(candidate_policies)
+    pool.update({name: policy for name, policy in agents.items() if sees_only_observations(policy)})
+    everyone = {**pool, **agents}
+    chosen, _ = evaluate(pool, scenario, len(select_seeds), select_seeds.start, progress=progress)
+    reported, _ = evaluate(everyone, scenario, len(report_seeds), report_seeds.start, progress=progress)
+    results = pd.concat([chosen.assign(purpose="select"), reported.assign(purpose="report")], ignore_index=True)
+    wide = {purpose: frame[frame.metric == OBJECTIVE].pivot_table(index="seed", columns="strategy", values="value")
+            for purpose, frame in results.groupby("purpose")}
+    means = wide["select"].mean().to_dict()
+    ceiling = best_observed(means, list(pool))
+    plans = [name for name, policy in pool.items() if isinstance(policy, StationaryPlan)]
+    plan = best_observed(means, plans) if plans else None
+    report = wide["report"]
+    rows = []
+    for name in everyone:
+        share = gap_closed(report[name], report[FLOOR], report[ceiling])
+        diff = t_interval((report[name] - report[FLOOR]).to_numpy(), 0.95)
+        rows.append(dict(strategy=name, candidate=name in pool, mean=float(report[name].mean()), **diff,
+                         gap_closed=share.estimate, gap_low=share.low, gap_high=share.high))
+    room = headroom(report[ceiling], report[plan]) if plan else dict(diff_mean=np.nan, diff_low=np.nan,
+                                                                       diff_high=np.nan)
+    return Measured(results, ceiling, list(pool), plan, pd.DataFrame(rows), room)
+
+
+def measured_text(found: Measured, select_seeds: range, report_seeds: range) -> str:
+    """A Markdown table and the sentence that names the ceiling, its candidate set and the headroom."""
+    lines = [f"| strategy | {OBJECTIVE}, USD k | vs {FLOOR}, USD k [paired 95% CI] | gap closed [Fieller 95% CI] |",
+             "|---|---:|---|---|"]
+    for row in found.table.itertuples():
+        diff = ("(the floor)" if row.strategy == FLOOR else
+                f"{row.diff_mean / 1e3:+,.0f} [{row.diff_low / 1e3:+,.0f}, {row.diff_high / 1e3:+,.0f}]")
+        share = ("0% (the floor)" if row.strategy == FLOOR else "100% (the best)" if row.strategy == found.ceiling
+                 else Ratio(row.gap_closed, row.gap_low, row.gap_high, 0).percent())
+        lines.append(f"| {row.strategy}{'' if row.candidate else ' (not a candidate)'} | {row.mean / 1e3:,.0f} | "
+                     f"{diff} | {share} |")
+    text = (f"Best policy that sees only observations: **{found.ceiling}**, the best mean on selection seeds "
+            f"{select_seeds[0]:,}-{select_seeds[-1]:,} among {', '.join(found.candidates)}; reported on seeds "
+            f"{report_seeds[0]:,}-{report_seeds[-1]:,}.")
+    if found.best_plan is not None:
+        room = found.headroom
+        text += (f" Adaptivity headroom ({found.ceiling} minus the best stationary plan, {found.best_plan}): "
+                 f"{room['diff_mean'] / 1e3:+,.0f}k [{room['diff_low'] / 1e3:+,.0f}k, {room['diff_high'] / 1e3:+,.0f}k]"
+                 " USD (paired 95% CI).")
+    return "\n".join(lines) + "\n\n" + text
+
+
+__all__ = ["FLOOR", "FOLLOW_UP", "Measured", "Ratio", "best_observed", "candidates", "gap_closed", "headroom",
+           "measure", "measured_text", "paired_ratio", "plan_label", "sees_only_observations"]
