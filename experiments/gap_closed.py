@@ -12,13 +12,15 @@ reads the future).  Definitions: docs/MODEL.md §4e; code: oce_sim/studies/gap.p
     python experiments/gap_closed.py --scenario default --best-plan 1000 --model RUN/final/model.safetensors
 
 Writes ``results/gap_closed/<scenario>/``: ``results.csv`` (tidy KPI rows, ``purpose`` select / report),
-``gap.csv`` and ``gap.md``.  Cost: (candidates x selection seeds) + (all x test seeds) episodes, plus 4 x K for the
+``gap.csv`` and ``gap.md``; ``--docs`` puts the Markdown into docs/MODEL.md between the scenario's gap-closed
+markers.  Cost: (candidates x selection seeds) + (all x test seeds) episodes, plus 4 x K for the
 first search of each stage.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,11 @@ class Args:
     test_seeds: int = len(TEST_SEEDS)
     cache: Path | None = None  # the plan cache (default: the user's oce-sim cache)
     out: Path = Path("results/gap_closed")
+    docs: bool = False
+
+
+DOCS = ROOT / "docs" / "MODEL.md"
+MARKERS = "<!-- gap-closed:{}:begin -->", "<!-- gap-closed:{}:end -->"  # one block per scenario
 
 
 def main(args: Args) -> str:
@@ -64,6 +71,13 @@ def main(args: Args) -> str:
     atomic_write_text(folder / "results.csv", found.results.to_csv(index=False))
     atomic_write_text(folder / "gap.csv", found.table.to_csv(index=False))
     atomic_write_text(folder / "gap.md", text + "\n")
+    if args.docs:
+        begin, end = (m.format(args.scenario) for m in MARKERS)
+        docs = DOCS.read_text(encoding="utf-8")
+        if begin not in docs:
+            raise SystemExit(f"{DOCS} has no {begin} marker")
+        docs = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}\n{end}", docs, flags=re.S)
+        atomic_write_text(DOCS, docs)
     print(text)
     return text
 
@@ -81,6 +95,7 @@ def parse(argv: list[str] | None = None) -> Args:
     parser.add_argument("--test-seeds", type=int, default=Args.test_seeds)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Args.out)
+    parser.add_argument("--docs", action="store_true", help="write the table into docs/MODEL.md")
     ns = parser.parse_args(argv)
     strategies = [s for s in ns.strategies.split(",") if s]
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -96,7 +111,7 @@ def parse(argv: list[str] | None = None) -> Args:
             parser.error(f"{name} must be in [{low}, {high}], got {value}")
     return Args(scenario=ns.scenario, models=ns.models, strategies=strategies, best_plan=ns.best_plan,
                 plan_seeds=ns.plan_seeds, select_seeds=ns.select_seeds, test_seeds=ns.test_seeds, cache=ns.cache,
-                out=ns.out)
+                out=ns.out, docs=ns.docs)
 
 
 if __name__ == "__main__":
