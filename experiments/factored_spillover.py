@@ -16,7 +16,6 @@ Writes ``results/spillover/<scenario>/``: ``units.csv`` (one row per seed and se
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script from a source checkout
     sys.path.insert(0, str(ROOT))
 
 from oce_sim.config import load_scenario  # noqa: E402
-from oce_sim.storage.outputs import atomic_write_text  # noqa: E402
+from oce_sim.storage.outputs import atomic_replace_block, atomic_write_text  # noqa: E402
 from oce_sim.studies.seeds import VALIDATION_SEED, validation_seeds  # noqa: E402
 from oce_sim.studies.spillover import Window, measure, summarise  # noqa: E402
 from oce_sim.world import dispatch  # noqa: E402
@@ -98,11 +97,7 @@ def main(args: Args) -> str:
     atomic_write_text(folder / "summary.csv", summary.to_csv(index=False))
     atomic_write_text(folder / "spillover.md", text + "\n")
     if args.docs:
-        docs = DOCS.read_text(encoding="utf-8")
-        if BEGIN not in docs:
-            raise SystemExit(f"{DOCS} has no {BEGIN} marker")
-        docs = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}\n{END}", docs, flags=re.S)
-        atomic_write_text(DOCS, docs)
+        atomic_replace_block(DOCS, BEGIN, END, text)
     print(text)
     return text
 

@@ -20,7 +20,6 @@ first search of each stage.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ if str(ROOT) not in sys.path:  # run as a script from a source checkout
 
 from oce_sim.agents import STRATEGIES, make_strategy  # noqa: E402
 from oce_sim.config import load_scenario  # noqa: E402
-from oce_sim.storage.outputs import atomic_write_text  # noqa: E402
+from oce_sim.storage.outputs import atomic_replace_block, atomic_write_text  # noqa: E402
 from oce_sim.studies.gap import candidates, measure, measured_text  # noqa: E402
 from oce_sim.studies.planner import SEARCH_SEEDS  # noqa: E402
 from oce_sim.studies.seeds import TEST_SEED, TEST_SEEDS, selection_seeds, validation_seeds  # noqa: E402
@@ -72,12 +71,7 @@ def main(args: Args) -> str:
     atomic_write_text(folder / "gap.csv", found.table.to_csv(index=False))
     atomic_write_text(folder / "gap.md", text + "\n")
     if args.docs:
-        begin, end = (m.format(args.scenario) for m in MARKERS)
-        docs = DOCS.read_text(encoding="utf-8")
-        if begin not in docs:
-            raise SystemExit(f"{DOCS} has no {begin} marker")
-        docs = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}\n{end}", docs, flags=re.S)
-        atomic_write_text(DOCS, docs)
+        atomic_replace_block(DOCS, *(m.format(args.scenario) for m in MARKERS), text)
     print(text)
     return text
 
