@@ -384,6 +384,9 @@ def headroom_text(row: Any, args: Args) -> str:
             f"from {BASELINE} (0%) to it (100%)).")
     if row.best_plan is None:
         return text + " No best-plan row in the grid: adaptivity headroom not measured."
+    if row.best_plan == row.best_observed:
+        return text + (" **Adaptivity headroom**: none measured, the best policy that sees only observations is "
+                       "itself a stationary plan (0 by definition).")
     return text + (f" **Adaptivity headroom**: it minus the best stationary plan, {label(row.best_plan, args)}: "
                    f"{_k(row.diff_mean, True)} [{_k(row.diff_low, True)}, {_k(row.diff_high, True)}] USD k "
                    "(paired 95% CI).")

@@ -39,7 +39,7 @@ from oce_sim.studies.seeds import TEST_SEED, TEST_SEEDS, selection_seeds, valida
 @dataclass
 class Args:
     scenario: str = "default"
-    models: list[Path] = field(default_factory=list)
+    models: dict[str, Path] = field(default_factory=dict)  # label -> model file
     strategies: list[str] = field(default_factory=list)  # references, not candidates
     best_plan: int = 0  # K of best@K at each stage; 0: no plans among the candidates
     plan_seeds: int = SEARCH_SEEDS
@@ -58,8 +58,8 @@ def main(args: Args) -> str:
     scenario = load_scenario(args.scenario)
     pool = candidates(scenario, args.best_plan, validation_seeds(args.plan_seeds), args.cache)
     agents = {name: make_strategy(name) for name in args.strategies}
-    for path in args.models:
-        agents[path.parent.parent.name if path.parent.name == "final" else path.stem] = make_strategy(str(path))
+    for name, path in args.models.items():
+        agents[name] = make_strategy(str(path))
     select, report = selection_seeds(args.select_seeds), range(TEST_SEED, TEST_SEED + args.test_seeds)
     found = measure(scenario, agents, pool, select, report, progress=True)
     text = (f"Measured with `python experiments/gap_closed.py --scenario {args.scenario}"
@@ -80,8 +80,8 @@ def parse(argv: list[str] | None = None) -> Args:
     """Typed arguments; a bad one exits 2 with a message, before any work."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=Args.scenario)
-    parser.add_argument("--model", dest="models", type=Path, action="append", default=[],
-                        help="a trained model (.safetensors); repeatable")
+    parser.add_argument("--model", dest="models", action="append", default=[],
+                        help="a trained model: [LABEL=]PATH.safetensors (label: the run folder's name); repeatable")
     parser.add_argument("--strategies", default="", help=f"comma-separated references, of {', '.join(STRATEGIES)}")
     parser.add_argument("--best-plan", type=int, default=Args.best_plan, help="K of best@K at each stage (0: none)")
     parser.add_argument("--plan-seeds", type=int, default=Args.plan_seeds)
@@ -95,15 +95,22 @@ def parse(argv: list[str] | None = None) -> Args:
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or len(set(strategies)) != len(strategies):
         parser.error(f"--strategies must be distinct names among {', '.join(STRATEGIES)}; got {ns.strategies!r}")
-    missing = [str(m) for m in ns.models if not m.is_file()]
-    if missing:
-        parser.error(f"--model: no such file: {', '.join(missing)}")
+    models: dict[str, Path] = {}
+    for given in ns.models:
+        label, _, where = given.partition("=") if "=" in given.split("/")[0] else ("", "", given)
+        path = Path(where)
+        label = label or (path.parent.parent.name if path.parent.name == "final" else path.stem)
+        if not path.is_file():
+            parser.error(f"--model: no such file: {path}")
+        if label in models or label in strategies:
+            parser.error(f"--model: the label {label!r} is taken; give each model its own LABEL=")
+        models[label] = path
     for name, value, low, high in (("--best-plan", ns.best_plan, 0, 100_000), ("--plan-seeds", ns.plan_seeds, 1, 1_000),
                                    ("--select-seeds", ns.select_seeds, 2, 1_000),
                                    ("--test-seeds", ns.test_seeds, 2, len(TEST_SEEDS))):
         if not low <= value <= high:
             parser.error(f"{name} must be in [{low}, {high}], got {value}")
-    return Args(scenario=ns.scenario, models=ns.models, strategies=strategies, best_plan=ns.best_plan,
+    return Args(scenario=ns.scenario, models=models, strategies=strategies, best_plan=ns.best_plan,
                 plan_seeds=ns.plan_seeds, select_seeds=ns.select_seeds, test_seeds=ns.test_seeds, cache=ns.cache,
                 out=ns.out, docs=ns.docs)
 

@@ -161,6 +161,21 @@ def test_gap_closed_script_reports_on_the_test_seeds(tmp_path):
     assert bad.returncode == 2 and "--strategies must be distinct names" in bad.stderr
 
 
+def test_gap_closed_labels_its_models(tmp_path, capsys):
+    module = load_experiment("gap_closed")
+    model = tmp_path / "run" / "final" / "model.safetensors"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"")
+    assert module.parse(["--model", str(model)]).models == {"run": model}  # the run folder's name
+    assert module.parse(["--model", f"learner={model}"]).models == {"learner": model}
+    for argv, message in ((["--model", f"a={model}", "--model", f"a={model}"], "the label 'a' is taken"),
+                          (["--model", str(tmp_path / "none.safetensors")], "no such file"),
+                          (["--test-seeds", "21"], "--test-seeds must be in [2, 20]")):
+        with pytest.raises(SystemExit) as exit_info:
+            module.parse(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):
     module = load_experiment("baseline_table")
     for argv, message in ((["--agents", "intervention,dqn"], "--agents must be distinct names among"),

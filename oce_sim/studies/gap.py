@@ -226,7 +226,10 @@ def measured_text(found: Measured, select_seeds: range, report_seeds: range) -> 
     text = (f"Best policy that sees only observations: **{found.ceiling}**, the best mean on selection seeds "
             f"{select_seeds[0]:,}-{select_seeds[-1]:,} among {', '.join(found.candidates)}; reported on seeds "
             f"{report_seeds[0]:,}-{report_seeds[-1]:,}.")
-    if found.best_plan is not None:
+    if found.best_plan is not None and found.best_plan == found.ceiling:
+        text += (" Adaptivity headroom: none measured, the best policy that sees only observations is itself a "
+                 "stationary plan (0 by definition).")
+    elif found.best_plan is not None:
         room = found.headroom
         text += (f" Adaptivity headroom ({found.ceiling} minus the best stationary plan, {found.best_plan}): "
                  f"{room['diff_mean'] / 1e3:+,.0f}k [{room['diff_low'] / 1e3:+,.0f}k, {room['diff_high'] / 1e3:+,.0f}k]"
