@@ -451,7 +451,8 @@ def plot_learning_curves(curves: pd.DataFrame, path: Path, title: str) -> None:
         ax.set_title(scenario, fontsize=10)
         ax.set_xlabel("environment steps (thousands)")
         ax.set_ylabel("training episode return (USD millions)")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a grid without RL agents has no curves
+            ax.legend(fontsize=7)
     fig.suptitle(f"{title}: learning curves (rolling mean, one line per training seed)", fontsize=10)
     fig.tight_layout()
     atomic_save_figure(fig, path)
@@ -478,8 +479,10 @@ def main(args: Args) -> str:
     rooms = headroom_rows(results, args.agents, args)
     summary = summarise(results, args.agents, dict(zip(rooms.scenario, rooms.best_observed)))
     select = selection_seeds(args.select_seeds)
-    header = (f"Measured with `python experiments/baseline_table.py {command_line(args)}`: {per_run} of training per "
-              f"RL run (stage 3), {args.train_seeds} training seed(s), {args.eval_seeds} paired evaluation seeds "
+    trained = (f"{per_run} of training per RL run (stage 3), {args.train_seeds} training seed(s)" if rl_runs
+               else "no RL agents")
+    header = (f"Measured with `python experiments/baseline_table.py {command_line(args)}`: {trained}, "
+              f"{args.eval_seeds} paired evaluation seeds "
               f"from {args.eval_seed:,}; the best policy that sees only observations chosen on selection seeds "
               f"{select[0]:,}-{select[-1]:,}; best plans searched with K = {args.plan_budget:,} episodes on "
               f"validation seeds {validation_seeds(args.plan_seeds)[0]:,}-{validation_seeds(args.plan_seeds)[-1]:,}; "
