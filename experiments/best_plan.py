@@ -18,7 +18,6 @@ search's value against the episodes it spent), ``plans.csv``, ``best_plan.md`` a
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from oce_sim.agents import STAGE_STRATEGIES, make_strategy
 from oce_sim.agents.oracle import OBJECTIVE, FollowUpEverywhere
 from oce_sim.agents.stationary import StationaryPlan
 from oce_sim.config import load_scenario
-from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text
+from oce_sim.storage.outputs import atomic_replace_block, atomic_save_figure, atomic_write_text
 from oce_sim.studies.evaluation import evaluate, paired_summary
 from oce_sim.studies.planner import FOLLOW_UP, SEARCH_SEEDS, Search, best_plan
 from oce_sim.studies.seeds import TEST_SEED, TEST_SEEDS, validation_seeds
@@ -144,12 +143,7 @@ def main(args: Args) -> pd.DataFrame:
     atomic_write_text(out / "best_plan.md", text + "\n")
     figure(args, searches, out / "best_plan_search.png")
     if args.docs:
-        begin, end = (marker.format(args.scenario) for marker in MARKERS)
-        doc = DOCS.read_text(encoding="utf-8")
-        if begin not in doc:
-            raise SystemExit(f"docs/MODEL.md has no {begin} ... {end} block for this scenario")
-        doc = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}\n{end}", doc, flags=re.S)
-        atomic_write_text(DOCS, doc)
+        atomic_replace_block(DOCS, *(marker.format(args.scenario) for marker in MARKERS), text)
     print(text)
     return results
 

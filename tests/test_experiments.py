@@ -50,25 +50,30 @@ def test_instruction_vs_intervention_writes_tidy_results(tmp_path):
     assert "confusion_events" in out
 
 
-@pytest.mark.parametrize("script", ["train_maskable_ppo.py", "perf_benchmark.py", "oracle_bound.py"])
+@pytest.mark.parametrize("script", ["train_maskable_ppo.py", "perf_benchmark.py", "oracle_margins.py",
+                                    "gap_closed.py"])
 def test_long_scripts_document_their_arguments(script):
     assert "usage" in run_script(f"experiments/{script}", "--help")
 
 
 def test_baseline_table_end_to_end_and_resumes(tmp_path):
-    """A tiny grid (1 scenario, the intervention heuristic and PPO on 2 training seeds, 2 evaluation seeds): the
-    table's numbers are the results', and a rerun reads every finished cell (and finished training run) back."""
+    """A tiny grid (1 scenario, the intervention heuristic and PPO on 2 training seeds, 2 evaluation seeds, 2
+    selection seeds): the table's numbers are the results', and a rerun reads every finished cell (and finished
+    training run) back."""
     out = tmp_path / "baselines"
     args = ["experiments/baseline_table.py", "--scenarios", "mature_primary_care", "--agents", "intervention,ppo",
-            "--train-seeds", "2", "--timesteps", "200", "--eval-seeds", "2", "--out", str(out), "--no-progress"]
+            "--train-seeds", "2", "--timesteps", "200", "--eval-seeds", "2", "--select-seeds", "2", "--out", str(out),
+            "--no-progress"]
     first = run_script(*args)
     assert "compute budget: 1 scenarios x 2 agents: 3 cells; 2 RL runs x 200 env steps" in first
     assert "0 of 3 cells read from the cache" in first
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns) == ["scenario", "agent", "train_seed", "eval_seed", "metric", "value"]
-    profit = results[results.metric == "profit_multi_period_usd"]
+    assert list(results.columns) == ["scenario", "agent", "train_seed", "eval_seed", "purpose", "metric", "value"]
+    every = results[results.metric == "profit_multi_period_usd"]
+    assert sorted(set(every[every.purpose == "select"].eval_seed)) == [201_000, 201_001]  # selection: validation
+    profit = every[every.purpose == "report"]
     assert sorted(set(zip(profit.agent, profit.train_seed.fillna(-1)))) == [("intervention", -1), ("ppo", 0), ("ppo", 1)]
-    assert sorted(set(profit.eval_seed)) == [100_000, 100_001] and len(profit) == 6
+    assert sorted(set(profit.eval_seed)) == [900_000, 900_001] and len(profit) == 6  # reported on the test seeds
 
     ppo = profit[profit.agent == "ppo"]
     per_seed = ppo.groupby("train_seed").value.mean() / 1e3
@@ -77,12 +82,15 @@ def test_baseline_table_end_to_end_and_resumes(tmp_path):
     steps = results[(results.agent == "ppo") & (results.metric == "train_env_steps")].value
     assert (steps >= 200).all()
     table = (out / "table.md").read_text()
-    assert "**mature_primary_care**" in table and "2 paired evaluation seeds from 100000" in table
+    assert "**mature_primary_care**" in table and "2 paired evaluation seeds from 900,000" in table
     row = next(line for line in table.splitlines() if line.startswith("| ppo |"))
     assert f"| {per_seed.median():,.0f} [{per_seed.min():,.0f}, {per_seed.max():,.0f}] |" in row
-    assert f"| {diff.mean():+,.0f} [" in row and row.endswith(f"| {steps.mean():,.0f} |")
+    assert f"| {diff.mean():+,.0f} [" in row and "] | n/a | " in row and row.endswith(f"| {steps.mean():,.0f} |")
+    # intervention is the only observation-only candidate here (ppo learns from the true state): no gap to close
     assert next(line for line in table.splitlines() if line.startswith("| intervention |")).endswith(
-        "| (baseline) | - | - |")
+        "| (baseline) | 0% (the floor) | - | - |")
+    assert "Best policy that sees only observations: **intervention**" in table
+    assert "No best-plan row in the grid: adaptivity headroom not measured." in table
     curves = pd.read_csv(out / "learning_curves.csv")
     assert set(curves.train_seed) == {0, 1} and curves.timesteps.max() <= steps.max()
     assert (out / "learning_curves.png").stat().st_size > 0
@@ -100,13 +108,85 @@ def test_baseline_table_end_to_end_and_resumes(tmp_path):
     assert len(list((tmp_path / "baselines.cache" / "runs").glob("*/*/args.json"))) == 2
 
 
+def test_baseline_table_gap_closed_and_headroom(tmp_path):
+    """The new rows on a tiny setting: the best observation-only policy is the best candidate on the selection
+    seeds, each agent's gap closed and the headroom are computed from the test seeds' results."""
+    from oce_sim.studies.gap import gap_closed
+
+    out = tmp_path / "baselines"
+    text = run_script("experiments/baseline_table.py", "--scenarios", "emerging_field", "--agents",
+                      "intervention,follow_up_everywhere,best-plan-3,factored-ppo,factored-ppo-observed",
+                      "--train-seeds", "1", "--timesteps", "200", "--eval-seeds", "3", "--select-seeds", "2",
+                      "--plan-budget", "6", "--plan-seeds", "2", "--out", str(out), "--no-progress")
+    assert "1 plan searches x 6 episodes" in text
+    results = pd.read_csv(out / "results.csv")
+    profit = results[results.metric == "profit_multi_period_usd"]
+    select = profit[profit.purpose == "select"].groupby("agent").value.mean()
+    candidates = ["intervention", "follow_up_everywhere", "best-plan-3", "factored-ppo-observed"]
+    best = select[candidates].idxmax()  # the privileged learner is no candidate
+    report = profit[profit.purpose == "report"].pivot_table(index="eval_seed", columns="agent", values="value")
+    room = pd.read_csv(out / "headroom.csv").iloc[0]
+    assert room.best_observed == best and room.best_plan == "best-plan-3"
+    assert room.candidates == ",".join(candidates)
+    assert room.diff_mean == pytest.approx((report[best] - report["best-plan-3"]).mean())
+    summary = pd.read_csv(out / "summary.csv").set_index("agent")
+    for agent in ("factored-ppo", "follow_up_everywhere"):
+        share = gap_closed(report[agent], report["intervention"], report[best])
+        assert summary.loc[agent, "gap_closed"] == pytest.approx(share.estimate, nan_ok=True)
+    table = (out / "table.md").read_text()
+    assert "| best@6 (stage 3) |" in table and "**Adaptivity headroom**: it minus the best stationary plan" in table
+    assert any(line.startswith(f"| {'best@6 (stage 3)' if best == 'best-plan-3' else best} |")
+               and "| 100% (the best) |" in line for line in table.splitlines())
+    assert len(list((tmp_path / "baselines.cache" / "plans").glob("*.json"))) == 1
+
+
+def test_baseline_table_candidates_see_only_observations():
+    module = load_experiment("baseline_table")
+    chosen = [agent for agent in module.AGENTS if module.observation_only(agent)]
+    assert chosen == ["instruction", "insight", "involvement", "intervention", "follow_up_everywhere",
+                      "best-plan-0", "best-plan-1", "best-plan-2", "best-plan-3", "factored-ppo-observed"]
+
+
+def test_gap_closed_script_reports_on_the_test_seeds(tmp_path):
+    out = run_script("experiments/gap_closed.py", "--scenario", "small", "--strategies", "random", "--best-plan", "8",
+                     "--plan-seeds", "2", "--select-seeds", "2", "--test-seeds", "2", "--cache",
+                     str(tmp_path / "cache"), "--out", str(tmp_path / "out"))
+    gap = pd.read_csv(tmp_path / "out" / "small" / "gap.csv")
+    assert list(gap.strategy)[-5:] == ["best@8 (stage 0)", "best@8 (stage 1)", "best@8 (stage 2)", "best@8 (stage 3)",
+                                       "random"]
+    results = pd.read_csv(tmp_path / "out" / "small" / "results.csv")
+    assert set(results[results.purpose == "report"].seed) == {900_000, 900_001}
+    assert "Adaptivity headroom" in out and "| random (not a candidate) |" in out
+    bad = subprocess.run([sys.executable, "experiments/gap_closed.py", "--strategies", "planner"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "--strategies must be distinct names" in bad.stderr
+
+
+def test_gap_closed_labels_its_models(tmp_path, capsys):
+    module = load_experiment("gap_closed")
+    model = tmp_path / "run" / "final" / "model.safetensors"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"")
+    assert module.parse(["--model", str(model)]).models == {"run": model}  # the run folder's name
+    assert module.parse(["--model", f"learner={model}"]).models == {"learner": model}
+    for argv, message in ((["--model", f"a={model}", "--model", f"a={model}"], "the label 'a' is taken"),
+                          (["--model", str(tmp_path / "none.safetensors")], "no such file"),
+                          (["--test-seeds", "21"], "--test-seeds must be in [2, 20]")):
+        with pytest.raises(SystemExit) as exit_info:
+            module.parse(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):
     module = load_experiment("baseline_table")
     for argv, message in ((["--agents", "intervention,dqn"], "--agents must be distinct names among"),
                           (["--scenarios", "mature_primary_care,mature_primary_care"], "--scenarios must be distinct"),
                           (["--eval-seeds", "1"], "--eval-seeds must be >= 2"),
                           (["--eval-seed", "1"], "--eval-seed must be >= 3"),
-                          (["--train-minutes", "0"], "--train-minutes must be in (0, 1440]")):
+                          (["--train-minutes", "0"], "--train-minutes must be in (0, 1440]"),
+                          (["--eval-seed", "201005"], "overlap the --select-seeds (201,000-201,009)"),
+                          (["--eval-seed", "200000", "--select-seeds", "2"], "overlap the --plan-seeds"),
+                          (["--plan-budget", "0"], "--plan-budget must be >= 1")):
         with pytest.raises(SystemExit) as exit_info:
             module.parse([*argv, "--out", str(tmp_path / "x")])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """The rollout oracle matches or beats its base policies on the multi-period objective (issue 10, item 4); it is not
 an upper bound on every policy.
 
-Fast tests on a short ``small`` scenario: exact, per-seed bounds against the base policies (by construction) and
+Fast tests on a short ``small`` scenario: exact, per-seed guarantees against the base policies (by construction) and
 determinism.  The slow test measures the oracle against every stage heuristic on the benchmark scenarios, with
 paired confidence intervals (the stage 0-2 heuristics run on differently configured worlds, so the margin is
 empirical there).
@@ -50,7 +50,7 @@ def runs():
     return out
 
 
-def test_oracle_bounds_its_base_policies_on_every_seed(runs):
+def test_oracle_matches_or_beats_its_base_policies_on_every_seed(runs):
     for name in ("intervention", "oracle_greedy", "follow_up_everywhere"):
         for seed in SEEDS:
             assert runs["oracle"][seed][OBJECTIVE] >= runs[name][seed][OBJECTIVE], (name, seed)
@@ -87,8 +87,8 @@ def test_oracle_arguments_are_checked():
 @pytest.mark.parametrize("name", ["mature_primary_care", "emerging_field", "specialty_access", "launch_kol"])
 def test_no_stage_heuristic_beats_the_oracle_on_the_benchmark(name):
     """Every stage heuristic against the default oracle on a benchmark scenario, 6 paired seeds: exact per-seed
-    bounds against intervention and the greedy oracle; for the others (other worlds: empirical) no heuristic beats the
-    oracle in the paired-CI sense (measured in docs/MODEL.md §2.14)."""
+    guarantees against intervention and the greedy oracle; for the others (other worlds: empirical) no heuristic beats
+    the oracle in the paired-CI sense (measured in docs/MODEL.md §2.14)."""
     scenario = load_scenario(f"benchmark/{name}")
     seeds = range(1000, 1006)
     oracle = np.array([episode(Oracle(), scenario, seed)[OBJECTIVE] for seed in seeds])

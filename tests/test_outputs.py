@@ -235,3 +235,14 @@ def test_an_unnamed_write_error_gets_the_file_it_stopped(tmp_path, monkeypatch):
         outputs.atomic_write_text(tmp_path / "a.txt", "x")
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "a.txt")
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_block_between_markers_is_replaced_and_nothing_else(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- x:begin -->\nold\n<!-- x:end -->\noutro\n<!-- y:begin -->\nkept\n<!-- y:end -->\n")
+    outputs.atomic_replace_block(doc, "<!-- x:begin -->", "<!-- x:end -->", "new\\1 $0 table")  # no regex escapes
+    assert doc.read_text() == ("intro\n<!-- x:begin -->\nnew\\1 $0 table\n<!-- x:end -->\noutro\n<!-- y:begin -->\n"
+                               "kept\n<!-- y:end -->\n")
+    with pytest.raises(ValueError, match="no <!-- z:begin --> ... <!-- z:end --> markers"):
+        outputs.atomic_replace_block(doc, "<!-- z:begin -->", "<!-- z:end -->", "lost")
+    assert "lost" not in doc.read_text()

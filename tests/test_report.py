@@ -272,4 +272,4 @@ def test_the_summary_mentions_the_oracle_only_when_it_ran():
     assert "oracle" not in without.lower()
     with_oracle = _compare_summary({"today": [100e3, 110e3, 120e3], "oracle": [200e3, 210e3, 220e3]})
     assert "The oracle sees the ground truth" in with_oracle
-    assert "the best of these strategies is **oracle**" not in with_oracle  # a bound, not a strategy to adopt
+    assert "the best of these strategies is **oracle**" not in with_oracle  # a reference with foresight, not a strategy to adopt

@@ -25,3 +25,12 @@ def test_validation_seeds_are_bounded():
     with pytest.raises(ValueError, match="count"):
         seeds.validation_seeds(0)
     assert seeds.is_test_seed(900_019) and not seeds.is_test_seed(900_020)
+
+
+def test_selection_seeds_are_validation_seeds_apart_from_the_planners():
+    chosen = seeds.selection_seeds(10)
+    assert list(chosen)[:2] == [201_000, 201_001] and set(chosen) <= set(seeds.VALIDATION_SEEDS)
+    assert not set(chosen) & set(seeds.validation_seeds(1_000))  # the planner searches from 200,000
+    assert not set(chosen) & set(seeds.TEST_SEEDS)
+    with pytest.raises(ValueError, match="count"):
+        seeds.selection_seeds(0)

@@ -23,7 +23,10 @@ at the last decision (the segments at the horizon itself are not reported; the s
 truncation, on a state its critic was never trained at).
 A customer converted by one head and then addressed by another is credited to both (both plays contributed); the
 field force's salaries are in no cohort (no play changes them).  What the credit ignores: effects across segments
-(shared field capacity, reps' own picks, a KOL's followers elsewhere).  Trained on the expected reward (privileged:
+(shared field capacity, reps' own picks, a KOL's followers elsewhere).  Measured (``oce_sim.studies.spillover``,
+docs/PERFORMANCE.md §8): on the default scenario the other segments lose 23 cents for each dollar a segment's
+follow-up play earns its own cohort over a year (-0.23 [-0.31, -0.15]), and in the low-potential segments more
+than the play earns (``low_non_prescriber``: -4.6), so the credit overstates those heads' plays.  Trained on the expected reward (privileged:
 computed from the customers' true state) or the observed one (``env.reward``).
 
 The networks are Stable-Baselines3's ``MaskableActorCriticPolicy`` with a value head of 9 outputs, so the model

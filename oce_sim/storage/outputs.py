@@ -140,6 +140,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_replace_block(path: Path, begin: str, end: str, text: str) -> None:
+    """Replace what stands between the markers ``begin`` and ``end`` of the text file ``path`` with ``text`` (the
+    markers stay), atomically; a file without both markers is left alone (ValueError naming them)."""
+    path = Path(path)
+    old = path.read_text(encoding="utf-8")
+    if begin not in old or end not in old:
+        raise ValueError(f"{path} has no {begin} ... {end} markers")
+    block = f"{begin}\n{text}\n{end}"
+    atomic_write_text(path, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, old, flags=re.DOTALL))
+
+
 def atomic_save_figure(fig: Any, path: Path) -> None:
     with naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,5 +318,5 @@ def transaction(out: Path, command: str) -> Iterator[Path]:
             raise
 
 
-__all__ = ["MANIFEST", "OutputError", "atomic_save_figure", "atomic_write_bytes", "atomic_write_text",
-           "exclusive_lock", "exchange", "file_digest", "naming", "shown_path", "transaction"]
+__all__ = ["MANIFEST", "OutputError", "atomic_replace_block", "atomic_save_figure", "atomic_write_bytes",
+           "atomic_write_text", "exclusive_lock", "exchange", "file_digest", "naming", "shown_path", "transaction"]

@@ -300,7 +300,7 @@ def _sentences(summary: Any, key: str, names: Sequence[str], reference: str, sub
 
 
 ORACLES = ("oracle", "oracle_greedy")
-UNRANKED = (*ORACLES, "random")  # bounds and controls: read results against them, do not adopt them
+UNRANKED = (*ORACLES, "random")  # references with foresight and controls: read results against them, do not adopt them
 
 
 def _ranking_sentence(results: Any, summary: Any, baseline: str | None, scale: str) -> str | None:

@@ -1,10 +1,13 @@
-"""Does the rollout oracle beat every strategy?  The rollout oracle against every stage heuristic and the greedy oracle, paired seeds.
+"""The rollout oracle's margins: the oracle against every stage heuristic and the greedy oracle, paired seeds.
+
+The oracle reads the future through its rollouts; it beats its base policies by construction and is not a bound on
+what a policy can earn (a trained agent beat it once, docs/MODEL.md §2.14).
 
 Every benchmark scenario, a full year, ``--seeds`` paired seeds: ``profit_multi_period_usd`` of the oracle minus
 each strategy's, mean with its 95% t-interval, the number of seeds on which the oracle is below, and the wall time
 per oracle episode.  Writes a tidy CSV and a Markdown table (docs/MODEL.md §2.14 quotes it).
 
-    nice -n 10 python experiments/oracle_bound.py --seeds 8
+    nice -n 10 python experiments/oracle_margins.py --seeds 8
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--every", type=int, default=4, help="the oracle's reoptimise_every")
     parser.add_argument("--scenarios", default="mature_primary_care,emerging_field,specialty_access,launch_kol")
-    parser.add_argument("--out", type=Path, default=Path("results/oracle_bound"))
+    parser.add_argument("--out", type=Path, default=Path("results/oracle_margins"))
     args = parser.parse_args()
     results = run(args.scenarios.split(","), range(args.seed, args.seed + args.seeds), args.every)
     args.out.mkdir(parents=True, exist_ok=True)
