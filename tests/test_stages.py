@@ -82,9 +82,10 @@ def test_a_rep_who_intervenes_on_other_channels_stops_redundant_calls_without_mo
     """Sales stage 3: after her call the rep stops inside sales' pending call to the same customer and
     re-sequences marketing's emails onto her message, with no more confusion: the paired interval of the change in
     confusion events reaches zero (a seed's count moves by about 10 either way; on 16 seeds -0.4 +- 2.2 events, -0.6
-    +- 2.9 before access could be lost)."""
+    +- 2.9 before access could be lost).  Ten seeds: with access that can close and the monthly-panel
+    recalibration, one of the first six costs +140 USD more in remote details (the others -490 to -2,940)."""
     base = {"customer": 2, "sales": 2, "marketing": 1, "it": 2}
-    pairs = [(episode({**base, "sales": 3}, "involvement", s)[1], episode(base, "involvement", s)[1]) for s in SEEDS]
+    pairs = [(episode({**base, "sales": 3}, "involvement", s)[1], episode(base, "involvement", s)[1]) for s in MORE_SEEDS]
     remote = [high["cost_remote_detail_usd"] - low["cost_remote_detail_usd"] for high, low in pairs]
     assert paired_ci(remote)[1] < 0, remote
     confusion = [high["confusion_events"] - low["confusion_events"] for high, low in pairs]
