@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import pytest
 
-from oce_sim.config import load_scenario
+from oce_sim.config import builtin_scenarios, load_scenario
 from oce_sim.world.response import CustomerState
 from oce_sim.world.simulation import FIELD_ROWS, STATE_ROWS, VIEW_ROWS, Territories, World
 
@@ -134,3 +134,17 @@ def test_a_batch_refuses_territories_of_different_calendars():
     other = World(load_scenario("small", stage=3, overrides=SHORT), seed=1)  # marketing runs no calendar at 3
     with pytest.raises(ValueError, match="one configuration"):
         Territories.join([small, other])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", builtin_scenarios())
+def test_every_built_in_scenario_batches_bit_for_bit(name):
+    """Every built-in scenario at its own stage: two territories of a batch are the batches of one seeded alike."""
+    config = load_scenario(name, overrides={"env": {"horizon_days": 91, "record_events": True}})
+    alone = [World(config, seed=s) for s in (21, 22)]
+    together = [World(config, seed=s) for s in (21, 22)]
+    Territories.join(together)
+    play(alone, 91)
+    play(together, 91)
+    for a, b in zip(alone, together):
+        assert fingerprint(a) == fingerprint(b)
