@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 
 from oce_sim.world import dispatch
+from oce_sim.world.batch import play_in_lockstep
 from oce_sim.world.response import EMAIL, REMOTE_DETAIL, REP_VISIT, WEBINAR
 from oce_sim.world.simulation import Territories
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
@@ -252,25 +253,20 @@ class Oracle(Policy):
         envs = [env for env, _ in copies]
         try:
             first = envs[0].world.batch
-            batch = Territories.join([env.world for env in envs], now=first.now, wakes=first.wakes())
+            Territories.join([env.world for env in envs], now=first.now, wakes=first.wakes())
             observations = []
             for env, candidate in zip(envs, self.candidates):
                 env.world.use_oracle_view(candidate.truth_view)
                 observations.append(env._observation())  # as the candidate sees the current state with its view
             plans: list[list[Step]] = [[] for _ in envs]
-            infos: list[dict[str, Any]] = [{} for _ in envs]
-            done = False
-            while not done:
-                started = []
-                for i, (env, policy) in enumerate(copies):
-                    plays, _ = policy.predict(observations[i], deterministic=True, action_masks=env.action_masks())
-                    plays = np.asarray(plays, dtype=np.int64)
-                    plans[i].append((self.candidates[i].truth_view, plays))
-                    started.append(env.begin_step(plays))
-                batch.run_until(envs[0]._day)  # one horizon: the copies step together and end together
-                for i, env in enumerate(envs):
-                    observations[i], _, terminated, truncated, infos[i] = env.finish_step(*started[i])
-                    done = terminated or truncated
+
+            def act(i: int, observation: np.ndarray, mask: np.ndarray) -> np.ndarray:
+                plays, _ = copies[i][1].predict(observation, deterministic=True, action_masks=mask)
+                plays = np.asarray(plays, dtype=np.int64)
+                plans[i].append((self.candidates[i].truth_view, plays))
+                return plays
+
+            infos = play_in_lockstep(envs, act, observations)
             return [(float(info["kpis"][self.objective]), plan) for info, plan in zip(infos, plans)]
         finally:
             for env in envs:

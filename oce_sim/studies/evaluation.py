@@ -23,6 +23,7 @@ from oce_sim.config import (
 )
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text  # noqa: F401  (also imported from here)
+from oce_sim.world.batch import play_in_lockstep
 from oce_sim.world.kpis import KPIS, TABLE_KPIS, UNDEFINED, definitions, format_value
 from oce_sim.world.simulation import Territories
 
@@ -99,18 +100,9 @@ def run_episodes(policy: Any, config: ScenarioConfig, seeds: Sequence[int]) -> l
             if hasattr(player, "reset"):
                 player.reset(env, seed)
             observations.append(obs)
-        batch = Territories.join([env.world for env in envs])
-        infos: list[dict[str, Any]] = [{} for _ in envs]
-        done = False
-        while not done:
-            started = []
-            for i, (env, player) in enumerate(zip(envs, policies)):
-                action, _ = player.predict(observations[i], deterministic=True, action_masks=env.action_masks())
-                started.append(env.begin_step(action))
-            batch.run_until(envs[0]._day)  # one horizon: the seeds step together and end together
-            for i, env in enumerate(envs):
-                observations[i], _, terminated, truncated, infos[i] = env.finish_step(*started[i])
-                done = terminated or truncated
+        Territories.join([env.world for env in envs])
+        infos = play_in_lockstep(
+            envs, lambda i, obs, mask: policies[i].predict(obs, deterministic=True, action_masks=mask)[0], observations)
         return [Episode(info["kpis"], info["series"]) for info in infos]
     finally:
         for env in envs:

@@ -22,6 +22,8 @@ _REP_VISIT, _REMOTE_DETAIL, _EMAIL = 0, 1, 2
 _N_STAKEHOLDERS = 3
 _MAX_POISSON_COUNT = 30
 
+# An HCP not yet aware of the brand visits its website at this share of his rate (portal_visitors; the tail too).
+PORTAL_UNAWARE_FACTOR = 0.2
 # Goodwill lifts the brand's share from the aware state on (an aware HCP prescribes it now and then; Montoya et
 # al. 2010: detailing moves prescribing within a state as well as between states).
 LIFT_FROM_STATE = 1

@@ -105,8 +105,8 @@ class TouchQueues:
 class TouchQueue:
     """One territory's touch queue: its row of the batch's :class:`TouchQueues` (standalone: a batch of one).
 
-    Rows keep the order they were queued in; :meth:`take_day` hands out one day's rows in that order, which is
-    the order in which a day's touches of equal HCP and time are delivered.
+    Rows keep the order they were queued in; the batch's end of day (``kernels.take_day_rows``) hands out one day's
+    rows in that order, which is the order in which a day's touches of equal HCP and time are delivered.
     """
 
     _COLUMNS = tuple(name for name, _ in TouchQueues.COLUMNS)
@@ -157,15 +157,6 @@ class TouchQueue:
         q.time[r, start:end] = time
         q.day[r, start:end] = np.floor(q.time[r, start:end]) if day is None else day
         q.size[r] = end
-
-    def take_day(self, day: int) -> TouchBatch:
-        """Remove and return the touches of ``day``, in the order they were queued."""
-        if self.size == 0:
-            return TouchBatch.empty()
-        *columns, self.size = kernels.take_day(day, self.size, self.day, self.hcp, self.channel, self.theme,
-                                               self.origin, self.question, self.engaged_hint, self.time)
-        hcp, channel, theme, origin, question, engaged_hint, time = columns
-        return TouchBatch(hcp, channel, theme, origin, question, engaged_hint, time)
 
     def pending(self, customers: np.ndarray, channel: int, first_day: int, last_day: int) -> np.ndarray:
         """Rows of ``channel`` touches to ``customers`` (a boolean mask over HCPs) due on first..last day."""

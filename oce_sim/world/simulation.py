@@ -205,12 +205,15 @@ class World:
             self.view.absorb(DayRecord(day=day, touches=outcome, rx=rx), self.pipeline.level, self._rng_pipeline)
 
     # ----------------------------------------------------------------------------------------- helpers
+    def _joined_batch(self) -> WorldBatch:
+        if self.batch is None:
+            raise RuntimeError("this World belongs to no batch yet: Territories.join([...]) it")
+        return self.batch
+
     @property
     def env(self) -> simpy.Environment:
         """The SimPy environment of the World's batch (shared by all its territories)."""
-        if self.batch is None:
-            raise RuntimeError("this World belongs to no batch yet: Territories.join([...]) it")
-        return self.batch.env
+        return self._joined_batch().env
 
     @property
     def now(self) -> float:
@@ -355,8 +358,7 @@ class World:
 
     def run_until(self, day: float) -> None:
         """Run the World's batch (every territory in it) to ``day``; never backwards."""
-        self.env  # a clear error for a World that belongs to no batch
-        self.batch.run_until(day)
+        self._joined_batch().run_until(day)
 
     def use_oracle_view(self, on: bool) -> None:
         """Switch the ground-truth view (``env.oracle_view``) on or off from now on (the rollout oracle chooses it per
@@ -604,7 +606,6 @@ EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
 RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
-PORTAL_UNAWARE_FACTOR = 0.2  # an HCP who is not yet aware of the brand visits its website at this share of his rate
 
 
 def offsets_of(sizes: Sequence[int]) -> np.ndarray:
@@ -652,7 +653,7 @@ class Territories:
         self.portal_rate = stack_rows(self.worlds, "_portal_rate")
         self.top_need = stack_rows(self.worlds, "_top_need")
         edges = [pop.kol_edge_kol.size for pop in pops]
-        self.kol_offsets = np.concatenate([[0], np.cumsum(edges)]).astype(np.int64)
+        self.kol_offsets = offsets_of(edges)
         self.kol_edge_kol = np.concatenate([pop.kol_edge_kol for pop in pops]).astype(np.int64)
         self.kol_edge_follower = np.concatenate([pop.kol_edge_follower for pop in pops]).astype(np.int64)
         n_hcps = first.pop.n_hcps
@@ -702,7 +703,7 @@ class Territories:
         """00:00: HCP-initiated website visits (digital, aware customers pull the theme they need), queued at noon."""
         u = self.uniforms("website", day)
         queues = self.queues
-        while not kernels.portal_rows(u, self.portal_rate, self.state["adoption"], PORTAL_UNAWARE_FACTOR,
+        while not kernels.portal_rows(u, self.portal_rate, self.state["adoption"], kernels.PORTAL_UNAWARE_FACTOR,
                                       self.top_need, day, day + 12 * HOUR, queues.size, queues.day, queues.hcp,
                                       queues.channel, queues.theme, queues.origin, queues.question,
                                       queues.engaged_hint, queues.time, WEBSITE, ORIGIN_CUSTOMER):

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from oce_sim.world.kernels import LIFT_FROM_STATE, hill_power
+from oce_sim.world.kernels import LIFT_FROM_STATE, PORTAL_UNAWARE_FACTOR, hill_power
 from oce_sim.world.protocols import SimulatedWorld
 from oce_sim.world.response import WEBSITE
 
 DAYS_PER_YEAR = 365.0
-PORTAL_UNAWARE_FACTOR = 0.2  # as in World.portal_visits
 
 
 @dataclass(frozen=True)
