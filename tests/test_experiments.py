@@ -135,6 +135,9 @@ def test_baseline_table_gap_closed_and_headroom(tmp_path):
         assert summary.loc[agent, "gap_closed"] == pytest.approx(share.estimate, nan_ok=True)
     table = (out / "table.md").read_text()
     assert "| best@6 (stage 3) |" in table and "**Adaptivity headroom**: it minus the best stationary plan" in table
+    # the header marks the rows that learn from the true state, and names the model's commit
+    assert "Trained on a privileged reward (the customers' true state): factored-ppo. Table:" in table
+    assert "model commit " in table and "model commit unknown" not in table
     assert any(line.startswith(f"| {'best@6 (stage 3)' if best == 'best-plan-3' else best} |")
                and "| 100% (the best) |" in line for line in table.splitlines())
     assert len(list((tmp_path / "baselines.cache" / "plans").glob("*.json"))) == 1
