@@ -70,6 +70,7 @@ from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text, trans
 from oce_sim.studies.evaluation import run_episode, strategy_config, t_interval  # noqa: E402
 from oce_sim.studies.gap import FLOOR, best_observed, gap_closed, headroom  # noqa: E402
 from oce_sim.studies.planner import FOLLOW_UP, SEARCH_SEEDS  # noqa: E402
+from oce_sim.studies.report import git_commit  # noqa: E402
 from oce_sim.studies.seeds import SELECTION_SEED, TEST_SEED, TEST_SEEDS, selection_seeds, validation_seeds  # noqa: E402
 from oce_sim.studies.sweep import EpisodeCache, code_version, default_cache  # noqa: E402
 
@@ -311,18 +312,9 @@ def privileged(agent: str) -> bool:
 
 
 def model_commit() -> str:
-    """The git commit of this checkout (the model the table was measured on), ``+ local changes`` when the model's
-    code differs from it; ``unknown`` outside a git checkout."""
-    import subprocess
-
-    def git(*argv: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=True).stdout
-    try:
-        commit = git("rev-parse", "--short", "HEAD").strip()
-        dirty = git("status", "--porcelain", "--", "oce_sim", "agents").strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{commit} + local changes" if dirty else commit
+    """The checkout's commit, short (``+ uncommitted changes`` if any): the model a table was measured on."""
+    commit = git_commit()
+    return "unknown" if commit is None else commit[:7] + commit[40:]
 
 
 def label(agent: str, args: Args) -> str:
