@@ -132,14 +132,34 @@ def test_compare_gives_each_move_twice_with_the_best_plans(tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--move", "sales=3", "--best-plan", "12",
                                       "--strategies", "intervention", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
-    values = pd.read_csv(out / "moves_best_plan.csv")
-    assert list(values.planned_by) == ["rules of thumb", "best plan"] and set(values.move) == {"sales=3"}
-    strategies = set(pd.read_csv(out / "results.csv").strategy)
-    assert {"today best@12", "sales=3 best@12"} <= strategies
-    assert "with the best plan each stage allows (best@12)" in (out / "report.md").read_text()
-    refused = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--best-plan", "12", "--out",
-                                       str(tmp_path / "no")])
-    assert refused.exit_code == 2 and "give at least one --move" in refused.output
+    values = pd.read_csv(out / "values_twice.csv")
+    assert list(values.planned_by) == ["rules-of-thumb", "best-plan"] * 2
+    assert list(values.option) == ["sales=3", "sales=3", "intervention", "intervention"]
+    assert list(values.used_for_ranking) == [False, True, False, True]  # ranked by the best plan by default
+    results = pd.read_csv(out / "results.csv")
+    assert {"today best@12", "sales=3 best@12", "intervention best@12"} <= set(results.strategy)
+    # the best plan's value of a move is its best@K column minus today's, seed by seed
+    profit = results[results.metric == "profit_multi_period_usd"].pivot_table(index="seed", columns="strategy",
+                                                                               values="value")
+    best = values[(values.option == "sales=3") & (values.planned_by == "best-plan")].iloc[0]
+    assert best["mean"] == pytest.approx((profit["sales=3 best@12"] - profit["today best@12"]).mean())
+    report = (out / "report.md").read_text()
+    assert "**The ranking uses the best plan each stage allows** (--rank-by best-plan)" in report
+    assert "## Each stage and move, twice" in report
+    assert json.loads((out / "summary.json").read_text())["rank_by"] == "best-plan"
+    assert "ranked by the best plan each stage allows" in " ".join(result.output.split())
+    # ranked by the rules of thumb: the verdict names a column without a best plan
+    again = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--move", "sales=3", "--best-plan", "12",
+                                     "--rank-by", "rules-of-thumb", "--strategies", "intervention", "--out",
+                                     str(tmp_path / "thumb"), "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert "read from cache" in again.output  # the plans searched above
+    assert "**The ranking uses today's rules of thumb** (--rank-by rules-of-thumb)" in \
+        (tmp_path / "thumb" / "report.md").read_text()
+    for args, message in ((["--best-plan", "0", "--rank-by", "best-plan"], "needs the best plans"),
+                          (["--rank-by", "heuristics"], "--rank-by must be one of")):
+        refused = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", *args, "--out", str(tmp_path / "no")])
+        assert refused.exit_code == 2 and message in " ".join(refused.output.split())
 
 
 def test_best_plan_review_findings(tmp_path, monkeypatch):
@@ -158,12 +178,13 @@ def test_best_plan_review_findings(tmp_path, monkeypatch):
                                       "--best-plan", "8", "--strategies", "no_promotion", "--out", str(out),
                                       "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert set(pd.read_csv(out / "moves_best_plan.csv").move) == {"sales=3,it=3"}
+    assert set(pd.read_csv(out / "values_twice.csv").option) == {"sales=3,it=3"}
     report = (out / "report.md").read_text()
     assert "best@8 adds" not in report and "The today best@8 strategy" not in report
     overlap = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--seed", "200006", "--move", "sales=3",
                                        "--best-plan", "8", "--out", str(tmp_path / "no")])
-    assert overlap.exit_code == 2 and "searches on validation seeds" in " ".join(overlap.output.split())
+    assert overlap.exit_code == 2 and "are searched on validation seeds" in " ".join(overlap.output.split())
+    assert "--best-plan 0" in " ".join(overlap.output.split())
     one, two = load_scenario("small", stage=1), load_scenario("small", stage={"customer": 1, "sales": 2,
                                                                               "marketing": 1, "it": 1})
     assert plan_key(one, 3, 8, [1, 2]) != plan_key(two, 3, 8, [1, 2])

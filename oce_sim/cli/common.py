@@ -37,6 +37,10 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by Stable-Baselines3) takes
 
 
 MAX_EPISODES = 100_000
+# K of the best plans that compare, whatif and roadmap play beside the rules of thumb (oce_sim.studies.planner): the
+# starts and about 20 evaluations, some 15-20 s a stage on the default scenario when not cached (docs/MODEL.md §4d)
+BEST_PLAN_BUDGET = 200
+MAX_BEST_PLAN_BUDGET = 100_000  # episodes per stage's search
 
 
 MAX_TIMESTEPS = 10**10

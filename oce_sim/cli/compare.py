@@ -17,6 +17,8 @@ from oce_sim.cli.candidates import (
     _make_policy,
 )
 from oce_sim.cli.common import (
+    BEST_PLAN_BUDGET,
+    MAX_BEST_PLAN_BUDGET,
     MAX_EPISODES,
     SCENARIO_ARG,
     _command_line,
@@ -57,21 +59,27 @@ def compare(
                                  "waterfall per strategy). Costs five more replays per strategy and seed, one with "
                                  "each channel muted, each two to three times an episode: the strategies decomposed "
                                  "take about 10-15x as long (the oracle, not decomposable, is left out)."),
-    best_plan: int = typer.Option(0, "--best-plan", help="Also play today and each --move with the best stationary "
-                                  "plan its stage allows (best@K: coordinate ascent over the nine segments' plays on "
-                                  "validation seeds, K episodes per stage; cached per scenario, stage, K and code "
-                                  "version) and give each move's value twice: with today's rules of thumb and with the "
-                                  "best plans (moves_best_plan.csv). 0: off. The first search of a stage costs about K "
-                                  "episodes (K = 1000: some 2-8 minutes on the default scenario)."),
+    best_plan: int = typer.Option(BEST_PLAN_BUDGET, "--best-plan", help="K: today, each --move and each stage "
+                                  "heuristic also play the best stationary plan their stage allows (best@K: coordinate "
+                                  "ascent over the nine segments' plays on validation seeds, at most K episodes per "
+                                  "stage; cached per scenario, stage, K and code version), so that every stage and move "
+                                  "is valued twice, with today's rules of thumb and with the best plans "
+                                  "(values_twice.csv). The first search of a stage costs about K episodes (K = 200: "
+                                  "some 15-20 s on the default scenario); a cached one nothing. 0: off (and ranked by "
+                                  "the rules of thumb)."),
+    rank_by: Optional[str] = typer.Option(None, "--rank-by", help="Which value ranks the stages and moves and names "
+                                          "the best: best-plan (the default while --best-plan K > 0: the best plan "
+                                          "each stage allows) or rules-of-thumb (today's stage heuristics)."),
 ) -> None:
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim.studies import evaluation
+    from oce_sim.studies.planner import PLANNED_BY
     from oce_sim.studies.report import (
         RANK_KPI,
-        UNRANKED,
         compare_report,
         territory_scale,
+        unranked,
     )
     from oce_sim.studies.settling import (
         SEED_NOISE_ONLY,
@@ -91,16 +99,16 @@ def compare(
     for path in model:
         check_model("--model", path)
     check_positive("--best-plan", best_plan, minimum=0, maximum=MAX_BEST_PLAN_BUDGET)
-    if best_plan and not move:
-        fail("--best-plan values each --move twice: give at least one --move (e.g. --move sales=3)")
+    rank_by = _rank_by(rank_by, best_plan)
     if best_plan:
         from oce_sim.studies.planner import SEARCH_SEEDS
         from oce_sim.studies.seeds import validation_seeds
 
         searched = validation_seeds(SEARCH_SEEDS)
         if seed <= searched[-1] and searched[0] <= seed + episodes - 1:
-            fail(f"--best-plan searches on validation seeds {searched[0]:,}-{searched[-1]:,}: score it on other seeds "
-                 f"(--seed {seed} --episodes {episodes} overlaps them; e.g. --seed 900000, the test seeds)")
+            fail(f"the best plans (--best-plan {best_plan}) are searched on validation seeds {searched[0]:,}-"
+                 f"{searched[-1]:,}: score them on other seeds (--seed {seed} --episodes {episodes} overlaps them; e.g. "
+                 "--seed 900000, the test seeds), or turn them off with --best-plan 0")
         from oce_sim.agents.organisation import move_label
 
         move = [move_label(spec) for spec in move]  # one spelling for the columns, the searches and the values
@@ -108,8 +116,9 @@ def compare(
     config = resolve(scenario)
     names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
     candidates = [(_make_candidate(name, config), None) for name in names]
+    planned = _planned(names, config) if best_plan else []
     if best_plan:
-        candidates += _best_plans(["today", *move], config, best_plan, progress)
+        candidates += _best_plans(planned, config, best_plan, progress)
     for path in model:
         policy = _make_policy(str(path))
         candidates.append((policy, model_stage))
@@ -123,7 +132,7 @@ def compare(
         results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress)
         summary = evaluation.paired_summary(results, baseline=baseline)
         meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
-                "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
+                "strategies": list(policies), "rank_by": rank_by, "best_plan_budget": best_plan}  # no wall time: a rerun writes a byte-identical folder
         if drivers:
             meta["drivers"] = {"decomposed": [s for s in policies if s != baseline and s not in skipped],
                                "not decomposed": skipped}
@@ -131,46 +140,72 @@ def compare(
         drawn = evaluation.plot_figures(results, series, staging, config.name, baseline)
         parts = _drivers(staging, policies, config, episodes, seed, baseline, stages, results, progress, skipped) \
             if drivers else None
-        report = compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results,
-                                drivers=parts)
+        twice = None
         if best_plan:
-            from oce_sim.studies.planner import move_values, move_values_text
+            from oce_sim.studies.planner import twice_values
 
-            values = move_values(results, move, best_plan)
-            evaluation.atomic_write_text(staging / "moves_best_plan.csv", values.to_csv(index=False))
-            report.summary_paragraphs.append(move_values_text(values, best_plan, territory_scale(config)))
+            twice = twice_values(results, [n for n in planned if n != "today"], best_plan, rank_by)
+            evaluation.atomic_write_text(staging / "values_twice.csv", twice.to_csv(index=False))
+        report = compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results,
+                                drivers=parts, twice=twice, budget=best_plan, rank_by=rank_by)
         report.write(staging)
         figures = [out / p.name for p in drawn + ([path for path, _ in parts[2]] if parts else [])]
     _print_table(evaluation.format_table(summary, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
                  f"{territory_scale(config)}; {SEED_NOISE_ONLY}")
-    settled = compare_verdict(results, RANK_KPI, exclude=UNRANKED)
+    if twice is not None:
+        import pandas as pd
+
+        from oce_sim.studies.planner import twice_rows, twice_text
+
+        header, rows = twice_rows(twice, config.stage)
+        frame = pd.DataFrame([row[1:] for row in rows], index=[row[0] for row in rows], columns=header[1:]).T
+        _print_table(frame, f"{config.name}: each stage and move valued twice against today (profit, year 1 + tail, "
+                     f"{territory_scale(config)}; ranked by {PLANNED_BY[rank_by]})", first=header[0])
+        console.print(escape(twice_text(twice, best_plan, rank_by, territory_scale(config)).replace("**", "")))
+    settled = compare_verdict(results, RANK_KPI, exclude=unranked(list(policies), rank_by))
     if settled is not None and settled.runner_up is not None:
-        console.print(escape(verdict_sentence(settled, " by profit (year 1 + tail)").replace("**", "")))
+        console.print(escape(verdict_sentence(settled, f" by profit (year 1 + tail) with {PLANNED_BY[rank_by]}")
+                             .replace("**", "")))
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
     console.print("figures: " + ", ".join(str(p) for p in figures))
     if drivers:
         console.print(f"drivers: {out / 'drivers.csv'} (every seed: drivers_by_seed.csv)")
-    if best_plan:
-        console.print(move_values_text(values, best_plan, territory_scale(config)).replace("**", ""))
-        console.print(f"moves twice: {out / 'moves_best_plan.csv'}")
+    if twice is not None:
+        console.print(f"every stage and move twice: {out / 'values_twice.csv'}")
     console.print(f"report: {out / 'report.html'} (and report.md)")
 
 
-MAX_BEST_PLAN_BUDGET = 100_000  # episodes per stage's search
+def _rank_by(rank_by: str | None, budget: int) -> str:
+    """--rank-by, checked: best-plan by default while the best plans are played, else rules-of-thumb."""
+    from oce_sim.studies.planner import RANK_BY
+
+    if rank_by is None:
+        return "best-plan" if budget else "rules-of-thumb"
+    if rank_by not in RANK_BY:
+        fail(f"--rank-by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
+    if rank_by == "best-plan" and not budget:
+        fail("--rank-by best-plan needs the best plans: --best-plan K with K > 0 (e.g. the default, "
+             f"{BEST_PLAN_BUDGET})")
+    return rank_by
+
+
+def _planned(names: list[str], config) -> list[str]:
+    """Today, each move and each stage heuristic among ``names``: the columns a best plan stands beside."""
+    from oce_sim.studies.planner import planned_stage
+
+    return [name for name in dict.fromkeys(names) if planned_stage(name, config.stage) is not None]
 
 
 def _best_plans(names: list[str], config, budget: int, progress: bool) -> list:
-    """``today`` and each move played with the best stationary plan its stage allows (searched or read back)."""
-    from oce_sim.agents.organisation import parse_move
-    from oce_sim.studies.planner import best_label, make_strategy
+    """Each of ``names`` played with the best stationary plan its stage allows (searched, or read from the cache:
+    a line says which, and where)."""
+    from oce_sim.studies.planner import best_label, make_strategy, planned_stage
 
     out = []
     for name in names:
-        stage = config.stage if name == "today" else parse_move(name, config.stage)
-        if progress:
-            err.print(f"best plan of {name} (stage {stage.model_dump()}): searching or reading the cache")
-        policy = make_strategy(f"best@{budget}", config, stage)
+        policy = make_strategy(f"best@{budget}", config, planned_stage(name, config.stage), progress=progress,
+                               note=lambda line: err.print(escape(line)))
         policy.name = best_label(name, budget)
         out.append((policy, None))
     return out

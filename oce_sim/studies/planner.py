@@ -45,8 +45,10 @@ from oce_sim.config import ScenarioConfig, StageConfig
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.storage.outputs import atomic_write_text, cache_root
 from oce_sim.world import dispatch
+from oce_sim.world.batch import play_in_lockstep
+from oce_sim.world.simulation import Territories
 
-from .evaluation import play_episode, strategy_config
+from .evaluation import play_episode, seed_batches, strategy_config
 from .seeds import VALIDATION_SEED, validation_seeds
 from .sweep import code_version
 
@@ -194,63 +196,98 @@ def most_frequent(plays: Sequence[np.ndarray]) -> Plan:
     return tuple(int(np.bincount(stacked[:, s], minlength=dispatch.N_PLAYS).argmax()) for s in range(N_SEG))
 
 
+def _play(config: ScenarioConfig, players: Sequence[Any], seeds: Sequence[int]) -> list[float]:
+    """Player i on seed i, the seeds' territories run as batches of paired seeds (as ``evaluation.run_episodes``,
+    which copies its policy: here each player is kept, so that a recorder's plays can be read); the objective of
+    each episode."""
+    values: list[float] = []
+    start = 0
+    for batch in seed_batches(list(seeds), config.population.n_hcps):
+        envs = [TerritoryEnv(scenario=config) for _ in batch]
+        group = list(players[start:start + len(batch)])
+        start += len(batch)
+        try:
+            if len(envs) == 1:
+                infos = [play_episode(envs[0], group[0], batch[0])]
+            else:
+                observations = []
+                for env, player, seed in zip(envs, group, batch):
+                    obs, _ = env.reset(seed=seed)
+                    player.reset(env, seed)
+                    observations.append(obs)
+                Territories.join([env.world for env in envs])
+                infos = play_in_lockstep(
+                    envs, lambda i, obs, mask: group[i].predict(obs, deterministic=True, action_masks=mask)[0],
+                    observations)
+            values += [float(info["kpis"][OBJECTIVE]) for info in infos]
+        finally:
+            for env in envs:
+                env.close()
+    return values
+
+
 def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
-                 seeds: Sequence[int] | None = None, progress: bool = False) -> Search:
-    """Search the stationary plans ``stage`` permits on ``scenario`` (no cache): see the module docstring."""
+                 seeds: Sequence[int] | None = None, progress: bool = False, references: bool = False) -> Search:
+    """Search the stationary plans ``stage`` permits on ``scenario`` (no cache): see the module docstring.  The
+    starts are the heuristics' most frequent plays on the first seed (one episode each, counted in the budget);
+    ``references``: also play each heuristic on every seed (its value as played, for a plot; not counted)."""
     stage = as_stage(stage)
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
     config = strategy_config(scenario, StationaryPlan([0] * N_SEG, stage), stage)
-    env = TerritoryEnv(scenario=config)  # one env for every episode: each starts with reset(seed)
     started = time.perf_counter()
-    bar = tqdm(total=budget, desc=f"best plan, stage {stage_text(stage)}", disable=not progress)
+    bar = tqdm(total=budget, desc=f"searching the best plan of stage {stage_text(stage)}", unit="episode",
+               disable=not progress)
 
-    def objective(policy: Any) -> np.ndarray:
-        values = np.array([play_episode(env, policy, seed)["kpis"][OBJECTIVE] for seed in seeds], dtype=float)
-        bar.update(len(seeds))
+    def objective(make: Callable[[], Any], on: Sequence[int]) -> np.ndarray:
+        values = np.array(_play(config, [make() for _ in on], on), dtype=float)
+        bar.update(len(on))
         return values
 
     try:
+        env = TerritoryEnv(scenario=config)
         env.reset(seed=seeds[0])
         world = env.world
         # the plays the stage gives authority over; any other play falls back to one of them in every week
         controllable = dispatch.controllable_plays(world.stage, world.config, world.field.capacity_available)
+        env.close()
         static_mask = np.tile(controllable, (N_SEG, 1))
 
         def canonical(plan: Sequence[int]) -> Plan:
             return tuple(int(p) for p in apply_mask(np.asarray(plan), static_mask))
 
-        starts: dict[str, Plan] = {}
-        references: dict[str, float] = {}
-        players: dict[str, Policy] = {name: make() for name, make in HEURISTICS.items()}
+        starts: dict[Plan, str] = {}
+        players: dict[str, Callable[[], Policy]] = {name: make for name, make in HEURISTICS.items()}
         for extra in (scenario.stage, stage):  # today's organisation and the stage's own, where mixed
             if not stage_text(extra).isdigit():  # a uniform organisation plays exactly its stage's heuristic
-                players.setdefault(f"organisation {stage_text(extra)}", Organisation(extra))
-        for name, policy in players.items():
-            recorder = _Recorder(policy)
-            references[name] = float(objective(recorder).mean())
+                players.setdefault(f"organisation {stage_text(extra)}", lambda extra=extra: Organisation(extra))
+        for name, make in players.items():
+            recorder = _Recorder(make())
+            _play(config, [recorder], seeds[:1])
+            bar.update(1)
             starts.setdefault(canonical(most_frequent(recorder.plays)), f"{name} (most frequent plays)")
         starts.setdefault(canonical([dispatch.REP_PLUS_EMAIL] * N_SEG), FOLLOW_UP)
         choices = [np.flatnonzero(controllable).tolist()] * N_SEG
-        result = coordinate_ascent(lambda plan: objective(StationaryPlan(plan, stage)),
+        result = coordinate_ascent(lambda plan: objective(lambda: StationaryPlan(plan, stage), seeds),
                                    {name: plan for plan, name in starts.items()}, choices, budget, len(seeds),
-                                   spent=len(players) * len(seeds))
+                                   spent=len(players))
+        if references:
+            result.references = {name: float(objective(make, seeds).mean()) for name, make in players.items()}
     finally:
         bar.close()
-        env.close()
-    result.references = references
     result.seconds = time.perf_counter() - started
     return result
 
 
 # --------------------------------------------------------------------------------------------------- cache
 def plan_key(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
-             seeds: Sequence[int]) -> str:
-    """SHA-256 of the resolved scenario at the stage, the stage, today's stage (a mixed one adds a start), K, the seeds
-    and the code version."""
+             seeds: Sequence[int], references: bool = False) -> str:
+    """SHA-256 of the resolved scenario at the stage, the stage, today's stage (a mixed one adds a start), K, the seeds,
+    whether the heuristics' references were played and the code version."""
     stage = as_stage(stage)
     config = strategy_config(scenario, StationaryPlan([0] * N_SEG, stage), stage)
     payload = json.dumps([config.model_dump(mode="json"), stage.model_dump(), as_stage(scenario.stage).model_dump(),
-                          int(budget), [int(s) for s in seeds], code_version()], sort_keys=True, separators=(",", ":"))
+                          int(budget), [int(s) for s in seeds], bool(references), code_version()], sort_keys=True,
+                         separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -259,18 +296,27 @@ def plan_cache_dir() -> Path:
 
 
 def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
-              seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False) -> Search:
-    """:func:`search_stage`, run once per key and read back from ``cache`` (default :func:`plan_cache_dir`)."""
+              seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False,
+              references: bool = False, note: Callable[[str], None] | None = None) -> Search:
+    """:func:`search_stage`, run once per key and read back from ``cache`` (default :func:`plan_cache_dir`).
+    ``note`` is told, before any work, whether the plan is read from the cache or searched (and where it goes)."""
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
-    key = plan_key(scenario, stage, budget, seeds)
+    key = plan_key(scenario, stage, budget, seeds, references)
     path = (plan_cache_dir() if cache is None else Path(cache)) / f"{key}.json"
+    what = f"best plan of stage {stage_text(as_stage(stage))} (best@{budget})"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("key") == key:
-            return Search.from_json(data["search"])
+            found = Search.from_json(data["search"])
+            if note:
+                note(f"{what}: read from cache {path}")
+            return found
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # absent or damaged: search again
-    result = search_stage(scenario, stage, budget, seeds, progress)
+    if note:
+        note(f"{what}: searching, at most {budget:,} episodes on validation seeds {seeds_text(seeds)} "
+             f"(cached in {path.parent})")
+    result = search_stage(scenario, stage, budget, seeds, progress, references)
     try:
         atomic_write_text(path, json.dumps({"key": key, "search": result.to_json()}, indent=1))
     except OSError:
@@ -278,57 +324,104 @@ def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, 
     return result
 
 
+def seeds_text(seeds: Sequence[int]) -> str:
+    """``200,000-200,003`` for consecutive seeds, else the list."""
+    seeds = [int(s) for s in seeds]
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]:,}-{seeds[-1]:,}" if len(seeds) > 1 else f"{seeds[0]:,}"
+    return ", ".join(f"{s:,}" for s in seeds)
+
+
 def make_strategy(name: str, scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int] | None = None,
-                  seeds: Sequence[int] | None = None, cache: Path | None = None) -> Policy | TrainedModel:
+                  seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False,
+                  note: Callable[[str], None] | None = None) -> Policy | TrainedModel:
     """``best@K``: the stationary plan found with budget K at ``stage`` (default: the scenario's), cached; any other
     name as ``oce_sim.agents.make_strategy``."""
     budget = best_budget(name)
     if budget is None:
         return make_named_strategy(name)
     chosen = scenario.stage if stage is None else as_stage(stage)
-    return StationaryPlan(best_plan(scenario, chosen, budget, seeds, cache).plan, chosen, name=name)
+    found = best_plan(scenario, chosen, budget, seeds, cache, progress=progress, note=note)
+    return StationaryPlan(found.plan, chosen, name=name)
 
 
 def best_label(name: str, budget: int) -> str:
-    """The column of ``name`` (today or a move) played with its stage's best plan: ``sales=3 best@1000``."""
+    """The column of ``name`` (today, a move or a stage heuristic) played with its stage's best plan:
+    ``sales=3 best@200``, ``intervention best@200``."""
     return f"{name} best@{budget}"
 
 
-def move_values(results: Any, moves: Sequence[str], budget: int, metric: str = OBJECTIVE) -> Any:
-    """The value of each move twice, from the tidy results of a compare that ran today, the moves and their
-    ``best@K`` columns on the same seeds: move minus today with today's rules of thumb (the organisation's heuristics)
-    and with the best plan each stage allows; mean and 95% paired CI (USD per territory)."""
+def planned_stage(name: str, today: StageConfig) -> StageConfig | None:
+    """The stage whose best plan stands beside ``name``: today's, a move's, a stage heuristic's uniform stage; None
+    for any other strategy (a control, the oracle, a trained model: no rules of thumb to replace)."""
+    from oce_sim.agents import STAGE_STRATEGIES
+    from oce_sim.agents.organisation import parse_move
+
+    if name == "today":
+        return as_stage(today)
+    if name in STAGE_STRATEGIES:
+        return StageConfig.uniform(STAGE_STRATEGIES.index(name))
+    if "=" in name:
+        return parse_move(name, today)
+    return None
+
+
+RANK_BY = ("best-plan", "rules-of-thumb")  # which of the two values ranks: --rank-by
+PLANNED_BY = {"rules-of-thumb": "today's rules of thumb", "best-plan": "the best plan each stage allows"}
+
+
+def twice_values(results: Any, names: Sequence[str], budget: int, rank_by: str, metric: str = OBJECTIVE) -> Any:
+    """The value of each stage and move twice, from the tidy results of a compare that ran today, the stage
+    heuristics and moves (``names``) and their ``best@K`` columns on the same seeds: minus today with the rules of
+    thumb (the organisation's heuristics, or the stage's heuristic) and minus today's best plan with the best plan
+    each stage allows; mean and 95% paired CI (USD per territory).  ``used_for_ranking`` marks the value
+    ``rank_by`` ranks with."""
     import pandas as pd
 
     from oce_sim.studies.evaluation import t_interval
 
+    if rank_by not in RANK_BY:
+        raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
     wide = results[results.metric == metric].pivot_table(index="seed", columns="strategy", values="value")
     rows = []
-    for move in moves:
-        for planned_by, high, low in (("rules of thumb", move, "today"),
-                                      ("best plan", best_label(move, budget), best_label("today", budget))):
+    for name in names:
+        for planned_by, high, low in (("rules-of-thumb", name, "today"),
+                                      ("best-plan", best_label(name, budget), best_label("today", budget))):
             diff = (wide[high] - wide[low]).to_numpy()
             ci = t_interval(diff, 0.95)
-            rows.append(dict(move=move, planned_by=planned_by, metric=metric, mean=ci["diff_mean"],
-                             ci_low=ci["diff_low"], ci_high=ci["diff_high"], n_seeds=diff.size))
+            rows.append(dict(option=name, kind="move" if "=" in name else "stage", planned_by=planned_by,
+                             metric=metric, mean=ci["diff_mean"], ci_low=ci["diff_low"], ci_high=ci["diff_high"],
+                             n_seeds=diff.size, used_for_ranking=planned_by == rank_by))
     return pd.DataFrame(rows)
 
 
-def move_values_text(values: Any, budget: int, scale: str) -> str:
-    """One sentence per move: its value with the rules of thumb and with the best plan, and which one ranks."""
-    lines = []
-    for move, rows in values.groupby("move", sort=False):
-        parts = {row.planned_by: f"{row.mean / 1e3:+,.0f}k [{row.ci_low / 1e3:+,.0f}k, {row.ci_high / 1e3:+,.0f}k]"
-                 for row in rows.itertuples()}
-        lines.append(f"Moving **{move}** is worth {parts['best plan']} USD {scale} with the best plan each stage allows "
-                     f"(best@{budget}), and {parts['rules of thumb']} with today's rules of thumb (profit, year 1 + "
-                     "tail, paired 95% CI).")
-    return (" ".join(lines) + f" Read a move's value from the best plans: the rules of thumb plan some stages worse "
-            f"than others, and the best plans were searched on validation seeds "
-            f"{SEARCH_SEEDS_TEXT}, never on this run's seeds (docs/MODEL.md §4d).")
+def _amount(mean: float, low: float, high: float) -> str:
+    ci = f" [{low / 1e3:+,.0f}k, {high / 1e3:+,.0f}k]" if np.isfinite(low) else ""
+    return f"{mean / 1e3:+,.0f}k{ci}"
+
+
+def twice_rows(values: Any, today: StageConfig) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """A table of ``twice_values``: header and one row per stage or move (its value with each plan)."""
+    rows = []
+    for option, group in values.groupby("option", sort=False):
+        cells = {row.planned_by: _amount(row.mean, row.ci_low, row.ci_high) for row in group.itertuples()}
+        stage = planned_stage(str(option), today)
+        label = f"{option} (stage {stage_text(stage)})" if stage is not None and "=" not in str(option) else str(option)
+        rows.append((label, cells["rules-of-thumb"], cells["best-plan"]))
+    return ["stage or move, against today", "with today's rules of thumb", "with the best plan each stage allows"], rows
+
+
+def twice_text(values: Any, budget: int, rank_by: str, scale: str) -> str:
+    """What the two values are, which one ranks, and where the plans were searched."""
+    return (f"Each stage and move is valued twice against today (profit, year 1 + tail, USD {scale}, paired 95% CI): "
+            f"played with today's rules of thumb (the stage heuristics, the organisation's plan) and with the best "
+            f"stationary plan each stage allows (best@{budget}: coordinate ascent over the nine segments' plays, "
+            f"searched on validation seeds {SEARCH_SEEDS_TEXT}, never on this run's seeds; docs/MODEL.md §4d). "
+            f"**The ranking uses {PLANNED_BY[rank_by]}** (--rank-by {rank_by}).")
 
 
 SEARCH_SEEDS_TEXT = f"{VALIDATION_SEED:,}-{VALIDATION_SEED + SEARCH_SEEDS - 1:,}"
 
-__all__ = ["Search", "best_label", "best_plan", "coordinate_ascent", "make_strategy", "move_values",
-           "move_values_text", "paired_gain", "plan_key", "search_stage"]
+__all__ = ["PLANNED_BY", "RANK_BY", "Search", "best_label", "best_plan", "coordinate_ascent",
+           "make_strategy", "paired_gain", "plan_key", "planned_stage", "search_stage", "seeds_text", "twice_rows",
+           "twice_text", "twice_values"]
