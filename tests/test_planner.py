@@ -188,3 +188,42 @@ def test_best_plan_review_findings(tmp_path, monkeypatch):
     one, two = load_scenario("small", stage=1), load_scenario("small", stage={"customer": 1, "sales": 2,
                                                                               "marketing": 1, "it": 1})
     assert plan_key(one, 3, 8, [1, 2]) != plan_key(two, 3, 8, [1, 2])
+
+
+def test_whatif_gives_each_variant_twice_and_ranks_by_the_chosen_one(tmp_path, monkeypatch):
+    """oce-sim whatif: each variant also plays the best plan its stage allows on its own scenario; values_twice.csv
+    holds both differences to the baseline and the summary is that of --rank-by's strategy."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from oce_sim.cli import app
+
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    runs = {}
+    for rank_by in ("best-plan", "rules-of-thumb"):
+        out = tmp_path / rank_by
+        result = CliRunner().invoke(app, ["whatif", "small", "--set", "population.n_reps=2", "--episodes", "2",
+                                          "--best-plan", "12", "--rank-by", rank_by, "--out", str(out),
+                                          "--no-progress"])
+        assert result.exit_code == 0, result.output
+        runs[rank_by] = out
+    out = runs["best-plan"]
+    values = pd.read_csv(out / "values_twice.csv")
+    assert list(values.option) == ["n_reps=2"] * 2 and list(values.used_for_ranking) == [False, True]
+    results = pd.read_csv(out / "results.csv")
+    assert set(results.strategy) == {"today", "today best@12"}
+    profit = results[results.metric == "profit_multi_period_usd"].pivot_table(
+        index="seed", columns=["variant", "strategy"], values="value")
+    for planned_by, label in (("rules-of-thumb", "today"), ("best-plan", "today best@12")):
+        row = values[values.planned_by == planned_by].iloc[0]
+        assert row["mean"] == pytest.approx((profit[("n_reps=2", label)] - profit[("baseline", label)]).mean())
+    # the summary (tables, tornado, sentences) is the ranked strategy's: its difference is values_twice's
+    for rank_by, planned_by in (("best-plan", "best-plan"), ("rules-of-thumb", "rules-of-thumb")):
+        summary = pd.read_csv(runs[rank_by] / "summary.csv")
+        row = summary[(summary.variant == "n_reps=2") & (summary.metric == "profit_multi_period_usd")].iloc[0]
+        assert row.diff_mean == pytest.approx(values[values.planned_by == planned_by].iloc[0]["mean"])
+        assert json.loads((runs[rank_by] / "summary.json").read_text())["rank_by"] == rank_by
+    assert "## Each variant, twice" in (out / "report.md").read_text()
+    refused = CliRunner().invoke(app, ["whatif", "small", "--set", "population.n_reps=2", "--strategy", "intervention",
+                                       "--rank-by", "best-plan", "--out", str(tmp_path / "no")])
+    assert refused.exit_code == 2 and "needs --strategy today or a move" in " ".join(refused.output.split())

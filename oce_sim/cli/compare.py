@@ -17,17 +17,20 @@ from oce_sim.cli.candidates import (
     _make_policy,
 )
 from oce_sim.cli.common import (
-    BEST_PLAN_BUDGET,
     MAX_BEST_PLAN_BUDGET,
+    RANK_BY_OPTION,
     MAX_EPISODES,
     SCENARIO_ARG,
     _command_line,
     _output_folder,
     _print_table,
+    _print_twice,
+    best_plan_option,
     check_model,
     check_out,
     check_path,
     check_positive,
+    check_rank_by,
     check_seed,
     check_stage,
     check_text,
@@ -59,17 +62,8 @@ def compare(
                                  "waterfall per strategy). Costs five more replays per strategy and seed, one with "
                                  "each channel muted, each two to three times an episode: the strategies decomposed "
                                  "take about 10-15x as long (the oracle, not decomposable, is left out)."),
-    best_plan: int = typer.Option(BEST_PLAN_BUDGET, "--best-plan", help="K: today, each --move and each stage "
-                                  "heuristic also play the best stationary plan their stage allows (best@K: coordinate "
-                                  "ascent over the nine segments' plays on validation seeds, at most K episodes per "
-                                  "stage; cached per scenario, stage, K and code version), so that every stage and move "
-                                  "is valued twice, with today's rules of thumb and with the best plans "
-                                  "(values_twice.csv). The first search of a stage costs about K episodes (K = 200: "
-                                  "some 15-20 s on the default scenario); a cached one nothing. 0: off (and ranked by "
-                                  "the rules of thumb)."),
-    rank_by: Optional[str] = typer.Option(None, "--rank-by", help="Which value ranks the stages and moves and names "
-                                          "the best: best-plan (the default while --best-plan K > 0: the best plan "
-                                          "each stage allows) or rules-of-thumb (today's stage heuristics)."),
+    best_plan: int = best_plan_option("today, each --move and each stage heuristic"),
+    rank_by: Optional[str] = RANK_BY_OPTION,
 ) -> None:
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
@@ -99,16 +93,12 @@ def compare(
     for path in model:
         check_model("--model", path)
     check_positive("--best-plan", best_plan, minimum=0, maximum=MAX_BEST_PLAN_BUDGET)
-    rank_by = _rank_by(rank_by, best_plan)
+    rank_by = check_rank_by(rank_by, best_plan)
     if best_plan:
-        from oce_sim.studies.planner import SEARCH_SEEDS
-        from oce_sim.studies.seeds import validation_seeds
+        from oce_sim.studies.planner import check_seeds
 
-        searched = validation_seeds(SEARCH_SEEDS)
-        if seed <= searched[-1] and searched[0] <= seed + episodes - 1:
-            fail(f"the best plans (--best-plan {best_plan}) are searched on validation seeds {searched[0]:,}-"
-                 f"{searched[-1]:,}: score them on other seeds (--seed {seed} --episodes {episodes} overlaps them; e.g. "
-                 "--seed 900000, the test seeds), or turn them off with --best-plan 0")
+        if check_seeds(seed, episodes, best_plan):
+            fail(check_seeds(seed, episodes, best_plan))
         from oce_sim.agents.organisation import move_label
 
         move = [move_label(spec) for spec in move]  # one spelling for the columns, the searches and the values
@@ -117,6 +107,10 @@ def compare(
     names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
     candidates = [(_make_candidate(name, config), None) for name in names]
     planned = _planned(names, config) if best_plan else []
+    if planned == ["today"]:  # no stage heuristic and no move to value twice: nothing to search for
+        err.print("note: no stage heuristic or --move among the strategies: nothing is valued twice, so no best plan "
+                  "is searched and the rules of thumb rank")
+        planned, best_plan, rank_by = [], 0, "rules-of-thumb"
     if best_plan:
         candidates += _best_plans(planned, config, best_plan, progress)
     for path in model:
@@ -154,15 +148,8 @@ def compare(
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
                  f"{territory_scale(config)}; {SEED_NOISE_ONLY}")
     if twice is not None:
-        import pandas as pd
-
-        from oce_sim.studies.planner import twice_rows, twice_text
-
-        header, rows = twice_rows(twice, config.stage)
-        frame = pd.DataFrame([row[1:] for row in rows], index=[row[0] for row in rows], columns=header[1:]).T
-        _print_table(frame, f"{config.name}: each stage and move valued twice against today (profit, year 1 + tail, "
-                     f"{territory_scale(config)}; ranked by {PLANNED_BY[rank_by]})", first=header[0])
-        console.print(escape(twice_text(twice, best_plan, rank_by, territory_scale(config)).replace("**", "")))
+        _print_twice(twice, best_plan, rank_by, territory_scale(config),
+                     f"{config.name}: each stage and move valued twice against today", today=config.stage)
     settled = compare_verdict(results, RANK_KPI, exclude=unranked(list(policies), rank_by))
     if settled is not None and settled.runner_up is not None:
         console.print(escape(verdict_sentence(settled, f" by profit (year 1 + tail) with {PLANNED_BY[rank_by]}")
@@ -174,20 +161,6 @@ def compare(
     if twice is not None:
         console.print(f"every stage and move twice: {out / 'values_twice.csv'}")
     console.print(f"report: {out / 'report.html'} (and report.md)")
-
-
-def _rank_by(rank_by: str | None, budget: int) -> str:
-    """--rank-by, checked: best-plan by default while the best plans are played, else rules-of-thumb."""
-    from oce_sim.studies.planner import RANK_BY
-
-    if rank_by is None:
-        return "best-plan" if budget else "rules-of-thumb"
-    if rank_by not in RANK_BY:
-        fail(f"--rank-by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
-    if rank_by == "best-plan" and not budget:
-        fail("--rank-by best-plan needs the best plans: --best-plan K with K > 0 (e.g. the default, "
-             f"{BEST_PLAN_BUDGET})")
-    return rank_by
 
 
 def _planned(names: list[str], config) -> list[str]:

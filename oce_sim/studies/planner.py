@@ -374,25 +374,33 @@ def twice_values(results: Any, names: Sequence[str], budget: int, rank_by: str, 
     """The value of each stage and move twice, from the tidy results of a compare that ran today, the stage
     heuristics and moves (``names``) and their ``best@K`` columns on the same seeds: minus today with the rules of
     thumb (the organisation's heuristics, or the stage's heuristic) and minus today's best plan with the best plan
-    each stage allows; mean and 95% paired CI (USD per territory).  ``used_for_ranking`` marks the value
-    ``rank_by`` ranks with."""
+    each stage allows (:func:`paired_twice`)."""
+    wide = results[results.metric == metric].pivot_table(index="seed", columns="strategy", values="value")
+    today = best_label("today", budget)
+    return paired_twice(wide, [(name, "move" if "=" in name else "stage", (name, "today"),
+                                (best_label(name, budget), today)) for name in names], rank_by, metric)
+
+
+def paired_twice(wide: Any, options: Sequence[tuple[str, str, Any, Any]], rank_by: str, metric: str = OBJECTIVE) -> Any:
+    """Per option (label, kind, (column, reference) with the rules of thumb, (column, reference) with the best plans)
+    of ``wide`` (one row per paired unit), the two paired differences: mean and 95% CI (USD per territory), and
+    ``used_for_ranking`` on the value ``rank_by`` ranks with."""
     import pandas as pd
 
     from oce_sim.studies.evaluation import t_interval
 
     if rank_by not in RANK_BY:
         raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
-    wide = results[results.metric == metric].pivot_table(index="seed", columns="strategy", values="value")
     rows = []
-    for name in names:
-        for planned_by, high, low in (("rules-of-thumb", name, "today"),
-                                      ("best-plan", best_label(name, budget), best_label("today", budget))):
+    for option, kind, thumb, best in options:
+        for planned_by, (high, low) in (("rules-of-thumb", thumb), ("best-plan", best)):
             diff = (wide[high] - wide[low]).to_numpy()
             ci = t_interval(diff, 0.95)
-            rows.append(dict(option=name, kind="move" if "=" in name else "stage", planned_by=planned_by,
-                             metric=metric, mean=ci["diff_mean"], ci_low=ci["diff_low"], ci_high=ci["diff_high"],
-                             n_seeds=diff.size, used_for_ranking=planned_by == rank_by))
-    return pd.DataFrame(rows)
+            rows.append(dict(option=option, kind=kind, planned_by=planned_by, metric=metric, mean=ci["diff_mean"],
+                             ci_low=ci["diff_low"], ci_high=ci["diff_high"], n_seeds=diff.size,
+                             used_for_ranking=planned_by == rank_by))
+    return pd.DataFrame(rows, columns=["option", "kind", "planned_by", "metric", "mean", "ci_low", "ci_high",
+                                       "n_seeds", "used_for_ranking"])
 
 
 def _amount(mean: float, low: float, high: float) -> str:
@@ -400,28 +408,42 @@ def _amount(mean: float, low: float, high: float) -> str:
     return f"{mean / 1e3:+,.0f}k{ci}"
 
 
-def twice_rows(values: Any, today: StageConfig) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """A table of ``twice_values``: header and one row per stage or move (its value with each plan)."""
+def twice_rows(values: Any, today: StageConfig | None = None,
+               first: str = "stage or move, against today") -> tuple[list[str], list[tuple[str, str, str]]]:
+    """A table of :func:`paired_twice`: header and one row per option (its value with each plan); a stage
+    heuristic's row names its stage (``today``: the scenario's stage, for a compare)."""
     rows = []
     for option, group in values.groupby("option", sort=False):
         cells = {row.planned_by: _amount(row.mean, row.ci_low, row.ci_high) for row in group.itertuples()}
-        stage = planned_stage(str(option), today)
+        stage = planned_stage(str(option), today) if today is not None else None
         label = f"{option} (stage {stage_text(stage)})" if stage is not None and "=" not in str(option) else str(option)
         rows.append((label, cells["rules-of-thumb"], cells["best-plan"]))
-    return ["stage or move, against today", "with today's rules of thumb", "with the best plan each stage allows"], rows
+    return [first, "with today's rules of thumb", "with the best plan each stage allows"], rows
 
 
-def twice_text(values: Any, budget: int, rank_by: str, scale: str) -> str:
+def twice_text(values: Any, budget: int, rank_by: str, scale: str, what: str = "Each stage and move",
+               against: str = "today") -> str:
     """What the two values are, which one ranks, and where the plans were searched."""
-    return (f"Each stage and move is valued twice against today (profit, year 1 + tail, USD {scale}, paired 95% CI): "
+    return (f"{what} is valued twice against {against} (profit, year 1 + tail, USD {scale}, paired 95% CI): "
             f"played with today's rules of thumb (the stage heuristics, the organisation's plan) and with the best "
             f"stationary plan each stage allows (best@{budget}: coordinate ascent over the nine segments' plays, "
             f"searched on validation seeds {SEARCH_SEEDS_TEXT}, never on this run's seeds; docs/MODEL.md §4d). "
             f"**The ranking uses {PLANNED_BY[rank_by]}** (--rank-by {rank_by}).")
 
 
+def check_seeds(seed: int, episodes: int, budget: int) -> str | None:
+    """Why a run on seeds ``seed .. seed+episodes-1`` may not score best@``budget`` (its seeds overlap the search's
+    validation seeds: its value there is the search's own, optimistic), else None."""
+    searched = validation_seeds(SEARCH_SEEDS)
+    if budget and seed <= searched[-1] and searched[0] <= seed + episodes - 1:
+        return (f"the best plans (--best-plan {budget}) are searched on validation seeds {searched[0]:,}-"
+                f"{searched[-1]:,}: score them on other seeds (--seed {seed} --episodes {episodes} overlaps them; e.g. "
+                "--seed 900000, the test seeds), or turn them off with --best-plan 0")
+    return None
+
+
 SEARCH_SEEDS_TEXT = f"{VALIDATION_SEED:,}-{VALIDATION_SEED + SEARCH_SEEDS - 1:,}"
 
-__all__ = ["PLANNED_BY", "RANK_BY", "Search", "best_label", "best_plan", "coordinate_ascent",
-           "make_strategy", "paired_gain", "plan_key", "planned_stage", "search_stage", "seeds_text", "twice_rows",
-           "twice_text", "twice_values"]
+__all__ = ["PLANNED_BY", "RANK_BY", "Search", "best_label", "best_plan", "coordinate_ascent", "check_seeds",
+           "make_strategy", "paired_gain", "paired_twice", "plan_key", "planned_stage", "search_stage", "seeds_text",
+           "twice_rows", "twice_text", "twice_values"]

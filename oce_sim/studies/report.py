@@ -429,17 +429,31 @@ ORGANISATION = {"today": "today's organisation (each entity at the variant's own
 
 
 def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: int, figures: Sequence[Path],
-                  command: str, settings: Sequence[str] = ()) -> Report:
-    """The report of ``oce-sim whatif``: every variant against the scenario as given, on paired seeds."""
+                  command: str, settings: Sequence[str] = (), twice: Any = None, budget: int = 0,
+                  rank_by: str = "rules-of-thumb") -> Report:
+    """The report of ``oce-sim whatif``: every variant against the scenario as given, on paired seeds (``summary``
+    and ``figures`` of the strategy ``rank_by`` ranks with; ``twice``, ``oce_sim.studies.whatif.twice_values``: each
+    variant valued with the rules of thumb and with best@``budget``)."""
+    from oce_sim.studies.planner import PLANNED_BY, twice_rows, twice_text
     from oce_sim.studies.whatif import BASELINE, HEADLINE_KPIS, format_summary
 
     base = plan.baseline
     labels = [v.label for v in plan.variants]
+    played = ORGANISATION.get(strategy, f"the strategy {strategy}")
+    if twice is not None and rank_by == "best-plan":
+        played = f"the best stationary plan each variant's stage allows (best@{budget}; beside {played})"
     paragraphs = [f"{base.name}: {len(labels)} variant{'s' if len(labels) != 1 else ''} of the scenario, each run on "
                   f"the baseline's {episodes} seeds (the scenario as given, whose market history stays pinned) with "
-                  f"{ORGANISATION.get(strategy, f'the strategy {strategy}')}. Every figure is per territory of the "
+                  f"{played}. Every figure is per territory of the "
                   f"variant's population (the baseline's: {population_text(base)}). "
                   f"{PROFIT_NOTE}"]
+    scale = f"per territory of each variant's population (baseline: {population_text(base)})"
+    twice_section: list[Section] = []
+    if twice is not None:
+        explained = twice_text(twice, budget, rank_by, scale, "Each variant", "the baseline")
+        paragraphs.append(explained + f" The sentences, table and figures below are those of {PLANNED_BY[rank_by]}.")
+        twice_section = [("Each variant, twice", explained + "\n\n" + markdown_table(
+            *twice_rows(twice, None, "variant, against the baseline")), [])]
     configs = {v.label: v.config for v in plan.variants}
     shown = labels
     if len(labels) > MAX_SENTENCES:  # the best and the worst; every variant is in the table
@@ -464,7 +478,7 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
                            "seeds, per territory (USD in thousands): a bar whose interval does not cross zero is a "
                            "clear difference.",
     }
-    sections: list[Section] = [
+    sections: list[Section] = [*twice_section,
         ("Results", f"The baseline's mean over {episodes} paired seeds; for each variant its difference to the "
                     "baseline with the 95% CI in brackets.\n\n" + _kpi_rows_table(wide), []),
     ]
@@ -477,7 +491,9 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
     assumptions = scenario_assumptions(base) + [("settings applied to every variant", "; ".join(settings) or "none")]
     return Report(f"{base.name}: what-if against the scenario as given", paragraphs, sections,
                   kpis_used=list(wide.columns), assumptions=assumptions,
-                  repro=repro_info(command, base, list(range(seed, seed + episodes)), {"strategy": strategy}))
+                  repro=repro_info(command, base, list(range(seed, seed + episodes)), {
+                      "strategy": strategy, **({"ranked by": PLANNED_BY[rank_by], "best plan budget K": budget}
+                                               if twice is not None else {})}))
 
 
 __all__ = ["Report", "compare_report", "whatif_report", "Section", "difference_sentence", "git_commit",
