@@ -227,3 +227,31 @@ def test_whatif_gives_each_variant_twice_and_ranks_by_the_chosen_one(tmp_path, m
     refused = CliRunner().invoke(app, ["whatif", "small", "--set", "population.n_reps=2", "--strategy", "intervention",
                                        "--rank-by", "best-plan", "--out", str(tmp_path / "no")])
     assert refused.exit_code == 2 and "needs --strategy today or a move" in " ".join(refused.output.split())
+
+
+def test_roadmap_values_every_option_twice_and_recommends_by_the_chosen_one(tmp_path, monkeypatch):
+    """oce-sim roadmap: every option is appraised with the rules of thumb and with the best plan its stage allows;
+    the recommendation is --rank-by's (options.csv, roadmap.csv, the report say which) and values_twice.csv has both."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from oce_sim.cli import app
+
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    portfolio = tmp_path / "tiny.yaml"
+    portfolio.write_text("name: tiny\nsub_markets:\n  - {name: one, scenario: small, territories: 2, stage: 2}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["roadmap", str(portfolio), "--episodes", "2", "--draws", "20", "--best-plan", "6",
+                                      "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    twice = pd.read_csv(out / "values_twice.csv")
+    options = pd.read_csv(out / "options.csv")
+    assert set(twice.ranked_by) == {"best-plan"} and list(twice.option) == list(options.option)
+    assert np.allclose(options.npv_usd, twice.npv_best_plan_usd)  # the ranked NPV is the best plans'
+    for name in ("best_plan", "rules_of_thumb"):
+        assert set(twice[f"recommended_{name}"]) == {twice.option[twice[f"npv_{name}_usd"].idxmax()]}
+    roadmap = pd.read_csv(out / "roadmap.csv")
+    assert roadmap["ranked by"].iloc[0] == "the best plan each stage allows"
+    assert "**The recommendation ranks by the best plan each stage allows** (--rank-by best-plan)" in \
+        (out / "report.md").read_text()
+    assert "read from cache" not in result.output  # every option's plan searched once, in this empty cache
