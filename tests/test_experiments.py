@@ -217,20 +217,22 @@ def test_no_level_takes_an_option_away(tmp_path, scenario):
 def test_best_plan_searches_scores_and_draws(tmp_path):
     """A tiny budget (the starts of stage 3 on 2 seeds): every output appears, the search is cached, and the table
     compares best@K with the stage heuristic and follow_up_everywhere on the test seeds."""
-    out = run_script("experiments/best_plan.py", "--scenario", "small", "--budget", "12", "--search-seeds", "2",
-                     "--test-seeds", "2", "--stages", "3", "--out", str(tmp_path / "out"), "--cache",
-                     str(tmp_path / "cache"))
+    out = run_script("experiments/best_plan.py", "--scenario", "small", "--budget", "12", "--tune-budget", "6",
+                     "--search-seeds", "2", "--test-seeds", "2", "--stages", "3", "--out", str(tmp_path / "out"),
+                     "--cache", str(tmp_path / "cache"))
     folder = tmp_path / "out" / "small"
     results = pd.read_csv(folder / "results.csv")
     profit = results[results.metric == "profit_multi_period_usd"]
-    assert set(profit.strategy) == {"best@12", "intervention", "follow_up_everywhere"}
+    assert set(profit.strategy) == {"best@12", "intervention", "intervention tuned", "follow_up_everywhere"}
     assert set(profit.seed) == {900_000, 900_001}  # scored on the test seeds only
     search = pd.read_csv(folder / "search.csv")
     assert set(search.stage) == {3} and search.episodes.max() <= 12
     assert len(pd.read_csv(folder / "plans.csv")) == 9
     assert (folder / "best_plan_search.png").stat().st_size > 0
     assert "| 3 | " in out and "best@12 - heuristic" in (folder / "best_plan.md").read_text()
-    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert "tuned - heuristic" in (folder / "best_plan.md").read_text()
+    assert len(pd.read_csv(folder / "rules.csv")) == 6  # the six constants stage 3 reads
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2  # the plan and the constants
 
 
 @pytest.mark.slow

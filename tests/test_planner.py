@@ -255,3 +255,31 @@ def test_roadmap_values_every_option_twice_and_recommends_by_the_chosen_one(tmp_
     assert "**The recommendation ranks by the best plan each stage allows** (--rank-by best-plan)" in \
         (out / "report.md").read_text()
     assert "read from cache" not in result.output  # every option's plan searched once, in this empty cache
+
+
+def test_the_heuristics_constants_are_searched_from_their_defaults(tmp_path):
+    """tune_stage: coordinate ascent over the constants a stage heuristic reads (RULE_GRID), from the defaults; the
+    defaults play exactly as the plain heuristic; the result is cached like a plan."""
+    from oce_sim.agents.planning import DEFAULT_RULES
+
+    scenario, seeds = load_scenario("small"), [200_000, 200_001]
+    assert planner.rules_of(planner.default_rules()) == DEFAULT_RULES
+    with pytest.raises(ValueError, match="unknown rule"):
+        planner.rules_of({"visits_per_week": 1.0})
+    # the defaults, exposed as constants, plan as before: the same episode as the plain heuristic
+    config = strategy_config(scenario, make_strategy("involvement"), 2)
+    env = TerritoryEnv(scenario=config)
+    plain = play_episode(env, make_strategy("involvement"), seeds[0])["kpis"]["profit_multi_period_usd"]
+    tuned = play_episode(env, planner.tuned_heuristic(2, planner.default_rules()), seeds[0])["kpis"]
+    env.close()
+    assert tuned["profit_multi_period_usd"] == plain
+    # a lower value of a detail books fewer visits: the constant reaches the plan
+    assert planner.rules_of({"rx_per_detail_at_mean_volume": 0.05}).rx_per_detail_at_mean_volume == 0.05
+    found = planner.tune_rules(scenario, 2, 30, seeds, cache=tmp_path)
+    assert set(found.rules) == set(planner.RULES_READ[2]) == {"rx_per_detail_at_mean_volume", "ask_below_known_share"}
+    assert all(value in planner.RULE_GRID[name] for name, value in found.rules.items())
+    assert found.episodes <= 30 and found.value >= found.default_value  # the incumbent never falls
+    assert [v for _, v in found.history] == sorted(v for _, v in found.history)
+    notes: list[str] = []
+    again = planner.tune_rules(scenario, 2, 30, seeds, cache=tmp_path, note=notes.append)
+    assert again.rules == found.rules and notes and "read from cache" in notes[0]

@@ -71,6 +71,7 @@ def compare(
     from oce_sim.studies.planner import PLANNED_BY
     from oce_sim.studies.report import (
         RANK_KPI,
+        UNRANKED,
         compare_report,
         territory_scale,
         unranked,
@@ -144,9 +145,15 @@ def compare(
                                 drivers=parts, twice=twice, budget=best_plan, rank_by=rank_by)
         report.write(staging)
         figures = [out / p.name for p in drawn + ([path for path, _ in parts[2]] if parts else [])]
-    _print_table(evaluation.format_table(summary, baseline),
+    shown, note = summary, ""
+    if twice is not None:  # a terminal's width: the columns of the value that ranks (the report has them all)
+        hidden = [s for s in unranked(list(policies), rank_by) if s not in UNRANKED and s != baseline]
+        shown = summary[~summary.strategy.isin(hidden)]
+        note = (f"; the columns of {PLANNED_BY[rank_by]} (--rank-by {rank_by}), the others in results.csv and the "
+                "report")
+    _print_table(evaluation.format_table(shown, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
-                 f"{territory_scale(config)}; {SEED_NOISE_ONLY}")
+                 f"{territory_scale(config)}; {SEED_NOISE_ONLY}{note}")
     if twice is not None:
         _print_twice(twice, best_plan, rank_by, territory_scale(config),
                      f"{config.name}: each stage and move valued twice against today", today=config.stage)

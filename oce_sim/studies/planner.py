@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -38,6 +38,7 @@ from oce_sim.agents import TrainedModel
 from oce_sim.agents import make_strategy as make_named_strategy
 from oce_sim.agents.base import N_SEG, Policy, apply_mask
 from oce_sim.agents.oracle import OBJECTIVE
+from oce_sim.agents.planning import DEFAULT_RULES, RulesOfThumb
 from oce_sim.agents.organisation import Organisation, as_stage, stage_text
 from oce_sim.agents.stage_heuristics import Insight, Instruction, Intervention, Involvement
 from oce_sim.agents.stationary import StationaryPlan, best_budget
@@ -295,6 +296,30 @@ def plan_cache_dir() -> Path:
     return cache_root() / "plans"
 
 
+def _cached(path: Path, key: str, what: str, searching: str, compute: Callable[[], Any],
+            dump: Callable[[Any], Any], load: Callable[[Any], Any], note: Callable[[str], None] | None) -> Any:
+    """``load`` of the JSON entry filed under ``key`` at ``path``, else ``compute()`` written there (atomically; a
+    damaged or misplaced entry is computed again, a read-only cache only loses the entry).  ``note`` is told which,
+    before any work."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") == key:
+            found = load(data["search"])
+            if note:
+                note(f"{what}: read from cache {path}")
+            return found
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        pass  # absent or damaged: search again
+    if note:
+        note(f"{what}: {searching} (cached in {path.parent})")
+    result = compute()
+    try:
+        atomic_write_text(path, json.dumps({"key": key, "search": dump(result)}, indent=1))
+    except OSError:
+        pass  # a read-only cache: the result is still returned
+    return result
+
+
 def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
               seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False,
               references: bool = False, note: Callable[[str], None] | None = None) -> Search:
@@ -302,26 +327,123 @@ def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, 
     ``note`` is told, before any work, whether the plan is read from the cache or searched (and where it goes)."""
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
     key = plan_key(scenario, stage, budget, seeds, references)
-    path = (plan_cache_dir() if cache is None else Path(cache)) / f"{key}.json"
-    what = f"best plan of stage {stage_text(as_stage(stage))} (best@{budget})"
+    return _cached((plan_cache_dir() if cache is None else Path(cache)) / f"{key}.json", key,
+                   f"best plan of stage {stage_text(as_stage(stage))} (best@{budget})",
+                   f"searching, at most {budget:,} episodes on validation seeds {seeds_text(seeds)}",
+                   lambda: search_stage(scenario, stage, budget, seeds, progress, references),
+                   Search.to_json, Search.from_json, note)
+
+
+# ------------------------------------------------------------------------------ the heuristics' own constants
+# The constants of agents/planning.py's RulesOfThumb that tune_rules searches, with the values tried (each grid holds
+# the default); a stage heuristic searches those it reads (RULES_READ).
+RULE_GRID: dict[str, tuple[float, ...]] = {
+    "rx_per_detail_at_mean_volume": (0.05, 0.1, 0.2, 0.3, 0.5, 1.0),  # which tiers a visit pays for (every stage)
+    "ask_below_known_share": (0.2, 0.4, 0.6, 0.8, 1.0),  # where involvement's visit asks (stages 2, 3)
+    "field_overbooking": (1.0, 1.3, 1.6, 2.0, 2.5),  # the visits stage 3 books per unit of field capacity
+    "remote_detail": (0.1, 0.3, 0.6, 1.0),  # a remote detail's value relative to a detail (stage 3)
+    "email": (0.01, 0.03, 0.1, 0.3),  # an email's (stage 3)
+    "webinar": (0.3, 1.2, 3.0),  # a webinar attendance's (stage 3)
+}
+RULES_READ: dict[int, tuple[str, ...]] = {0: ("rx_per_detail_at_mean_volume",), 1: ("rx_per_detail_at_mean_volume",),
+                                          2: ("rx_per_detail_at_mean_volume", "ask_below_known_share"),
+                                          3: tuple(RULE_GRID)}
+RELATIVE = ("remote_detail", "email", "webinar")  # the keys of RulesOfThumb.value_relative_to_detail
+
+
+def rules_of(values: Mapping[str, float]) -> RulesOfThumb:
+    """A RulesOfThumb with ``values`` (RULE_GRID's names) over the defaults."""
+    unknown = sorted(set(values) - set(RULE_GRID))
+    if unknown:
+        raise ValueError(f"unknown rule(s) {', '.join(unknown)}; searched: {', '.join(RULE_GRID)}")
+    relative = {**DEFAULT_RULES.value_relative_to_detail, **{k: float(v) for k, v in values.items() if k in RELATIVE}}
+    return replace(DEFAULT_RULES, value_relative_to_detail=relative,
+                   **{k: float(v) for k, v in values.items() if k not in RELATIVE})
+
+
+def default_rules() -> dict[str, float]:
+    """RULE_GRID's constants at the heuristics' defaults."""
+    return {name: float(DEFAULT_RULES.value_relative_to_detail[name] if name in RELATIVE
+                        else getattr(DEFAULT_RULES, name)) for name in RULE_GRID}
+
+
+def tuned_heuristic(stage: int, values: Mapping[str, float]) -> Policy:
+    """The stage's heuristic planning with ``values`` (RULE_GRID's names) instead of the defaults."""
+    policy = list(HEURISTICS.values())[stage]()
+    policy.rules = rules_of(values)  # type: ignore[attr-defined]  (a PlannedPolicy)
+    return policy
+
+
+@dataclass
+class Tuning:
+    """What :func:`tune_stage` found: the constants (RULE_GRID's names), their mean objective on the search seeds,
+    the defaults' value there, the episodes spent, the incumbent's value after each evaluation, the changes
+    accepted and the seconds the search took."""
+
+    rules: dict[str, float]
+    value: float
+    default_value: float
+    episodes: int
+    history: list[tuple[int, float]] = field(default_factory=list)
+    accepted: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Tuning":
+        return cls(rules={str(k): float(v) for k, v in data["rules"].items()}, value=float(data["value"]),
+                   default_value=float(data["default_value"]), episodes=int(data["episodes"]),
+                   history=[(int(e), float(v)) for e, v in data["history"]], accepted=int(data["accepted"]),
+                   seconds=float(data["seconds"]))
+
+
+def tune_stage(scenario: ScenarioConfig, stage: int, budget: int, seeds: Sequence[int] | None = None,
+               progress: bool = False) -> Tuning:
+    """Coordinate ascent over the constants the stage heuristic reads (RULES_READ, over RULE_GRID's values), from the
+    defaults, on ``seeds`` (paired), accepting a change that gains more than one standard error: the same search as
+    the plans' (:func:`coordinate_ascent`), played at the heuristic's own stage."""
+    if stage not in RULES_READ:
+        raise ValueError(f"stage must be one of {sorted(RULES_READ)}, got {stage!r}")
+    seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
+    names = RULES_READ[stage]
+    defaults = default_rules()
+    start = tuple(RULE_GRID[name].index(defaults[name]) for name in names)
+    config = strategy_config(scenario, list(HEURISTICS.values())[stage](), stage)
+    started = time.perf_counter()
+    bar = tqdm(total=budget, desc=f"tuning the {list(HEURISTICS)[stage]} heuristic", unit="episode",
+               disable=not progress)
+
+    def values_of(indices: Sequence[int]) -> dict[str, float]:
+        return {name: RULE_GRID[name][i] for name, i in zip(names, indices)}
+
+    def objective(indices: Plan) -> np.ndarray:
+        values = np.array(_play(config, [tuned_heuristic(stage, values_of(indices)) for _ in seeds], seeds))
+        bar.update(len(seeds))
+        return values
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("key") == key:
-            found = Search.from_json(data["search"])
-            if note:
-                note(f"{what}: read from cache {path}")
-            return found
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # absent or damaged: search again
-    if note:
-        note(f"{what}: searching, at most {budget:,} episodes on validation seeds {seeds_text(seeds)} "
-             f"(cached in {path.parent})")
-    result = search_stage(scenario, stage, budget, seeds, progress, references)
-    try:
-        atomic_write_text(path, json.dumps({"key": key, "search": result.to_json()}, indent=1))
-    except OSError:
-        pass  # a read-only cache: the plan is still returned
-    return result
+        found = coordinate_ascent(objective, {"defaults": start}, [range(len(RULE_GRID[n])) for n in names], budget,
+                                  len(seeds))
+    finally:
+        bar.close()
+    return Tuning(rules=values_of(found.plan), value=found.value, default_value=found.starts["defaults"],
+                  episodes=found.episodes, history=found.history, accepted=found.accepted,
+                  seconds=time.perf_counter() - started)
+
+
+def tune_rules(scenario: ScenarioConfig, stage: int, budget: int, seeds: Sequence[int] | None = None,
+               cache: Path | None = None, progress: bool = False, note: Callable[[str], None] | None = None) -> Tuning:
+    """:func:`tune_stage`, run once per (resolved scenario at the stage, K, seeds, code version) and cached beside the
+    plans."""
+    seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
+    key = hashlib.sha256(("rules:" + plan_key(scenario, stage, budget, seeds)).encode()).hexdigest()
+    return _cached((plan_cache_dir() if cache is None else Path(cache)) / f"{key}.json", key,
+                   f"the {list(HEURISTICS)[stage]} heuristic's constants (K = {budget})",
+                   f"searching, at most {budget:,} episodes on validation seeds {seeds_text(seeds)}",
+                   lambda: tune_stage(scenario, stage, budget, seeds, progress), Tuning.to_json, Tuning.from_json,
+                   note)
 
 
 def seeds_text(seeds: Sequence[int]) -> str:
@@ -444,6 +566,7 @@ def check_seeds(seed: int, episodes: int, budget: int) -> str | None:
 
 SEARCH_SEEDS_TEXT = f"{VALIDATION_SEED:,}-{VALIDATION_SEED + SEARCH_SEEDS - 1:,}"
 
-__all__ = ["PLANNED_BY", "RANK_BY", "Search", "best_label", "best_plan", "coordinate_ascent", "check_seeds",
+__all__ = ["PLANNED_BY", "RANK_BY", "RULE_GRID", "RULES_READ", "Search", "Tuning", "default_rules", "rules_of",
+           "tune_rules", "tune_stage", "tuned_heuristic", "best_label", "best_plan", "coordinate_ascent", "check_seeds",
            "make_strategy", "paired_gain", "paired_twice", "plan_key", "planned_stage", "search_stage", "seeds_text",
            "twice_rows", "twice_text", "twice_values"]
