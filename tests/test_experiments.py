@@ -259,3 +259,20 @@ def test_the_stage_ranking_simulates_the_axes_plans_respond_to(tmp_path):
     assert base.channels.rep_visit.variable_cost_primary_care_usd == pytest.approx(
         3 * module.load_scenario("default").channels.rep_visit.variable_cost_primary_care_usd)
     assert base.economics.price_per_rx_usd == pytest.approx(0.5 * module.load_scenario("default").economics.price_per_rx_usd)
+
+
+def test_values_twice_gives_every_stage_and_move_both_values_and_the_mechanism(tmp_path, monkeypatch):
+    """experiments/values_twice.py on a short scenario: both values of each stage and move against today, the gap's
+    mechanism per column (KPIs and channel parts) and the plays that differ, from one compare with --drivers."""
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text("extends: small\nenv: {horizon_days: 56}\n")
+    out = run_script("experiments/values_twice.py", "--scenario", str(scenario), "--episodes", "2", "--seed",
+                     "900000", "--move", "sales=3", "--budget", "6", "--out", str(tmp_path / "out"))
+    assert "| sales=3 | " in out and "| intervention | " in out  # the values table, a row per stage and move
+    assert out.count("| today | ") == 1  # the mechanism table's row of today (today has no value against itself)
+    assert "segments whose play differs" in out
+    compare = tmp_path / "out" / "short" / "compare"
+    results = pd.read_csv(compare / "results.csv")
+    assert {"today best@6", "sales=3 best@6", "instruction best@6"} <= set(results.strategy)
+    assert set(results.seed) == {900_000, 900_001}
