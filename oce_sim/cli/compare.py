@@ -181,14 +181,14 @@ def _check_workers(workers: int) -> int:
 def _best_plans(names: list[str], config, budget: int, progress: bool) -> list:
     """``today`` and each move played with the best stationary plan its stage allows (searched or read back)."""
     from oce_sim.agents.organisation import parse_move
-    from oce_sim.studies.planner import best_label, make_strategy
+    from oce_sim.studies.planner import best_label, make_strategy, search_workers
 
     out = []
     for name in names:
         stage = config.stage if name == "today" else parse_move(name, config.stage)
         if progress:
             err.print(f"best plan of {name} (stage {stage.model_dump()}): searching or reading the cache")
-        policy = make_strategy(f"best@{budget}", config, stage)
+        policy = make_strategy(f"best@{budget}", config, stage, workers=search_workers(config, budget))
         policy.name = best_label(name, budget)
         out.append((policy, None))
     return out

@@ -46,7 +46,7 @@ from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.storage.outputs import atomic_write_text, cache_root
 from oce_sim.world import dispatch
 
-from .evaluation import play_episode, strategy_config
+from .evaluation import play_episode, run_episodes, strategy_config
 from .seeds import VALIDATION_SEED, validation_seeds
 from .sweep import code_version
 
@@ -100,16 +100,20 @@ def paired_gain(candidate: np.ndarray, incumbent: np.ndarray) -> tuple[float, fl
 
 
 def coordinate_ascent(evaluate: Callable[[Plan], np.ndarray], starts: Mapping[str, Plan],
-                      choices: Sequence[Sequence[int]], budget: int, cost: int, spent: int = 0) -> Search:
+                      choices: Sequence[Sequence[int]], budget: int, cost: int, spent: int = 0,
+                      evaluate_many: Callable[[list[Plan]], list[np.ndarray]] | None = None) -> Search:
     """Coordinate ascent over plans (one choice per coordinate) under a budget, independent of the simulation.
 
     ``evaluate(plan)`` returns the objective on each seed (the same seeds for every plan) and costs ``cost`` of the
     ``budget``; ``spent`` was used before (the starts' rollouts).  Starts are evaluated first (at least one, whatever
-    the budget), then ascended from the best; see the module docstring for the acceptance rule."""
+    the budget), then ascended from the best; see the module docstring for the acceptance rule.  ``evaluate_many``
+    (optional) evaluates a coordinate's candidates together, as ``evaluate`` would one by one (in other processes,
+    say): the search is the same, only faster."""
     if not starts or budget < 1 or cost < 1:
         raise ValueError(f"coordinate ascent needs a start, a budget >= 1 and a cost >= 1; got {len(starts)} starts, "
                          f"budget {budget}, cost {cost}")
     memo: dict[Plan, np.ndarray] = {}
+    ready: dict[Plan, np.ndarray] = {}  # evaluated ahead by evaluate_many, not yet counted
     history: list[tuple[int, float]] = []
     best: list[Any] = [None, -np.inf, ""]  # plan, mean, start: the best plan accepted anywhere so far
 
@@ -118,7 +122,7 @@ def coordinate_ascent(evaluate: Callable[[Plan], np.ndarray], starts: Mapping[st
         if plan not in memo:
             if spent + cost > budget and not force:
                 return None
-            memo[plan] = np.asarray(evaluate(plan), dtype=float)
+            memo[plan] = np.asarray(ready.pop(plan) if plan in ready else evaluate(plan), dtype=float)
             spent += cost
             history.append((spent, best[1]))
         return memo[plan]
@@ -148,6 +152,13 @@ def coordinate_ascent(evaluate: Callable[[Plan], np.ndarray], starts: Mapping[st
             for s in range(len(choices)):
                 visited.add(incumbent)
                 tried: list[tuple[Plan, np.ndarray]] = []
+                if evaluate_many is not None:  # the candidates this coordinate will evaluate within the budget
+                    ahead = [incumbent[:s] + (int(play),) + incumbent[s + 1:] for play in choices[s]
+                             if play != incumbent[s]]
+                    ahead = [plan for plan in dict.fromkeys(ahead) if plan not in memo]
+                    ahead = ahead[:max(0, (budget - spent) // cost)]
+                    if len(ahead) > 1:
+                        ready.update(zip(ahead, evaluate_many(ahead)))
                 for play in choices[s]:
                     if play == incumbent[s]:
                         continue
@@ -194,9 +205,45 @@ def most_frequent(plays: Sequence[np.ndarray]) -> Plan:
     return tuple(int(np.bincount(stacked[:, s], minlength=dispatch.N_PLAYS).argmax()) for s in range(N_SEG))
 
 
+def plan_values(config: ScenarioConfig, stage: StageConfig, plan: Plan, seeds: Sequence[int]) -> np.ndarray:
+    """The objective of the stationary ``plan`` on each seed, the seeds played as the territories of one batch (each
+    the episode it would be alone: ``evaluation.run_episodes``)."""
+    episodes = run_episodes(StationaryPlan(plan, stage), config, list(seeds))
+    return np.array([episode.kpis[OBJECTIVE] for episode in episodes], dtype=float)
+
+
+class _PlanPool:
+    """Evaluates a coordinate's candidate plans in ``workers`` processes (one plan's seeds a task), or here."""
+
+    def __init__(self, config: ScenarioConfig, stage: StageConfig, seeds: Sequence[int], workers: int):
+        self.config, self.stage, self.seeds = config, stage, list(seeds)
+        self.workers = workers
+        self._pool: Any = None
+
+    def values(self, plans: list[Plan]) -> list[np.ndarray]:
+        if self.workers <= 1:
+            return [plan_values(self.config, self.stage, plan, self.seeds) for plan in plans]
+        if self._pool is None:
+            import concurrent.futures
+            import multiprocessing
+
+            from .sweep import _ignore_sigint
+
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+        futures = [self._pool.submit(plan_values, self.config, self.stage, plan, self.seeds) for plan in plans]
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
 def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
-                 seeds: Sequence[int] | None = None, progress: bool = False) -> Search:
-    """Search the stationary plans ``stage`` permits on ``scenario`` (no cache): see the module docstring."""
+                 seeds: Sequence[int] | None = None, progress: bool = False, workers: int = 1) -> Search:
+    """Search the stationary plans ``stage`` permits on ``scenario`` (no cache): see the module docstring.
+    ``workers`` > 1 evaluates a coordinate's candidates in that many processes (the same search, faster)."""
     stage = as_stage(stage)
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
     config = strategy_config(scenario, StationaryPlan([0] * N_SEG, stage), stage)
@@ -207,6 +254,18 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
     def objective(policy: Any) -> np.ndarray:
         values = np.array([play_episode(env, policy, seed)["kpis"][OBJECTIVE] for seed in seeds], dtype=float)
         bar.update(len(seeds))
+        return values
+
+    def plan_objective(plan: Plan) -> np.ndarray:  # a plan's seeds as the territories of one batch
+        values = plan_values(config, stage, plan, seeds)
+        bar.update(len(seeds))
+        return values
+
+    pool = _PlanPool(config, stage, seeds, workers)
+
+    def plan_objectives(plans: list[Plan]) -> list[np.ndarray]:
+        values = pool.values(plans)
+        bar.update(len(seeds) * len(plans))
         return values
 
     try:
@@ -231,12 +290,12 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
             starts.setdefault(canonical(most_frequent(recorder.plays)), f"{name} (most frequent plays)")
         starts.setdefault(canonical([dispatch.REP_PLUS_EMAIL] * N_SEG), FOLLOW_UP)
         choices = [np.flatnonzero(controllable).tolist()] * N_SEG
-        result = coordinate_ascent(lambda plan: objective(StationaryPlan(plan, stage)),
-                                   {name: plan for plan, name in starts.items()}, choices, budget, len(seeds),
-                                   spent=len(players) * len(seeds))
+        result = coordinate_ascent(plan_objective, {name: plan for plan, name in starts.items()}, choices, budget,
+                                   len(seeds), spent=len(players) * len(seeds), evaluate_many=plan_objectives)
     finally:
         bar.close()
         env.close()
+        pool.close()
     result.references = references
     result.seconds = time.perf_counter() - started
     return result
@@ -258,9 +317,21 @@ def plan_cache_dir() -> Path:
     return cache_root() / "plans"
 
 
+def search_workers(scenario: ScenarioConfig, budget: int) -> int:
+    """Processes for a search of ``budget`` episodes: one per usable CPU where that work pays for starting them."""
+    from .evaluation import POOL_MIN_EPISODES
+    from .sweep import local_worker_limit
+
+    size = scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
+    return local_worker_limit()[0] if budget * size >= POOL_MIN_EPISODES else 1
+
+
 def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
-              seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False) -> Search:
-    """:func:`search_stage`, run once per key and read back from ``cache`` (default :func:`plan_cache_dir`)."""
+              seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False,
+              workers: int = 1) -> Search:
+    """:func:`search_stage`, run once per key and read back from ``cache`` (default :func:`plan_cache_dir`);
+    ``workers``: processes for the search (the plan does not depend on it; the CLI gives :func:`search_workers`, a
+    script that gives more than 1 needs the ``if __name__ == "__main__":`` guard of Python's spawned processes)."""
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
     key = plan_key(scenario, stage, budget, seeds)
     path = (plan_cache_dir() if cache is None else Path(cache)) / f"{key}.json"
@@ -270,7 +341,7 @@ def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, 
             return Search.from_json(data["search"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # absent or damaged: search again
-    result = search_stage(scenario, stage, budget, seeds, progress)
+    result = search_stage(scenario, stage, budget, seeds, progress, workers)
     try:
         atomic_write_text(path, json.dumps({"key": key, "search": result.to_json()}, indent=1))
     except OSError:
@@ -279,14 +350,15 @@ def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, 
 
 
 def make_strategy(name: str, scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int] | None = None,
-                  seeds: Sequence[int] | None = None, cache: Path | None = None) -> Policy | TrainedModel:
+                  seeds: Sequence[int] | None = None, cache: Path | None = None,
+                  workers: int = 1) -> Policy | TrainedModel:
     """``best@K``: the stationary plan found with budget K at ``stage`` (default: the scenario's), cached; any other
     name as ``oce_sim.agents.make_strategy``."""
     budget = best_budget(name)
     if budget is None:
         return make_named_strategy(name)
     chosen = scenario.stage if stage is None else as_stage(stage)
-    return StationaryPlan(best_plan(scenario, chosen, budget, seeds, cache).plan, chosen, name=name)
+    return StationaryPlan(best_plan(scenario, chosen, budget, seeds, cache, workers=workers).plan, chosen, name=name)
 
 
 def best_label(name: str, budget: int) -> str:
