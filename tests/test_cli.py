@@ -197,6 +197,8 @@ BAD_INPUT = {
                                     "unknown strategy 'nope'"),
     "zero episodes (run)": (["run", "small", "--episodes", "0"], "--episodes must be >= 1, got 0"),
     "zero episodes (compare)": (["compare", "small", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+    "too many workers (compare)": (["compare", "small", "--episodes", "1", "--workers", "999"],
+                                   "--workers must be between 0 (one per usable CPU) and"),
     "unknown scenario": (["run", "no_such_scenario", "--episodes", "1"], "unknown scenario name"),
     "missing scenario file": (["compare", "missing/file.yaml", "--episodes", "1"], "no such file"),
     "missing model (run)": (["run", "small", "--strategy", "missing/model.zip", "--episodes", "1"],

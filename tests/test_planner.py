@@ -283,3 +283,30 @@ def test_the_heuristics_constants_are_searched_from_their_defaults(tmp_path):
     notes: list[str] = []
     again = planner.tune_rules(scenario, 2, 30, seeds, cache=tmp_path, note=notes.append)
     assert again.rules == found.rules and notes and "read from cache" in notes[0]
+
+
+def test_a_search_in_two_processes_is_the_search_in_one() -> None:
+    """``workers`` > 1 evaluates each coordinate's candidates together in other processes (each plan's seeds one
+    batch): the same plan, values, history and cost as one process evaluating them one by one."""
+    scenario = load_scenario("small", overrides={"env": {"horizon_days": 28}})
+    one = planner.search_stage(scenario, 3, 40, seeds=[200_000, 200_001], workers=1)
+    two = planner.search_stage(scenario, 3, 40, seeds=[200_000, 200_001], workers=2)
+    for found in (one, two):
+        found.seconds = 0.0
+    assert one == two and one.episodes > 8  # the starts and more
+
+
+def test_coordinate_ascent_with_candidates_evaluated_together_is_the_same_search() -> None:
+    batches: list[int] = []
+
+    def many(plans):
+        batches.append(len(plans))
+        return [separable(plan) for plan in plans]
+
+    for budget in (10_000, 37 * SEEDS, 5 * SEEDS):
+        alone = planner.coordinate_ascent(separable, {"a": (0, 0, 0, 0), "b": (1, 2, 1, 0)}, [[0, 1, 2]] * 4,
+                                          budget=budget, cost=SEEDS)
+        together = planner.coordinate_ascent(separable, {"a": (0, 0, 0, 0), "b": (1, 2, 1, 0)}, [[0, 1, 2]] * 4,
+                                             budget=budget, cost=SEEDS, evaluate_many=many)
+        assert alone == together
+    assert batches and max(batches) == 2

@@ -57,6 +57,9 @@ def compare(
                                    "stage=2 (repeatable)."),
     model_stage: Optional[int] = typer.Option(None, help="Run --model at this stage (0-3) instead of its own."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    workers: int = typer.Option(0, help="Processes that play the episodes (0: one per usable CPU, as many as the "
+                                "available memory holds; 1: this process only). The tables are the same whatever it "
+                                "is."),
     drivers: bool = typer.Option(False, "--drivers", help="Also split each strategy's paired difference to the "
                                  "baseline in profit (year 1 + tail) by channel (drivers.csv, a table in the report, a "
                                  "waterfall per strategy). Costs five more replays per strategy and seed, one with "
@@ -81,9 +84,11 @@ def compare(
         compare_verdict,
         verdict_sentence,
     )
+    from oce_sim.studies.sweep import local_worker_limit
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
+    workers = _check_workers(workers)
     check_text("--strategies", strategies)
     for name in strategies.split(","):
         check_path("--strategies", Path(name.strip()))
@@ -124,7 +129,10 @@ def compare(
     skipped = _check_drivers(policies, baseline) if drivers else []
     started = time.time()
     with _output_folder(out, "compare") as staging:
-        results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress)
+        if workers == 0:
+            workers = local_worker_limit()[0] if evaluation.pool_pays(policies, config, episodes) else 1
+        results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress,
+                                              workers=workers)
         summary = evaluation.paired_summary(results, baseline=baseline)
         meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
                 "strategies": list(policies), "rank_by": rank_by, "best_plan_budget": best_plan}  # no wall time: a rerun writes a byte-identical folder
@@ -177,15 +185,25 @@ def _planned(names: list[str], config) -> list[str]:
     return [name for name in dict.fromkeys(names) if planned_stage(name, config.stage) is not None]
 
 
+def _check_workers(workers: int) -> int:
+    """``--workers`` checked against what the machine holds (0: all of it, when the work pays for a pool)."""
+    from oce_sim.studies.sweep import local_worker_limit
+
+    limit, why = local_worker_limit()
+    if workers < 0 or workers > limit:
+        fail(f"--workers must be between 0 (one per usable CPU) and {limit} here ({why}), got {workers}")
+    return workers
+
+
 def _best_plans(names: list[str], config, budget: int, progress: bool) -> list:
     """Each of ``names`` played with the best stationary plan its stage allows (searched, or read from the cache:
     a line says which, and where)."""
-    from oce_sim.studies.planner import best_label, make_strategy, planned_stage
+    from oce_sim.studies.planner import best_label, make_strategy, planned_stage, search_workers
 
     out = []
     for name in names:
         policy = make_strategy(f"best@{budget}", config, planned_stage(name, config.stage), progress=progress,
-                               note=lambda line: err.print(escape(line)))
+                               note=lambda line: err.print(escape(line)), workers=search_workers(config, budget))
         policy.name = best_label(name, budget)
         out.append((policy, None))
     return out

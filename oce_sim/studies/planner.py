@@ -46,10 +46,8 @@ from oce_sim.config import ScenarioConfig, StageConfig
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.storage.outputs import atomic_write_text, cache_root
 from oce_sim.world import dispatch
-from oce_sim.world.batch import play_in_lockstep
-from oce_sim.world.simulation import Territories
 
-from .evaluation import play_episode, seed_batches, strategy_config
+from .evaluation import play_episode, run_episodes, strategy_config
 from .seeds import VALIDATION_SEED, validation_seeds
 from .sweep import code_version
 
@@ -103,16 +101,20 @@ def paired_gain(candidate: np.ndarray, incumbent: np.ndarray) -> tuple[float, fl
 
 
 def coordinate_ascent(evaluate: Callable[[Plan], np.ndarray], starts: Mapping[str, Plan],
-                      choices: Sequence[Sequence[int]], budget: int, cost: int, spent: int = 0) -> Search:
+                      choices: Sequence[Sequence[int]], budget: int, cost: int, spent: int = 0,
+                      evaluate_many: Callable[[list[Plan]], list[np.ndarray]] | None = None) -> Search:
     """Coordinate ascent over plans (one choice per coordinate) under a budget, independent of the simulation.
 
     ``evaluate(plan)`` returns the objective on each seed (the same seeds for every plan) and costs ``cost`` of the
     ``budget``; ``spent`` was used before (the starts' rollouts).  Starts are evaluated first (at least one, whatever
-    the budget), then ascended from the best; see the module docstring for the acceptance rule."""
+    the budget), then ascended from the best; see the module docstring for the acceptance rule.  ``evaluate_many``
+    (optional) evaluates a coordinate's candidates together, as ``evaluate`` would one by one (in other processes,
+    say): the search is the same, only faster."""
     if not starts or budget < 1 or cost < 1:
         raise ValueError(f"coordinate ascent needs a start, a budget >= 1 and a cost >= 1; got {len(starts)} starts, "
                          f"budget {budget}, cost {cost}")
     memo: dict[Plan, np.ndarray] = {}
+    ready: dict[Plan, np.ndarray] = {}  # evaluated ahead by evaluate_many, not yet counted
     history: list[tuple[int, float]] = []
     best: list[Any] = [None, -np.inf, ""]  # plan, mean, start: the best plan accepted anywhere so far
 
@@ -121,7 +123,7 @@ def coordinate_ascent(evaluate: Callable[[Plan], np.ndarray], starts: Mapping[st
         if plan not in memo:
             if spent + cost > budget and not force:
                 return None
-            memo[plan] = np.asarray(evaluate(plan), dtype=float)
+            memo[plan] = np.asarray(ready.pop(plan) if plan in ready else evaluate(plan), dtype=float)
             spent += cost
             history.append((spent, best[1]))
         return memo[plan]
@@ -151,6 +153,13 @@ def coordinate_ascent(evaluate: Callable[[Plan], np.ndarray], starts: Mapping[st
             for s in range(len(choices)):
                 visited.add(incumbent)
                 tried: list[tuple[Plan, np.ndarray]] = []
+                if evaluate_many is not None:  # the candidates this coordinate will evaluate within the budget
+                    ahead = [incumbent[:s] + (int(play),) + incumbent[s + 1:] for play in choices[s]
+                             if play != incumbent[s]]
+                    ahead = [plan for plan in dict.fromkeys(ahead) if plan not in memo]
+                    ahead = ahead[:max(0, (budget - spent) // cost)]
+                    if len(ahead) > 1:
+                        ready.update(zip(ahead, evaluate_many(ahead)))
                 for play in choices[s]:
                     if play == incumbent[s]:
                         continue
@@ -197,41 +206,52 @@ def most_frequent(plays: Sequence[np.ndarray]) -> Plan:
     return tuple(int(np.bincount(stacked[:, s], minlength=dispatch.N_PLAYS).argmax()) for s in range(N_SEG))
 
 
-def _play(config: ScenarioConfig, players: Sequence[Any], seeds: Sequence[int]) -> list[float]:
-    """Player i on seed i, the seeds' territories run as batches of paired seeds (as ``evaluation.run_episodes``,
-    which copies its policy: here each player is kept, so that a recorder's plays can be read); the objective of
-    each episode."""
-    values: list[float] = []
-    start = 0
-    for batch in seed_batches(list(seeds), config.population.n_hcps):
-        envs = [TerritoryEnv(scenario=config) for _ in batch]
-        group = list(players[start:start + len(batch)])
-        start += len(batch)
-        try:
-            if len(envs) == 1:
-                infos = [play_episode(envs[0], group[0], batch[0])]
-            else:
-                observations = []
-                for env, player, seed in zip(envs, group, batch):
-                    obs, _ = env.reset(seed=seed)
-                    player.reset(env, seed)
-                    observations.append(obs)
-                Territories.join([env.world for env in envs])
-                infos = play_in_lockstep(
-                    envs, lambda i, obs, mask: group[i].predict(obs, deterministic=True, action_masks=mask)[0],
-                    observations)
-            values += [float(info["kpis"][OBJECTIVE]) for info in infos]
-        finally:
-            for env in envs:
-                env.close()
-    return values
+def plan_values(config: ScenarioConfig, stage: StageConfig, plan: Plan, seeds: Sequence[int]) -> np.ndarray:
+    """The objective of the stationary ``plan`` on each seed, the seeds played as the territories of one batch (each
+    the episode it would be alone: ``evaluation.run_episodes``)."""
+    return _objective(StationaryPlan(plan, stage), config, seeds)
+
+
+class _PlanPool:
+    """Evaluates a coordinate's candidate plans in ``workers`` processes (one plan's seeds a task), or here."""
+
+    def __init__(self, config: ScenarioConfig, stage: StageConfig, seeds: Sequence[int], workers: int):
+        self.config, self.stage, self.seeds = config, stage, list(seeds)
+        self.workers = workers
+        self._pool: Any = None
+
+    def values(self, plans: list[Plan]) -> list[np.ndarray]:
+        if self.workers <= 1:
+            return [plan_values(self.config, self.stage, plan, self.seeds) for plan in plans]
+        if self._pool is None:
+            import concurrent.futures
+            import multiprocessing
+
+            from .sweep import _ignore_sigint
+
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+        futures = [self._pool.submit(plan_values, self.config, self.stage, plan, self.seeds) for plan in plans]
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _objective(policy: Any, config: ScenarioConfig, seeds: Sequence[int]) -> np.ndarray:
+    """A policy's objective on each seed, the seeds one batch (``evaluation.run_episodes``: each as alone)."""
+    return np.array([episode.kpis[OBJECTIVE] for episode in run_episodes(policy, config, list(seeds))], dtype=float)
 
 
 def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
-                 seeds: Sequence[int] | None = None, progress: bool = False, references: bool = False) -> Search:
+                 seeds: Sequence[int] | None = None, progress: bool = False, references: bool = False,
+                 workers: int = 1) -> Search:
     """Search the stationary plans ``stage`` permits on ``scenario`` (no cache): see the module docstring.  The
     starts are the heuristics' most frequent plays on the first seed (one episode each, counted in the budget);
-    ``references``: also play each heuristic on every seed (its value as played, for a plot; not counted)."""
+    ``references``: also play each heuristic on every seed (its value as played, for a plot; not counted).
+    ``workers`` > 1 evaluates a coordinate's candidates in that many processes (the same search, faster)."""
     stage = as_stage(stage)
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
     config = strategy_config(scenario, StationaryPlan([0] * N_SEG, stage), stage)
@@ -239,18 +259,24 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
     bar = tqdm(total=budget, desc=f"searching the best plan of stage {stage_text(stage)}", unit="episode",
                disable=not progress)
 
-    def objective(make: Callable[[], Any], on: Sequence[int]) -> np.ndarray:
-        values = np.array(_play(config, [make() for _ in on], on), dtype=float)
-        bar.update(len(on))
+    def plan_objective(plan: Plan) -> np.ndarray:  # a plan's seeds as the territories of one batch
+        values = plan_values(config, stage, plan, seeds)
+        bar.update(len(seeds))
         return values
 
+    pool = _PlanPool(config, stage, seeds, workers)
+
+    def plan_objectives(plans: list[Plan]) -> list[np.ndarray]:
+        values = pool.values(plans)
+        bar.update(len(seeds) * len(plans))
+        return values
+
+    env = TerritoryEnv(scenario=config)  # the stage's authority, and the heuristics' episodes for the starts
     try:
-        env = TerritoryEnv(scenario=config)
         env.reset(seed=seeds[0])
         world = env.world
         # the plays the stage gives authority over; any other play falls back to one of them in every week
         controllable = dispatch.controllable_plays(world.stage, world.config, world.field.capacity_available)
-        env.close()
         static_mask = np.tile(controllable, (N_SEG, 1))
 
         def canonical(plan: Sequence[int]) -> Plan:
@@ -263,18 +289,20 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
                 players.setdefault(f"organisation {stage_text(extra)}", lambda extra=extra: Organisation(extra))
         for name, make in players.items():
             recorder = _Recorder(make())
-            _play(config, [recorder], seeds[:1])
+            play_episode(env, recorder, seeds[0])
             bar.update(1)
             starts.setdefault(canonical(most_frequent(recorder.plays)), f"{name} (most frequent plays)")
         starts.setdefault(canonical([dispatch.REP_PLUS_EMAIL] * N_SEG), FOLLOW_UP)
         choices = [np.flatnonzero(controllable).tolist()] * N_SEG
-        result = coordinate_ascent(lambda plan: objective(lambda: StationaryPlan(plan, stage), seeds),
-                                   {name: plan for plan, name in starts.items()}, choices, budget, len(seeds),
-                                   spent=len(players))
+        result = coordinate_ascent(plan_objective, {name: plan for plan, name in starts.items()}, choices, budget,
+                                   len(seeds), spent=len(players), evaluate_many=plan_objectives)
         if references:
-            result.references = {name: float(objective(make, seeds).mean()) for name, make in players.items()}
+            result.references = {name: float(_objective(make(), config, seeds).mean())
+                                 for name, make in players.items()}
     finally:
         bar.close()
+        env.close()
+        pool.close()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -294,6 +322,15 @@ def plan_key(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, i
 
 def plan_cache_dir() -> Path:
     return cache_root() / "plans"
+
+
+def search_workers(scenario: ScenarioConfig, budget: int) -> int:
+    """Processes for a search of ``budget`` episodes: one per usable CPU where that work pays for starting them."""
+    from .evaluation import POOL_MIN_EPISODES
+    from .sweep import local_worker_limit
+
+    size = scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
+    return local_worker_limit()[0] if budget * size >= POOL_MIN_EPISODES else 1
 
 
 def _cached(path: Path, key: str, what: str, searching: str, compute: Callable[[], Any],
@@ -322,15 +359,17 @@ def _cached(path: Path, key: str, what: str, searching: str, compute: Callable[[
 
 def best_plan(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int], budget: int,
               seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False,
-              references: bool = False, note: Callable[[str], None] | None = None) -> Search:
+              references: bool = False, note: Callable[[str], None] | None = None, workers: int = 1) -> Search:
     """:func:`search_stage`, run once per key and read back from ``cache`` (default :func:`plan_cache_dir`).
-    ``note`` is told, before any work, whether the plan is read from the cache or searched (and where it goes)."""
+    ``note`` is told, before any work, whether the plan is read from the cache or searched (and where it goes);
+    ``workers``: processes for the search (the plan does not depend on it; the CLI gives :func:`search_workers`, a
+    script that gives more than 1 needs the ``if __name__ == "__main__":`` guard of Python's spawned processes)."""
     seeds = list(validation_seeds(SEARCH_SEEDS) if seeds is None else seeds)
     key = plan_key(scenario, stage, budget, seeds, references)
     return _cached((plan_cache_dir() if cache is None else Path(cache)) / f"{key}.json", key,
                    f"best plan of stage {stage_text(as_stage(stage))} (best@{budget})",
                    f"searching, at most {budget:,} episodes on validation seeds {seeds_text(seeds)}",
-                   lambda: search_stage(scenario, stage, budget, seeds, progress, references),
+                   lambda: search_stage(scenario, stage, budget, seeds, progress, references, workers),
                    Search.to_json, Search.from_json, note)
 
 
@@ -419,7 +458,7 @@ def tune_stage(scenario: ScenarioConfig, stage: int, budget: int, seeds: Sequenc
         return {name: RULE_GRID[name][i] for name, i in zip(names, indices)}
 
     def objective(indices: Plan) -> np.ndarray:
-        values = np.array(_play(config, [tuned_heuristic(stage, values_of(indices)) for _ in seeds], seeds))
+        values = _objective(tuned_heuristic(stage, values_of(indices)), config, seeds)
         bar.update(len(seeds))
         return values
 
@@ -456,14 +495,14 @@ def seeds_text(seeds: Sequence[int]) -> str:
 
 def make_strategy(name: str, scenario: ScenarioConfig, stage: int | StageConfig | Mapping[str, int] | None = None,
                   seeds: Sequence[int] | None = None, cache: Path | None = None, progress: bool = False,
-                  note: Callable[[str], None] | None = None) -> Policy | TrainedModel:
+                  note: Callable[[str], None] | None = None, workers: int = 1) -> Policy | TrainedModel:
     """``best@K``: the stationary plan found with budget K at ``stage`` (default: the scenario's), cached; any other
     name as ``oce_sim.agents.make_strategy``."""
     budget = best_budget(name)
     if budget is None:
         return make_named_strategy(name)
     chosen = scenario.stage if stage is None else as_stage(stage)
-    found = best_plan(scenario, chosen, budget, seeds, cache, progress=progress, note=note)
+    found = best_plan(scenario, chosen, budget, seeds, cache, progress=progress, note=note, workers=workers)
     return StationaryPlan(found.plan, chosen, name=name)
 
 

@@ -446,10 +446,11 @@ def player(market: Market, option: Option, progress: bool = False) -> Any:
 
     if not market.best_plan:
         return Organisation(option.stage, name=option.label)
-    from oce_sim.studies.planner import best_plan
+    from oce_sim.studies.planner import best_plan, search_workers
 
     found = best_plan(market.config, option.stage, market.best_plan, progress=progress,
-                      note=lambda line: tqdm.write(f"{market.spec.name}, {option.label}: {line}", file=sys.stderr))
+                      note=lambda line: tqdm.write(f"{market.spec.name}, {option.label}: {line}", file=sys.stderr),
+                      workers=search_workers(market.config, market.best_plan))
     return StationaryPlan(found.plan, option.stage, name=option.label)
 
 

@@ -392,6 +392,7 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
     from oce_sim.agents.stationary import plan_text
     from oce_sim.studies.planner import best_label
     from oce_sim.studies.planner import best_plan as best_plan_of
+    from oce_sim.studies.planner import search_workers
     from oce_sim.studies.sweep import EpisodeCache, Job, job_key, run_jobs
 
     variants = [Variant(BASELINE, {}, plan.baseline), *plan.variants]
@@ -407,7 +408,8 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
         policies = {strategy: Organisation(stage, name=strategy, **variant.policy) if organised
                     else make_strategy(strategy), COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
         if best_plan and organised:
-            found = best_plan_of(variant.config, stage, best_plan, progress=progress, note=note).plan
+            found = best_plan_of(variant.config, stage, best_plan, progress=progress, note=note,
+                                 workers=search_workers(variant.config, best_plan)).plan
             policies[best_label(strategy, best_plan)] = StationaryPlan(found, stage, name=best_label(strategy,
                                                                                                       best_plan))
         for label, policy in policies.items():
