@@ -81,7 +81,7 @@ def compare(
         compare_verdict,
         verdict_sentence,
     )
-    from oce_sim.studies.sweep import local_worker_limit
+    from oce_sim.studies.processes import local_worker_limit
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
@@ -170,7 +170,7 @@ MAX_BEST_PLAN_BUDGET = 100_000  # episodes per stage's search
 
 def _check_workers(workers: int) -> int:
     """``--workers`` checked against what the machine holds (0: all of it, when the work pays for a pool)."""
-    from oce_sim.studies.sweep import local_worker_limit
+    from oce_sim.studies.processes import local_worker_limit
 
     limit, why = local_worker_limit()
     if workers < 0 or workers > limit:
