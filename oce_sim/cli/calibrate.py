@@ -30,7 +30,7 @@ def calibrate(
 
     check_positive("--seeds", seeds, minimum=2 if write_docs else 1, maximum=MAX_EPISODES)
     check_seed(seed, seeds)
-    from oce_sim.studies.sweep import local_worker_limit
+    from oce_sim.studies.processes import local_worker_limit
 
     limit, why = local_worker_limit()
     if workers < 0 or workers > limit:

@@ -84,7 +84,7 @@ def compare(
         compare_verdict,
         verdict_sentence,
     )
-    from oce_sim.studies.sweep import local_worker_limit
+    from oce_sim.studies.processes import local_worker_limit
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
@@ -187,7 +187,7 @@ def _planned(names: list[str], config) -> list[str]:
 
 def _check_workers(workers: int) -> int:
     """``--workers`` checked against what the machine holds (0: all of it, when the work pays for a pool)."""
-    from oce_sim.studies.sweep import local_worker_limit
+    from oce_sim.studies.processes import local_worker_limit
 
     limit, why = local_worker_limit()
     if workers < 0 or workers > limit:

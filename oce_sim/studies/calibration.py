@@ -632,14 +632,9 @@ def _measured(config: ScenarioConfig, seeds: list[int], workers: int) -> Iterato
         for seed in seeds:
             yield seed, measure_seed(config, seed)
         return
-    import concurrent.futures
-    import multiprocessing
+    from .processes import spawn_pool
 
-    from .sweep import _ignore_sigint
-
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked Numba or torch
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(seeds)), mp_context=context,
-                                                initializer=_ignore_sigint) as pool:
+    with spawn_pool(min(workers, len(seeds))) as pool:
         futures = [pool.submit(measure_seed, config, seed) for seed in seeds]
         try:
             for seed, future in zip(seeds, futures):

@@ -227,17 +227,14 @@ def play_units(units: Sequence[Unit], policies: Mapping[str, Any], workers: int)
             yield index, run_episodes(policies[unit.label], unit.config, unit.seeds)
         return
     import concurrent.futures
-    import multiprocessing
 
-    from .sweep import _ignore_sigint, local_worker_limit
+    from .processes import local_worker_limit, spawn_pool
 
     weight = {index: EPISODE_WEIGHT.get(getattr(policies[unit.label], "name", unit.label), 1.0) * len(unit.seeds)
               for index, unit in enumerate(units)}
     order = sorted(range(len(units)), key=lambda index: -weight[index])
     size = min(workers, len(units), local_worker_limit()[0])
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked Numba or torch
-    with concurrent.futures.ProcessPoolExecutor(max_workers=size, mp_context=context,
-                                                initializer=_ignore_sigint) as pool:
+    with spawn_pool(size) as pool:
         pending = {pool.submit(run_episodes, policies[units[index].label], units[index].config, units[index].seeds):
                    index for index in order}
         try:

@@ -224,13 +224,9 @@ class _PlanPool:
         if self.workers <= 1:
             return [plan_values(self.config, self.stage, plan, self.seeds) for plan in plans]
         if self._pool is None:
-            import concurrent.futures
-            import multiprocessing
+            from .processes import spawn_pool
 
-            from .sweep import _ignore_sigint
-
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+            self._pool = spawn_pool(self.workers)
         futures = [self._pool.submit(plan_values, self.config, self.stage, plan, self.seeds) for plan in plans]
         return [future.result() for future in futures]
 
@@ -327,7 +323,7 @@ def plan_cache_dir() -> Path:
 def search_workers(scenario: ScenarioConfig, budget: int) -> int:
     """Processes for a search of ``budget`` episodes: one per usable CPU where that work pays for starting them."""
     from .evaluation import POOL_MIN_EPISODES
-    from .sweep import local_worker_limit
+    from .processes import local_worker_limit
 
     size = scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
     return local_worker_limit()[0] if budget * size >= POOL_MIN_EPISODES else 1
