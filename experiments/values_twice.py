@@ -12,7 +12,7 @@ each difference by channel.  From that folder it writes, per stage and move:
   200,000, as the planner's starts), with each segment's share of customers.
 
     python experiments/values_twice.py --scenario default --docs            # runs the compare (about 10-20 min)
-    python experiments/values_twice.py --scenario default --from results/values_twice/default/compare --docs
+    python experiments/values_twice.py --scenario default --from DIR [--drivers-from DIR2] --docs   # read them
 
 ``--docs`` puts the Markdown into docs/MODEL.md between the scenario's values-twice markers.
 """
@@ -56,7 +56,8 @@ class Args:
     seed: int = TEST_SEED
     moves: tuple[str, ...] = ("sales=3", "marketing=3")
     budget: int = 200  # K of the best plans (the commands' default)
-    source: Path | None = None  # an existing compare folder (with --drivers) to read instead of running one
+    source: Path | None = None  # an existing compare folder to read instead of running one
+    drivers: Path | None = None  # a compare folder run with --drivers on the same seeds (default: the compare's own)
     out: Path = Path("results/values_twice")
     docs: bool = False
 
@@ -93,7 +94,8 @@ def values_table(results: pd.DataFrame, names: list[str], budget: int) -> list[s
 
 
 def mechanism_table(results: pd.DataFrame, by_seed: pd.DataFrame, names: list[str], budget: int) -> list[str]:
-    """Each column's best plan minus its rules of thumb, paired per seed: KPIs and the channel parts."""
+    """Each column's best plan minus its rules of thumb, paired per seed: KPIs and the channel parts (where both
+    columns were decomposed: ``n/a`` otherwise)."""
     kpis = {m: results[results.metric == m].pivot_table(index="seed", columns="strategy", values="value")
             for m in (OBJECTIVE, *MECHANISM_KPIS)}
     parts = by_seed[by_seed.component.isin(CHANNELS)].pivot_table(index=["seed", "component"], columns="strategy",
@@ -108,11 +110,13 @@ def mechanism_table(results: pd.DataFrame, by_seed: pd.DataFrame, names: list[st
             diff = kpis[metric][best] - kpis[metric][name]
             cells.append(_ci(diff) if metric.endswith("_usd") else _count(diff))
         for channel in CHANNELS:
-            frame = parts.xs(channel, level="component")
+            frame = parts.xs(channel, level="component") if not parts.empty else pd.DataFrame()
             # each part is against today; today's own column has no parts (it is the baseline): its part is 0
-            mine = frame[best] if best in frame else 0.0
+            if best not in frame or (name not in frame and name != "today"):
+                cells.append("n/a")
+                continue
             theirs = frame[name] if name in frame else 0.0 * frame[best]
-            cells.append(_ci(np.asarray(mine - theirs)))
+            cells.append(_ci(np.asarray(frame[best] - theirs)))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -161,15 +165,19 @@ def main(args: Args) -> str:
     if args.source is None:
         run_compare(args, folder)
     results = pd.read_csv(folder / "results.csv")
-    by_seed = pd.read_csv(folder / "drivers_by_seed.csv")
+    decomposed = (args.drivers or folder) / "drivers_by_seed.csv"
+    by_seed = pd.read_csv(decomposed) if decomposed.exists() else pd.DataFrame(
+        columns=["strategy", "component", "seed", "value"])
     names = [n for n in (*args.moves, *STAGE_STRATEGIES) if n in set(results.strategy)]
     seeds = sorted(set(results.seed))
     text = "\n".join([
         f"Measured with `python experiments/values_twice.py --scenario {args.scenario}` (`oce-sim compare "
         f"{args.scenario} --episodes {len(seeds)} --seed {seeds[0]} "
         + " ".join(f"--move {m}" for m in args.moves) + f" --strategies {','.join(STAGE_STRATEGIES)} --best-plan "
-        f"{args.budget} --drivers`): test seeds {seeds[0]:,}-{seeds[-1]:,}, USD thousands per territory, paired "
-        "95% CI. Each stage and move against today:", "",
+        f"{args.budget}" + (" --drivers`" if args.drivers is None else f"`; the channel parts from a compare with "
+                            f"`--drivers` of {', '.join(sorted(set(by_seed.strategy)))} on the same seeds")
+        + f"): test seeds {seeds[0]:,}-{seeds[-1]:,}, USD thousands per territory, paired 95% CI. Each stage and move "
+        "against today:", "",
         *values_table(results, names, args.budget), "",
         "Where each gap comes from: each column played with its stage's best plan minus the same column with the "
         "rules of thumb, paired per seed (counts per territory and year; a channel's part is its effect on year-1 "
@@ -194,9 +202,11 @@ if __name__ == "__main__":
                         "marketing=3)")
     parser.add_argument("--budget", type=int, default=Args.budget, help="K of the best plans")
     parser.add_argument("--from", dest="source", type=Path, default=None,
-                        help="an existing compare folder (run with --drivers) to read instead of running one")
+                        help="an existing compare folder to read instead of running one")
+    parser.add_argument("--drivers-from", dest="drivers", type=Path, default=None,
+                        help="a compare folder run with --drivers on the same seeds (default: the compare's own)")
     parser.add_argument("--out", type=Path, default=Args.out)
     parser.add_argument("--docs", action="store_true", help="write the tables into docs/MODEL.md §6b")
     ns = parser.parse_args()
     main(Args(scenario=ns.scenario, episodes=ns.episodes, seed=ns.seed, moves=tuple(ns.move or Args.moves),
-              budget=ns.budget, source=ns.source, out=ns.out, docs=ns.docs))
+              budget=ns.budget, source=ns.source, drivers=ns.drivers, out=ns.out, docs=ns.docs))
