@@ -5,8 +5,9 @@ env's mask applies every week, so a play the stage forbids falls back as ``agent
 planner searches the plans a stage permits:
 
 1. **Starts.**  Each stage heuristic (and the organisation of today's stage and of the searched stage, where those
-   are mixed and so differ from every heuristic) is played at the searched stage; its most frequent play per segment
-   is a start.  So is ``follow_up_everywhere`` (``rep_visit_plus_email`` wherever the stage allows it).
+   are mixed and so differ from every heuristic) is played at the searched stage on the first search seed; its most
+   frequent play per segment is a start.  So is ``follow_up_everywhere`` (``rep_visit_plus_email`` wherever the
+   stage allows it).
 2. **Coordinate ascent**, from the best start first: segment by segment, every other play the stage controls is
    tried on the same seeds (paired: common random numbers), and the best change is accepted if its mean gain is more
    than one standard error of the paired difference.  A full pass over the nine segments without a change ends the
@@ -20,6 +21,11 @@ at them many times, so its value there is optimistic (the winner's curse); repor
 :func:`best_plan` runs the search once per (resolved scenario at the stage, K, seeds, code version) and caches the
 result as a small JSON file (``<cache>/plans/<key>.json``, written atomically; a damaged file is recomputed).
 :func:`make_strategy` resolves ``best@K`` to a :class:`StationaryPlan` and any other name as ``agents`` does.
+
+:func:`tune_rules` searches the stage heuristics' own constants (``agents.planning.RulesOfThumb``, over
+:data:`RULE_GRID`) the same way, cached beside the plans.  :func:`twice_values` and :func:`paired_twice` give each
+stage, move or variant its value twice (with the rules of thumb and with the best plans), for ``compare``,
+``whatif`` and ``roadmap`` (``--best-plan K``, ``--rank-by``).
 """
 
 from __future__ import annotations
