@@ -148,3 +148,30 @@ def test_every_built_in_scenario_batches_bit_for_bit(name):
     play(together, 91)
     for a, b in zip(alone, together):
         assert fingerprint(a) == fingerprint(b)
+
+
+@pytest.mark.parametrize("scenario", ["small", "default"])
+def test_the_batchs_customer_priorities_are_each_territorys_own(scenario):
+    """The customer priority (what a sales-3 rep ranks her own picks by, and the executor its customers) is one
+    compiled call for all territories: bit for bit the NumPy expression it replaced (class volume x access, plus a
+    mapped KOL's share of the volume he sways, times the tested rank weight), each territory's own, with the oracle's
+    view on its own territory."""
+    config = load_scenario(scenario, stage=3, overrides=SHORT)
+    worlds = [World(config, seed=s) for s in (21, 22, 23)]
+    batch = Territories.join(worlds)
+    play(worlds, 35)
+    out = np.empty((3, worlds[0].pop.n_hcps))
+    batch.territories._customer_priorities(out)
+    for t, world in enumerate(worlds):
+        pop = world.pop
+        value = pop.class_rx_per_day * world.response.access_factor[world.state.account_access[pop.account]]
+        assert pop.kol_edge_kol.size
+        swayed = np.bincount(pop.kol_edge_kol, weights=value[pop.kol_edge_follower], minlength=pop.n_hcps)
+        value = value + 0.1 * swayed
+        if world.testing_efficacy:
+            value = value * world.tested_rank_weight()
+        assert out[t].tobytes() == value.tobytes() == world.customer_priority().tobytes()
+    assert not np.array_equal(out[0], out[2])
+    worlds[1].use_oracle_view(True)
+    batch.territories._customer_priorities(out)
+    assert out[1].tobytes() == worlds[1].customer_priority().tobytes()

@@ -211,10 +211,11 @@ def test_a_rep_pads_an_empty_plan_with_own_calls_at_every_stage(sales: int) -> N
     if sales == 3:  # ranked by the orchestrator's value of each customer: the customers it favours come first
         world = World(load_scenario("small", stage=stage), seed=2)
         empty_plan(world)
-        value = np.zeros(world.pop.n_hcps)
         favourites = np.flatnonzero((world.pop.rep == 0) & (world.pop.archetype != 2))[:3]
-        value[favourites] = 1.0
-        world.customer_priority = lambda: value  # what the orchestrator knows each customer is worth
+        volume = world.pop.class_rx_per_day  # in place: the customer priority reads it (class volume x access)
+        volume *= 1e-6
+        volume[favourites] = 1.0
+        assert set(np.argsort(-world.customer_priority())[:3]) == set(favourites)
         hcp, _, _, _ = first_field_day(world)
         assert set(favourites) <= set(hcp.tolist())
 

@@ -1083,6 +1083,28 @@ def daily_rows(
 
 
 @njit(cache=True)
+def customer_value_rows(active, class_rx_per_day, access_factor, account_access, account, kol_offsets, kol_edge_kol,
+                        kol_edge_follower, kol_weight, out):
+    """Each active territory's public customer value, into its row of ``out``: class volume x formulary access,
+    plus ``kol_weight`` x the value a mapped KOL sways (his followers' summed in edge order; 0 when KOLs are not
+    mapped).  The same operations in the same order as the NumPy expression it replaced, so the same numbers."""
+    n, n_hcps = out.shape
+    swayed = np.zeros(n_hcps)
+    for t in range(n):
+        if not active[t]:
+            continue
+        row = out[t]
+        for i in range(n_hcps):
+            row[i] = class_rx_per_day[t, i] * access_factor[account_access[t, account[t, i]]]
+        if kol_weight > 0.0:
+            swayed[:] = 0.0
+            for e in range(kol_offsets[t], kol_offsets[t + 1]):
+                swayed[kol_edge_kol[e]] += row[kol_edge_follower[e]]
+            for i in range(n_hcps):
+                row[i] = row[i] + kol_weight * swayed[i]
+
+
+@njit(cache=True)
 def portal_rows(u, portal_rate, adoption, unaware_factor, top_need, day, noon, size, days, hcp, channel, theme, origin,
                 question, hint, time, website, customer_origin):  # fmt: skip
     """``portal_visitors`` for every territory, each visit pushed onto its territory's queue row (channel

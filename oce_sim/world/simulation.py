@@ -64,6 +64,7 @@ DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
 BELIEVED_STAGE_OF_STATE = np.array([0, 0, 1, 2])  # the oracles' view: adoption state -> believed stage
+ONE_ACTIVE = np.ones(1, dtype=np.bool_)  # a lone territory's rows for the row kernels
 KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
 RANK_WEIGHT_RANGE = (0.25, 4.0)  # how far the tested response may move a customer's rank (exploration stays alive)
 
@@ -254,16 +255,20 @@ class World:
         if self.oracle_view:
             gain = expected_touch_value_usd(self, REP_VISIT, value_horizon_days(self)) - self.response.visit_cost
             return np.maximum(gain, 0.0)
-        access = self.response.access_factor[self.state.account_access[self.pop.account]]
-        value = dispatch.customer_value(self.pop, access)
-        if has(self.stage, "account_stakeholders_mapped") and self.pop.kol_edge_kol.size:
-            # Must-win stakeholders: a KOL is worth his own volume plus a share of the volume he sways.
-            swayed = np.bincount(self.pop.kol_edge_kol, weights=value[self.pop.kol_edge_follower],
-                                 minlength=self.pop.n_hcps)
-            value = value + KOL_FOLLOWER_WEIGHT * swayed
+        pop = self.pop
+        value = np.empty((1, pop.n_hcps))
+        edges = pop.kol_edge_kol.size
+        kernels.customer_value_rows(
+            ONE_ACTIVE, pop.class_rx_per_day[np.newaxis], self.response.access_factor,
+            self.state.account_access[np.newaxis], pop.account[np.newaxis], np.array([0, edges]),
+            pop.kol_edge_kol.astype(np.int64), pop.kol_edge_follower.astype(np.int64), self.kol_weight(), value)
         if self.testing_efficacy:
-            value = value * self.tested_rank_weight()
-        return value
+            return value[0] * self.tested_rank_weight()
+        return value[0]
+
+    def kol_weight(self) -> float:
+        """Must-win stakeholders: once mapped, a KOL is worth his own volume plus this share of the volume he sways."""
+        return KOL_FOLLOWER_WEIGHT if has(self.stage, "account_stakeholders_mapped") else 0.0
 
     def tested_rank_weight(self) -> np.ndarray:
         """IT stage 3: each customer's weight in the field's ranking, from the tested response to a suggested visit
@@ -833,8 +838,8 @@ class Territories:
         field = self._field_rows()
         for t, world in enumerate(worlds):
             world._rng_field.random(out=self._field_u[t])
-            if self._values_from_priority:  # sales 3: her own picks ranked by what the orchestrator knows
-                self._pick_value[t] = world.customer_priority()
+        if self._values_from_priority:  # sales 3: her own picks ranked by what the orchestrator knows
+            self._customer_priorities(self._pick_value)
         self._stack_suggestions()
         for t, world in enumerate(worlds):
             self._view_progress[t] = world.view.progress
@@ -883,6 +888,21 @@ class Territories:
             self._view_progress = np.empty((self.n, first.pop.n_hcps), dtype=np.int64)
             self._fills_free_slots = np.empty(self.n, dtype=np.bool_)
         return self._field
+
+    def _customer_priorities(self, out: np.ndarray) -> None:
+        """Every territory's ``World.customer_priority`` into the rows of ``out``: the public value of all
+        territories in one compiled call, the tested rank weights and the oracle's view territory by territory."""
+        worlds = self.worlds
+        oracle = [world.oracle_view for world in worlds]
+        active = ~np.array(oracle) if any(oracle) else self._all_active
+        kernels.customer_value_rows(active, self.pop["class_rx_per_day"], self.response.access_factor,
+                                    self.state["account_access"], self.pop["account"], self.kol_offsets,
+                                    self.kol_edge_kol, self.kol_edge_follower, worlds[0].kol_weight(), out)
+        for t, world in enumerate(worlds):
+            if oracle[t]:
+                out[t] = world.customer_priority()
+            elif world.testing_efficacy:
+                out[t] *= world.tested_rank_weight()
 
     def _stack_suggestions(self) -> None:
         """The reps' suggestion queues as one array per column, padded with empty slots (-1) to the longest; stacked
