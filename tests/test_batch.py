@@ -175,3 +175,22 @@ def test_the_batchs_customer_priorities_are_each_territorys_own(scenario):
     worlds[1].use_oracle_view(True)
     batch.territories._customer_priorities(out)
     assert out[1].tobytes() == worlds[1].customer_priority().tobytes()
+
+
+def test_a_publication_reads_the_batchs_own_day_without_joining_the_records(monkeypatch):
+    """The end of the day keeps its flat touch columns and Rx rows; the publication of that day reads them instead of
+    joining the territories' records again (the join is only for records made elsewhere: a copy's)."""
+    from oce_sim.world import simulation
+
+    config = load_scenario("small", stage=2, overrides=SHORT)
+    worlds = [World(config, seed=s) for s in (31, 32)]
+    batch = Territories.join(worlds)
+
+    def refuse(arrays):
+        raise AssertionError("the records of the batch's own day were joined again")
+
+    monkeypatch.setattr(simulation, "joined", refuse)
+    play(worlds, 28)
+    published = worlds[0].view.published_through_day
+    assert published >= 7
+    assert len(batch.territories._days) <= 28 - published  # only the days not yet published are kept

@@ -425,7 +425,7 @@ class World:
         )
 
     def close_day(self, day: int, working: bool, outcome: TouchOutcome, counts: np.ndarray, rx: np.ndarray,
-                  expected_rx: float, rx_total: int, nrx_total: int) -> None:
+                  expected_rx: float, rx_total: int, nrx_total: int) -> DayRecord:
         """23:00, after the batch has delivered the day's touches and moved the customers: book the day, record it
         for the pipeline (and the event log).  ``counts``: conflicts, out-of-sequence touches and unsubscribes."""
         led = self.ledger
@@ -449,6 +449,7 @@ class World:
             self._hash_record(record)
             self.event_log.append(record)
         self.daily_rx.append(rx_total)
+        return record
 
     def _hash_record(self, record: DayRecord) -> None:
         # Fixed dtypes, so that the hash follows the events and not how the arrays happen to be stored.
@@ -611,6 +612,8 @@ EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
 RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
+# TouchOutcome's columns a publication reads: hcp, channel, theme, origin, engaged, unsubscribed
+PUBLISHED_COLUMNS = (0, 1, 2, 3, 5, 8)
 
 
 def offsets_of(sizes: Sequence[int]) -> np.ndarray:
@@ -682,6 +685,9 @@ class Territories:
         self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
         self._suggestions_from: list[np.ndarray] | None = None
         self._view: dict[str, np.ndarray] | None = None
+        # day -> the batch's flat record of that day (touch columns with offsets, Rx rows) and the territories'
+        # records made from it: the publication reads it instead of joining the records again
+        self._days: dict[int, tuple[list[DayRecord], np.ndarray, list[np.ndarray], np.ndarray]] = {}
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -782,13 +788,17 @@ class Territories:
 
         bounds, blocked, counts = out_offsets.tolist(), blocked.tolist(), counts.tolist()
         expected, rx_total, nrx_total = expected.tolist(), rx_total.tolist(), nrx_total.tolist()
+        records = []
         for t, world in enumerate(worlds):
             outcome = outcomes.get(t)
             if outcome is None:
                 a, b = bounds[t], bounds[t + 1]
                 outcome = TouchOutcome(*[column[a:b] for column in columns], blocked_no_consent=blocked[t][0],
                                        blocked_cap=blocked[t][1])
-            world.close_day(day, working, outcome, counts[t], rx[t], expected[t], rx_total[t], nrx_total[t])
+            records.append(world.close_day(day, working, outcome, counts[t], rx[t], expected[t], rx_total[t],
+                                           nrx_total[t]))
+        if not outcomes:  # every record's touches are slices of the day's flat columns
+            self._days[day] = (records, out_offsets, [columns[i] for i in PUBLISHED_COLUMNS], rx)
 
     def publish(self, now: float) -> None:
         """02:00 (and every batch interval): each territory's pipeline publishes the records old enough to its view,
@@ -803,12 +813,19 @@ class Territories:
     def _absorb(self, records: list[DayRecord], level: PipelineLevel) -> None:
         worlds, view = self.worlds, self._view_rows()
         day = records[0].day
-        touches = [record.touches for record in records]
-        offsets = offsets_of([t.hcp.size for t in touches])
-        columns = [joined([getattr(t, name) for t in touches])
-                   for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
-        rx = records[0].rx[np.newaxis] if self.n == 1 else np.stack([record.rx for record in records])
-        written = offsets_of([np.count_nonzero(record.rx) for record in records])
+        kept = self._days.pop(day, None)
+        for old in [d for d in self._days if d < day]:  # never published (a copy's records): forget
+            del self._days[old]
+        if kept is not None and all(a is b for a, b in zip(kept[0], records)):  # this batch's own day
+            offsets, columns, rx = kept[1], kept[2], kept[3]
+        else:  # records made elsewhere (a resumed or copied territory's): join them
+            touches = [record.touches for record in records]
+            offsets = offsets_of([t.hcp.size for t in touches])
+            columns = [joined([getattr(t, name) for t in touches])
+                       for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
+            rx = records[0].rx[np.newaxis] if self.n == 1 else np.stack([record.rx for record in records])
+        written = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.count_nonzero(rx, axis=1), out=written[1:])
         u_keep, noise, u_present = np.empty(offsets[-1]), np.empty(written[-1]), np.empty(written[-1])
         for t, world in enumerate(worlds):  # each territory's pipeline stream, in the order a view draws them
             rng = world._rng_pipeline
