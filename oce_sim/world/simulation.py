@@ -50,7 +50,6 @@ from oce_sim.world.streams import RandomStreams
 from oce_sim.world.tail import DAYS_PER_YEAR
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
 from oce_sim.world.view import (
-    NO_HCPS,
     RX_WINDOW_DAYS,
     DataPipeline,
     DayRecord,
@@ -425,9 +424,11 @@ class World:
         )
 
     def close_day(self, day: int, working: bool, outcome: TouchOutcome, counts: np.ndarray, rx: np.ndarray,
-                  expected_rx: float, rx_total: int, nrx_total: int) -> DayRecord:
+                  expected_rx: float, rx_total: int, nrx_total: int, need_hcp: np.ndarray,
+                  need_values: np.ndarray) -> DayRecord:
         """23:00, after the batch has delivered the day's touches and moved the customers: book the day, record it
-        for the pipeline (and the event log).  ``counts``: conflicts, out-of-sequence touches and unsubscribes."""
+        for the pipeline (and the event log).  ``counts``: conflicts, out-of-sequence touches and unsubscribes;
+        ``need_hcp``, ``need_values``: the needs recorded today (``Territories.need_reports``)."""
         led = self.ledger
         price = self.config.economics.price_per_rx_usd
         if working:
@@ -441,7 +442,7 @@ class World:
         led.blocked_no_consent += outcome.blocked_no_consent
         led.blocked_cap += outcome.blocked_cap
         self._book_field_force(working)
-        record = self._make_record(day, outcome, rx)
+        record = self._make_record(day, outcome, rx, need_hcp, need_values)
         self.pipeline.submit(record)
         if self.efficacy_truth is not None:
             self.efficacy_truth.on_day(day, rx)
@@ -465,21 +466,12 @@ class World:
         if working and self.field.capacity_available:
             led.field_capacity_calls += self.field.n_reps * self.field.nominal_calls_per_day
 
-    def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray) -> DayRecord:
+    def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray, need_hcp: np.ndarray,
+                     need_values: np.ndarray) -> DayRecord:
         notes = self._pending_notes.pop(day, ())
         record = DayRecord(day=day, touches=outcome, rx=rx)
-        noted = [h for kind, h in notes if kind == "need" and h.size]
-        # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
-        portal_reveals = has(self.stage, "customer_reveals_need_on_portal") and outcome.hcp.size > 0
-        if noted or portal_reveals:
-            hcp = kernels.new_need_reports(
-                np.concatenate(noted) if noted else NO_HCPS, outcome.hcp, outcome.channel, WEBSITE, portal_reveals,
-                self.view.need_known, self.pop.n_hcps,
-            )  # fmt: skip
-            if hcp.size:
-                noise = self._rng_pipeline.normal(0.0, 0.05, size=(hcp.size, self.pop.n_themes))
-                record.need_hcp = hcp
-                record.need_values = kernels.noisy_need_shares(self.pop.need, hcp, noise)
+        if need_hcp.size:
+            record.need_hcp, record.need_values = need_hcp, need_values
         for kind, h in notes:
             if kind == "no_see" and h.size:
                 record.no_see_hcp = np.concatenate([record.no_see_hcp, h])
@@ -602,18 +594,19 @@ STATE_ROWS: tuple[str, ...] = (
 LEDGER_ROWS: tuple[str, ...] = ("cost_usd", "delivered", "engaged")
 # Population data the batch's phases read (it never changes during an episode: stacked as copies)
 POPULATION_ROWS: tuple[str, ...] = ("channel_fit", "need_relevance", "contact_tolerance_per_month", "account",
-                                    "class_rx_per_day")
+                                    "class_rx_per_day", "need")
 FIELD_ROWS: tuple[str, ...] = ("trust", "knows_need", "knows_no_see", "failed_visits", "seen_visits", "rep_progress",
                                "chose_other_channel", "last_visit_day", "pointer")
 # The view's arrays a publication writes (replaced only in place: OrchestratorView.sync_ground_truth)
 VIEW_ROWS: tuple[str, ...] = ("last_touch_day", "delivered", "engaged", "progress", "email_consent", "remote_consent",
-                              "rx_ring", "published_rx")
+                              "rx_ring", "published_rx", "need_known")
 EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
 RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
 # TouchOutcome's columns a publication reads: hcp, channel, theme, origin, engaged, unsubscribed
 PUBLISHED_COLUMNS = (0, 1, 2, 3, 5, 8)
+NO_NOTES = np.zeros(0, dtype=np.int64)
 
 
 def offsets_of(sizes: Sequence[int]) -> np.ndarray:
@@ -788,17 +781,58 @@ class Territories:
 
         bounds, blocked, counts = out_offsets.tolist(), blocked.tolist(), counts.tolist()
         expected, rx_total, nrx_total = expected.tolist(), rx_total.tolist(), nrx_total.tolist()
-        records = []
-        for t, world in enumerate(worlds):
+        day_outcomes = []
+        for t in range(n):
             outcome = outcomes.get(t)
             if outcome is None:
                 a, b = bounds[t], bounds[t + 1]
                 outcome = TouchOutcome(*[column[a:b] for column in columns], blocked_no_consent=blocked[t][0],
                                        blocked_cap=blocked[t][1])
-            records.append(world.close_day(day, working, outcome, counts[t], rx[t], expected[t], rx_total[t],
-                                           nrx_total[t]))
+            day_outcomes.append(outcome)
+        if outcomes:  # a wrapped territory's touches are its own: the flat columns again
+            touch_offsets = offsets_of([outcome.hcp.size for outcome in day_outcomes])
+            touch_hcp = joined([outcome.hcp for outcome in day_outcomes])
+            touch_channel = joined([outcome.channel for outcome in day_outcomes])
+        else:
+            touch_offsets, touch_hcp, touch_channel = out_offsets, columns[0], columns[1]
+        need_hcp, need_offsets, need_values = self.need_reports(day, touch_hcp, touch_channel, touch_offsets)
+        need_bounds = need_offsets.tolist()
+        records = []
+        for t, world in enumerate(worlds):
+            a, b = need_bounds[t], need_bounds[t + 1]
+            records.append(world.close_day(day, working, day_outcomes[t], counts[t], rx[t], expected[t], rx_total[t],
+                                           nrx_total[t], need_hcp[a:b], need_values[a:b]))
         if not outcomes:  # every record's touches are slices of the day's flat columns
             self._days[day] = (records, out_offsets, [columns[i] for i in PUBLISHED_COLUMNS], rx)
+
+    def need_reports(self, day: int, touch_hcp: np.ndarray, touch_channel: np.ndarray,
+                     touch_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The needs each territory records today (flat HCPs, their offsets, the recorded shares): what its reps
+        noted or were answered and, once customers reveal it on the portal, the need of a portal visitor the view
+        does not know yet; each recorded with noise from the territory's own pipeline stream."""
+        worlds = self.worlds
+        noted: list[np.ndarray] = []
+        counts = []
+        for world in worlds:
+            notes = world._pending_notes.get(day, ())
+            k = 0
+            for kind, h in notes:
+                if kind == "need" and h.size:
+                    noted.append(h)
+                    k += h.size
+            counts.append(k)
+        flat = np.concatenate(noted, dtype=np.int64) if noted else NO_NOTES
+        reveals = has(worlds[0].stage, "customer_reveals_need_on_portal")
+        hcp, offsets = kernels.need_reports_rows(flat, offsets_of(counts), touch_hcp, touch_channel, touch_offsets,
+                                                 WEBSITE, reveals, self._view_rows()["need_known"])
+        n_themes = worlds[0].pop.n_themes
+        noise = np.empty((hcp.size, n_themes))
+        bounds = offsets.tolist()
+        for t, world in enumerate(worlds):
+            if bounds[t + 1] > bounds[t]:
+                noise[bounds[t]:bounds[t + 1]] = world._rng_pipeline.normal(0.0, 0.05,
+                                                                            size=(bounds[t + 1] - bounds[t], n_themes))
+        return hcp, offsets, kernels.noisy_need_rows(self.pop["need"], hcp, offsets, noise)
 
     def publish(self, now: float) -> None:
         """02:00 (and every batch interval): each territory's pipeline publishes the records old enough to its view,
