@@ -681,6 +681,9 @@ class Territories:
         # day -> the batch's flat record of that day (touch columns with offsets, Rx rows) and the territories'
         # records made from it: the publication reads it instead of joining the records again
         self._days: dict[int, tuple[list[DayRecord], np.ndarray, list[np.ndarray], np.ndarray]] = {}
+        self._portal_reveals: bool | None = None  # one stage for the batch: read at the first end of day
+        self._no_notes = np.zeros(self.n + 1, dtype=np.int64)
+        self._no_needs = np.zeros((0, first.pop.n_themes))
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -811,28 +814,35 @@ class Territories:
         noted or were answered and, once customers reveal it on the portal, the need of a portal visitor the view
         does not know yet; each recorded with noise from the territory's own pipeline stream."""
         worlds = self.worlds
-        noted: list[np.ndarray] = []
-        counts = []
-        for world in worlds:
-            notes = world._pending_notes.get(day, ())
+        pending = [world._pending_notes.get(day) for world in worlds]
+        if any(pending):
+            noted: list[np.ndarray] = []
+            noted_offsets = np.zeros(self.n + 1, dtype=np.int64)
             k = 0
-            for kind, h in notes:
-                if kind == "need" and h.size:
-                    noted.append(h)
-                    k += h.size
-            counts.append(k)
-        flat = np.concatenate(noted, dtype=np.int64) if noted else NO_NOTES
-        reveals = has(worlds[0].stage, "customer_reveals_need_on_portal")
-        hcp, offsets = kernels.need_reports_rows(flat, offsets_of(counts), touch_hcp, touch_channel, touch_offsets,
-                                                 WEBSITE, reveals, self._view_rows()["need_known"])
-        n_themes = worlds[0].pop.n_themes
+            for t, notes in enumerate(pending):
+                for kind, h in notes or ():
+                    if kind == "need" and h.size:
+                        noted.append(h)
+                        k += h.size
+                noted_offsets[t + 1] = k
+            flat = np.concatenate(noted, dtype=np.int64) if noted else NO_NOTES
+        else:  # most days of most territories: no rep worked or noted anything
+            flat, noted_offsets = NO_NOTES, self._no_notes
+        if self._portal_reveals is None:
+            self._portal_reveals = has(worlds[0].stage, "customer_reveals_need_on_portal")
+        hcp, offsets = kernels.need_reports_rows(flat, noted_offsets, touch_hcp, touch_channel, touch_offsets, WEBSITE,
+                                                 self._portal_reveals, self._view_rows()["need_known"])
+        need = self.pop["need"]
+        if not hcp.size:
+            return hcp, offsets, self._no_needs
+        n_themes = need.shape[2]
         noise = np.empty((hcp.size, n_themes))
         bounds = offsets.tolist()
         for t, world in enumerate(worlds):
-            if bounds[t + 1] > bounds[t]:
-                noise[bounds[t]:bounds[t + 1]] = world._rng_pipeline.normal(0.0, 0.05,
-                                                                            size=(bounds[t + 1] - bounds[t], n_themes))
-        return hcp, offsets, kernels.noisy_need_rows(self.pop["need"], hcp, offsets, noise)
+            a, b = bounds[t], bounds[t + 1]
+            if b > a:
+                noise[a:b] = world._rng_pipeline.normal(0.0, 0.05, size=(b - a, n_themes))
+        return hcp, offsets, kernels.noisy_need_rows(need, hcp, offsets, noise)
 
     def publish(self, now: float) -> None:
         """02:00 (and every batch interval): each territory's pipeline publishes the records old enough to its view,
