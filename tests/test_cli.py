@@ -169,7 +169,7 @@ def test_run_at_another_stage(cli, tmp_path):
 
 def test_compare_writes_results_summary_figures_and_prints_the_table(cli, tmp_path):
     out = tmp_path / "compare"
-    result = cli("compare", "small", "--episodes", "2", "--strategies", "instruction,intervention",
+    result = cli("compare", "small", "--episodes", "2", "--best-plan", "0", "--strategies", "instruction,intervention",
                  "--out", out, "--no-progress")
     flat = assert_clean_exit(result, 0, "small: mean over 2 paired seeds", "profit_usd", "confusion_events",
                              "instruction", "intervention", "results:", "figures:")

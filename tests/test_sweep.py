@@ -46,7 +46,8 @@ def plan(tmp_path: Path):
 
 
 def whatif_args(scenario: Path, out: Path) -> list[str]:
-    return ["whatif", str(scenario), "--grid", GRID, "--episodes", "2", "--out", str(out), "--no-progress"]
+    return ["whatif", str(scenario), "--grid", GRID, "--episodes", "2", "--best-plan", "0", "--out", str(out),
+            "--no-progress"]
 
 
 def start(args: list[str]) -> subprocess.Popen:

@@ -57,6 +57,7 @@ class Job:
     seed: int
     stage: Any = None  # the organisation's stage (StageConfig), None for a named strategy
     policy: tuple[tuple[str, float], ...] = ()  # the organisation's settings (policy.*)
+    plan: tuple[int, ...] | None = None  # a stationary plan (one play per segment) played at ``stage`` instead
 
 
 @lru_cache(maxsize=1)
@@ -88,12 +89,13 @@ def run_job(job: Job) -> dict[str, float]:
 def run_jobs_together(jobs: Sequence[Job]) -> list[dict[str, float]]:
     """Run episodes that differ only in their seed (one :func:`seed_groups` group) as the territories of one batch
     (``evaluation.run_episodes``: each episode exactly as alone); their KPIs as plain floats, in order."""
-    from oce_sim.agents import make_strategy
+    from oce_sim.agents import StationaryPlan, make_strategy
     from oce_sim.agents.organisation import Organisation
     from oce_sim.studies.evaluation import run_episodes
 
     job = jobs[0]
-    policy = (Organisation(job.stage, name=job.strategy, **dict(job.policy)) if job.stage is not None
+    policy = (StationaryPlan(job.plan, job.stage, name=job.strategy) if job.plan is not None else
+              Organisation(job.stage, name=job.strategy, **dict(job.policy)) if job.stage is not None
               else make_strategy(job.strategy))
     episodes = run_episodes(policy, job.config, [j.seed for j in jobs])
     return [{metric: float(value) for metric, value in episode.kpis.items()} for episode in episodes]
@@ -107,8 +109,8 @@ def seed_groups(jobs: Sequence[Job], max_seeds: int | None = None) -> list[list[
 
     groups: dict[str, list[Job]] = {}
     for job in jobs:
-        same = json.dumps([job.config.model_dump(mode="json"), job.strategy, repr(job.stage), list(job.policy)],
-                          sort_keys=True, default=str)
+        same = json.dumps([job.config.model_dump(mode="json"), job.strategy, repr(job.stage), list(job.policy),
+                           job.plan], sort_keys=True, default=str)
         groups.setdefault(same, []).append(job)
     batches: list[list[Job]] = []
     for group in groups.values():
