@@ -228,21 +228,21 @@ def play_units(units: Sequence[Unit], policies: Mapping[str, Any], workers: int)
         return
     import concurrent.futures
 
-    from .processes import local_worker_limit, spawn_pool
+    from .processes import local_worker_limit, shared_pool
 
     weight = {index: EPISODE_WEIGHT.get(getattr(policies[unit.label], "name", unit.label), 1.0) * len(unit.seeds)
               for index, unit in enumerate(units)}
     order = sorted(range(len(units)), key=lambda index: -weight[index])
-    size = min(workers, len(units), local_worker_limit()[0])
-    with spawn_pool(size) as pool:
-        pending = {pool.submit(run_episodes, policies[units[index].label], units[index].config, units[index].seeds):
-                   index for index in order}
-        try:
-            for future in concurrent.futures.as_completed(pending):
-                yield pending[future], future.result()
-        except BaseException:  # Ctrl-C or a failed episode: start nothing more
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = shared_pool(min(workers, local_worker_limit()[0]))  # the plan searches' workers, if they ran
+    pending = {pool.submit(run_episodes, policies[units[index].label], units[index].config, units[index].seeds):
+               index for index in order}
+    try:
+        for future in concurrent.futures.as_completed(pending):
+            yield pending[future], future.result()
+    except BaseException:  # Ctrl-C or a failed episode: start nothing more
+        for future in pending:
+            future.cancel()
+        raise
 
 
 def add_paired_kpis(results: pd.DataFrame, counterfactual: str = COUNTERFACTUAL) -> pd.DataFrame:

@@ -230,16 +230,19 @@ class _PlanPool:
         if self.workers <= 1:
             return [plan_values(self.config, self.stage, plan, self.seeds) for plan in plans]
         if self._pool is None:
-            from .processes import spawn_pool
+            from .processes import shared_pool
 
-            self._pool = spawn_pool(self.workers)
+            self._pool = shared_pool(self.workers)  # kept for the next search and the evaluation
         futures = [self._pool.submit(plan_values, self.config, self.stage, plan, self.seeds) for plan in plans]
-        return [future.result() for future in futures]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:  # Ctrl-C or a failed episode: start nothing more of this search
+            for future in futures:
+                future.cancel()
+            raise
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None  # the shared pool stays for this process's next study (closed at exit)
 
 
 def _objective(policy: Any, config: ScenarioConfig, seeds: Sequence[int]) -> np.ndarray:

@@ -8,6 +8,7 @@ May import: the standard library and ``oce_sim.envs.sharded`` (for the usable CP
 
 from __future__ import annotations
 
+import atexit
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -64,6 +65,27 @@ def ignore_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+_SHARED: dict[int, ProcessPoolExecutor] = {}
+
+
+def shared_pool(workers: int) -> ProcessPoolExecutor:
+    """The pool of ``workers`` spawned interpreters that this process's studies share (a compare's plan searches and
+    its evaluation, say), started at the first use and kept until exit: each worker imports the package, loads the
+    compiled kernels and builds a market's history once, not once per search."""
+    pool = _SHARED.get(workers)
+    if pool is None or getattr(pool, "_broken", False):
+        if not _SHARED:
+            atexit.register(_shut_shared)
+        pool = _SHARED[workers] = spawn_pool(workers)
+    return pool
+
+
+def _shut_shared() -> None:
+    for pool in _SHARED.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+    _SHARED.clear()
 
 
 def spawn_pool(workers: int) -> ProcessPoolExecutor:
