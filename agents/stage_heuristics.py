@@ -13,11 +13,10 @@ from oce_sim.world import dispatch
 from oce_sim.world.dispatch import BELIEFS, TIERS
 
 from .base import N_SEG, Observation, Policy, segment_index
-from .planning import PlannerEconomics
+from .planning import DEFAULT_RULES, PlannerEconomics, RulesOfThumb
 
 D = dispatch
 VISITS_PER_WEEK = {D.REP_BIWEEKLY: 0.5, D.REP_MONTHLY: 0.25, D.REP_ASK: 0.5, D.REP_PLUS_EMAIL: 0.5}
-FIELD_OVERBOOKING = 1.6  # planned visits per unit of field capacity at stage 3 (see Intervention.fill_field_capacity)
 QUARTER_STEPS = 13
 
 
@@ -35,15 +34,16 @@ class PlannedPolicy(Policy):
     """A stage heuristic that plans with the scenario's public economics (read at reset)."""
 
     _economics: PlannerEconomics | None = None
+    rules: RulesOfThumb = DEFAULT_RULES  # the constants it plans with (an instance may carry tuned ones)
 
     def reset(self, env, seed=None) -> None:
         super().reset(env, seed)
-        self._economics = PlannerEconomics.of_env(env)
+        self._economics = PlannerEconomics.of_env(env, self.rules)
 
     @property
     def economics(self) -> PlannerEconomics:
         if self._economics is None:  # predict() without reset(): the default scenario's economics
-            self._economics = PlannerEconomics.of_env(None)
+            self._economics = PlannerEconomics.of_env(None, self.rules)
         return self._economics
 
     def tier_pays(self) -> np.ndarray:
@@ -121,11 +121,10 @@ class Involvement(Insight):
 
     name = "involvement"
     stage = 2
-    ask_below_known_share = 0.6
 
     def act(self, obs: Observation, mask: np.ndarray) -> np.ndarray:
         plays = self.rep_plan(obs)
-        unknown = obs.segment["need_known_share"] < self.ask_below_known_share
+        unknown = obs.segment["need_known_share"] < self.rules.ask_below_known_share
         ask = unknown & (plays == D.REP_BIWEEKLY)
         return np.where(ask & mask[:, D.REP_ASK], D.REP_ASK, plays)
 
@@ -173,13 +172,13 @@ class Intervention(Involvement):
         """The reps are paid anyway: while the plan leaves field capacity unused, add visits where they pay most.
 
         A plan's nominal demand overstates the calls it yields (the CRM keeps each customer's cadence and cap,
-        no-see customers drop out), so the planner books up to ``FIELD_OVERBOOKING`` x the field's capacity, or up
+        no-see customers drop out), so the planner books up to ``rules.field_overbooking`` x the field's capacity, or up
         to ``target`` visits per customer and week where given."""
         plays = plays.copy()
         share = obs.segment["share_of_customers"]
         demand = field_demand(obs, plays)
         if target is None:
-            target = FIELD_OVERBOOKING * obs.glob["field_capacity_per_customer"]
+            target = self.rules.field_overbooking * obs.glob["field_capacity_per_customer"]
         upgrade = {D.HOLD: D.REP_MONTHLY, D.EMAIL_PLAY: D.REP_PLUS_EMAIL, D.REMOTE: D.REP_MONTHLY,
                    D.WEBINAR_PLAY: D.WEBINAR_PLAY, D.REP_MONTHLY: D.REP_BIWEEKLY}
         by_value = sorted(range(N_SEG), key=lambda s: (-self.economics.detail_value_usd[TIERS[s // 3]], s % 3))

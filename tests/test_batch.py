@@ -148,3 +148,81 @@ def test_every_built_in_scenario_batches_bit_for_bit(name):
     play(together, 91)
     for a, b in zip(alone, together):
         assert fingerprint(a) == fingerprint(b)
+
+
+@pytest.mark.parametrize("scenario", ["small", "default"])
+def test_the_batchs_customer_priorities_are_each_territorys_own(scenario):
+    """The customer priority (what a sales-3 rep ranks her own picks by, and the executor its customers) is one
+    compiled call for all territories: bit for bit the NumPy expression it replaced (class volume x access, plus a
+    mapped KOL's share of the volume he sways, times the tested rank weight), each territory's own, with the oracle's
+    view on its own territory."""
+    config = load_scenario(scenario, stage=3, overrides=SHORT)
+    worlds = [World(config, seed=s) for s in (21, 22, 23)]
+    batch = Territories.join(worlds)
+    play(worlds, 35)
+    out = np.empty((3, worlds[0].pop.n_hcps))
+    batch.territories._customer_priorities(out)
+    for t, world in enumerate(worlds):
+        pop = world.pop
+        value = pop.class_rx_per_day * world.response.access_factor[world.state.account_access[pop.account]]
+        assert pop.kol_edge_kol.size
+        swayed = np.bincount(pop.kol_edge_kol, weights=value[pop.kol_edge_follower], minlength=pop.n_hcps)
+        value = value + 0.1 * swayed
+        if world.testing_efficacy:
+            value = value * world.tested_rank_weight()
+        assert out[t].tobytes() == value.tobytes() == world.customer_priority().tobytes()
+    assert not np.array_equal(out[0], out[2])
+    worlds[1].use_oracle_view(True)
+    batch.territories._customer_priorities(out)
+    assert out[1].tobytes() == worlds[1].customer_priority().tobytes()
+
+
+def test_a_publication_reads_the_batchs_own_day_without_joining_the_records(monkeypatch):
+    """The end of the day keeps its flat touch columns and Rx rows; the publication of that day reads them instead of
+    joining the territories' records again (the join is only for records made elsewhere: a copy's)."""
+    from oce_sim.world import simulation
+
+    config = load_scenario("small", stage=2, overrides=SHORT)
+    worlds = [World(config, seed=s) for s in (31, 32)]
+    batch = Territories.join(worlds)
+
+    def refuse(arrays):
+        raise AssertionError("the records of the batch's own day were joined again")
+
+    monkeypatch.setattr(simulation, "joined", refuse)
+    play(worlds, 28)
+    published = worlds[0].view.published_through_day
+    assert published >= 7
+    assert len(batch.territories._days) <= 28 - published  # only the days not yet published are kept
+
+
+def test_a_days_need_reports_are_each_territorys_own():
+    """The needs recorded at the end of a day (reps' answers and notes, portal visitors whose need the view does not
+    know) are one compiled call for all territories; each territory's are the single-territory kernel's on its own
+    notes and touches, recorded with its own pipeline stream's noise."""
+    from oce_sim.world import kernels
+    from oce_sim.world.response import WEBSITE
+
+    config = load_scenario("small", stage=2, overrides=SHORT)
+    worlds = [World(config, seed=s) for s in (41, 42)]
+    Territories.join(worlds)
+    play(worlds, 21)
+    records = [world.event_log[-1] for world in worlds]
+    assert any(record.need_hcp.size for record in records)
+    for world, record in zip(worlds, records):
+        touches = record.touches
+        assert np.all(np.diff(record.need_hcp) > 0)  # sorted, unique
+        portal = np.isin(record.need_hcp, touches.hcp[touches.channel == WEBSITE])
+        assert portal.any() or record.need_hcp.size == 0
+        shares = record.need_values
+        assert np.allclose(shares.sum(axis=1), 1.0) and np.all(shares > 0)
+    # the rows kernel is the single-territory kernel on each territory's rows
+    need_known = np.zeros((2, worlds[0].pop.n_hcps), dtype=bool)
+    need_known[1, :10] = True
+    hcp = np.array([3, 5, 1, 12, 12, 4, 40])
+    channel = np.array([WEBSITE, 0, WEBSITE, WEBSITE, WEBSITE, WEBSITE, WEBSITE])
+    flat, offsets = kernels.need_reports_rows(np.array([7, 2]), np.array([0, 1, 2]), hcp, channel,
+                                              np.array([0, 3, 7]), WEBSITE, True, need_known)
+    alone = [kernels.new_need_reports(np.array([7]), hcp[:3], channel[:3], WEBSITE, True, need_known[0], 150),
+             kernels.new_need_reports(np.array([2]), hcp[3:], channel[3:], WEBSITE, True, need_known[1], 150)]
+    assert flat.tolist() == [1, 3, 7, 2, 12, 40] == np.concatenate(alone).tolist() and offsets.tolist() == [0, 3, 6]

@@ -22,6 +22,9 @@ def test_harness_returns_every_row_on_small():
     assert len(finite) >= len(rows) - 2, finite  # a tiny market may have no KOL or no webinar attendee
     table = calibration.markdown(rows, "small", 2)
     assert table.count("\n| ") == len(rows) + 1
+    # the seeds measured in two processes: the same table, value for value
+    pooled = calibration.calibrate("small", seeds=2, workers=2)
+    assert all(np.array_equal(a.values, b.values, equal_nan=True) for a, b in zip(pooled, rows))
 
 
 def test_shadow_without_extra_touches_is_the_real_world():

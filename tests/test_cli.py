@@ -169,7 +169,7 @@ def test_run_at_another_stage(cli, tmp_path):
 
 def test_compare_writes_results_summary_figures_and_prints_the_table(cli, tmp_path):
     out = tmp_path / "compare"
-    result = cli("compare", "small", "--episodes", "2", "--strategies", "instruction,intervention",
+    result = cli("compare", "small", "--episodes", "2", "--best-plan", "0", "--strategies", "instruction,intervention",
                  "--out", out, "--no-progress")
     flat = assert_clean_exit(result, 0, "small: mean over 2 paired seeds", "profit_usd", "confusion_events",
                              "instruction", "intervention", "results:", "figures:")
@@ -197,6 +197,8 @@ BAD_INPUT = {
                                     "unknown strategy 'nope'"),
     "zero episodes (run)": (["run", "small", "--episodes", "0"], "--episodes must be >= 1, got 0"),
     "zero episodes (compare)": (["compare", "small", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+    "too many workers (compare)": (["compare", "small", "--episodes", "1", "--workers", "999"],
+                                   "--workers must be between 0 (one per usable CPU) and"),
     "unknown scenario": (["run", "no_such_scenario", "--episodes", "1"], "unknown scenario name"),
     "missing scenario file": (["compare", "missing/file.yaml", "--episodes", "1"], "no such file"),
     "missing model (run)": (["run", "small", "--strategy", "missing/model.zip", "--episodes", "1"],

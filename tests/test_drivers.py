@@ -91,7 +91,7 @@ def test_compare_drivers_writes_the_csv_the_table_and_a_waterfall(tmp_path):
     out = tmp_path / "compare"
     scenario = tmp_path / "short.yaml"  # small cut to 8 weeks: a few seconds
     scenario.write_text("extends: small\nenv: {horizon_days: 56}\n")
-    result = CliRunner().invoke(app, ["compare", str(scenario), "--episodes", "2", "--move", "marketing=3",
+    result = CliRunner().invoke(app, ["compare", str(scenario), "--episodes", "2", "--best-plan", "0", "--move", "marketing=3",
                                       "--strategies", "intervention", "--drivers", "--no-progress", "--out", str(out)])
     assert_clean_exit(result, 0, "drivers:", "drivers.csv")
     summary = pd.read_csv(out / "drivers.csv")
@@ -130,7 +130,7 @@ def test_the_oracle_is_left_out_and_said_so(by_seed):
 ])
 def test_drivers_is_refused_where_it_cannot_apply(tmp_path, args, message):
     out = tmp_path / "refused"
-    result = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--drivers", "--no-progress",
+    result = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--best-plan", "0", "--drivers", "--no-progress",
                                       "--out", str(out), *args])
     assert_clean_exit(result, 2, message)
     assert not out.exists(), "refused before any episode or output"

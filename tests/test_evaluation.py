@@ -261,3 +261,28 @@ def test_seed_batches_hold_a_bounded_number_of_customers():
     assert seed_batches(list(range(40)), 600) == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
     assert seed_batches([1, 2, 3], 100_000) == [[1], [2], [3]]
     assert all(len(b) * 600 <= MAX_BATCH_CUSTOMERS for b in seed_batches(list(range(100)), 600))
+
+
+def test_a_process_pool_gives_the_tables_one_process_gives(scenario, evaluated):
+    """``workers`` > 1 plays the seed batches in other processes (the oracle's batch split between them): the same
+    rows in the same order, and the series too."""
+    from oce_sim.studies.evaluation import Unit, split_units
+
+    policies = {name: make_strategy(name) for name in ("instruction", "insight", "intervention")}
+    pooled = evaluate(policies, scenario, EPISODES, SEED, progress=False, workers=2)
+    pd.testing.assert_frame_equal(pooled[0], evaluated[0])
+    alone = evaluate(policies, scenario, EPISODES, SEED, progress=False)[1]
+    pd.testing.assert_frame_equal(pooled[1], alone)
+    # a slow strategy's batch is cut into pieces, the fast ones' kept whole, seeds in order
+    units = [Unit("oracle", scenario, [1, 2, 3, 4]), Unit("instruction", scenario, [1, 2, 3, 4])]
+    split = split_units(units, {"oracle": 60.0, "instruction": 1.0}, workers=2)
+    assert [u.seeds for u in split] == [[1], [2], [3], [4], [1, 2, 3, 4]]
+
+
+def test_the_pool_starts_only_for_long_work():
+    from oce_sim.studies.evaluation import pool_pays
+
+    default, small = load_scenario("default"), load_scenario("small", overrides={"env": {"horizon_days": 56}})
+    heuristics = {name: make_strategy(name) for name in ("instruction", "intervention")}
+    assert pool_pays({**heuristics, "oracle": make_strategy("oracle")}, default, 10)
+    assert not pool_pays(heuristics, small, 3)

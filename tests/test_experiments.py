@@ -232,20 +232,22 @@ def test_no_level_takes_an_option_away(tmp_path, scenario):
 def test_best_plan_searches_scores_and_draws(tmp_path):
     """A tiny budget (the starts of stage 3 on 2 seeds): every output appears, the search is cached, and the table
     compares best@K with the stage heuristic and follow_up_everywhere on the test seeds."""
-    out = run_script("experiments/best_plan.py", "--scenario", "small", "--budget", "12", "--search-seeds", "2",
-                     "--test-seeds", "2", "--stages", "3", "--out", str(tmp_path / "out"), "--cache",
-                     str(tmp_path / "cache"))
+    out = run_script("experiments/best_plan.py", "--scenario", "small", "--budget", "12", "--tune-budget", "6",
+                     "--search-seeds", "2", "--test-seeds", "2", "--stages", "3", "--out", str(tmp_path / "out"),
+                     "--cache", str(tmp_path / "cache"))
     folder = tmp_path / "out" / "small"
     results = pd.read_csv(folder / "results.csv")
     profit = results[results.metric == "profit_multi_period_usd"]
-    assert set(profit.strategy) == {"best@12", "intervention", "follow_up_everywhere"}
+    assert set(profit.strategy) == {"best@12", "intervention", "intervention tuned", "follow_up_everywhere"}
     assert set(profit.seed) == {900_000, 900_001}  # scored on the test seeds only
     search = pd.read_csv(folder / "search.csv")
     assert set(search.stage) == {3} and search.episodes.max() <= 12
     assert len(pd.read_csv(folder / "plans.csv")) == 9
     assert (folder / "best_plan_search.png").stat().st_size > 0
     assert "| 3 | " in out and "best@12 - heuristic" in (folder / "best_plan.md").read_text()
-    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    assert "tuned - heuristic" in (folder / "best_plan.md").read_text()
+    assert len(pd.read_csv(folder / "rules.csv")) == 6  # the six constants stage 3 reads
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2  # the plan and the constants
 
 
 @pytest.mark.slow
@@ -285,3 +287,20 @@ def test_the_stage_ranking_runs_a_scenario_outside_the_suite_and_names_its_seeds
     assert "**small**" in report and report.count("\n| ×") == 9
     ranking = pd.read_csv(tmp_path / "ranking.csv")
     assert set(ranking.seed) == {900_000, 900_001} and set(ranking.scenario) == {"small"}
+
+
+def test_values_twice_gives_every_stage_and_move_both_values_and_the_mechanism(tmp_path, monkeypatch):
+    """experiments/values_twice.py on a short scenario: both values of each stage and move against today, the gap's
+    mechanism per column (KPIs and channel parts) and the plays that differ, from one compare with --drivers."""
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text("extends: small\nenv: {horizon_days: 56}\n")
+    out = run_script("experiments/values_twice.py", "--scenario", str(scenario), "--episodes", "2", "--seed",
+                     "900000", "--move", "sales=3", "--budget", "6", "--out", str(tmp_path / "out"))
+    assert "| sales=3 | " in out and "| intervention | " in out  # the values table, a row per stage and move
+    assert out.count("| today | ") == 1  # the mechanism table's row of today (today has no value against itself)
+    assert "segments whose play differs" in out
+    compare = tmp_path / "out" / "short" / "compare"
+    results = pd.read_csv(compare / "results.csv")
+    assert {"today best@6", "sales=3 best@6", "instruction best@6"} <= set(results.strategy)
+    assert set(results.seed) == {900_000, 900_001}

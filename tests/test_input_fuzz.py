@@ -431,7 +431,7 @@ def whatif_cases(draw: st.DrawFn) -> Case:
     factorial over the cap (counted, not built), values the schema refuses (named with the option given), workers
     beyond the machine."""
     kind = draw(st.sampled_from(["unknown", "twice", "overridden", "factorial", "value", "workers"]))
-    base = ("whatif", "small", "--no-progress", *OUT)
+    base = ("whatif", "small", "--no-progress", "--best-plan", "0", *OUT)
     known = ["population.n_reps", "stage.it", "population.email_opt_in", "channels.webinar.seats"]
     if kind == "unknown":
         paths = draw(st.lists(words.filter(lambda w: w not in FIELD_NAMES), min_size=1, max_size=32, unique=True))

@@ -87,6 +87,17 @@ def test_deliver_touches_sees_earlier_touches_of_the_same_day() -> None:
     assert world.state.sent_last_30_days(np.array([hcp]), EMAIL, 3.0)[0] == 1
 
 
+def first_field_day(world: World) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The reps' visits of day 0 as the world's field day at 08:00 queues them for the end of the day (HCP, origin,
+    start time) and the suggestions accepted: the batch's own field day, the path every episode takes."""
+    accepted = world.ledger.suggestions_accepted
+    world.run_until(9 / 24)
+    queue = world._queue
+    n = queue.size
+    rows = np.flatnonzero((queue.channel[:n] == REP_VISIT) & (queue.day[:n] == 0))
+    return queue.hcp[rows], queue.origin[rows], queue.time[rows], world.ledger.suggestions_accepted - accepted
+
+
 def test_field_day_respects_the_working_day_and_counts() -> None:
     world = World(load_scenario("small", stage=1), seed=2)
     field = world.field
@@ -96,15 +107,14 @@ def test_field_day_respects_the_working_day_and_counts() -> None:
         mine = np.flatnonzero(world.pop.rep == r)[:per_rep]
         queue[r, : mine.size] = mine
     field.set_queue(queue, np.zeros_like(queue), np.zeros(queue.shape, dtype=bool))
-    day = field.work_day(7, np.random.default_rng(0), world.view.progress, StageConfig.uniform(1))
-    batch = day.batch
-    assert len(batch) > 0 and np.all(batch.channel == REP_VISIT)
+    hcp, origin, time, accepted = first_field_day(world)
+    assert hcp.size > 0
     # every visit starts within the working day, in order per rep
-    minutes_into_day = (batch.time - 7 - 8 / 24) * 1440
+    minutes_into_day = (time - 8 / 24) * 1440
     assert minutes_into_day.min() >= -1e-6
     assert minutes_into_day.max() <= config_minutes(world) + 1e-6
-    assert day.accepted == int(np.sum(batch.origin == 0))
-    assert np.all(field.last_visit_day[batch.hcp] == 7)
+    assert accepted == int(np.sum(origin == 0)) > 0
+    assert np.all(field.last_visit_day[hcp] == 0)
 
 
 def config_minutes(world: World) -> float:
@@ -188,19 +198,26 @@ def test_a_rep_pads_an_empty_plan_with_own_calls_at_every_stage(sales: int) -> N
     """A level never takes an option away: a rep with an empty queue fills her day with own picks at every stage;
     at sales 3 she ranks them by the value she is given (the orchestrator's), below it by potential."""
     stage = {"customer": 1, "sales": sales, "marketing": 1, "it": 1}
-    world = World(load_scenario("small", stage=stage), seed=2)
-    field = world.field
-    empty = np.full((field.n_reps, 5), -1, dtype=np.int64)
-    field.set_queue(empty, np.zeros_like(empty), np.zeros(empty.shape, dtype=bool))
-    day = field.work_day(7, np.random.default_rng(0), world.view.progress, world.stage)
-    assert len(day.batch) >= 5 * field.n_reps and np.all(day.batch.origin == 1)  # own picks fill the day
-    if sales == 3:  # ranked by the given value: the customers it names come first
+
+    def empty_plan(world: World) -> None:
+        field = world.field
+        empty = np.full((field.n_reps, 5), -1, dtype=np.int64)
         field.set_queue(empty, np.zeros_like(empty), np.zeros(empty.shape, dtype=bool))
-        value = np.zeros(world.pop.n_hcps)
+
+    world = World(load_scenario("small", stage=stage), seed=2)
+    empty_plan(world)
+    hcp, origin, _, _ = first_field_day(world)
+    assert hcp.size >= 5 * world.field.n_reps and np.all(origin == 1)  # own picks fill the day
+    if sales == 3:  # ranked by the orchestrator's value of each customer: the customers it favours come first
+        world = World(load_scenario("small", stage=stage), seed=2)
+        empty_plan(world)
         favourites = np.flatnonzero((world.pop.rep == 0) & (world.pop.archetype != 2))[:3]
-        value[favourites] = 1.0
-        day = field.work_day(7, np.random.default_rng(0), world.view.progress, world.stage, value)
-        assert set(favourites) <= set(day.batch.hcp.tolist())
+        volume = world.pop.class_rx_per_day  # in place: the customer priority reads it (class volume x access)
+        volume *= 1e-6
+        volume[favourites] = 1.0
+        assert set(np.argsort(-world.customer_priority())[:3]) == set(favourites)
+        hcp, _, _, _ = first_field_day(world)
+        assert set(favourites) <= set(hcp.tolist())
 
 
 @settings(max_examples=60, deadline=None)

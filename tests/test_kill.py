@@ -39,7 +39,7 @@ LAUNCH = ("import os, pathlib, sys\n"
           "sys.argv = ['oce-sim', *sys.argv[1:]]\n"
           "main()\n")
 SCENARIO = {"description": "kill tests", "population": {"n_hcps": 60, "n_reps": 1}, "env": {"horizon_days": 28}}
-COMPARE = ["compare", "--episodes", "1", "--strategies", "instruction,no_promotion", "--no-progress"]
+COMPARE = ["compare", "--episodes", "1", "--best-plan", "0", "--strategies", "instruction,no_promotion", "--no-progress"]
 TINY_SUITE = {"version": 1, "episodes": 1, "seed": 5, "overrides": {"env": {"horizon_days": 14}},
               "scenarios": ["emerging_field"], "strategies": ["instruction", "no_promotion"],
               "metrics": ["prescriptions", "profit_usd"],

@@ -96,7 +96,7 @@ def test_a_model_for_other_spaces_is_refused_before_anything_runs(sb3_model, tmp
     path.write_bytes(model_file.model_bytes(other, "maskable-ppo", 3, "elsewhere", 5,
                                             model_file.vecnormalize_state(vec), np.zeros((0, 4)), 0.0, [16, 16]))
     TrainedModel(path)  # a well-formed file ...
-    result, flat = cli("compare", "small", "--strategies", "instruction,oracle", "--model", path, "--episodes", "1",
+    result, flat = cli("compare", "small", "--best-plan", "0", "--strategies", "instruction,oracle", "--model", path, "--episodes", "1",
                        "--no-progress", "--out", tmp_path / "out")
     assert result.exit_code == 2, flat  # ... refused for this scenario, before any episode ran
     assert "trained for another observation space" in flat and "retrain it on this scenario" in flat
@@ -140,7 +140,7 @@ def test_two_models_of_one_algorithm_keep_a_column_each(sb3_model, tmp_path):
         path.parent.mkdir(parents=True)
         save_model(model, vec, path)
     out = tmp_path / "out"
-    result, flat = cli("compare", "small", "--strategies", "instruction,instruction", "--model", first, "--model",
+    result, flat = cli("compare", "small", "--best-plan", "0", "--strategies", "instruction,instruction", "--model", first, "--model",
                        second, "--model-stage", "3", "--episodes", "1", "--no-progress", "--out", out)
     assert result.exit_code == 0, flat
     import pandas as pd
@@ -148,7 +148,7 @@ def test_two_models_of_one_algorithm_keep_a_column_each(sb3_model, tmp_path):
     labels = set(pd.read_csv(out / "results.csv").strategy)
     assert labels == {"today", "instruction", "rl_maskable-ppo (small__maskable-ppo__0__t)",
                       "rl_maskable-ppo (small__maskable-ppo__1__t/model_123_steps)"}, "a strategy named twice runs once"
-    result, flat = cli("compare", "small", "--model", first, "--model", first, "--episodes", "1", "--no-progress",
+    result, flat = cli("compare", "small", "--best-plan", "0", "--model", first, "--model", first, "--episodes", "1", "--no-progress",
                        "--out", tmp_path / "again")
     assert result.exit_code == 2 and "is given twice" in flat and not (tmp_path / "again").exists()
 
@@ -231,7 +231,7 @@ def test_a_hostile_model_file_is_refused_quickly_naming_the_field(sb3_model, tmp
     with pytest.raises(ModelFileError) as caught:
         TrainedModel(path)
     assert fragment in str(caught.value) and len(str(caught.value)) < 700, str(caught.value)
-    result, flat = cli("compare", "small", "--model", path, "--episodes", "1", "--no-progress", "--out",
+    result, flat = cli("compare", "small", "--best-plan", "0", "--model", path, "--episodes", "1", "--no-progress", "--out",
                        tmp_path / "out")
     assert time.perf_counter() - started < 5
     assert result.exit_code == 2 and "Traceback" not in result.output and fragment in flat, flat

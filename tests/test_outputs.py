@@ -114,7 +114,7 @@ def test_an_unwritable_parent_is_refused(tmp_path):
 def test_cli_refuses_a_busy_or_unusable_out_before_running(tmp_path):
     out = tmp_path / "out"
     runner = CliRunner()
-    args = ["compare", "small", "--episodes", "1", "--strategies", "instruction", "--no-progress", "--out", str(out)]
+    args = ["compare", "small", "--episodes", "1", "--best-plan", "0", "--strategies", "instruction", "--no-progress", "--out", str(out)]
     with exclusive_lock(tmp_path / ".out.lock", "test"):
         result = runner.invoke(app, args)
     assert result.exit_code == 2 and "being written by another oce-sim process" in " ".join(result.output.split())
@@ -130,9 +130,9 @@ def test_cli_refuses_a_busy_or_unusable_out_before_running(tmp_path):
 SHORT = "extends: small\nenv: {horizon_days: 28}\n"
 COMMANDS = {
     "run": ["run", "{scenario}", "--episodes", "1", "--no-progress", "--out", "{out}"],
-    "compare": ["compare", "{scenario}", "--episodes", "1", "--strategies", "instruction", "--no-progress",
+    "compare": ["compare", "{scenario}", "--episodes", "1", "--best-plan", "0", "--strategies", "instruction", "--no-progress",
                 "--out", "{out}"],
-    "whatif": ["whatif", "{scenario}", "--set", "population.n_reps=2", "--episodes", "1", "--no-progress",
+    "whatif": ["whatif", "{scenario}", "--set", "population.n_reps=2", "--episodes", "1", "--best-plan", "0", "--no-progress",
                "--out", "{out}"],
 }
 

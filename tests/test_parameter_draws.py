@@ -29,7 +29,7 @@ def _portfolio(tmp_path):
 
 
 def _invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in ("roadmap", *args)])
+    return CliRunner().invoke(app, [str(a) for a in ("roadmap", *args, "--best-plan", 0)])
 
 
 def test_parameter_sets_are_fixed_distinct_and_each_has_its_own_history(tmp_path):

@@ -132,14 +132,34 @@ def test_compare_gives_each_move_twice_with_the_best_plans(tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--move", "sales=3", "--best-plan", "12",
                                       "--strategies", "intervention", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
-    values = pd.read_csv(out / "moves_best_plan.csv")
-    assert list(values.planned_by) == ["rules of thumb", "best plan"] and set(values.move) == {"sales=3"}
-    strategies = set(pd.read_csv(out / "results.csv").strategy)
-    assert {"today best@12", "sales=3 best@12"} <= strategies
-    assert "with the best plan each stage allows (best@12)" in (out / "report.md").read_text()
-    refused = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--best-plan", "12", "--out",
-                                       str(tmp_path / "no")])
-    assert refused.exit_code == 2 and "give at least one --move" in refused.output
+    values = pd.read_csv(out / "values_twice.csv")
+    assert list(values.planned_by) == ["rules-of-thumb", "best-plan"] * 2
+    assert list(values.option) == ["sales=3", "sales=3", "intervention", "intervention"]
+    assert list(values.used_for_ranking) == [False, True, False, True]  # ranked by the best plan by default
+    results = pd.read_csv(out / "results.csv")
+    assert {"today best@12", "sales=3 best@12", "intervention best@12"} <= set(results.strategy)
+    # the best plan's value of a move is its best@K column minus today's, seed by seed
+    profit = results[results.metric == "profit_multi_period_usd"].pivot_table(index="seed", columns="strategy",
+                                                                               values="value")
+    best = values[(values.option == "sales=3") & (values.planned_by == "best-plan")].iloc[0]
+    assert best["mean"] == pytest.approx((profit["sales=3 best@12"] - profit["today best@12"]).mean())
+    report = (out / "report.md").read_text()
+    assert "**The ranking uses the best plan each stage allows** (--rank-by best-plan)" in report
+    assert "## Each stage and move, twice" in report
+    assert json.loads((out / "summary.json").read_text())["rank_by"] == "best-plan"
+    assert "ranked by the best plan each stage allows" in " ".join(result.output.split())
+    # ranked by the rules of thumb: the verdict names a column without a best plan
+    again = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--move", "sales=3", "--best-plan", "12",
+                                     "--rank-by", "rules-of-thumb", "--strategies", "intervention", "--out",
+                                     str(tmp_path / "thumb"), "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert "read from cache" in again.output  # the plans searched above
+    assert "**The ranking uses today's rules of thumb** (--rank-by rules-of-thumb)" in \
+        (tmp_path / "thumb" / "report.md").read_text()
+    for args, message in ((["--best-plan", "0", "--rank-by", "best-plan"], "needs the best plans"),
+                          (["--rank-by", "heuristics"], "--rank-by must be one of")):
+        refused = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", *args, "--out", str(tmp_path / "no")])
+        assert refused.exit_code == 2 and message in " ".join(refused.output.split())
 
 
 def test_best_plan_review_findings(tmp_path, monkeypatch):
@@ -158,12 +178,135 @@ def test_best_plan_review_findings(tmp_path, monkeypatch):
                                       "--best-plan", "8", "--strategies", "no_promotion", "--out", str(out),
                                       "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert set(pd.read_csv(out / "moves_best_plan.csv").move) == {"sales=3,it=3"}
+    assert set(pd.read_csv(out / "values_twice.csv").option) == {"sales=3,it=3"}
     report = (out / "report.md").read_text()
     assert "best@8 adds" not in report and "The today best@8 strategy" not in report
     overlap = CliRunner().invoke(app, ["compare", "small", "--episodes", "2", "--seed", "200006", "--move", "sales=3",
                                        "--best-plan", "8", "--out", str(tmp_path / "no")])
-    assert overlap.exit_code == 2 and "searches on validation seeds" in " ".join(overlap.output.split())
+    assert overlap.exit_code == 2 and "are searched on validation seeds" in " ".join(overlap.output.split())
+    assert "--best-plan 0" in " ".join(overlap.output.split())
     one, two = load_scenario("small", stage=1), load_scenario("small", stage={"customer": 1, "sales": 2,
                                                                               "marketing": 1, "it": 1})
     assert plan_key(one, 3, 8, [1, 2]) != plan_key(two, 3, 8, [1, 2])
+
+
+def test_whatif_gives_each_variant_twice_and_ranks_by_the_chosen_one(tmp_path, monkeypatch):
+    """oce-sim whatif: each variant also plays the best plan its stage allows on its own scenario; values_twice.csv
+    holds both differences to the baseline and the summary is that of --rank-by's strategy."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from oce_sim.cli import app
+
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    runs = {}
+    for rank_by in ("best-plan", "rules-of-thumb"):
+        out = tmp_path / rank_by
+        result = CliRunner().invoke(app, ["whatif", "small", "--set", "population.n_reps=2", "--episodes", "2",
+                                          "--best-plan", "12", "--rank-by", rank_by, "--out", str(out),
+                                          "--no-progress"])
+        assert result.exit_code == 0, result.output
+        runs[rank_by] = out
+    out = runs["best-plan"]
+    values = pd.read_csv(out / "values_twice.csv")
+    assert list(values.option) == ["n_reps=2"] * 2 and list(values.used_for_ranking) == [False, True]
+    results = pd.read_csv(out / "results.csv")
+    assert set(results.strategy) == {"today", "today best@12"}
+    profit = results[results.metric == "profit_multi_period_usd"].pivot_table(
+        index="seed", columns=["variant", "strategy"], values="value")
+    for planned_by, label in (("rules-of-thumb", "today"), ("best-plan", "today best@12")):
+        row = values[values.planned_by == planned_by].iloc[0]
+        assert row["mean"] == pytest.approx((profit[("n_reps=2", label)] - profit[("baseline", label)]).mean())
+    # the summary (tables, tornado, sentences) is the ranked strategy's: its difference is values_twice's
+    for rank_by, planned_by in (("best-plan", "best-plan"), ("rules-of-thumb", "rules-of-thumb")):
+        summary = pd.read_csv(runs[rank_by] / "summary.csv")
+        row = summary[(summary.variant == "n_reps=2") & (summary.metric == "profit_multi_period_usd")].iloc[0]
+        assert row.diff_mean == pytest.approx(values[values.planned_by == planned_by].iloc[0]["mean"])
+        assert json.loads((runs[rank_by] / "summary.json").read_text())["rank_by"] == rank_by
+    assert "## Each variant, twice" in (out / "report.md").read_text()
+    refused = CliRunner().invoke(app, ["whatif", "small", "--set", "population.n_reps=2", "--strategy", "intervention",
+                                       "--rank-by", "best-plan", "--out", str(tmp_path / "no")])
+    assert refused.exit_code == 2 and "needs --strategy today or a move" in " ".join(refused.output.split())
+
+
+def test_roadmap_values_every_option_twice_and_recommends_by_the_chosen_one(tmp_path, monkeypatch):
+    """oce-sim roadmap: every option is appraised with the rules of thumb and with the best plan its stage allows;
+    the recommendation is --rank-by's (options.csv, roadmap.csv, the report say which) and values_twice.csv has both."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from oce_sim.cli import app
+
+    monkeypatch.setenv("OCE_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    portfolio = tmp_path / "tiny.yaml"
+    portfolio.write_text("name: tiny\nsub_markets:\n  - {name: one, scenario: small, territories: 2, stage: 2}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["roadmap", str(portfolio), "--episodes", "2", "--draws", "20", "--best-plan", "6",
+                                      "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    twice = pd.read_csv(out / "values_twice.csv")
+    options = pd.read_csv(out / "options.csv")
+    assert set(twice.ranked_by) == {"best-plan"} and list(twice.option) == list(options.option)
+    assert np.allclose(options.npv_usd, twice.npv_best_plan_usd)  # the ranked NPV is the best plans'
+    for name in ("best_plan", "rules_of_thumb"):
+        assert set(twice[f"recommended_{name}"]) == {twice.option[twice[f"npv_{name}_usd"].idxmax()]}
+    roadmap = pd.read_csv(out / "roadmap.csv")
+    assert roadmap["ranked by"].iloc[0] == "the best plan each stage allows"
+    assert "**The recommendation ranks by the best plan each stage allows** (--rank-by best-plan)" in \
+        (out / "report.md").read_text()
+    assert "read from cache" not in result.output  # every option's plan searched once, in this empty cache
+
+
+def test_the_heuristics_constants_are_searched_from_their_defaults(tmp_path):
+    """tune_stage: coordinate ascent over the constants a stage heuristic reads (RULE_GRID), from the defaults; the
+    defaults play exactly as the plain heuristic; the result is cached like a plan."""
+    from oce_sim.agents.planning import DEFAULT_RULES
+
+    scenario, seeds = load_scenario("small"), [200_000, 200_001]
+    assert planner.rules_of(planner.default_rules()) == DEFAULT_RULES
+    with pytest.raises(ValueError, match="unknown rule"):
+        planner.rules_of({"visits_per_week": 1.0})
+    # the defaults, exposed as constants, plan as before: the same episode as the plain heuristic
+    config = strategy_config(scenario, make_strategy("involvement"), 2)
+    env = TerritoryEnv(scenario=config)
+    plain = play_episode(env, make_strategy("involvement"), seeds[0])["kpis"]["profit_multi_period_usd"]
+    tuned = play_episode(env, planner.tuned_heuristic(2, planner.default_rules()), seeds[0])["kpis"]
+    env.close()
+    assert tuned["profit_multi_period_usd"] == plain
+    # a lower value of a detail books fewer visits: the constant reaches the plan
+    assert planner.rules_of({"rx_per_detail_at_mean_volume": 0.05}).rx_per_detail_at_mean_volume == 0.05
+    found = planner.tune_rules(scenario, 2, 30, seeds, cache=tmp_path)
+    assert set(found.rules) == set(planner.RULES_READ[2]) == {"rx_per_detail_at_mean_volume", "ask_below_known_share"}
+    assert all(value in planner.RULE_GRID[name] for name, value in found.rules.items())
+    assert found.episodes <= 30 and found.value >= found.default_value  # the incumbent never falls
+    assert [v for _, v in found.history] == sorted(v for _, v in found.history)
+    notes: list[str] = []
+    again = planner.tune_rules(scenario, 2, 30, seeds, cache=tmp_path, note=notes.append)
+    assert again.rules == found.rules and notes and "read from cache" in notes[0]
+
+
+def test_a_search_in_two_processes_is_the_search_in_one() -> None:
+    """``workers`` > 1 evaluates each coordinate's candidates together in other processes (each plan's seeds one
+    batch): the same plan, values, history and cost as one process evaluating them one by one."""
+    scenario = load_scenario("small", overrides={"env": {"horizon_days": 28}})
+    one = planner.search_stage(scenario, 3, 40, seeds=[200_000, 200_001], workers=1)
+    two = planner.search_stage(scenario, 3, 40, seeds=[200_000, 200_001], workers=2)
+    for found in (one, two):
+        found.seconds = 0.0
+    assert one == two and one.episodes > 8  # the starts and more
+
+
+def test_coordinate_ascent_with_candidates_evaluated_together_is_the_same_search() -> None:
+    batches: list[int] = []
+
+    def many(plans):
+        batches.append(len(plans))
+        return [separable(plan) for plan in plans]
+
+    for budget in (10_000, 37 * SEEDS, 5 * SEEDS):
+        alone = planner.coordinate_ascent(separable, {"a": (0, 0, 0, 0), "b": (1, 2, 1, 0)}, [[0, 1, 2]] * 4,
+                                          budget=budget, cost=SEEDS)
+        together = planner.coordinate_ascent(separable, {"a": (0, 0, 0, 0), "b": (1, 2, 1, 0)}, [[0, 1, 2]] * 4,
+                                             budget=budget, cost=SEEDS, evaluate_many=many)
+        assert alone == together
+    assert batches and max(batches) == 2

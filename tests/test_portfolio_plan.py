@@ -176,7 +176,7 @@ def test_a_small_plan_runs_end_to_end(cli, tmp_path):
                          "running_usd_per_year: 0, ramp_months: 0}}}\nsub_markets: [{name: one, scenario: short.yaml, "
                          "territories: 10, stage: 1, max_stage: {customer: 2, sales: 2, marketing: 1, it: 1}}]\n")
     out = tmp_path / "out"
-    result = cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--budget", 200000, "--out", out,
+    result = cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--budget", 200000, "--best-plan", 0, "--out", out,
                  "--no-progress")
     assert_clean_exit(result, 0, "Portfolio plan within USD 200,000 a year", "plan.csv")
     assert {"plan.csv", "plan_results.csv", "budget_curve.csv", "budget_curve.png"} <= {p.name for p in out.iterdir()}
@@ -198,6 +198,7 @@ def test_without_a_budget_nothing_changes(cli, tmp_path):
     portfolio = tmp_path / "tiny.yaml"
     portfolio.write_text("sub_markets: [{name: one, scenario: short.yaml, territories: 1, stage: 3}]\n")
     out = tmp_path / "out"
-    assert_clean_exit(cli("roadmap", portfolio, "--episodes", 2, "--draws", 5, "--out", out, "--no-progress"), 0)
+    assert_clean_exit(cli("roadmap", portfolio, "--episodes", 2, "--draws", 5, "--best-plan", 0, "--out", out,
+                          "--no-progress"), 0)
     assert not {"plan.csv", "budget_curve.png"} & {p.name for p in out.iterdir()}
     assert "plan" not in json.loads((out / "roadmap.json").read_text())

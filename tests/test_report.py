@@ -102,9 +102,9 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     scenario.write_text("extends: small\nenv: {horizon_days: 56}\n")
     runner = CliRunner()
     runs = {
-        "compare": ["compare", scenario, "--episodes", 2, "--move", "sales=3", "--strategies", "intervention",
+        "compare": ["compare", scenario, "--episodes", 2, "--best-plan", 0, "--move", "sales=3", "--strategies", "intervention",
                     "--out", root / "compare", "--no-progress", "--drivers"],
-        "whatif": ["whatif", scenario, "--grid", "population.n_reps=1,2", "--episodes", 2,
+        "whatif": ["whatif", scenario, "--grid", "population.n_reps=1,2", "--episodes", 2, "--best-plan", 0,
                    "--out", root / "whatif", "--no-progress"],
     }
     for name, args in runs.items():

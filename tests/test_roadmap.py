@@ -153,7 +153,7 @@ def test_a_one_sub_market_roadmap_runs_end_to_end(cli, tmp_path):
     portfolio.write_text("name: one\nsub_markets: [{name: small market, scenario: short.yaml, territories: 10, "
                          "stage: 2}]\n")
     out = tmp_path / "out"
-    result = cli("roadmap", portfolio, "--episodes", 2, "--draws", 50, "--horizon-years", 2, "--out", out,
+    result = cli("roadmap", portfolio, "--episodes", 2, "--draws", 50, "--horizon-years", 2, "--best-plan", 0, "--out", out,
                  "--no-progress")
     assert_clean_exit(result, 0, "stage roadmap over 2 years", "small market")
     assert {p.name for p in out.iterdir()} >= {"results.csv", "options.csv", "draws.csv", "roadmap.csv", "roadmap.md",
@@ -184,7 +184,7 @@ def test_the_roadmap_report_renders_in_headless_chromium(cli, tmp_path):
     portfolio = tmp_path / "one.yaml"
     portfolio.write_text("name: one\nsub_markets: [{name: m, scenario: short.yaml, territories: 2, stage: 3}]\n")
     out = tmp_path / "out"
-    result = cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--out", out, "--no-progress")
+    result = cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--best-plan", 0, "--out", out, "--no-progress")
     assert_clean_exit(result, 0, "stage roadmap")
     shown, _ = render(out / "report.html", tmp_path)
     assert shown["h2"][0] == "Summary" and shown["errors"] == []
@@ -271,7 +271,8 @@ def test_a_two_sub_market_report_shows_every_assumption_the_defaults_and_the_sca
     portfolio.write_text("name: two\nsub_markets:\n  - {name: first, scenario: short.yaml, territories: 7, stage: 2}\n"
                          "  - {name: second, scenario: bigger.yaml, territories: 3, stage: 3}\n")
     out = tmp_path / "out"
-    flat = assert_clean_exit(cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--out", out, "--no-progress"),
+    flat = assert_clean_exit(cli("roadmap", portfolio, "--episodes", 2, "--draws", 20, "--best-plan", 0, "--out", out,
+                                 "--no-progress"),
                              0, "defaults used (not given in the portfolio):", "horizon: 3 years (the default",
                              "first: step costs all the defaults", "each sub-market's total over its territories",
                              "first: the sub-market's 7 territories in all (each 120 customers, 1 rep)",

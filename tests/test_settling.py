@@ -111,7 +111,7 @@ def test_the_roadmap_says_whether_each_choice_is_settled(monkeypatch, tmp_path, 
     portfolio = tmp_path / "p.yaml"
     portfolio.write_text("name: p\nsub_markets: [{name: m, scenario: small, territories: 4, stage: 2}]\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [str(a) for a in ("roadmap", portfolio, "--episodes", episodes, "--draws", 200,
+    result = CliRunner().invoke(app, [str(a) for a in ("roadmap", portfolio, "--episodes", episodes, "--best-plan", 0, "--draws", 200,
                                                        "--out", out, "--no-progress")])
     verdict = "is settled" if settled else "is not settled: only 2 paired seeds"
     flat = assert_clean_exit(result, 0, st.ROADMAP_COVERS, f"The choice of marketing=3 {verdict}")
@@ -153,7 +153,7 @@ def test_until_settled_adds_seeds_in_rounds_and_says_how_many_it_took(monkeypatc
     portfolio = tmp_path / "p.yaml"
     portfolio.write_text("name: p\nsub_markets: [{name: m, scenario: small, territories: 4, stage: 2}]\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [str(a) for a in ("roadmap", portfolio, "--episodes", 2, "--until-settled",
+    result = CliRunner().invoke(app, [str(a) for a in ("roadmap", portfolio, "--episodes", 2, "--best-plan", 0, "--until-settled",
                                                        "--max-episodes", 6, "--draws", 200, "--out", out,
                                                        "--no-progress")])
     sentence = f"in 3 rounds ({rounds} seeds): m {state} on {seeds} seeds."

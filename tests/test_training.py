@@ -415,7 +415,7 @@ def test_cli_compare_with_a_run_folder(first_run, tmp_path):
 
     from oce_sim.cli import app
 
-    result = CliRunner().invoke(app, ["compare", "small", "--episodes", "1", "--strategies", "instruction",
+    result = CliRunner().invoke(app, ["compare", "small", "--episodes", "1", "--best-plan", "0", "--strategies", "instruction",
                                       "--model", str(first_run["run"]), "--out", str(tmp_path), "--no-progress"])
     assert result.exit_code == 0, result.output
     results = pd.read_csv(tmp_path / "results.csv")

@@ -134,7 +134,7 @@ def test_compare_runs_today_at_the_scenarios_own_stage_against_moves(cli, tmp_pa
     scenario.write_text("extends: small\nstage: {customer: 1, sales: 2, marketing: 1, it: 0}\n"
                         "env: {horizon_days: 56}\n")
     out = tmp_path / "compare"
-    assert_clean_exit(cli("compare", scenario, "--episodes", "1", "--strategies", "instruction", "--move", "sales=3",
+    assert_clean_exit(cli("compare", scenario, "--episodes", "1", "--best-plan", "0", "--strategies", "instruction", "--move", "sales=3",
                           "--out", out, "--no-progress"), 0, "difference to today", "sales=3")
     results = pd.read_csv(out / "results.csv")
     stages = results.groupby("strategy").stage.first().to_dict()
@@ -215,7 +215,8 @@ BAD_SETTINGS = {
 @pytest.mark.parametrize("args, message", BAD_SETTINGS.values(), ids=BAD_SETTINGS.keys())
 def test_bad_settings_exit_2_naming_the_path_before_any_work(cli, tmp_path, args, message):
     out = tmp_path / "out"
-    assert_clean_exit(cli("whatif", "small", *args, "--out", out, "--no-progress"), 2, "error:", message)
+    assert_clean_exit(cli("whatif", "small", *args, "--best-plan", "0", "--out", out, "--no-progress"), 2, "error:",
+                      message)
     assert not out.exists()
 
 
@@ -238,7 +239,8 @@ HUGE_PLANS = {
 def test_huge_or_unknown_plans_are_refused_from_their_sizes_at_once(cli, tmp_path, args, fragments):
     out = tmp_path / "out"
     started = time.perf_counter()
-    flat = assert_clean_exit(cli("whatif", "small", *args, "--out", out, "--no-progress"), 2, "error:", *fragments)
+    flat = assert_clean_exit(cli("whatif", "small", *args, "--best-plan", "0", "--out", out, "--no-progress"), 2,
+                             "error:", *fragments)
     assert time.perf_counter() - started < 5.0  # generous: it is a count and a walk of the schema, no variant
     assert len(flat) < 2000 and not out.exists()
 
@@ -285,7 +287,7 @@ def test_a_grid_is_a_full_factorial_with_its_one_factor_ends():
 
 def test_grid_variants_share_the_baselines_seeds(cli, tmp_path, short_file):
     out = tmp_path / "whatif"
-    flat = assert_clean_exit(cli("whatif", short_file, "--grid", "population.n_reps=1,2", "--episodes", "2",
+    flat = assert_clean_exit(cli("whatif", short_file, "--grid", "population.n_reps=1,2", "--episodes", "2", "--best-plan", "0",
                                  "--seed", "5", "--out", out, "--no-progress"), 0, "n_reps=2", "profit_multi_period_usd")
     assert "[" in flat
     results = pd.read_csv(out / "results.csv")
@@ -306,7 +308,8 @@ def test_grid_variants_share_the_baselines_seeds(cli, tmp_path, short_file):
 def test_the_strategists_three_what_ifs_run_on_small(cli, tmp_path, setting):
     """IT stage 3's pipeline, the field force halved (small has one rep: none), email opt-in 0.6 -> 0.9."""
     out = tmp_path / "whatif"
-    assert_clean_exit(cli("whatif", "small", "--set", setting, "--episodes", "2", "--out", out, "--no-progress"), 0)
+    assert_clean_exit(cli("whatif", "small", "--set", setting, "--episodes", "2", "--best-plan", "0", "--out", out,
+                          "--no-progress"), 0)
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.variant) == {BASELINE, setting.split(".", 1)[1]}
     headline = summary[(summary.variant != BASELINE) & summary.metric.isin(["profit_usd", "profit_multi_period_usd"])]
@@ -317,7 +320,7 @@ def test_a_single_set_has_a_figure_and_states_its_scale(cli, tmp_path, short_fil
     """One --set: no tornado and no frontier, but still the KPI differences with their CIs (issue 24); every
     amount says what it is of, the variant's headcount beside the baseline's."""
     out = tmp_path / "whatif"
-    flat = assert_clean_exit(cli("whatif", short_file, "--set", "population.n_reps=2", "--episodes", "2", "--out", out,
+    flat = assert_clean_exit(cli("whatif", short_file, "--set", "population.n_reps=2", "--episodes", "2", "--best-plan", "0", "--out", out,
                                  "--no-progress"), 0, "kpi_differences.png", "per territory of each variant's "
                              "population (baseline: 120 customers, 1 rep)")
     assert "tornado.png" not in flat
@@ -330,7 +333,7 @@ def test_a_single_set_has_a_figure_and_states_its_scale(cli, tmp_path, short_fil
 
 def test_frontier_draws_profit_against_cost_per_stage(cli, tmp_path, short_file):
     out = tmp_path / "frontier"
-    assert_clean_exit(cli("whatif", short_file, "--frontier", "--grid", "stage=0,3", "--episodes", "1",
+    assert_clean_exit(cli("whatif", short_file, "--frontier", "--grid", "stage=0,3", "--episodes", "1", "--best-plan", "0",
                           "--out", out, "--no-progress"), 0, "frontier.png")
     assert (out / "frontier.png").stat().st_size > 10_000
     results = pd.read_csv(out / "results.csv")

@@ -22,12 +22,19 @@ def calibrate(
     seeds: int = typer.Option(10, help="Paired seeds (seed .. seed+seeds-1)."),
     seed: int = typer.Option(0, help="First seed."),
     write_docs: bool = typer.Option(False, help="Write the table into docs/MODEL.md §6 (between its calibration markers)."),
+    workers: int = typer.Option(0, help="Processes that measure the seeds (0: one per usable CPU, as many as the "
+                                "available memory holds; 1: this process only). The table is the same whatever it is."),
 ) -> None:
     """The calibration table: every published figure, its band and source, the model's value on paired seeds, pass/fail."""
     from oce_sim.studies import calibration
 
     check_positive("--seeds", seeds, minimum=2 if write_docs else 1, maximum=MAX_EPISODES)
     check_seed(seed, seeds)
+    from oce_sim.studies.processes import local_worker_limit
+
+    limit, why = local_worker_limit()
+    if workers < 0 or workers > limit:
+        fail(f"--workers must be between 0 (one per usable CPU) and {limit} here ({why}), got {workers}")
     config = resolve(scenario)
     if write_docs:  # before any work: a scenario without its table in the docs is refused at once
         try:
@@ -35,7 +42,7 @@ def calibrate(
         except (OSError, ValueError) as exc:
             fail(str(exc))
     with console.status(f"calibrating {config.name} on {seeds} paired seeds"):
-        rows = calibration.calibrate(config, seeds, seed)
+        rows = calibration.calibrate(config, seeds, seed, workers=min(seeds, workers or limit))
     states = [calibration.status(row, rows) for row in rows]
     table = Table(title=f"{config.name}: calibration ({states.count('pass')} of {len(rows)} rows pass, "
                   f"{states.count('yields')} yield to a better-sourced row, {seeds} paired seeds)", show_lines=True)

@@ -10,7 +10,7 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -37,6 +37,25 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeding (used by Stable-Baselines3) takes
 
 
 MAX_EPISODES = 100_000
+# K of the best plans that compare, whatif and roadmap play beside the rules of thumb (oce_sim.studies.planner): the
+# starts and about 20 evaluations, some 15-20 s a stage on the default scenario when not cached (docs/MODEL.md §4d)
+BEST_PLAN_BUDGET = 200
+MAX_BEST_PLAN_BUDGET = 100_000  # episodes per stage's search
+
+
+def best_plan_option(what: str) -> Any:
+    """``--best-plan K`` of compare, whatif and roadmap; ``what`` says which columns it plays twice."""
+    return typer.Option(BEST_PLAN_BUDGET, "--best-plan", help=(
+        f"K: {what} also play the best stationary plan their stage allows (best@K: coordinate ascent over the nine "
+        "segments' plays on validation seeds 200,000-200,007, at most K episodes per stage; cached per scenario, stage, "
+        "K and code version), so that each is valued twice, with today's rules of thumb and with the best plans "
+        "(values_twice.csv). The first search of a stage costs about K episodes (K = 200: some 15-20 s on the default "
+        "scenario), a cached one nothing; a line says which. 0: off (and ranked by the rules of thumb)."))
+
+
+RANK_BY_OPTION = typer.Option(None, "--rank-by", help="Which of the two values ranks and recommends: best-plan (the "
+                              "default while --best-plan K > 0: the best plan each stage allows) or rules-of-thumb "
+                              "(today's stage heuristics and organisation).")
 
 
 MAX_TIMESTEPS = 10**10
@@ -243,3 +262,32 @@ def _print_table(frame, title: str, first: str = "metric") -> None:
         table.add_row(f"{unit_label(metric)}\n[dim]{metric}[/]" if metric in KPIS else str(metric),
                       *[str(v).replace(" [", "\n[") for v in frame[metric].to_numpy()])
     console.print(table)
+
+
+def check_rank_by(rank_by: str | None, budget: int) -> str:
+    """--rank-by of compare, whatif and roadmap, checked: best-plan by default while the best plans are played, else
+    rules-of-thumb."""
+    from oce_sim.studies.planner import RANK_BY
+
+    if rank_by is None:
+        return "best-plan" if budget else "rules-of-thumb"
+    if rank_by not in RANK_BY:
+        fail(f"--rank-by must be one of {', '.join(RANK_BY)}, got {rank_by!r}")
+    if rank_by == "best-plan" and not budget:
+        fail("--rank-by best-plan needs the best plans: --best-plan K with K > 0 (e.g. the default, "
+             f"{BEST_PLAN_BUDGET})")
+    return rank_by
+
+
+def _print_twice(values, budget: int, rank_by: str, scale: str, title: str, what: str = "Each stage and move",
+                 against: str = "today", first: str = "stage or move, against today", today=None) -> None:
+    """Each option valued twice (``oce_sim.studies.planner.paired_twice``): a table, and a line saying what the two
+    values are and which one ranks."""
+    import pandas as pd
+
+    from oce_sim.studies.planner import PLANNED_BY, twice_rows, twice_text
+
+    header, rows = twice_rows(values, today, first)
+    frame = pd.DataFrame([row[1:] for row in rows], index=[row[0] for row in rows], columns=header[1:]).T
+    _print_table(frame, f"{title} (profit, year 1 + tail, {scale}; ranked by {PLANNED_BY[rank_by]})", first=header[0])
+    console.print(escape(twice_text(values, budget, rank_by, scale, what, against).replace("**", "")))

@@ -17,15 +17,20 @@ from oce_sim.cli.candidates import (
     _make_policy,
 )
 from oce_sim.cli.common import (
+    MAX_BEST_PLAN_BUDGET,
+    RANK_BY_OPTION,
     MAX_EPISODES,
     SCENARIO_ARG,
     _command_line,
     _output_folder,
     _print_table,
+    _print_twice,
+    best_plan_option,
     check_model,
     check_out,
     check_path,
     check_positive,
+    check_rank_by,
     check_seed,
     check_stage,
     check_text,
@@ -52,35 +57,38 @@ def compare(
                                    "stage=2 (repeatable)."),
     model_stage: Optional[int] = typer.Option(None, help="Run --model at this stage (0-3) instead of its own."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    workers: int = typer.Option(0, help="Processes that play the episodes (0: one per usable CPU, as many as the "
+                                "available memory holds; 1: this process only). The tables are the same whatever it "
+                                "is."),
     drivers: bool = typer.Option(False, "--drivers", help="Also split each strategy's paired difference to the "
                                  "baseline in profit (year 1 + tail) by channel (drivers.csv, a table in the report, a "
                                  "waterfall per strategy). Costs five more replays per strategy and seed, one with "
                                  "each channel muted, each two to three times an episode: the strategies decomposed "
                                  "take about 10-15x as long (the oracle, not decomposable, is left out)."),
-    best_plan: int = typer.Option(0, "--best-plan", help="Also play today and each --move with the best stationary "
-                                  "plan its stage allows (best@K: coordinate ascent over the nine segments' plays on "
-                                  "validation seeds, K episodes per stage; cached per scenario, stage, K and code "
-                                  "version) and give each move's value twice: with today's rules of thumb and with the "
-                                  "best plans (moves_best_plan.csv). 0: off. The first search of a stage costs about K "
-                                  "episodes (K = 1000: some 2-8 minutes on the default scenario)."),
+    best_plan: int = best_plan_option("today, each --move and each stage heuristic"),
+    rank_by: Optional[str] = RANK_BY_OPTION,
 ) -> None:
     """The main job: today's organisation (the scenario's stage), each move and every stage strategy (and a trained
     model) on paired seeds, with 95% CIs of the difference to today."""
     from oce_sim.studies import evaluation
+    from oce_sim.studies.planner import PLANNED_BY
     from oce_sim.studies.report import (
         RANK_KPI,
         UNRANKED,
         compare_report,
         territory_scale,
+        unranked,
     )
     from oce_sim.studies.settling import (
         SEED_NOISE_ONLY,
         compare_verdict,
         verdict_sentence,
     )
+    from oce_sim.studies.processes import local_worker_limit
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
+    workers = _check_workers(workers)
     check_text("--strategies", strategies)
     for name in strategies.split(","):
         check_path("--strategies", Path(name.strip()))
@@ -91,16 +99,12 @@ def compare(
     for path in model:
         check_model("--model", path)
     check_positive("--best-plan", best_plan, minimum=0, maximum=MAX_BEST_PLAN_BUDGET)
-    if best_plan and not move:
-        fail("--best-plan values each --move twice: give at least one --move (e.g. --move sales=3)")
+    rank_by = check_rank_by(rank_by, best_plan)
     if best_plan:
-        from oce_sim.studies.planner import SEARCH_SEEDS
-        from oce_sim.studies.seeds import validation_seeds
+        from oce_sim.studies.planner import check_seeds
 
-        searched = validation_seeds(SEARCH_SEEDS)
-        if seed <= searched[-1] and searched[0] <= seed + episodes - 1:
-            fail(f"--best-plan searches on validation seeds {searched[0]:,}-{searched[-1]:,}: score it on other seeds "
-                 f"(--seed {seed} --episodes {episodes} overlaps them; e.g. --seed 900000, the test seeds)")
+        if check_seeds(seed, episodes, best_plan):
+            fail(check_seeds(seed, episodes, best_plan))
         from oce_sim.agents.organisation import move_label
 
         move = [move_label(spec) for spec in move]  # one spelling for the columns, the searches and the values
@@ -108,8 +112,13 @@ def compare(
     config = resolve(scenario)
     names = ["today", *move, *(s.strip() for s in strategies.split(",") if s.strip())]
     candidates = [(_make_candidate(name, config), None) for name in names]
+    planned = _planned(names, config) if best_plan else []
+    if planned == ["today"]:  # no stage heuristic and no move to value twice: nothing to search for
+        err.print("note: no stage heuristic or --move among the strategies: nothing is valued twice, so no best plan "
+                  "is searched and the rules of thumb rank")
+        planned, best_plan, rank_by = [], 0, "rules-of-thumb"
     if best_plan:
-        candidates += _best_plans(["today", *move], config, best_plan, progress)
+        candidates += _best_plans(planned, config, best_plan, progress)
     for path in model:
         policy = _make_policy(str(path))
         candidates.append((policy, model_stage))
@@ -120,10 +129,13 @@ def compare(
     skipped = _check_drivers(policies, baseline) if drivers else []
     started = time.time()
     with _output_folder(out, "compare") as staging:
-        results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress)
+        if workers == 0:
+            workers = local_worker_limit()[0] if evaluation.pool_pays(policies, config, episodes) else 1
+        results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress,
+                                              workers=workers)
         summary = evaluation.paired_summary(results, baseline=baseline)
         meta = {"scenario": config.name, "episodes": episodes, "seed": seed, "baseline": baseline,
-                "strategies": list(policies)}  # no wall time: a rerun writes a byte-identical folder
+                "strategies": list(policies), "rank_by": rank_by, "best_plan_budget": best_plan}  # no wall time: a rerun writes a byte-identical folder
         if drivers:
             meta["drivers"] = {"decomposed": [s for s in policies if s != baseline and s not in skipped],
                                "not decomposed": skipped}
@@ -131,46 +143,67 @@ def compare(
         drawn = evaluation.plot_figures(results, series, staging, config.name, baseline)
         parts = _drivers(staging, policies, config, episodes, seed, baseline, stages, results, progress, skipped) \
             if drivers else None
-        report = compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results,
-                                drivers=parts)
+        twice = None
         if best_plan:
-            from oce_sim.studies.planner import move_values, move_values_text
+            from oce_sim.studies.planner import twice_values
 
-            values = move_values(results, move, best_plan)
-            evaluation.atomic_write_text(staging / "moves_best_plan.csv", values.to_csv(index=False))
-            report.summary_paragraphs.append(move_values_text(values, best_plan, territory_scale(config)))
+            twice = twice_values(results, [n for n in planned if n != "today"], best_plan, rank_by)
+            evaluation.atomic_write_text(staging / "values_twice.csv", twice.to_csv(index=False))
+        report = compare_report(config, summary, baseline, episodes, seed, drawn, _command_line(ctx), results,
+                                drivers=parts, twice=twice, budget=best_plan, rank_by=rank_by)
         report.write(staging)
         figures = [out / p.name for p in drawn + ([path for path, _ in parts[2]] if parts else [])]
-    _print_table(evaluation.format_table(summary, baseline),
+    shown, note = summary, ""
+    if twice is not None:  # a terminal's width: the columns of the value that ranks (the report has them all)
+        hidden = [s for s in unranked(list(policies), rank_by) if s not in UNRANKED and s != baseline]
+        shown = summary[~summary.strategy.isin(hidden)]
+        note = (f"; the columns of {PLANNED_BY[rank_by]} (--rank-by {rank_by}), the others in results.csv and the "
+                "report")
+    _print_table(evaluation.format_table(shown, baseline),
                  f"{config.name}: mean over {episodes} paired seeds [95% CI of the difference to {baseline}], "
-                 f"{territory_scale(config)}; {SEED_NOISE_ONLY}")
-    settled = compare_verdict(results, RANK_KPI, exclude=UNRANKED)
+                 f"{territory_scale(config)}; {SEED_NOISE_ONLY}{note}")
+    if twice is not None:
+        _print_twice(twice, best_plan, rank_by, territory_scale(config),
+                     f"{config.name}: each stage and move valued twice against today", today=config.stage)
+    settled = compare_verdict(results, RANK_KPI, exclude=unranked(list(policies), rank_by))
     if settled is not None and settled.runner_up is not None:
-        console.print(escape(verdict_sentence(settled, " by profit (year 1 + tail)").replace("**", "")))
+        console.print(escape(verdict_sentence(settled, f" by profit (year 1 + tail) with {PLANNED_BY[rank_by]}")
+                             .replace("**", "")))
     console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.json'}  ({time.time() - started:.0f} s)")
     console.print("figures: " + ", ".join(str(p) for p in figures))
     if drivers:
         console.print(f"drivers: {out / 'drivers.csv'} (every seed: drivers_by_seed.csv)")
-    if best_plan:
-        console.print(move_values_text(values, best_plan, territory_scale(config)).replace("**", ""))
-        console.print(f"moves twice: {out / 'moves_best_plan.csv'}")
+    if twice is not None:
+        console.print(f"every stage and move twice: {out / 'values_twice.csv'}")
     console.print(f"report: {out / 'report.html'} (and report.md)")
 
 
-MAX_BEST_PLAN_BUDGET = 100_000  # episodes per stage's search
+def _planned(names: list[str], config) -> list[str]:
+    """Today, each move and each stage heuristic among ``names``: the columns a best plan stands beside."""
+    from oce_sim.studies.planner import planned_stage
+
+    return [name for name in dict.fromkeys(names) if planned_stage(name, config.stage) is not None]
+
+
+def _check_workers(workers: int) -> int:
+    """``--workers`` checked against what the machine holds (0: all of it, when the work pays for a pool)."""
+    from oce_sim.studies.processes import local_worker_limit
+
+    limit, why = local_worker_limit()
+    if workers < 0 or workers > limit:
+        fail(f"--workers must be between 0 (one per usable CPU) and {limit} here ({why}), got {workers}")
+    return workers
 
 
 def _best_plans(names: list[str], config, budget: int, progress: bool) -> list:
-    """``today`` and each move played with the best stationary plan its stage allows (searched or read back)."""
-    from oce_sim.agents.organisation import parse_move
-    from oce_sim.studies.planner import best_label, make_strategy
+    """Each of ``names`` played with the best stationary plan its stage allows (searched, or read from the cache:
+    a line says which, and where)."""
+    from oce_sim.studies.planner import best_label, make_strategy, planned_stage, search_workers
 
     out = []
     for name in names:
-        stage = config.stage if name == "today" else parse_move(name, config.stage)
-        if progress:
-            err.print(f"best plan of {name} (stage {stage.model_dump()}): searching or reading the cache")
-        policy = make_strategy(f"best@{budget}", config, stage)
+        policy = make_strategy(f"best@{budget}", config, planned_stage(name, config.stage), progress=progress,
+                               note=lambda line: err.print(escape(line)), workers=search_workers(config, budget))
         policy.name = best_label(name, budget)
         out.append((policy, None))
     return out

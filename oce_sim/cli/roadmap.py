@@ -12,13 +12,17 @@ import typer
 from rich.markup import escape
 
 from oce_sim.cli.common import (
+    MAX_BEST_PLAN_BUDGET,
     MAX_EPISODES,
+    RANK_BY_OPTION,
     _command_line,
     _output_folder,
     _rich_table,
+    best_plan_option,
     check_out,
     check_path,
     check_positive,
+    check_rank_by,
     check_seed,
     console,
     fail,
@@ -26,6 +30,26 @@ from oce_sim.cli.common import (
 )
 
 MAX_DRAWS = 100_000
+
+
+def _twice(staging: Path, tables: list, budget: int, rank_by: str) -> tuple[str, str]:
+    """values_twice.csv (every option's NPV with each plan) and the report's sentence and section."""
+    from oce_sim.studies import evaluation
+    from oce_sim.studies import roadmap as rm
+    from oce_sim.studies.planner import PLANNED_BY, SEARCH_SEEDS_TEXT
+    from oce_sim.studies.report import markdown_table
+
+    columns = ["sub_market", "option", "stage", "ranked_by", *(c.format(n) for n in rm.PLANNED_COLUMN.values() for c in
+                                                                ("npv_{}_usd", "npv_{}_low_usd", "npv_{}_high_usd",
+                                                                 "recommended_{}"))]
+    evaluation.atomic_write_text(staging / "values_twice.csv", pd_concat(tables)[columns].to_csv(index=False))
+    sentence = (f"Every option is valued twice: played with today's rules of thumb (the organisation at its stage) "
+                f"and with the best stationary plan its stage allows (best@{budget}, searched on each sub-market's "
+                f"scenario on validation seeds {SEARCH_SEEDS_TEXT}, never on this run's seeds; docs/MODEL.md §4d). "
+                f"**The recommendation ranks by {PLANNED_BY[rank_by]}** (--rank-by {rank_by}); the table gives what "
+                "the other plans would recommend (values_twice.csv has both NPVs).")
+    return sentence, sentence + "\n\n" + markdown_table(*rm.twice_rows(tables))
+
 
 
 def roadmap(
@@ -54,6 +78,8 @@ def roadmap(
                                         "parameter sets (fixed draw seeds, the same sets for every option; D x the "
                                         "episodes, one burn-in per set), pooled so that the NPV intervals and P(best) "
                                         "cover them. 0: off."),
+    best_plan: int = best_plan_option("today and every option of each sub-market"),
+    rank_by: Optional[str] = RANK_BY_OPTION,
 ) -> None:
     """A stage roadmap per sub-market: today, every uniform stage and every single-entity step on paired seeds, net
     of transformation cost: NPV, payback, P(best) and the break-even one-off cost of each move."""
@@ -76,6 +102,13 @@ def roadmap(
     check_positive("--draws", draws, maximum=MAX_DRAWS)
     if horizon_years is not None and not (math.isfinite(horizon_years) and 0 < horizon_years <= rm.MAX_HORIZON_YEARS):
         fail(f"--horizon-years must be in (0, {rm.MAX_HORIZON_YEARS}], got {horizon_years}")
+    check_positive("--best-plan", best_plan, minimum=0, maximum=MAX_BEST_PLAN_BUDGET)
+    rank_by = check_rank_by(rank_by, best_plan)
+    if best_plan:
+        from oce_sim.studies.planner import check_seeds
+
+        if check_seeds(seed, max_episodes if until_settled else episodes, best_plan):
+            fail(check_seeds(seed, max_episodes if until_settled else episodes, best_plan))
     check_out("--out", out)
     if budget is not None and not (math.isfinite(budget) and 0 <= budget <= pp.MAX_BUDGET_USD):
         fail(f"--budget must be a number of USD per year in [0, {pp.MAX_BUDGET_USD:.0e}], got {budget}")
@@ -99,6 +132,11 @@ def roadmap(
     except rm.PortfolioError as exc:
         fail(f"invalid portfolio {exc.source}", exc.problems)
         return
+    if best_plan:  # the plans that rank play every path below; the other plans are appraised beside them
+        from dataclasses import replace
+
+        other_markets = [replace(m, best_plan=best_plan if rank_by == "rules-of-thumb" else 0) for m in markets]
+        markets = [replace(m, best_plan=best_plan if rank_by == "best-plan" else 0) for m in markets]
     horizon = horizon_years if horizon_years is not None else spec.horizon_years
     defaults = rm.defaults_used(spec, markets, horizon_given=horizon_years is not None)
     if budget is not None:  # the plan's limits and floors need no simulation: refused before any work
@@ -127,6 +165,11 @@ def roadmap(
         else:
             results, appraisals = rm.run(markets, spec, episodes, seed, draws, horizon, progress=progress,
                                          parameter_draws=parameter_draws)
+        if best_plan:  # the same options on the same seeds with the other plans (the most seeds any sub-market took)
+            _, others = rm.run(other_markets, spec, episodes, seed, draws, horizon, progress=progress,
+                               parameter_draws=parameter_draws)
+            for appraisal, other in zip(appraisals, others):
+                appraisal.table = rm.with_both_values(appraisal.table, other.table, rank_by)
         tables = [a.table for a in appraisals]
         table = rm.roadmap_table(markets, tables)
         every = pd_concat(tables)
@@ -164,6 +207,10 @@ def roadmap(
                                    _command_line(ctx), defaults, parameter_draws)
         if stopped:
             report.summary_paragraphs.insert(len(markets), stopped)
+        if best_plan:
+            twice = _twice(staging, tables, best_plan, rank_by)
+            report.summary_paragraphs.insert(len(markets), twice[0])
+            report.sections.insert(0, ("Each option, twice", twice[1], []))
         if section is not None:
             report.summary_paragraphs.insert(len(markets), section[0])
             report.sections.append(("Portfolio plan", section[1], [
@@ -179,6 +226,13 @@ def roadmap(
                                                      parameter_draws).replace("**", "")))
     if stopped:
         console.print(escape(stopped))
+    if best_plan:
+        import pandas as pd
+
+        header, rows = rm.twice_rows(tables)
+        console.print(_rich_table(pd.DataFrame(rows, columns=header), f"{spec.name}: every option valued twice (NPV "
+                                  "over today, each sub-market's total)"))
+        console.print(escape(twice[0].replace("**", "")))
     if budget is not None:
         console.print(escape(pp.plan_sentence(solution, shadow).replace("**", "")))
         console.print(f"plan: {out / 'plan.csv'}  budget curve: {out / 'budget_curve.png'}")

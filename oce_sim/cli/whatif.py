@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.markup import escape
 
 from oce_sim.cli.common import (
+    MAX_BEST_PLAN_BUDGET,
     MAX_EPISODES,
     MAX_N_ENVS,
+    RANK_BY_OPTION,
     SCENARIO_ARG,
     _clip,
     _command_line,
     _output_folder,
     _print_table,
+    _print_twice,
+    best_plan_option,
     check_out,
     check_positive,
+    check_rank_by,
     check_seed,
     check_text,
     console,
@@ -52,6 +58,8 @@ def whatif(
     executor: str = typer.Option("local", help="local (this machine) or ray (ray.init(): a local Ray instance, "
                                  "or the cluster RAY_ADDRESS names)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    best_plan: int = best_plan_option("the baseline and each variant (with --strategy today or a move)"),
+    rank_by: Optional[str] = RANK_BY_OPTION,
 ) -> None:
     """What-if sweeps: every variant of the scenario against the scenario as given, on paired seeds, with the 95% CI
     of each KPI's difference (year 1 and multi-period), a tornado chart and an efficient frontier."""
@@ -91,6 +99,18 @@ def whatif(
     elif strategy != "today" and (strategy not in STRATEGIES or strategy == "no_promotion"):
         fail(f"--strategy must be today, a move (sales=3) or one of "
              f"{', '.join(s for s in STRATEGIES if s != 'no_promotion')}, got {_clip(repr(strategy), 80)}")
+    check_positive("--best-plan", best_plan, minimum=0, maximum=MAX_BEST_PLAN_BUDGET)
+    if best_plan and not (strategy == "today" or "=" in strategy):
+        if rank_by == "best-plan":
+            fail(f"--rank-by best-plan needs --strategy today or a move: a named strategy ({strategy}) has no rules "
+                 "of thumb for a best plan to replace")
+        best_plan = 0  # a named strategy is played as it is
+    rank_by = check_rank_by(rank_by, best_plan)
+    if best_plan:
+        from oce_sim.studies.planner import check_seeds
+
+        if check_seeds(seed, episodes, best_plan):
+            fail(check_seeds(seed, episodes, best_plan))
     check_out("--out", out)
     try:
         EpisodeCache(default_cache(out)).check()
@@ -111,7 +131,7 @@ def whatif(
         try:
             results = wi.run_plan(plan, strategy, episodes, seed, progress=progress, cache=default_cache(out),
                                   executor=executor, workers=workers,
-                                  note=lambda line: err.print(f"[yellow]note:[/] {escape(line)}"))
+                                  note=lambda line: err.print(f"[yellow]note:[/] {escape(line)}"), best_plan=best_plan)
         except wi.WhatIfError as exc:  # raised before any episode runs
             fail(str(exc), exc.problems)
             return
@@ -119,12 +139,19 @@ def whatif(
             fail(str(exc))
             return
         episodes_run = dict(results.attrs.get("episodes", {}))
+        twice = None
+        if best_plan:  # both values of every variant; the tables, figures and sentences below use the ranked one
+            twice = wi.twice_values(results, strategy, best_plan, rank_by)
+            evaluation.atomic_write_text(staging / "values_twice.csv", twice.to_csv(index=False))
+            everything, results = results, wi.ranked_rows(results, strategy, best_plan, rank_by)
         summary = wi.summarise(results)
         evaluation.atomic_write_text(staging / "summary.csv", summary.to_csv(index=False))
         meta = {"scenario": base.name, "strategy": strategy, "episodes": episodes, "seed": seed, "set": set_,
                 "grid": grid, "tornado": tornado, "frontier": frontier,
-                "variants": [v.label for v in plan.variants]}  # no wall time: a rerun writes the same folder
-        evaluation.write_results(staging, results, summary, meta)  # results.csv (tidy) and summary.json
+                "variants": [v.label for v in plan.variants], "rank_by": rank_by,
+                "best_plan_budget": best_plan}  # no wall time: a rerun writes the same folder
+        # results.csv (tidy, both values' rows) and summary.json (the ranked one)
+        evaluation.write_results(staging, everything if twice is not None else results, summary, meta)
         figures = [wi.plot_tornado(summary, plan, staging / "tornado.png", base.name)]
         if frontier:
             figures.append(wi.plot_frontier(results, plan, staging / "frontier.png", base.name))
@@ -133,7 +160,8 @@ def whatif(
             figures.append(evaluation.plot_kpi_differences(by_variant, staging / "kpi_differences.png", base.name,
                                                            wi.BASELINE, what="variant"))
         figures = [p for p in figures if p is not None]
-        whatif_report(plan, summary, strategy, episodes, seed, figures, _command_line(ctx), set_).write(staging)
+        whatif_report(plan, summary, strategy, episodes, seed, figures, _command_line(ctx), set_, twice=twice,
+                      budget=best_plan, rank_by=rank_by).write(staging)
     figures = [out / p.name for p in figures]
     table = wi.format_summary(summary)
     title = (f"{base.name}: what-if ({strategy}), {episodes} paired seeds: baseline mean; each variant's difference "
@@ -143,7 +171,12 @@ def whatif(
         _print_table(table, title)
     else:  # many variants: one row each, the headline KPIs (every KPI is in summary.csv)
         _print_table(table[[m for m in wi.HEADLINE_KPIS if m in table.columns]].T, title, first="variant")
-    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}")
+    if twice is not None:
+        _print_twice(twice, best_plan, rank_by, f"per territory of each variant's population (baseline: "
+                     f"{population_text(base)})", f"{base.name}: each variant valued twice against the baseline",
+                     what="Each variant", against="the baseline", first="variant, against the baseline")
+    console.print(f"results: {out / 'results.csv'}  summary: {out / 'summary.csv'}"
+                  + (f"  both values: {out / 'values_twice.csv'}" if twice is not None else ""))
     if episodes_run.get("from_cache"):
         console.print(f"episodes: {episodes_run['run']} run, {episodes_run['from_cache']} read back from "
                       f"{default_cache(out)} (finished by an earlier run)")

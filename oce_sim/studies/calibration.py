@@ -20,7 +20,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -612,17 +612,36 @@ def measure_seed(config: ScenarioConfig, seed: int) -> dict[str, float]:
 
 
 def calibrate(scenario: str | ScenarioConfig = "default", seeds: int = 5, first_seed: int = 0,
-              progress: Callable[[int], None] | None = None) -> list[Row]:
-    """Every row of the table, measured on ``seeds`` paired seeds ``first_seed ..``."""
+              progress: Callable[[int], None] | None = None, workers: int = 1) -> list[Row]:
+    """Every row of the table, measured on ``seeds`` paired seeds ``first_seed ..``; ``workers`` > 1 measures the
+    seeds in that many processes (the same table: each seed's measurement is its own)."""
     config = load_scenario(scenario) if isinstance(scenario, str) else scenario
     rows = [Row(key, figure, band, source, how, note) for key, figure, band, source, how, note in ROWS]
-    for seed in range(first_seed, first_seed + seeds):
-        values = measure_seed(config, seed)
+    order = list(range(first_seed, first_seed + seeds))
+    for seed, values in _measured(config, order, workers):
         for row in rows:
             row.values.append(values.get(row.key, float("nan")))
         if progress is not None:
             progress(seed)
     return rows
+
+
+def _measured(config: ScenarioConfig, seeds: list[int], workers: int) -> Iterator[tuple[int, dict[str, float]]]:
+    """``(seed, values)`` in seed order, measured here or in a pool of ``workers`` processes."""
+    if workers <= 1 or len(seeds) <= 1:
+        for seed in seeds:
+            yield seed, measure_seed(config, seed)
+        return
+    from .processes import spawn_pool
+
+    with spawn_pool(min(workers, len(seeds))) as pool:
+        futures = [pool.submit(measure_seed, config, seed) for seed in seeds]
+        try:
+            for seed, future in zip(seeds, futures):
+                yield seed, future.result()
+        except BaseException:  # Ctrl-C or a failed seed: start nothing more
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def markdown(rows: list[Row], scenario: str, seeds: int, command_scenario: str | None = None) -> str:

@@ -129,8 +129,13 @@ def evaluate(
     seed: int,
     stages: Mapping[str, int | None] | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every policy on the same seeds ``seed .. seed+episodes-1``.  Returns (tidy KPI rows, step series)."""
+    """Every policy on the same seeds ``seed .. seed+episodes-1``.  Returns (tidy KPI rows, step series).
+
+    ``workers`` > 1 plays the strategies' seed batches in that many processes (slow strategies' batches split so
+    that both cores stay busy); every episode is the one played alone, so the tables are identical whatever
+    ``workers`` is (``tests/test_evaluation.py``)."""
     rows: list[dict[str, Any]] = []
     series_rows: list[dict[str, Any]] = []
     runs = dict(policies)
@@ -140,29 +145,104 @@ def evaluate(
 
         runs[COUNTERFACTUAL] = make_strategy(COUNTERFACTUAL)
     weights = {label: EPISODE_WEIGHT.get(getattr(policy, "name", label), 1.0) for label, policy in runs.items()}
+    seeds = [seed + episode for episode in range(episodes)]
+    units = [Unit(label, strategy_config(scenario, policy, (stages or {}).get(label)), batch)
+             for label, policy in runs.items()
+             for batch in seed_batches(seeds, scenario.population.n_hcps)]
+    if workers > 1:
+        units = split_units(units, weights, workers)
+    played: dict[int, list[Episode]] = {}
     done = 0
     # the bar advances by each episode's weight, so that its estimate of the time left counts slow episodes ahead
     with tqdm(total=sum(weights.values()) * episodes, desc=f"{scenario.name}", bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]", disable=not progress) as bar:
-        for label, policy in runs.items():
-            config = strategy_config(scenario, policy, (stages or {}).get(label))
-            stage = stage_label(config)
-            seeds = [seed + episode for episode in range(episodes)]
-            for batch in seed_batches(seeds, config.population.n_hcps):
-                for episode_seed, result in zip(batch, run_episodes(policy, config, batch)):
-                    episode = episode_seed - seed
-                    for metric, value in result.kpis.items():
-                        rows.append(dict(scenario=scenario.name, stage=stage, strategy=label, seed=episode_seed,
-                                         episode=episode, metric=metric, value=float(value)))
-                    if not (hidden and label == COUNTERFACTUAL):
-                        for step in result.series:
-                            series_rows.append(dict(strategy=label, seed=episode_seed, **step))
-                done += len(batch)
-                bar.set_postfix_str(f"{done}/{len(runs) * episodes} episodes, {label}", refresh=False)
-                bar.update(weights[label] * len(batch))
+        for index, episodes_played in play_units(units, runs, workers):
+            played[index] = episodes_played
+            unit = units[index]
+            done += len(unit.seeds)
+            bar.set_postfix_str(f"{done}/{len(runs) * episodes} episodes, {unit.label}", refresh=False)
+            bar.update(weights[unit.label] * len(unit.seeds))
+    for index, unit in enumerate(units):  # in the serial order, whichever worker finished first
+        stage = stage_label(unit.config)
+        for episode_seed, result in zip(unit.seeds, played[index]):
+            episode = episode_seed - seed
+            for metric, value in result.kpis.items():
+                rows.append(dict(scenario=scenario.name, stage=stage, strategy=unit.label, seed=episode_seed,
+                                 episode=episode, metric=metric, value=float(value)))
+            if not (hidden and unit.label == COUNTERFACTUAL):
+                for step in result.series:
+                    series_rows.append(dict(strategy=unit.label, seed=episode_seed, **step))
     results = add_paired_kpis(pd.DataFrame(rows, columns=RESULT_COLUMNS))
     if hidden:
         results = results[results.strategy != COUNTERFACTUAL].reset_index(drop=True)
     return results, pd.DataFrame(series_rows)
+
+
+# A process pool pays once the episodes take much longer than starting its workers (a few seconds each): in
+# heuristic episodes of the default scenario's territory-year (the main job's ten paired seeds, oracle included,
+# weigh about 700).
+POOL_MIN_EPISODES = 100
+
+
+def pool_pays(policies: Mapping[str, Any], scenario: ScenarioConfig, episodes: int) -> bool:
+    """Whether ``evaluate`` is worth a process pool: its work, in heuristic episodes of 600 customers for a year."""
+    weight = sum(EPISODE_WEIGHT.get(getattr(policy, "name", label), 1.0) for label, policy in policies.items())
+    size = scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
+    return (weight + 1.0) * episodes * size >= POOL_MIN_EPISODES  # + 1: the counterfactual
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One strategy's seeds played as one batch: the work a process takes."""
+
+    label: str
+    config: ScenarioConfig
+    seeds: list[int]
+
+
+def split_units(units: Sequence[Unit], weights: Mapping[str, float], workers: int) -> list[Unit]:
+    """``units`` cut so that none holds much more than its share of the work (the rollout oracle's episodes weigh
+    60 of a heuristic's: its batch is split between the processes), in the serial order of their seeds."""
+    total = sum(weights[unit.label] * len(unit.seeds) for unit in units)
+    share = total / (2 * workers)  # at least two units a worker, so that no core waits long for the last one
+    out: list[Unit] = []
+    for unit in units:
+        pieces = min(len(unit.seeds), max(1, int(np.ceil(weights[unit.label] * len(unit.seeds) / share))))
+        for part in np.array_split(np.asarray(unit.seeds), pieces):
+            out.append(Unit(unit.label, unit.config, [int(s) for s in part]))
+    return out
+
+
+def play_units(units: Sequence[Unit], policies: Mapping[str, Any], workers: int) -> Iterable[tuple[int, list[Episode]]]:
+    """Each unit's episodes as ``(index, episodes)``, in this process (``workers`` 1, or a policy that cannot go to
+    another process) or in a pool of ``workers`` processes, the heaviest units first, as they finish."""
+    import pickle
+
+    if workers > 1 and len(units) > 1:
+        try:
+            pickle.dumps(dict(policies))
+        except Exception:  # noqa: BLE001 - e.g. a model holding an open handle: it plays here
+            workers = 1
+    if workers <= 1 or len(units) <= 1:
+        for index, unit in enumerate(units):
+            yield index, run_episodes(policies[unit.label], unit.config, unit.seeds)
+        return
+    import concurrent.futures
+
+    from .processes import local_worker_limit, shared_pool
+
+    weight = {index: EPISODE_WEIGHT.get(getattr(policies[unit.label], "name", unit.label), 1.0) * len(unit.seeds)
+              for index, unit in enumerate(units)}
+    order = sorted(range(len(units)), key=lambda index: -weight[index])
+    pool = shared_pool(min(workers, local_worker_limit()[0]))  # the plan searches' workers, if they ran
+    pending = {pool.submit(run_episodes, policies[units[index].label], units[index].config, units[index].seeds):
+               index for index in order}
+    try:
+        for future in concurrent.futures.as_completed(pending):
+            yield pending[future], future.result()
+    except BaseException:  # Ctrl-C or a failed episode: start nothing more
+        for future in pending:
+            future.cancel()
+        raise
 
 
 def add_paired_kpis(results: pd.DataFrame, counterfactual: str = COUNTERFACTUAL) -> pd.DataFrame:

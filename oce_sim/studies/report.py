@@ -262,7 +262,10 @@ def _move_subject(name: str) -> str:
     with its stage's best plan (``sales=3 best@1000``, ``today best@1000``) says so."""
     base, best, budget = name.partition(" best@")
     if best:
-        who = "Today's organisation" if base == "today" else _move_subject(base)
+        from oce_sim.agents import STAGE_STRATEGIES
+
+        who = ("Today's organisation" if base == "today" else f"Stage {STAGE_STRATEGIES.index(base)} ({base}'s)"
+               if base in STAGE_STRATEGIES else _move_subject(base))
         return f"{who}, played with the best stationary plan its stage allows (best@{budget}),"
     if "=" not in name:
         return f"The {name} strategy"
@@ -303,20 +306,33 @@ ORACLES = ("oracle", "oracle_greedy")
 UNRANKED = (*ORACLES, "random")  # references with foresight and controls: read results against them, do not adopt them
 
 
-def _ranking_sentence(results: Any, summary: Any, baseline: str | None, scale: str) -> str | None:
+def unranked(strategies: Sequence[str], rank_by: str) -> list[str]:
+    """The columns a compare does not rank: the references (oracles, random) and, of each stage or move valued twice,
+    the value ``rank_by`` does not use (``best-plan``: the rules of thumb' column; ``rules-of-thumb``: the
+    ``best@K`` column).  A strategy with no best plan beside it (no promotion, a trained model) is ranked either
+    way."""
+    planned = [s for s in strategies if " best@" in s]
+    if rank_by == "best-plan":
+        return [*UNRANKED, *(s.partition(" best@")[0] for s in planned)]
+    return [*UNRANKED, *planned]
+
+
+def _ranking_sentence(results: Any, summary: Any, baseline: str | None, scale: str,
+                      exclude: Sequence[str] = UNRANKED, by: str = "") -> str | None:
     """Which strategy has the highest mean profit, and whether it is distinguishable from the runner-up and from
-    the baseline at this number of seeds: "the best" only when it is."""
+    the baseline at this number of seeds: "the best" only when it is.  ``by``: what the ranking plays (", with the
+    best plan each stage allows")."""
     from oce_sim.studies.evaluation import leader
 
-    top = leader(results, RANK_KPI, exclude=UNRANKED)
+    top = leader(results, RANK_KPI, exclude=exclude)
     if top is None:
         return None
-    named = f" ({_move_subject(top.best).lower()})" if "=" in top.best else ""
+    named = f" ({_move_subject(top.best).lower().rstrip(',')})" if "=" in top.best else ""
     if top.same_as:
         named += f" (the same result on every seed as {', '.join(top.same_as)})"
     mean = f"{format_value(RANK_KPI, top.mean)} USD {scale}"
     if top.runner_up is None:
-        return f"Ranked by profit (year 1 + tail), **{top.best}**{named} is the only strategy ranked, with a mean of {mean}."
+        return f"Ranked by profit (year 1 + tail){by}, **{top.best}**{named} is the only strategy ranked, with a mean of {mean}."
 
     def ci(low: float, high: float) -> str:
         return (f"[95% CI {format_value(RANK_KPI, low, True)}, {format_value(RANK_KPI, high, True)}]"
@@ -325,10 +341,10 @@ def _ranking_sentence(results: Any, summary: Any, baseline: str | None, scale: s
     # the scale is stated once, with the mean, in the same sentence
     gap = f"{format_value(RANK_KPI, top.diff_mean, True)} USD {ci(top.diff_low, top.diff_high)} on {top.n} paired seeds"
     if top.diff_low > 0:
-        text = (f"Ranked by profit (year 1 + tail), the best of these strategies is **{top.best}**{named}, with a mean "
+        text = (f"Ranked by profit (year 1 + tail){by}, the best of these strategies is **{top.best}**{named}, with a mean "
                 f"of {mean}, ahead of the runner-up {top.runner_up} by {gap}.")
     else:
-        text = (f"Ranked by profit (year 1 + tail), **{top.best}**{named} has the highest mean, {mean}, but it is "
+        text = (f"Ranked by profit (year 1 + tail){by}, **{top.best}**{named} has the highest mean, {mean}, but it is "
                 f"not distinguishable from the runner-up {top.runner_up} at this number of seeds (ahead by {gap}).")
     own = _row(summary, "strategy", top.best, RANK_KPI)
     if (baseline and top.best != baseline and top.runner_up != baseline and own is not None
@@ -346,10 +362,14 @@ def _kpi_rows_table(wide: Any) -> str:
 
 def compare_report(config: Any, summary: Any, baseline: str | None, episodes: int, seed: int,
                    figures: Sequence[Path], command: str, results: Any = None,
-                   drivers: Section | None = None) -> Report:
+                   drivers: Section | None = None, twice: Any = None, budget: int = 0,
+                   rank_by: str = "rules-of-thumb") -> Report:
     """The report of ``oce-sim compare``: today against each move and strategy on paired seeds (``results``, the
     tidy rows, rank the strategies against the runner-up; ``drivers``, the section of ``oce_sim.studies.drivers``:
-    what drives each difference, after the figures)."""
+    what drives each difference, after the figures; ``twice``, ``oce_sim.studies.planner.twice_values``: each stage
+    and move valued with the rules of thumb and with best@``budget``, ranked by ``rank_by``)."""
+    from oce_sim.studies.planner import PLANNED_BY, twice_rows, twice_text
+
     from oce_sim.studies.evaluation import format_table
 
     strategies = list(dict.fromkeys(summary.strategy))
@@ -363,10 +383,14 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
     moves = [n for n in others if "=" in n and " best@" not in n]  # a move's best-plan column is not a move
     paragraphs += _sentences(summary, "strategy", moves + [n for n in others if n not in moves],
                              baseline or "", _move_subject, lambda _: scale)
-    ranking = _ranking_sentence(results, summary, baseline, scale) if results is not None else None
+    exclude = unranked(strategies, rank_by)
+    by = f", with {PLANNED_BY[rank_by]}" if twice is not None else ""
+    if twice is not None:
+        paragraphs.append(twice_text(twice, budget, rank_by, scale))
+    ranking = _ranking_sentence(results, summary, baseline, scale, exclude, by) if results is not None else None
     if ranking:
-        settled = compare_verdict(results, RANK_KPI, exclude=UNRANKED)
-        paragraphs.append(ranking + (" " + verdict_sentence(settled, " by profit (year 1 + tail)")
+        settled = compare_verdict(results, RANK_KPI, exclude=exclude)
+        paragraphs.append(ranking + (" " + verdict_sentence(settled, f" by profit (year 1 + tail){by}")
                                      if settled is not None and settled.runner_up is not None else ""))
     paragraphs.append(seed_noise_coverage(episodes))
     if set(ORACLES) & set(strategies):
@@ -381,7 +405,10 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
                              "seeds).",
         "channel_mix": "Delivered touches per decision epoch by channel (mean over seeds).",
     }
-    sections: list[Section] = [
+    sections: list[Section] = [] if twice is None else [
+        ("Each stage and move, twice", twice_text(twice, budget, rank_by, scale) + "\n\n"
+         + markdown_table(*twice_rows(twice, config.stage)), [])]
+    sections += [
         ("Results", f"Mean over {episodes} paired seeds; in brackets the 95% CI of the difference to {baseline} "
                     "(paired seed noise only).\n\n"
                     + _kpi_rows_table(table), []),
@@ -392,7 +419,9 @@ def compare_report(config: Any, summary: Any, baseline: str | None, episodes: in
     return Report(f"{config.name}: today against moves and strategies", paragraphs, sections,
                   kpis_used=list(table.columns), assumptions=scenario_assumptions(config),
                   repro=repro_info(command, config, list(range(seed, seed + episodes)),
-                                   {"baseline": baseline, "strategies": ", ".join(strategies)}))
+                                   {"baseline": baseline, "strategies": ", ".join(strategies),
+                                    **({"ranked by": PLANNED_BY[rank_by], "best plan budget K": budget}
+                                       if twice is not None else {})}))
 
 
 MAX_SENTENCES = 8
@@ -400,17 +429,31 @@ ORGANISATION = {"today": "today's organisation (each entity at the variant's own
 
 
 def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: int, figures: Sequence[Path],
-                  command: str, settings: Sequence[str] = ()) -> Report:
-    """The report of ``oce-sim whatif``: every variant against the scenario as given, on paired seeds."""
+                  command: str, settings: Sequence[str] = (), twice: Any = None, budget: int = 0,
+                  rank_by: str = "rules-of-thumb") -> Report:
+    """The report of ``oce-sim whatif``: every variant against the scenario as given, on paired seeds (``summary``
+    and ``figures`` of the strategy ``rank_by`` ranks with; ``twice``, ``oce_sim.studies.whatif.twice_values``: each
+    variant valued with the rules of thumb and with best@``budget``)."""
+    from oce_sim.studies.planner import PLANNED_BY, twice_rows, twice_text
     from oce_sim.studies.whatif import BASELINE, HEADLINE_KPIS, format_summary
 
     base = plan.baseline
     labels = [v.label for v in plan.variants]
+    played = ORGANISATION.get(strategy, f"the strategy {strategy}")
+    if twice is not None and rank_by == "best-plan":
+        played = f"the best stationary plan each variant's stage allows (best@{budget}; beside {played})"
     paragraphs = [f"{base.name}: {len(labels)} variant{'s' if len(labels) != 1 else ''} of the scenario, each run on "
                   f"the baseline's {episodes} seeds (the scenario as given, whose market history stays pinned) with "
-                  f"{ORGANISATION.get(strategy, f'the strategy {strategy}')}. Every figure is per territory of the "
+                  f"{played}. Every figure is per territory of the "
                   f"variant's population (the baseline's: {population_text(base)}). "
                   f"{PROFIT_NOTE}"]
+    scale = f"per territory of each variant's population (baseline: {population_text(base)})"
+    twice_section: list[Section] = []
+    if twice is not None:
+        explained = twice_text(twice, budget, rank_by, scale, "Each variant", "the baseline")
+        paragraphs.append(explained + f" The sentences, table and figures below are those of {PLANNED_BY[rank_by]}.")
+        twice_section = [("Each variant, twice", explained + "\n\n" + markdown_table(
+            *twice_rows(twice, None, "variant, against the baseline")), [])]
     configs = {v.label: v.config for v in plan.variants}
     shown = labels
     if len(labels) > MAX_SENTENCES:  # the best and the worst; every variant is in the table
@@ -435,7 +478,7 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
                            "seeds, per territory (USD in thousands): a bar whose interval does not cross zero is a "
                            "clear difference.",
     }
-    sections: list[Section] = [
+    sections: list[Section] = [*twice_section,
         ("Results", f"The baseline's mean over {episodes} paired seeds; for each variant its difference to the "
                     "baseline with the 95% CI in brackets.\n\n" + _kpi_rows_table(wide), []),
     ]
@@ -448,7 +491,9 @@ def whatif_report(plan: Any, summary: Any, strategy: str, episodes: int, seed: i
     assumptions = scenario_assumptions(base) + [("settings applied to every variant", "; ".join(settings) or "none")]
     return Report(f"{base.name}: what-if against the scenario as given", paragraphs, sections,
                   kpis_used=list(wide.columns), assumptions=assumptions,
-                  repro=repro_info(command, base, list(range(seed, seed + episodes)), {"strategy": strategy}))
+                  repro=repro_info(command, base, list(range(seed, seed + episodes)), {
+                      "strategy": strategy, **({"ranked by": PLANNED_BY[rank_by], "best plan budget K": budget}
+                                               if twice is not None else {})}))
 
 
 __all__ = ["Report", "compare_report", "whatif_report", "Section", "difference_sentence", "git_commit",

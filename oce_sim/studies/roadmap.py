@@ -241,6 +241,7 @@ class Market:
     spec: SubMarket
     config: ScenarioConfig
     costs_given: tuple[str, ...] = ()  # the step costs the portfolio file gives (entity.to_K.field); the rest default
+    best_plan: int = 0  # K > 0: each option plays the best plan its stage allows (best@K), not the rules of thumb
 
     @property
     def today(self) -> StageConfig:
@@ -432,6 +433,27 @@ def parameter_sets(market: Market, parameter_draws: int) -> list[ScenarioConfig]
             for d in range(parameter_draws)]
 
 
+def player(market: Market, option: Option, progress: bool = False) -> Any:
+    """What plays ``option`` in ``market``: the organisation at its stage (today's rules of thumb) or, with
+    ``market.best_plan`` K > 0, the best stationary plan its stage allows (searched on the market's scenario, or read
+    from the plan cache: a line on stderr says which)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from oce_sim.agents import StationaryPlan
+    from oce_sim.agents.organisation import Organisation
+
+    if not market.best_plan:
+        return Organisation(option.stage, name=option.label)
+    from oce_sim.studies.planner import best_plan, search_workers
+
+    found = best_plan(market.config, option.stage, market.best_plan, progress=progress,
+                      note=lambda line: tqdm.write(f"{market.spec.name}, {option.label}: {line}", file=sys.stderr),
+                      workers=search_workers(market.config, market.best_plan))
+    return StationaryPlan(found.plan, option.stage, name=option.label)
+
+
 def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool = True,
              choices: Callable[[Market], list[Option]] | None = None, parameter_draws: int = 0) -> pd.DataFrame:
     """Every option of every sub-market on seeds ``seed .. seed+episodes-1`` (paired within a sub-market).  Tidy
@@ -442,7 +464,7 @@ def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool
     choices = choices or (lambda market: options(market.today))
     from tqdm.auto import tqdm
 
-    from oce_sim.agents.organisation import Organisation, stage_text
+    from oce_sim.agents.organisation import stage_text
     from oce_sim.studies.evaluation import run_episode, strategy_config
 
     rows: list[dict[str, Any]] = []
@@ -453,7 +475,7 @@ def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool
                 [({}, market.config)] if not parameter_draws else
                 [({"parameter_draw": d}, c) for d, c in enumerate(parameter_sets(market, parameter_draws))])
             for option in choices(market):
-                policy = Organisation(option.stage, name=option.label)
+                policy = player(market, option, progress)
                 for unit, base in bases:
                     config = strategy_config(base, policy)
                     for episode in range(episodes):
@@ -655,10 +677,14 @@ def territory_text(market: Market) -> str:
 def roadmap_table(markets: Sequence[Market], tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """One row per sub-market: today, the recommended target, its NPV with the 90% interval over the draws,
     payback, P(best), and the break-even one-off cost of every move up (against its default)."""
+    from oce_sim.studies.planner import PLANNED_BY
+
     rows = []
     for market, table in zip(markets, tables):
         best = recommend(table)
         moves = table[table.one_off_usd > 0]
+        other = ("best_plan" if table.ranked_by.iloc[0] == "rules-of-thumb" else "rules_of_thumb") \
+            if "ranked_by" in table else ""
         rows.append({
             "sub-market": market.spec.name, "scenario": market.config.name,
             "territories": market.spec.territories, "today": _stage_text(market.today),
@@ -672,8 +698,46 @@ def roadmap_table(markets: Sequence[Market], tables: Sequence[pd.DataFrame]) -> 
             "break-even one-off, USD k (default)": "; ".join(
                 f"{r.option} {_break_even_text(r.break_even_one_off_usd)} ({r.one_off_usd / 1e3:,.0f})"
                 for r in moves.itertuples()),
+            **({"ranked by": PLANNED_BY[table.ranked_by.iloc[0]],
+                "recommended with the other plans": str(table[f"recommended_{other}"].iloc[0])}
+               if "ranked_by" in table else {}),
         })
     return pd.DataFrame(rows)
+
+
+PLANNED_COLUMN = {"rules-of-thumb": "rules_of_thumb", "best-plan": "best_plan"}
+
+
+def with_both_values(table: pd.DataFrame, other: pd.DataFrame, rank_by: str) -> pd.DataFrame:
+    """A sub-market's options appraised with the plans ``rank_by`` names (``table``, which ranks) beside the same
+    options appraised with the other plans (``other``): ``npv_<plans>_usd`` with its 5th-95th percentiles for both,
+    ``recommended_<plans>`` (the option each would recommend) and ``ranked_by``."""
+    from oce_sim.studies.planner import RANK_BY
+
+    other_by = next(r for r in RANK_BY if r != rank_by)
+    out = table.copy()
+    theirs = other.set_index("option").loc[list(table.option)]
+    for by, frame in ((rank_by, table.set_index("option").loc[list(table.option)]), (other_by, theirs)):
+        name = PLANNED_COLUMN[by]
+        for column in ("npv_usd", "npv_low_usd", "npv_high_usd"):
+            out[column.replace("npv", f"npv_{name}")] = frame[column].to_numpy()
+        out[f"recommended_{name}"] = str(recommend(frame.reset_index()).option)
+    out["ranked_by"] = rank_by
+    return out
+
+
+def twice_rows(tables: Sequence[pd.DataFrame]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Each sub-market's options valued twice (tables of :func:`with_both_values`): NPV over today with today's
+    rules of thumb and with the best plan each stage allows, USD k [90%]; the recommended option of each marked."""
+    def cell(row: Any, name: str) -> str:
+        mark = " (recommended)" if row.option == getattr(row, f"recommended_{name}") else ""
+        return (f"{getattr(row, f'npv_{name}_usd') / 1e3:+,.0f} [{getattr(row, f'npv_{name}_low_usd') / 1e3:+,.0f}, "
+                f"{getattr(row, f'npv_{name}_high_usd') / 1e3:+,.0f}]{mark}")
+
+    rows = [(row.sub_market, row.option, cell(row, "rules_of_thumb"), cell(row, "best_plan"))
+            for table in tables for row in table.itertuples()]
+    return ["sub-market", "option", "NPV with today's rules of thumb (USD k) [90%]",
+            "NPV with the best plan each stage allows (USD k) [90%]"], rows
 
 
 def _gap_text(table: pd.DataFrame) -> str:
@@ -830,7 +894,7 @@ __all__ = ["DEFAULT_STEP_COSTS", "Appraisal", "Market", "MoveCost", "Option", "P
            "move_cost", "npv", "options", "paired_units", "parameter_sets", "payback_months", "phase_in",
            "plot_npv", "recommend",
            "recommendation_sentence", "roadmap_report", "roadmap_table", "run", "runner_up", "simulate",
-           "summary_markdown", "territory_text"]
+           "summary_markdown", "territory_text", "twice_rows", "with_both_values"]
 
 
 def recommendation_sentence(market: Market, table: pd.DataFrame, horizon_years: float) -> str:

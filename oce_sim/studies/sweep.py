@@ -37,10 +37,11 @@ from oce_sim.config import format_validation_error, read_json
 from oce_sim.config.errors import _clip, _excerpt
 from oce_sim.storage.outputs import atomic_write_text, folder_problem
 
+from .processes import WORKER_MEMORY_BYTES, available_memory_bytes, ignore_sigint, local_worker_limit, spawn_pool
+
+__all__ = ["WORKER_MEMORY_BYTES", "available_memory_bytes", "local_worker_limit"]  # also read from here
+
 EXECUTORS = ("local", "ray")
-# What one local worker process needs, roughly: a spawned interpreter that has imported the package, loaded the
-# compiled kernels and run an episode of ``small`` peaks at about 350 MB resident (measured); rounded up.
-WORKER_MEMORY_BYTES = 400 * 2**20
 MAX_ENTRY_BYTES = 1 << 20  # a cache entry: a sweep's episode is ~1.5 KB, a baseline table's cell a few KB
 MAX_ENTRY_VALUES = 10_000
 
@@ -56,6 +57,7 @@ class Job:
     seed: int
     stage: Any = None  # the organisation's stage (StageConfig), None for a named strategy
     policy: tuple[tuple[str, float], ...] = ()  # the organisation's settings (policy.*)
+    plan: tuple[int, ...] | None = None  # a stationary plan (one play per segment) played at ``stage`` instead
 
 
 @lru_cache(maxsize=1)
@@ -87,12 +89,13 @@ def run_job(job: Job) -> dict[str, float]:
 def run_jobs_together(jobs: Sequence[Job]) -> list[dict[str, float]]:
     """Run episodes that differ only in their seed (one :func:`seed_groups` group) as the territories of one batch
     (``evaluation.run_episodes``: each episode exactly as alone); their KPIs as plain floats, in order."""
-    from oce_sim.agents import make_strategy
+    from oce_sim.agents import StationaryPlan, make_strategy
     from oce_sim.agents.organisation import Organisation
     from oce_sim.studies.evaluation import run_episodes
 
     job = jobs[0]
-    policy = (Organisation(job.stage, name=job.strategy, **dict(job.policy)) if job.stage is not None
+    policy = (StationaryPlan(job.plan, job.stage, name=job.strategy) if job.plan is not None else
+              Organisation(job.stage, name=job.strategy, **dict(job.policy)) if job.stage is not None
               else make_strategy(job.strategy))
     episodes = run_episodes(policy, job.config, [j.seed for j in jobs])
     return [{metric: float(value) for metric, value in episode.kpis.items()} for episode in episodes]
@@ -106,8 +109,8 @@ def seed_groups(jobs: Sequence[Job], max_seeds: int | None = None) -> list[list[
 
     groups: dict[str, list[Job]] = {}
     for job in jobs:
-        same = json.dumps([job.config.model_dump(mode="json"), job.strategy, repr(job.stage), list(job.policy)],
-                          sort_keys=True, default=str)
+        same = json.dumps([job.config.model_dump(mode="json"), job.strategy, repr(job.stage), list(job.policy),
+                           job.plan], sort_keys=True, default=str)
         groups.setdefault(same, []).append(job)
     batches: list[list[Job]] = []
     for group in groups.values():
@@ -241,16 +244,13 @@ def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", 
 
 def _run_pool(todo: Sequence[Job], finish: Callable[[Job, dict], None], workers: int) -> None:
     import concurrent.futures
-    import multiprocessing
 
     # spawn: a fresh interpreter per worker (no forked copies of Numba, torch or open files).  No more processes than
     # the machine holds (the CLI refuses more; the table is the same whatever the pool's size)
-    context = multiprocessing.get_context("spawn")
     # a group's seeds run as one batch in one worker; at least two groups a worker, so that no core waits long
     groups = seed_groups(todo, max_seeds=max(1, -(-len(todo) // (2 * workers))))
     size = min(workers, len(groups), local_worker_limit()[0])
-    with concurrent.futures.ProcessPoolExecutor(max_workers=size, mp_context=context,
-                                                initializer=_ignore_sigint) as pool:
+    with spawn_pool(size) as pool:
         pending = {pool.submit(run_jobs_together, group): group for group in groups}
         try:
             for future in concurrent.futures.as_completed(pending):
@@ -259,13 +259,6 @@ def _run_pool(todo: Sequence[Job], finish: Callable[[Job, dict], None], workers:
         except BaseException:  # Ctrl-C or a failed episode: start nothing more; running episodes end first
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-
-
-def _ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C to the parent, which stops the sweep (finished episodes stay cached)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_ray(todo: Sequence[Job], finish: Callable[[Job, dict], None]) -> None:
@@ -293,48 +286,6 @@ def _run_ray(todo: Sequence[Job], finish: Callable[[Job, dict], None]) -> None:
     finally:
         if started:
             ray.shutdown()
-
-
-def available_memory_bytes() -> int | None:
-    """Memory new processes can still take: ``MemAvailable`` of /proc/meminfo, or less where a cgroup (a
-    container) limits this process; None where neither can be read (not Linux)."""
-    found: list[int] = []
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-                    break
-    except (OSError, ValueError, IndexError):
-        try:  # free pages only (no reclaimable cache): an underestimate, which only lowers the bound
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (OSError, ValueError, AttributeError):
-            pass
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            limit, usage = Path(limit_file).read_text().strip(), Path(usage_file).read_text().strip()
-            if limit != "max" and int(limit) < 2**60:  # v1 writes "no limit" as a huge number
-                found.append(max(0, int(limit) - int(usage)))
-        except (OSError, ValueError):
-            continue
-    return min(found) if found else None
-
-
-def local_worker_limit() -> tuple[int, str]:
-    """The most worker processes the local executor may start here, and why: one per usable CPU (an episode is
-    single-threaded, so more only share the cores) and as many as the available memory holds at
-    ``WORKER_MEMORY_BYTES`` each.  (A Ray cluster's size is Ray's business: not bounded here.)"""
-    from oce_sim.envs.sharded import usable_cpus  # here: importing the envs costs a fifth of a second
-
-    cpus = usable_cpus()
-    memory = available_memory_bytes()
-    if memory is None:
-        return cpus, f"{cpus} usable CPUs"
-    by_memory = max(1, memory // WORKER_MEMORY_BYTES)
-    return max(1, min(cpus, by_memory)), (f"{cpus} usable CPUs and {memory / 2**30:.1f} GiB of available memory at "
-                                          f"about {WORKER_MEMORY_BYTES >> 20} MiB per worker")
 
 
 def default_cache(out: Path) -> Path:

@@ -372,7 +372,7 @@ def value_at(config: ScenarioConfig, path: str) -> Any:
 # -------------------------------------------------------------------------------------------- running
 def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool = True,
              cache: Path | None = None, executor: str = "local", workers: int = 1,
-             note: Callable[[str], None] | None = None) -> pd.DataFrame:
+             note: Callable[[str], None] | None = None, best_plan: int = 0) -> pd.DataFrame:
     """Every variant (and the baseline) on seeds ``seed .. seed+episodes-1``; tidy rows
     ``variant, <paths>, strategy, seed, metric, value``.  ``strategy`` is ``today`` (the organisation of each
     variant's own stage), a move from each variant's stage (``sales=3``) or a strategy name.  Identical runs (e.g.
@@ -382,9 +382,17 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
     folder, finished episodes are kept there and not run again (see :mod:`oce_sim.studies.sweep`).  The table is the same
     whatever the executor, the number of workers and what the cache held.  ``note`` (default: stderr) is told of
     cache entries that were refused (damaged or misplaced) and run again; a cache that is not a folder, or not
-    writable, is a ``CacheError`` before any episode runs."""
-    from oce_sim.agents import make_strategy
+    writable, is a ``CacheError`` before any episode runs.
+
+    ``best_plan`` K > 0 (with ``today`` or a move): each variant also plays the best stationary plan its stage allows
+    on its own scenario (``best@K``, :func:`oce_sim.studies.planner.best_plan`: searched or read from the plan
+    cache, which ``note`` is told), as the strategy ``<strategy> best@K``."""
+    from oce_sim.agents import StationaryPlan, make_strategy
     from oce_sim.agents.organisation import Organisation, parse_move
+    from oce_sim.agents.stationary import plan_text
+    from oce_sim.studies.planner import best_label
+    from oce_sim.studies.planner import best_plan as best_plan_of
+    from oce_sim.studies.planner import search_workers
     from oce_sim.studies.sweep import EpisodeCache, Job, job_key, run_jobs
 
     variants = [Variant(BASELINE, {}, plan.baseline), *plan.variants]
@@ -399,12 +407,19 @@ def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool
             if organised else None
         policies = {strategy: Organisation(stage, name=strategy, **variant.policy) if organised
                     else make_strategy(strategy), COUNTERFACTUAL: make_strategy(COUNTERFACTUAL)}
+        if best_plan and organised:
+            found = best_plan_of(variant.config, stage, best_plan, progress=progress, note=note,
+                                 workers=search_workers(variant.config, best_plan)).plan
+            policies[best_label(strategy, best_plan)] = StationaryPlan(found, stage, name=best_label(strategy,
+                                                                                                      best_plan))
         for label, policy in policies.items():
             config = strategy_config(variant.config, policy)
             own = label != COUNTERFACTUAL
-            settings = variant.policy if own else {}
-            jobs = [Job(job_key(config, label, settings, seed + e), config, label, seed + e,
-                        stage if own and organised else None, tuple(sorted(settings.items())))
+            settings = variant.policy if own and label == strategy else {}
+            played = tuple(int(p) for p in policy.plays) if isinstance(policy, StationaryPlan) else None
+            key = label if played is None else f"{label} {plan_text(played)}"  # the plan, not only its K
+            jobs = [Job(job_key(config, key, settings, seed + e), config, label, seed + e,
+                        stage if own and organised else None, tuple(sorted(settings.items())), played)
                     for e in range(episodes)]
             planned.append((variant, config, label, jobs))
     unique = list({job.key: job for *_, jobs in planned for job in jobs}.values())
@@ -433,6 +448,28 @@ def _cell(variant: Variant, path: str) -> str:
     if path.startswith("policy."):
         return _flow_text(POLICY_SETTINGS[path.split(".", 1)[1]][2])
     return _flow_text(value_at(variant.config, path))
+
+
+def twice_values(results: pd.DataFrame, strategy: str, budget: int, rank_by: str) -> pd.DataFrame:
+    """Each variant's value twice (profit, year 1 + tail): its difference to the baseline with ``strategy`` (today's
+    rules of thumb) and with each one's best plan (``<strategy> best@K``), on the same seeds
+    (:func:`oce_sim.studies.planner.paired_twice`)."""
+    from oce_sim.studies.planner import best_label, paired_twice
+
+    frame = results[results.metric == TORNADO_METRIC]
+    wide = frame.pivot_table(index="seed", columns=["variant", "strategy"], values="value")
+    best = best_label(strategy, budget)
+    variants = [v for v in dict.fromkeys(frame.variant) if v != BASELINE]
+    return paired_twice(wide, [(v, "variant", ((v, strategy), (BASELINE, strategy)), ((v, best), (BASELINE, best)))
+                               for v in variants], rank_by, TORNADO_METRIC)
+
+
+def ranked_rows(results: pd.DataFrame, strategy: str, budget: int, rank_by: str) -> pd.DataFrame:
+    """The rows of the strategy that ranks the variants: ``strategy`` (the rules of thumb) or its best plans."""
+    from oce_sim.studies.planner import best_label
+
+    label = best_label(strategy, budget) if rank_by == "best-plan" else strategy
+    return results[results.strategy == label].reset_index(drop=True)
 
 
 def summarise(results: pd.DataFrame, metrics: Sequence[str] = TABLE_KPIS) -> pd.DataFrame:

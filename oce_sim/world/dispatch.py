@@ -97,11 +97,6 @@ def action_mask(
     return kernels.play_mask(counts, controllable, PLAY_NEEDS)
 
 
-def customer_value(pop: Population, access_factor: np.ndarray) -> np.ndarray:
-    """Public value estimate used to rank customers: class volume x formulary access."""
-    return pop.class_rx_per_day * access_factor
-
-
 def plan_epoch(
     plays: np.ndarray,
     segment: np.ndarray,

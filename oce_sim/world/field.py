@@ -10,21 +10,17 @@ shape ``[n_reps, slots]``) inside one SimPy process per working day.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from oce_sim.config import ScenarioConfig, StageConfig
+from oce_sim.config import ScenarioConfig
 from oce_sim.world import kernels
 from oce_sim.world.population import Population
 from oce_sim.world.response import (
     ORIGIN_ORCHESTRATOR,
     ORIGIN_REP_OWN,
-    REP_VISIT,
-    TouchBatch,
 )
 from oce_sim.world.rows import RowBound
-from oce_sim.world.stages import has
 
 assert (ORIGIN_ORCHESTRATOR, ORIGIN_REP_OWN) == (0, 1)  # the field_day kernel writes these codes
 
@@ -44,17 +40,6 @@ def choose_theme(progress: np.ndarray, relevance: np.ndarray, repeat_weight: flo
     allowed = themes <= np.minimum(progress, n_themes - 1)
     score = np.where(allowed, relevance * np.where(themes == progress, 1.0, repeat_weight), -1.0)
     return score.argmax(axis=1)
-
-
-@dataclass
-class FieldDay:
-    batch: TouchBatch
-    dismissed: int
-    accepted: int
-    answered_hcp: np.ndarray
-    noted_hcp: np.ndarray
-    no_see_hcp: np.ndarray
-    expired: int = 0
 
 
 class FieldForce(RowBound):
@@ -109,13 +94,6 @@ class FieldForce(RowBound):
         }
         self._params = np.array([values[name] for name in kernels.FIELD_PARAMS], dtype=float)
 
-    def _pick_value(self, stage: StageConfig, customer_value: np.ndarray | None) -> np.ndarray:
-        """What a coached rep ranks her own picks by: potential (decile + 1) below sales 3; from it she is measured
-        on outcome and ranks them by what the orchestrator knows each customer is worth."""
-        if customer_value is None or not has(stage, "rep_measured_on_outcome"):
-            return self._potential
-        return np.asarray(customer_value, dtype=float)
-
     @property
     def capacity_available(self) -> bool:
         return self.n_reps > 0 and self.nominal_calls_per_day >= 1.0
@@ -126,24 +104,3 @@ class FieldForce(RowBound):
         self.queue_hcp, self.queue_theme, self.queue_ask = hcp, theme, ask
         self.pointer = np.zeros(self.n_reps, dtype=np.int64)
         return expired
-
-    def work_day(self, day: int, rng: np.random.Generator, view_progress: np.ndarray, stage: StageConfig,
-                 customer_value: np.ndarray | None = None) -> FieldDay:
-        """All reps' working day (see :func:`oce_sim.world.kernels.field_day`).  ``customer_value``: what the
-        orchestrator knows each customer is worth (``World.customer_priority``); a rep measured on outcome (sales 3)
-        ranks her own picks by it instead of potential alone."""
-        if not self.capacity_available:
-            return FieldDay(TouchBatch.empty(), 0, 0, *(np.zeros(0, dtype=np.int64),) * 3)
-        u = rng.random((self.n_reps, self.slots, 4))
-        (hcp, theme, origin, asked, met, start, answered, noted, no_see, dismissed, accepted) = kernels.field_day(
-            float(day), u, self.queue_hcp, self.queue_theme, self.queue_ask, self.pointer, self.trust,
-            self.knows_no_see, self.knows_need, self.last_visit_day, self.rep_progress, self.failed_visits,
-            self.seen_visits, self.own_order, view_progress, has(stage, "rep_uses_shared_insight"),
-            has(stage, "rep_records_knowledge"), self.pop.need_relevance,
-            self.availability, self.pop.archetype, self._params, self.fills_free_slots,
-            has(stage, "rep_coached_on_engagement"),
-            self.chose_other_channel, self._pick_value(stage, customer_value),
-        )  # fmt: skip
-        batch = TouchBatch(hcp=hcp, channel=np.full(hcp.size, REP_VISIT, dtype=np.int8), theme=theme,
-                           origin=origin, question=asked, engaged_hint=met, time=start)
-        return FieldDay(batch, int(dismissed), int(accepted), answered, noted, no_see)

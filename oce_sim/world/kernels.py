@@ -749,6 +749,36 @@ def noisy_need_shares(need, hcp, noise):
 
 
 @njit(cache=True)
+def need_reports_rows(noted, noted_offsets, touch_hcp, touch_channel, touch_offsets, portal_channel, portal_reveals,
+                      need_known):
+    """Every territory's :func:`new_need_reports` on its rows of the flat arrays: one flat array of HCPs and its
+    offsets per territory."""
+    n, n_hcps = need_known.shape
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    out = np.empty(noted.size + touch_hcp.size, dtype=np.int64)  # at most one report per note or touch
+    k = 0
+    for t in range(n):
+        a, b = touch_offsets[t], touch_offsets[t + 1]
+        found = new_need_reports(noted[noted_offsets[t]:noted_offsets[t + 1]], touch_hcp[a:b], touch_channel[a:b],
+                                 portal_channel, portal_reveals, need_known[t], n_hcps)
+        out[k:k + found.size] = found
+        k += found.size
+        offsets[t + 1] = k
+    return out[:k], offsets
+
+
+@njit(cache=True)
+def noisy_need_rows(need, hcp, offsets, noise):
+    """Every territory's :func:`noisy_need_shares` on its rows (``need``: the territories' true shares)."""
+    out = np.empty((hcp.size, need.shape[2]))
+    for t in range(offsets.size - 1):
+        a, b = offsets[t], offsets[t + 1]
+        if b > a:
+            out[a:b] = noisy_need_shares(need[t], hcp[a:b], noise[a:b])
+    return out
+
+
+@njit(cache=True)
 def publish_rx(row, rx, noise, u_present, missing_share):
     """Write one day's syndicated Rx into the view's ring row: noisy, with lost rows; zero stays zero.
     ``noise`` and ``u_present`` hold one draw per HCP with a prescription, in HCP order."""
@@ -1080,6 +1110,28 @@ def daily_rows(
             for i in range(row.size):
                 hcp_margin[t, i] += row[i] * margin_per_rx
     return expected, rx_total, nrx_total
+
+
+@njit(cache=True)
+def customer_value_rows(active, class_rx_per_day, access_factor, account_access, account, kol_offsets, kol_edge_kol,
+                        kol_edge_follower, kol_weight, out):
+    """Each active territory's public customer value, into its row of ``out``: class volume x formulary access,
+    plus ``kol_weight`` x the value a mapped KOL sways (his followers' summed in edge order; 0 when KOLs are not
+    mapped).  The same operations in the same order as the NumPy expression it replaced, so the same numbers."""
+    n, n_hcps = out.shape
+    swayed = np.zeros(n_hcps)
+    for t in range(n):
+        if not active[t]:
+            continue
+        row = out[t]
+        for i in range(n_hcps):
+            row[i] = class_rx_per_day[t, i] * access_factor[account_access[t, account[t, i]]]
+        if kol_weight > 0.0:
+            swayed[:] = 0.0
+            for e in range(kol_offsets[t], kol_offsets[t + 1]):
+                swayed[kol_edge_kol[e]] += row[kol_edge_follower[e]]
+            for i in range(n_hcps):
+                row[i] = row[i] + kol_weight * swayed[i]
 
 
 @njit(cache=True)

@@ -50,7 +50,6 @@ from oce_sim.world.streams import RandomStreams
 from oce_sim.world.tail import DAYS_PER_YEAR
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
 from oce_sim.world.view import (
-    NO_HCPS,
     RX_WINDOW_DAYS,
     DataPipeline,
     DayRecord,
@@ -64,6 +63,7 @@ DIGEST_DTYPES = (np.int64, np.int64, np.int64, np.bool_, np.bool_, np.int64)
 EXOGENOUS_BLOCK_DAYS = 28
 FIELD_RECENT_DAYS = 14  # "a fortnight": how far marketing and the stage-3 rep look around a call
 BELIEVED_STAGE_OF_STATE = np.array([0, 0, 1, 2])  # the oracles' view: adoption state -> believed stage
+ONE_ACTIVE = np.ones(1, dtype=np.bool_)  # a lone territory's rows for the row kernels
 KOL_FOLLOWER_WEIGHT = 0.1  # a mapped KOL's priority adds this share of the value of the customers he sways
 RANK_WEIGHT_RANGE = (0.25, 4.0)  # how far the tested response may move a customer's rank (exploration stays alive)
 
@@ -254,16 +254,20 @@ class World:
         if self.oracle_view:
             gain = expected_touch_value_usd(self, REP_VISIT, value_horizon_days(self)) - self.response.visit_cost
             return np.maximum(gain, 0.0)
-        access = self.response.access_factor[self.state.account_access[self.pop.account]]
-        value = dispatch.customer_value(self.pop, access)
-        if has(self.stage, "account_stakeholders_mapped") and self.pop.kol_edge_kol.size:
-            # Must-win stakeholders: a KOL is worth his own volume plus a share of the volume he sways.
-            swayed = np.bincount(self.pop.kol_edge_kol, weights=value[self.pop.kol_edge_follower],
-                                 minlength=self.pop.n_hcps)
-            value = value + KOL_FOLLOWER_WEIGHT * swayed
+        pop = self.pop
+        value = np.empty((1, pop.n_hcps))
+        edges = pop.kol_edge_kol.size
+        kernels.customer_value_rows(
+            ONE_ACTIVE, pop.class_rx_per_day[np.newaxis], self.response.access_factor,
+            self.state.account_access[np.newaxis], pop.account[np.newaxis], np.array([0, edges]),
+            pop.kol_edge_kol.astype(np.int64), pop.kol_edge_follower.astype(np.int64), self.kol_weight(), value)
         if self.testing_efficacy:
-            value = value * self.tested_rank_weight()
-        return value
+            return value[0] * self.tested_rank_weight()
+        return value[0]
+
+    def kol_weight(self) -> float:
+        """Must-win stakeholders: once mapped, a KOL is worth his own volume plus this share of the volume he sways."""
+        return KOL_FOLLOWER_WEIGHT if has(self.stage, "account_stakeholders_mapped") else 0.0
 
     def tested_rank_weight(self) -> np.ndarray:
         """IT stage 3: each customer's weight in the field's ranking, from the tested response to a suggested visit
@@ -420,9 +424,11 @@ class World:
         )
 
     def close_day(self, day: int, working: bool, outcome: TouchOutcome, counts: np.ndarray, rx: np.ndarray,
-                  expected_rx: float, rx_total: int, nrx_total: int) -> None:
+                  expected_rx: float, rx_total: int, nrx_total: int, need_hcp: np.ndarray,
+                  need_values: np.ndarray) -> DayRecord:
         """23:00, after the batch has delivered the day's touches and moved the customers: book the day, record it
-        for the pipeline (and the event log).  ``counts``: conflicts, out-of-sequence touches and unsubscribes."""
+        for the pipeline (and the event log).  ``counts``: conflicts, out-of-sequence touches and unsubscribes;
+        ``need_hcp``, ``need_values``: the needs recorded today (``Territories.need_reports``)."""
         led = self.ledger
         price = self.config.economics.price_per_rx_usd
         if working:
@@ -436,7 +442,7 @@ class World:
         led.blocked_no_consent += outcome.blocked_no_consent
         led.blocked_cap += outcome.blocked_cap
         self._book_field_force(working)
-        record = self._make_record(day, outcome, rx)
+        record = self._make_record(day, outcome, rx, need_hcp, need_values)
         self.pipeline.submit(record)
         if self.efficacy_truth is not None:
             self.efficacy_truth.on_day(day, rx)
@@ -444,6 +450,7 @@ class World:
             self._hash_record(record)
             self.event_log.append(record)
         self.daily_rx.append(rx_total)
+        return record
 
     def _hash_record(self, record: DayRecord) -> None:
         # Fixed dtypes, so that the hash follows the events and not how the arrays happen to be stored.
@@ -459,21 +466,12 @@ class World:
         if working and self.field.capacity_available:
             led.field_capacity_calls += self.field.n_reps * self.field.nominal_calls_per_day
 
-    def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray) -> DayRecord:
+    def _make_record(self, day: int, outcome: TouchOutcome, rx: np.ndarray, need_hcp: np.ndarray,
+                     need_values: np.ndarray) -> DayRecord:
         notes = self._pending_notes.pop(day, ())
         record = DayRecord(day=day, touches=outcome, rx=rx)
-        noted = [h for kind, h in notes if kind == "need" and h.size]
-        # Customers who pull a theme on the portal reveal it once customers are at least at the insight stage.
-        portal_reveals = has(self.stage, "customer_reveals_need_on_portal") and outcome.hcp.size > 0
-        if noted or portal_reveals:
-            hcp = kernels.new_need_reports(
-                np.concatenate(noted) if noted else NO_HCPS, outcome.hcp, outcome.channel, WEBSITE, portal_reveals,
-                self.view.need_known, self.pop.n_hcps,
-            )  # fmt: skip
-            if hcp.size:
-                noise = self._rng_pipeline.normal(0.0, 0.05, size=(hcp.size, self.pop.n_themes))
-                record.need_hcp = hcp
-                record.need_values = kernels.noisy_need_shares(self.pop.need, hcp, noise)
+        if need_hcp.size:
+            record.need_hcp, record.need_values = need_hcp, need_values
         for kind, h in notes:
             if kind == "no_see" and h.size:
                 record.no_see_hcp = np.concatenate([record.no_see_hcp, h])
@@ -596,16 +594,19 @@ STATE_ROWS: tuple[str, ...] = (
 LEDGER_ROWS: tuple[str, ...] = ("cost_usd", "delivered", "engaged")
 # Population data the batch's phases read (it never changes during an episode: stacked as copies)
 POPULATION_ROWS: tuple[str, ...] = ("channel_fit", "need_relevance", "contact_tolerance_per_month", "account",
-                                    "class_rx_per_day")
+                                    "class_rx_per_day", "need")
 FIELD_ROWS: tuple[str, ...] = ("trust", "knows_need", "knows_no_see", "failed_visits", "seen_visits", "rep_progress",
                                "chose_other_channel", "last_visit_day", "pointer")
 # The view's arrays a publication writes (replaced only in place: OrchestratorView.sync_ground_truth)
 VIEW_ROWS: tuple[str, ...] = ("last_touch_day", "delivered", "engaged", "progress", "email_consent", "remote_consent",
-                              "rx_ring", "published_rx")
+                              "rx_ring", "published_rx", "need_known")
 EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
 RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
+# TouchOutcome's columns a publication reads: hcp, channel, theme, origin, engaged, unsubscribed
+PUBLISHED_COLUMNS = (0, 1, 2, 3, 5, 8)
+NO_NOTES = np.zeros(0, dtype=np.int64)
 
 
 def offsets_of(sizes: Sequence[int]) -> np.ndarray:
@@ -677,6 +678,12 @@ class Territories:
         self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
         self._suggestions_from: list[np.ndarray] | None = None
         self._view: dict[str, np.ndarray] | None = None
+        # day -> the batch's flat record of that day (touch columns with offsets, Rx rows) and the territories'
+        # records made from it: the publication reads it instead of joining the records again
+        self._days: dict[int, tuple[list[DayRecord], np.ndarray, list[np.ndarray], np.ndarray]] = {}
+        self._portal_reveals: bool | None = None  # one stage for the batch: read at the first end of day
+        self._no_notes = np.zeros(self.n + 1, dtype=np.int64)
+        self._no_needs = np.zeros((0, first.pop.n_themes))
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -777,13 +784,65 @@ class Territories:
 
         bounds, blocked, counts = out_offsets.tolist(), blocked.tolist(), counts.tolist()
         expected, rx_total, nrx_total = expected.tolist(), rx_total.tolist(), nrx_total.tolist()
-        for t, world in enumerate(worlds):
+        day_outcomes = []
+        for t in range(n):
             outcome = outcomes.get(t)
             if outcome is None:
                 a, b = bounds[t], bounds[t + 1]
                 outcome = TouchOutcome(*[column[a:b] for column in columns], blocked_no_consent=blocked[t][0],
                                        blocked_cap=blocked[t][1])
-            world.close_day(day, working, outcome, counts[t], rx[t], expected[t], rx_total[t], nrx_total[t])
+            day_outcomes.append(outcome)
+        if outcomes:  # a wrapped territory's touches are its own: the flat columns again
+            touch_offsets = offsets_of([outcome.hcp.size for outcome in day_outcomes])
+            touch_hcp = joined([outcome.hcp for outcome in day_outcomes])
+            touch_channel = joined([outcome.channel for outcome in day_outcomes])
+        else:
+            touch_offsets, touch_hcp, touch_channel = out_offsets, columns[0], columns[1]
+        need_hcp, need_offsets, need_values = self.need_reports(day, touch_hcp, touch_channel, touch_offsets)
+        need_bounds = need_offsets.tolist()
+        records = []
+        for t, world in enumerate(worlds):
+            a, b = need_bounds[t], need_bounds[t + 1]
+            records.append(world.close_day(day, working, day_outcomes[t], counts[t], rx[t], expected[t], rx_total[t],
+                                           nrx_total[t], need_hcp[a:b], need_values[a:b]))
+        if not outcomes:  # every record's touches are slices of the day's flat columns
+            self._days[day] = (records, out_offsets, [columns[i] for i in PUBLISHED_COLUMNS], rx)
+
+    def need_reports(self, day: int, touch_hcp: np.ndarray, touch_channel: np.ndarray,
+                     touch_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The needs each territory records today (flat HCPs, their offsets, the recorded shares): what its reps
+        noted or were answered and, once customers reveal it on the portal, the need of a portal visitor the view
+        does not know yet; each recorded with noise from the territory's own pipeline stream."""
+        worlds = self.worlds
+        pending = [world._pending_notes.get(day) for world in worlds]
+        if any(pending):
+            noted: list[np.ndarray] = []
+            noted_offsets = np.zeros(self.n + 1, dtype=np.int64)
+            k = 0
+            for t, notes in enumerate(pending):
+                for kind, h in notes or ():
+                    if kind == "need" and h.size:
+                        noted.append(h)
+                        k += h.size
+                noted_offsets[t + 1] = k
+            flat = np.concatenate(noted, dtype=np.int64) if noted else NO_NOTES
+        else:  # most days of most territories: no rep worked or noted anything
+            flat, noted_offsets = NO_NOTES, self._no_notes
+        if self._portal_reveals is None:
+            self._portal_reveals = has(worlds[0].stage, "customer_reveals_need_on_portal")
+        hcp, offsets = kernels.need_reports_rows(flat, noted_offsets, touch_hcp, touch_channel, touch_offsets, WEBSITE,
+                                                 self._portal_reveals, self._view_rows()["need_known"])
+        need = self.pop["need"]
+        if not hcp.size:
+            return hcp, offsets, self._no_needs
+        n_themes = need.shape[2]
+        noise = np.empty((hcp.size, n_themes))
+        bounds = offsets.tolist()
+        for t, world in enumerate(worlds):
+            a, b = bounds[t], bounds[t + 1]
+            if b > a:
+                noise[a:b] = world._rng_pipeline.normal(0.0, 0.05, size=(b - a, n_themes))
+        return hcp, offsets, kernels.noisy_need_rows(need, hcp, offsets, noise)
 
     def publish(self, now: float) -> None:
         """02:00 (and every batch interval): each territory's pipeline publishes the records old enough to its view,
@@ -798,12 +857,19 @@ class Territories:
     def _absorb(self, records: list[DayRecord], level: PipelineLevel) -> None:
         worlds, view = self.worlds, self._view_rows()
         day = records[0].day
-        touches = [record.touches for record in records]
-        offsets = offsets_of([t.hcp.size for t in touches])
-        columns = [joined([getattr(t, name) for t in touches])
-                   for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
-        rx = records[0].rx[np.newaxis] if self.n == 1 else np.stack([record.rx for record in records])
-        written = offsets_of([np.count_nonzero(record.rx) for record in records])
+        kept = self._days.pop(day, None)
+        for old in [d for d in self._days if d < day]:  # never published (a copy's records): forget
+            del self._days[old]
+        if kept is not None and all(a is b for a, b in zip(kept[0], records)):  # this batch's own day
+            offsets, columns, rx = kept[1], kept[2], kept[3]
+        else:  # records made elsewhere (a resumed or copied territory's): join them
+            touches = [record.touches for record in records]
+            offsets = offsets_of([t.hcp.size for t in touches])
+            columns = [joined([getattr(t, name) for t in touches])
+                       for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
+            rx = records[0].rx[np.newaxis] if self.n == 1 else np.stack([record.rx for record in records])
+        written = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.count_nonzero(rx, axis=1), out=written[1:])
         u_keep, noise, u_present = np.empty(offsets[-1]), np.empty(written[-1]), np.empty(written[-1])
         for t, world in enumerate(worlds):  # each territory's pipeline stream, in the order a view draws them
             rng = world._rng_pipeline
@@ -833,8 +899,8 @@ class Territories:
         field = self._field_rows()
         for t, world in enumerate(worlds):
             world._rng_field.random(out=self._field_u[t])
-            if self._values_from_priority:  # sales 3: her own picks ranked by what the orchestrator knows
-                self._pick_value[t] = world.customer_priority()
+        if self._values_from_priority:  # sales 3: her own picks ranked by what the orchestrator knows
+            self._customer_priorities(self._pick_value)
         self._stack_suggestions()
         for t, world in enumerate(worlds):
             self._view_progress[t] = world.view.progress
@@ -883,6 +949,21 @@ class Territories:
             self._view_progress = np.empty((self.n, first.pop.n_hcps), dtype=np.int64)
             self._fills_free_slots = np.empty(self.n, dtype=np.bool_)
         return self._field
+
+    def _customer_priorities(self, out: np.ndarray) -> None:
+        """Every territory's ``World.customer_priority`` into the rows of ``out``: the public value of all
+        territories in one compiled call, the tested rank weights and the oracle's view territory by territory."""
+        worlds = self.worlds
+        oracle = [world.oracle_view for world in worlds]
+        active = ~np.array(oracle) if any(oracle) else self._all_active
+        kernels.customer_value_rows(active, self.pop["class_rx_per_day"], self.response.access_factor,
+                                    self.state["account_access"], self.pop["account"], self.kol_offsets,
+                                    self.kol_edge_kol, self.kol_edge_follower, worlds[0].kol_weight(), out)
+        for t, world in enumerate(worlds):
+            if oracle[t]:
+                out[t] = world.customer_priority()
+            elif world.testing_efficacy:
+                out[t] *= world.tested_rank_weight()
 
     def _stack_suggestions(self) -> None:
         """The reps' suggestion queues as one array per column, padded with empty slots (-1) to the longest; stacked

@@ -28,7 +28,8 @@ CAPABILITIES: tuple[Capability, ...] = (
                "the CRM records every call at once (even Kendal records his calls), so the executor keeps each "
                "customer's visit cadence and cap from the exact call log (dispatch.plan_epoch)"),
     Capability("customer_reveals_need_on_portal", "customer", 1, "information",
-               "a portal visit reveals the visitor's need to the view (World._make_record): customers 'have to ask'"),
+               "a portal visit reveals the visitor's need to the view (Territories.need_reports): customers 'have to "
+               "ask'"),
     Capability("account_stakeholders_mapped", "customer", 2, "information",
                "the view knows which customers are KOLs and how many followers each sways, so the executor ranks "
                "must-win stakeholders by their reach (World.customer_priority)"),
