@@ -70,6 +70,7 @@ from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text, trans
 from oce_sim.studies.evaluation import run_episode, strategy_config, t_interval  # noqa: E402
 from oce_sim.studies.gap import FLOOR, best_observed, gap_closed, headroom  # noqa: E402
 from oce_sim.studies.planner import FOLLOW_UP, SEARCH_SEEDS  # noqa: E402
+from oce_sim.studies.report import git_commit  # noqa: E402
 from oce_sim.studies.seeds import SELECTION_SEED, TEST_SEED, TEST_SEEDS, selection_seeds, validation_seeds  # noqa: E402
 from oce_sim.studies.sweep import EpisodeCache, code_version, default_cache  # noqa: E402
 
@@ -303,6 +304,19 @@ def paired(wide: pd.DataFrame, **roles: str) -> pd.DataFrame:
     return pd.concat([wide[agent].rename(role) for role, agent in roles.items()], axis=1).dropna()
 
 
+def privileged(agent: str) -> bool:
+    """An RL agent that learns from a reward computed from the customers' true state (expected or realised, the
+    value at the horizon included): everything but ``reward: observed``."""
+    spec = AGENTS[agent]
+    return spec is not None and spec.get("reward", "expected") != "observed"
+
+
+def model_commit() -> str:
+    """The checkout's commit, short (``+ uncommitted changes`` if any): the model a table was measured on."""
+    commit = git_commit()
+    return "unknown" if commit is None else commit[:7] + commit[40:]
+
+
 def label(agent: str, args: Args) -> str:
     """An agent's name in the table: a best plan shows its budget and stage (``best@1000 (stage 3)``)."""
     return f"best@{args.plan_budget} (stage {PLAN_STAGES[agent]})" if agent in PLAN_STAGES else agent
@@ -486,7 +500,8 @@ def main(args: Args) -> str:
               f"from {args.eval_seed:,}; the best policy that sees only observations chosen on selection seeds "
               f"{select[0]:,}-{select[-1]:,}; best plans searched with K = {args.plan_budget:,} episodes on "
               f"validation seeds {validation_seeds(args.plan_seeds)[0]:,}-{validation_seeds(args.plan_seeds)[-1]:,}; "
-              f"code {code_version()}. Heuristics and best plans run at their own stage. Table: mean "
+              f"model commit {model_commit()}, code {code_version()}. Heuristics and best plans run at their own "
+              f"stage. {privileged_text(args.agents)} Table: mean "
               f"`{METRIC}` over the evaluation seeds, median [min, max] across training seeds; the difference to "
               f"{BASELINE} is per evaluation seed (mean over training seeds), with its paired 95% t-interval; gap "
               f"closed: the share of the gap from {BASELINE} to the best policy that sees only observations "
@@ -512,6 +527,16 @@ def main(args: Args) -> str:
     print(f"outputs: {args.out}/ (table.md, results.csv, summary.csv, headroom.csv, learning_curves.csv/.png); "
           f"{time.time() - started:.0f} s")
     return table
+
+
+def privileged_text(agents: list[str]) -> str:
+    """Which rows learn from privileged signals, and which read the future."""
+    learners = [a for a in agents if privileged(a)]
+    parts = [f"Trained on a privileged reward (the customers' true state): {', '.join(learners)}." if learners
+             else "No row trains on a privileged reward."]
+    if "oracle" in agents:
+        parts.append("The oracle reads the true state and the future.")
+    return " ".join(parts)
 
 
 def command_line(args: Args) -> str:

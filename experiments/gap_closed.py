@@ -23,6 +23,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a source checkout
@@ -31,7 +32,11 @@ if str(ROOT) not in sys.path:  # run as a script from a source checkout
 from oce_sim.agents import STRATEGIES, make_strategy  # noqa: E402
 from oce_sim.config import load_scenario  # noqa: E402
 from oce_sim.storage.outputs import atomic_replace_block, atomic_write_text  # noqa: E402
-from oce_sim.studies.gap import candidates, measure, measured_text  # noqa: E402
+from oce_sim.agents.oracle import OBJECTIVE  # noqa: E402
+from oce_sim.studies.evaluation import t_interval  # noqa: E402
+from oce_sim.studies.report import git_commit  # noqa: E402
+from oce_sim.studies.gap import Measured, candidates, measure, measured_text, sees_only_observations  # noqa: E402
+from oce_sim.studies.sweep import code_version  # noqa: E402
 from oce_sim.studies.planner import SEARCH_SEEDS  # noqa: E402
 from oce_sim.studies.seeds import TEST_SEED, TEST_SEEDS, selection_seeds, validation_seeds  # noqa: E402
 
@@ -64,8 +69,8 @@ def main(args: Args) -> str:
     found = measure(scenario, agents, pool, select, report, progress=True)
     text = (f"Measured with `python experiments/gap_closed.py --scenario {args.scenario}"
             f"{f' --best-plan {args.best_plan}' if args.best_plan else ''}` ({args.scenario}, every strategy at its "
-            "own stage; USD per territory, profit year 1 + the value at the horizon).\n\n"
-            + measured_text(found, select, report))
+            f"own stage; USD per territory, profit year 1 + the value at the horizon; model commit {model_commit()}, "
+            f"code {code_version()}).\n\n" + measured_text(found, select, report) + against_best_plan(found, agents))
     folder = args.out / args.scenario
     atomic_write_text(folder / "results.csv", found.results.to_csv(index=False))
     atomic_write_text(folder / "gap.csv", found.table.to_csv(index=False))
@@ -74,6 +79,29 @@ def main(args: Args) -> str:
         atomic_replace_block(DOCS, *(m.format(args.scenario) for m in MARKERS), text)
     print(text)
     return text
+
+
+def against_best_plan(found: Measured, agents: Mapping[str, Any]) -> str:
+    """The learning target's test (issue 23, item 3): each model minus the best stationary plan on the report seeds,
+    paired 95% t-interval, and whether it learnt from a privileged reward (the customers' true state)."""
+    if found.best_plan is None or not agents:
+        return ""
+    report = found.results[(found.results.purpose == "report") & (found.results.metric == OBJECTIVE)]
+    wide = report.pivot_table(index="seed", columns="strategy", values="value")
+    lines = []
+    for name, policy in agents.items():
+        diff = t_interval((wide[name] - wide[found.best_plan]).to_numpy(), 0.95)
+        kind = "observed reward" if sees_only_observations(policy) else "privileged: not observation-only"
+        lines.append(f"{name} ({kind}) minus {found.best_plan}: {diff['diff_mean'] / 1e3:+,.0f}k "
+                     f"[{diff['diff_low'] / 1e3:+,.0f}k, {diff['diff_high'] / 1e3:+,.0f}k] USD (paired 95% CI), above it "
+                     f"on {int((wide[name] > wide[found.best_plan]).sum())} of {len(wide)} seeds.")
+    return "\n\nAgainst the best stationary plan (the learning target): " + " ".join(lines)
+
+
+def model_commit() -> str:
+    """The checkout's commit, short (``+ uncommitted changes`` if any): the model a table was measured on."""
+    commit = git_commit()
+    return "unknown" if commit is None else commit[:7] + commit[40:]
 
 
 def parse(argv: list[str] | None = None) -> Args:

@@ -15,6 +15,10 @@ promoted differently); the report ranks each variant at rep cost x1 and discount
 
     python experiments/stage_ranking.py --seeds 10
     python experiments/stage_ranking.py --seeds 10 --call-cost 1,3 --price 0.7,1,1.3   # 5 more variants: 6x the time
+    python experiments/stage_ranking.py --seeds 20 --seed 900000 --scenarios default,mature_primary_care   # test seeds
+
+A scenario of the quick suite runs with the suite's overrides (``bench.gate.scenario_config``); any other name or
+path (``default``) runs as given.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from oce_sim.agents import STRATEGIES as known_strategies
 from oce_sim.agents import make_strategy
 from oce_sim.bench.gate import load_suite, scenario_config
 from oce_sim.config import load_scenario
@@ -105,7 +110,8 @@ def main(args: Args) -> str:
     jobs = list(itertools.product([(1.0, 1.0), *variants], scenarios, args.strategies, range(args.seeds)))
     for (call_cost, price), name, strategy, k in tqdm(jobs, desc="stage ranking", unit="episode"):
         started = time.perf_counter()
-        scenario = with_economics(scenario_config(suite, name), call_cost, price)
+        given = scenario_config(suite, name) if name in suite.scenarios else load_scenario(name)
+        scenario = with_economics(given, call_cost, price)
         values = episode_values(scenario, strategy, args.seed + k)
         seconds[(call_cost, price)] = seconds.get((call_cost, price), 0.0) + time.perf_counter() - started
         row = dict(scenario=name, strategy=strategy, seed=args.seed + k, **values)
@@ -115,8 +121,10 @@ def main(args: Args) -> str:
             variant_rows.append(dict(call_cost=call_cost, price=price, **row))
     episodes = pd.DataFrame(rows)
     tidy, lines = [], [
-        f"Measured with `python experiments/stage_ranking.py --seeds {args.seeds}` (paired seeds from {args.seed}, "
-        "every strategy at its own stage). Ranked by mean profit; `>`: the paired 95% CI of the gap to the next "
+        f"Measured with `python experiments/stage_ranking.py --seeds {args.seeds} --seed {args.seed}"
+        f"{'' if args.scenarios is None else ' --scenarios ' + ','.join(args.scenarios)}"
+        f"{'' if tuple(args.strategies) == STRATEGIES else ' --strategies ' + ','.join(args.strategies)}` "
+        f"(paired seeds {args.seed:,}-{args.seed + args.seeds - 1:,}, every strategy at its own stage). Ranked by mean profit; `>`: the paired 95% CI of the gap to the next "
         "strategy excludes zero, `≈`: it does not.", ""]
     for name, frame in episodes.groupby("scenario", sort=False):
         lines += [f"**{name}**", "", "| rep cost | discount | year 1 | year 1 + tail |", "|---|---|---|---|"]
@@ -170,7 +178,14 @@ if __name__ == "__main__":
     parser.add_argument("--docs", action="store_true", help="write the report into docs/MODEL.md")
     parser.add_argument("--call-cost", default="1", help="variable cost per call multipliers, e.g. 1,3 (simulated)")
     parser.add_argument("--price", default="1", help="price per prescription multipliers, e.g. 0.7,1,1.3 (simulated)")
+    parser.add_argument("--scenarios", default="", help="comma-separated scenarios (default: the quick suite's)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated strategies")
     ns = parser.parse_args()
+    strategies = tuple(s for s in ns.strategies.split(",") if s)
+    unknown = [s for s in strategies if s not in known_strategies]
+    if unknown or not strategies or len(set(strategies)) != len(strategies):
+        parser.error(f"--strategies must be distinct names among {', '.join(known_strategies)}; got {ns.strategies!r}")
     main(Args(seeds=ns.seeds, seed=ns.seed, out=ns.out, docs=ns.docs,
               call_cost=tuple(float(v) for v in ns.call_cost.split(",")),
-              price=tuple(float(v) for v in ns.price.split(","))))
+              price=tuple(float(v) for v in ns.price.split(",")),
+              scenarios=tuple(s for s in ns.scenarios.split(",") if s) or None, strategies=strategies))

@@ -41,6 +41,18 @@ def test_calibrate_prints_every_reference_quantity():
         assert figure in out
 
 
+def test_calibrate_on_held_out_seeds_names_them():
+    """--first-seed measures the rows on other seeds than the fit's, and the header says which (not the CLI's
+    command, which measures on seeds 0..)."""
+    from oce_sim.studies import calibration
+
+    out = run_script("experiments/calibrate.py", "--scenario", "small", "--seeds", "1", "--first-seed", "900000")
+    assert out.startswith("Measured with `python experiments/calibrate.py --scenario small --seeds 1 --first-seed "
+                          "900000` (paired seeds 900,000-900,000)")
+    rows = calibration.calibrate("small", 1, first_seed=900_000)
+    assert calibration.markdown(rows, "small", 1).split("\n", 1)[1] in out  # the same rows, measured on that seed
+
+
 def test_instruction_vs_intervention_writes_tidy_results(tmp_path):
     out = run_script("experiments/instruction_vs_intervention.py", "--episodes", "2", "--out", str(tmp_path))
     results = pd.read_csv(tmp_path / "results.csv")
@@ -135,6 +147,9 @@ def test_baseline_table_gap_closed_and_headroom(tmp_path):
         assert summary.loc[agent, "gap_closed"] == pytest.approx(share.estimate, nan_ok=True)
     table = (out / "table.md").read_text()
     assert "| best@6 (stage 3) |" in table and "**Adaptivity headroom**: it minus the best stationary plan" in table
+    # the header marks the rows that learn from the true state, and names the model's commit
+    assert "Trained on a privileged reward (the customers' true state): factored-ppo. Table:" in table
+    assert "model commit " in table and "model commit unknown" not in table
     assert any(line.startswith(f"| {'best@6 (stage 3)' if best == 'best-plan-3' else best} |")
                and "| 100% (the best) |" in line for line in table.splitlines())
     assert len(list((tmp_path / "baselines.cache" / "plans").glob("*.json"))) == 1
@@ -259,6 +274,19 @@ def test_the_stage_ranking_simulates_the_axes_plans_respond_to(tmp_path):
     assert base.channels.rep_visit.variable_cost_primary_care_usd == pytest.approx(
         3 * module.load_scenario("default").channels.rep_visit.variable_cost_primary_care_usd)
     assert base.economics.price_per_rx_usd == pytest.approx(0.5 * module.load_scenario("default").economics.price_per_rx_usd)
+
+
+def test_the_stage_ranking_runs_a_scenario_outside_the_suite_and_names_its_seeds(tmp_path):
+    """--scenarios may name a scenario the quick suite does not hold (run as given), and the report says which seeds
+    and which arguments it was measured with (the test seeds here)."""
+    module = load_experiment("stage_ranking")
+    report = module.main(module.Args(seeds=2, seed=900_000, out=tmp_path, scenarios=("small",),
+                                     strategies=("intervention", "no_promotion")))
+    assert report.startswith("Measured with `python experiments/stage_ranking.py --seeds 2 --seed 900000 --scenarios "
+                             "small --strategies intervention,no_promotion` (paired seeds 900,000-900,001")
+    assert "**small**" in report and report.count("\n| ×") == 9
+    ranking = pd.read_csv(tmp_path / "ranking.csv")
+    assert set(ranking.seed) == {900_000, 900_001} and set(ranking.scenario) == {"small"}
 
 
 def test_values_twice_gives_every_stage_and_move_both_values_and_the_mechanism(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ measures (a plan, a learner's settings, a base policy of the oracle, a calibrati
   own.
 
 The everyday commands (``compare``, ``whatif``, ``roadmap``) start at seed 0 by default: a strategist's own study.
-README's "Seed protocol" lists which published figure rests on which seeds.
+docs/SEEDS.md lists which published figure rests on which seeds, and whether it is current.
 """
 
 from __future__ import annotations
