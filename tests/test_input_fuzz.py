@@ -620,7 +620,11 @@ def test_a_real_ctrl_c_mid_run_is_clean(tmp_path: Path) -> None:
     import sys
 
     ready = tmp_path / "ready"
-    script = ("import sys, oce_sim.cli as cli; open(sys.argv[1], 'w').close(); "
+    # one episode first, so that the kernels are compiled: a SIGINT that lands while Numba writes its cache (a ctypes
+    # callback) is swallowed by ctypes ("Exception ignored"), so this test would measure the compiler, not the run
+    script = ("import sys, oce_sim.cli as cli; from oce_sim.agents import make_strategy; "
+              "from oce_sim.config import load_scenario; from oce_sim.studies.evaluation import run_episodes; "
+              "run_episodes(make_strategy('insight'), load_scenario('small'), [0, 1]); open(sys.argv[1], 'w').close(); "
               "sys.argv = ['oce-sim', 'run', 'small', '--episodes', '500', '--no-progress', '--out', sys.argv[2]]; "
               "cli.main()")
     child = subprocess.Popen([sys.executable, "-c", script, str(ready), str(tmp_path / "out")],
@@ -636,6 +640,27 @@ def test_a_real_ctrl_c_mid_run_is_clean(tmp_path: Path) -> None:
     assert child.returncode == 130, err[-2000:]
     assert "interrupted" in err
     assert "Traceback" not in out + err
+
+
+def test_an_interrupt_inside_a_compiled_call_is_clean(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C while a Numba kernel runs reaches Python as a SystemError caused by the KeyboardInterrupt (the dispatcher
+    returns with the interrupt set): the CLI says "interrupted" and exits 130, as for any other Ctrl-C."""
+    import sys
+
+    from oce_sim.studies import evaluation
+
+    def interrupted(*args, **kwargs):
+        raise SystemError("CPUDispatcher(<function plan_touches>) returned a result with an exception set") \
+            from KeyboardInterrupt()
+
+    monkeypatch.setattr(evaluation, "evaluate", interrupted)
+    monkeypatch.setattr(sys, "argv", ["oce-sim", "run", "small", "--episodes", "1", "--no-progress", "--out",
+                                      str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 130
+    captured = capsys.readouterr()
+    assert "interrupted" in captured.err and "Traceback" not in captured.out + captured.err
 
 
 def test_kernels_run_from_a_read_only_copy(tmp_path: Path) -> None:

@@ -66,6 +66,13 @@ def main() -> None:
     except KeyboardInterrupt:  # outside the command (e.g. while typer starts)
         err.print("interrupted")
         sys.exit(130)
+    except SystemError as exc:
+        # Ctrl-C inside a compiled kernel: Numba's dispatcher returns with the KeyboardInterrupt set, which Python
+        # reports as a SystemError caused by it
+        if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+            err.print("interrupted")
+            sys.exit(130)
+        raise
     except OSError as exc:
         # every command: a full disk or a read-only folder met while running is one line naming the path, exit 1
         # (no traceback; the output folder's earlier set is untouched, oce_sim.storage.outputs)
