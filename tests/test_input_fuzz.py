@@ -650,8 +650,12 @@ def test_an_interrupt_inside_a_compiled_call_is_clean(tmp_path: Path, monkeypatc
     from oce_sim.studies import evaluation
 
     def interrupted(*args, **kwargs):
-        raise SystemError("CPUDispatcher(<function plan_touches>) returned a result with an exception set") \
-            from KeyboardInterrupt()
+        try:
+            raise SystemError("CPUDispatcher(<function plan_touches>) returned a result with an exception set") \
+                from KeyboardInterrupt()
+        except SystemError as original:  # as SimPy re-raises a process's failure: a copy caused by the original
+            copy = SystemError(*original.args)
+            raise copy from original
 
     monkeypatch.setattr(evaluation, "evaluate", interrupted)
     monkeypatch.setattr(sys, "argv", ["oce-sim", "run", "small", "--episodes", "1", "--no-progress", "--out",

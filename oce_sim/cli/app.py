@@ -68,8 +68,8 @@ def main() -> None:
         sys.exit(130)
     except SystemError as exc:
         # Ctrl-C inside a compiled kernel: Numba's dispatcher returns with the KeyboardInterrupt set, which Python
-        # reports as a SystemError caused by it
-        if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+        # reports as a SystemError caused by it (re-raised by SimPy as a copy caused by the original)
+        if _caused_by_interrupt(exc):
             err.print("interrupted")
             sys.exit(130)
         raise
@@ -78,3 +78,15 @@ def main() -> None:
         # (no traceback; the output folder's earlier set is untouched, oce_sim.storage.outputs)
         print_error(os_error_message(exc), one_line=True)
         sys.exit(1)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc``'s chain of causes (a few links deep) holds a KeyboardInterrupt."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+    return False
