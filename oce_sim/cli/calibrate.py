@@ -11,6 +11,7 @@ from oce_sim.cli.common import (
     SCENARIO_ARG,
     check_positive,
     check_seed,
+    check_workers,
     console,
     fail,
     resolve,
@@ -30,11 +31,7 @@ def calibrate(
 
     check_positive("--seeds", seeds, minimum=2 if write_docs else 1, maximum=MAX_EPISODES)
     check_seed(seed, seeds)
-    from oce_sim.studies.processes import local_worker_limit
-
-    limit, why = local_worker_limit()
-    if workers < 0 or workers > limit:
-        fail(f"--workers must be between 0 (one per usable CPU) and {limit} here ({why}), got {workers}")
+    limit = check_workers(workers)
     config = resolve(scenario)
     if write_docs:  # before any work: a scenario without its table in the docs is refused at once
         try:

@@ -136,6 +136,17 @@ def resolve(scenario: str, stage: Optional[int] = None) -> ScenarioConfig:
         raise  # unreachable
 
 
+def check_workers(workers: int) -> int:
+    """``--workers`` of a command that plays episodes in a process pool: 0 (one per usable CPU) up to what this machine
+    holds (refused before any work, naming the reason); returns that limit."""
+    from oce_sim.studies.processes import local_worker_limit
+
+    limit, why = local_worker_limit()
+    if workers < 0 or workers > limit:
+        fail(f"--workers must be between 0 (one per usable CPU) and {limit} here ({why}), got {workers}")
+    return limit
+
+
 def check_positive(name: str, value: int, minimum: int = 1, maximum: int | None = None) -> None:
     if value < minimum:
         fail(f"{name} must be >= {minimum}, got {value}")

@@ -34,6 +34,7 @@ from oce_sim.cli.common import (
     check_seed,
     check_stage,
     check_text,
+    check_workers,
     console,
     err,
     fail,
@@ -84,11 +85,10 @@ def compare(
         compare_verdict,
         verdict_sentence,
     )
-    from oce_sim.studies.processes import local_worker_limit
 
     check_positive("--episodes", episodes, maximum=MAX_EPISODES)
     check_seed(seed, episodes)
-    workers = _check_workers(workers)
+    worker_limit = check_workers(workers)
     check_text("--strategies", strategies)
     for name in strategies.split(","):
         check_path("--strategies", Path(name.strip()))
@@ -103,8 +103,9 @@ def compare(
     if best_plan:
         from oce_sim.studies.planner import check_seeds
 
-        if check_seeds(seed, episodes, best_plan):
-            fail(check_seeds(seed, episodes, best_plan))
+        overlap = check_seeds(seed, episodes, best_plan)
+        if overlap:
+            fail(overlap)
         from oce_sim.agents.organisation import move_label
 
         move = [move_label(spec) for spec in move]  # one spelling for the columns, the searches and the values
@@ -130,7 +131,7 @@ def compare(
     started = time.time()
     with _output_folder(out, "compare") as staging:
         if workers == 0:
-            workers = local_worker_limit()[0] if evaluation.pool_pays(policies, config, episodes) else 1
+            workers = worker_limit if evaluation.pool_pays(policies, config, episodes) else 1
         results, series = evaluation.evaluate(policies, config, episodes, seed, stages=stages, progress=progress,
                                               workers=workers)
         summary = evaluation.paired_summary(results, baseline=baseline)
@@ -183,16 +184,6 @@ def _planned(names: list[str], config) -> list[str]:
     from oce_sim.studies.planner import planned_stage
 
     return [name for name in dict.fromkeys(names) if planned_stage(name, config.stage) is not None]
-
-
-def _check_workers(workers: int) -> int:
-    """``--workers`` checked against what the machine holds (0: all of it, when the work pays for a pool)."""
-    from oce_sim.studies.processes import local_worker_limit
-
-    limit, why = local_worker_limit()
-    if workers < 0 or workers > limit:
-        fail(f"--workers must be between 0 (one per usable CPU) and {limit} here ({why}), got {workers}")
-    return workers
 
 
 def _best_plans(names: list[str], config, budget: int, progress: bool) -> list:

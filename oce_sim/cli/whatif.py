@@ -109,8 +109,9 @@ def whatif(
     if best_plan:
         from oce_sim.studies.planner import check_seeds
 
-        if check_seeds(seed, episodes, best_plan):
-            fail(check_seeds(seed, episodes, best_plan))
+        overlap = check_seeds(seed, episodes, best_plan)
+        if overlap:
+            fail(overlap)
     check_out("--out", out)
     try:
         EpisodeCache(default_cache(out)).check()

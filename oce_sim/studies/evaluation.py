@@ -155,7 +155,7 @@ def evaluate(
     done = 0
     # the bar advances by each episode's weight, so that its estimate of the time left counts slow episodes ahead
     with tqdm(total=sum(weights.values()) * episodes, desc=f"{scenario.name}", bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]", disable=not progress) as bar:
-        for index, episodes_played in play_units(units, runs, workers):
+        for index, episodes_played in play_units(units, runs, workers, weights):
             played[index] = episodes_played
             unit = units[index]
             done += len(unit.seeds)
@@ -183,11 +183,15 @@ def evaluate(
 POOL_MIN_EPISODES = 100
 
 
+def episode_size(scenario: ScenarioConfig) -> float:
+    """One episode of ``scenario`` in heuristic episodes of 600 customers for a year (what a pool's work is counted in)."""
+    return scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
+
+
 def pool_pays(policies: Mapping[str, Any], scenario: ScenarioConfig, episodes: int) -> bool:
     """Whether ``evaluate`` is worth a process pool: its work, in heuristic episodes of 600 customers for a year."""
     weight = sum(EPISODE_WEIGHT.get(getattr(policy, "name", label), 1.0) for label, policy in policies.items())
-    size = scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
-    return (weight + 1.0) * episodes * size >= POOL_MIN_EPISODES  # + 1: the counterfactual
+    return (weight + 1.0) * episodes * episode_size(scenario) >= POOL_MIN_EPISODES  # + 1: the counterfactual
 
 
 @dataclass(frozen=True)
@@ -212,9 +216,11 @@ def split_units(units: Sequence[Unit], weights: Mapping[str, float], workers: in
     return out
 
 
-def play_units(units: Sequence[Unit], policies: Mapping[str, Any], workers: int) -> Iterable[tuple[int, list[Episode]]]:
+def play_units(units: Sequence[Unit], policies: Mapping[str, Any], workers: int,
+               weights: Mapping[str, float]) -> Iterable[tuple[int, list[Episode]]]:
     """Each unit's episodes as ``(index, episodes)``, in this process (``workers`` 1, or a policy that cannot go to
-    another process) or in a pool of ``workers`` processes, the heaviest units first, as they finish."""
+    another process) or in a pool of ``workers`` processes, the heaviest units first (``weights``: an episode's
+    weight per label), as they finish."""
     import pickle
 
     if workers > 1 and len(units) > 1:
@@ -230,9 +236,7 @@ def play_units(units: Sequence[Unit], policies: Mapping[str, Any], workers: int)
 
     from .processes import local_worker_limit, shared_pool
 
-    weight = {index: EPISODE_WEIGHT.get(getattr(policies[unit.label], "name", unit.label), 1.0) * len(unit.seeds)
-              for index, unit in enumerate(units)}
-    order = sorted(range(len(units)), key=lambda index: -weight[index])
+    order = sorted(range(len(units)), key=lambda index: -weights[units[index].label] * len(units[index].seeds))
     pool = shared_pool(min(workers, local_worker_limit()[0]))  # the plan searches' workers, if they ran
     pending = {pool.submit(run_episodes, policies[units[index].label], units[index].config, units[index].seeds):
                index for index in order}

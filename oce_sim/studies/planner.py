@@ -241,9 +241,6 @@ class _PlanPool:
                 future.cancel()
             raise
 
-    def close(self) -> None:
-        self._pool = None  # the shared pool stays for this process's next study (closed at exit)
-
 
 def _objective(policy: Any, config: ScenarioConfig, seeds: Sequence[int]) -> np.ndarray:
     """A policy's objective on each seed, the seeds one batch (``evaluation.run_episodes``: each as alone)."""
@@ -307,7 +304,6 @@ def search_stage(scenario: ScenarioConfig, stage: int | StageConfig | Mapping[st
     finally:
         bar.close()
         env.close()
-        pool.close()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -331,11 +327,10 @@ def plan_cache_dir() -> Path:
 
 def search_workers(scenario: ScenarioConfig, budget: int) -> int:
     """Processes for a search of ``budget`` episodes: one per usable CPU where that work pays for starting them."""
-    from .evaluation import POOL_MIN_EPISODES
+    from .evaluation import POOL_MIN_EPISODES, episode_size
     from .processes import local_worker_limit
 
-    size = scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
-    return local_worker_limit()[0] if budget * size >= POOL_MIN_EPISODES else 1
+    return local_worker_limit()[0] if budget * episode_size(scenario) >= POOL_MIN_EPISODES else 1
 
 
 def _cached(path: Path, key: str, what: str, searching: str, compute: Callable[[], Any],

@@ -12,6 +12,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import numpy as np
@@ -260,7 +261,8 @@ class World:
         kernels.customer_value_rows(
             ONE_ACTIVE, pop.class_rx_per_day[np.newaxis], self.response.access_factor,
             self.state.account_access[np.newaxis], pop.account[np.newaxis], np.array([0, edges]),
-            pop.kol_edge_kol.astype(np.int64), pop.kol_edge_follower.astype(np.int64), self.kol_weight(), value)
+            pop.kol_edge_kol.astype(np.int64, copy=False), pop.kol_edge_follower.astype(np.int64, copy=False),
+            self.kol_weight(), value)
         if self.testing_efficacy:
             return value[0] * self.tested_rank_weight()
         return value[0]
@@ -604,8 +606,9 @@ EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
 RESPONSE_HOOKS = frozenset({"apply_touches", "advance_day"})
-# TouchOutcome's columns a publication reads: hcp, channel, theme, origin, engaged, unsubscribed
-PUBLISHED_COLUMNS = (0, 1, 2, 3, 5, 8)
+# TouchOutcome's columns a publication reads, and where they stand among its fields (deliver_rows returns them so)
+PUBLISHED_FIELDS = ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")
+PUBLISHED_COLUMNS = tuple([f.name for f in dataclass_fields(TouchOutcome)].index(name) for name in PUBLISHED_FIELDS)
 NO_NOTES = np.zeros(0, dtype=np.int64)
 
 
@@ -865,8 +868,7 @@ class Territories:
         else:  # records made elsewhere (a resumed or copied territory's): join them
             touches = [record.touches for record in records]
             offsets = offsets_of([t.hcp.size for t in touches])
-            columns = [joined([getattr(t, name) for t in touches])
-                       for name in ("hcp", "channel", "theme", "origin", "engaged", "unsubscribed")]
+            columns = [joined([getattr(t, name) for t in touches]) for name in PUBLISHED_FIELDS]
             rx = records[0].rx[np.newaxis] if self.n == 1 else np.stack([record.rx for record in records])
         written = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(np.count_nonzero(rx, axis=1), out=written[1:])
