@@ -248,3 +248,37 @@ def test_a_variants_seeds_run_as_one_batch_and_give_the_episodes_alone(tmp_path)
     assert together == [run_job(job) for job in jobs]
     results, reused = sweep.run_jobs(jobs, EpisodeCache(None, KPI_NAMES))
     assert [results[job.key] for job in jobs] == together and reused == 0
+
+
+def test_pool_workers_end_when_their_parent_is_killed(tmp_path):
+    """A study's spawned workers wait on their queue; when the process that started them dies (SIGKILL), they end
+    within a few seconds instead of staying behind, idle, holding their memory."""
+    import signal
+    import subprocess
+
+    pids = tmp_path / "pids"
+    script = ("import os, sys, time\n"
+              "from oce_sim.studies.processes import spawn_pool\n"
+              "if __name__ == '__main__':\n"
+              "    pool = spawn_pool(1)\n"
+              "    pid = pool.submit(os.getpid).result()\n"
+              "    open(sys.argv[1], 'w').write(str(pid))\n"
+              "    time.sleep(60)\n")
+    (tmp_path / "starter.py").write_text(script)
+    child = subprocess.Popen([sys.executable, str(tmp_path / "starter.py"), str(pids)])
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker = int(pids.read_text())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the pool's worker outlived its killed parent")

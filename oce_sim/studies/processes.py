@@ -61,10 +61,21 @@ def local_worker_limit() -> tuple[int, str]:
 
 
 def ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C to the parent, which stops the work (finished results stay where they were kept)."""
+    """Pool workers leave Ctrl-C to the parent, which stops the work (finished results stay where they were kept),
+    and end when the parent is gone (killed with SIGKILL, a worker would otherwise wait on its queue for ever)."""
     import signal
+    import threading
+    import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 _SHARED: dict[int, ProcessPoolExecutor] = {}
