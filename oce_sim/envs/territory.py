@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from oce_sim.config import CHANNELS, ScenarioConfig, StageLike, load_scenario
 from oce_sim.envs.steady_start import steady_start
-from oce_sim.world import dispatch, kernels
+from oce_sim.world import dispatch
 from oce_sim.world.metrics import episode_kpis, reward_components
 from oce_sim.world.observation import GLOBAL_FEATURES, SEGMENT_FEATURES, STALE_DAYS
 from oce_sim.world.response import REP_VISIT
@@ -24,6 +24,23 @@ assert REP_VISIT == 0  # segment_features reads the rep-visit column as column 0
 # env.reward -> the reward component it pays (oce_sim.world.metrics.reward_components)
 REWARD_COMPONENTS = {"realized": "profit", "expected": "expected_profit", "observed": "observed_profit"}
 RESET_OPTIONS: tuple[str, ...] = ()  # reset() takes no options: the scenario is fixed at construction
+
+
+def begin_steps(envs: Sequence[TerritoryEnv], actions: Sequence[Any]) -> list[tuple[np.ndarray, int, Any]]:
+    """``begin_step`` of several envs: every action checked first, then the plays of envs whose worlds share a batch
+    applied together (one plan for all of them: ``Territories.apply_plays``), then each env's next day set."""
+    started = [env._checked_plays(action) for env, action in zip(envs, actions)]
+    by_batch: dict[int, tuple[Any, dict[int, np.ndarray]]] = {}
+    for env, (plays, _, _) in zip(envs, started):
+        world = env.world
+        assert world is not None
+        territories = world._territories()
+        by_batch.setdefault(id(territories), (territories, {}))[1][world._row] = plays
+    for territories, plays_by_row in by_batch.values():
+        territories.apply_plays(plays_by_row)
+    for env in envs:
+        env._day = min(env.horizon_days, env._day + env.decision_interval_days)
+    return started
 
 
 class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -199,10 +216,17 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         self.world.run_until(self._day)
         return self.finish_step(*started)
 
+    begin_steps = staticmethod(begin_steps)
+
     def begin_step(self, action: Any) -> tuple[np.ndarray, int, Any]:
         """The first half of ``step``: apply the action and set the day the step runs to (``self._day``), without
         running the simulation.  ``step`` is ``begin_step``, ``world.run_until(self._day)``, ``finish_step``; a
-        vector env runs many worlds' simulations in between (``oce_sim.envs.vector``)."""
+        vector env runs many worlds' simulations in between (``oce_sim.envs.vector``) and begins its territories'
+        steps together (:func:`begin_steps`)."""
+        return begin_steps([self], [action])[0]
+
+    def _checked_plays(self, action: Any) -> tuple[np.ndarray, int, Any]:
+        """``begin_step`` up to the plays: checked, masked, and what the reward is measured from."""
         if self.world is None:
             raise RuntimeError("call reset() before step()")
         if self._day >= self.horizon_days:  # Gymnasium: stepping past the end is undefined; say so
@@ -220,8 +244,6 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
             self._hcp_segment = self.world.segments().astype(np.int8)
             self._hcp_earned_before = self._hcp_rx_margin().copy()
             self._hcp_cost_before = self.world.hcp_cost_usd.copy()
-        self.world.apply_plays(plays)
-        self._day = min(self.horizon_days, self._day + self.decision_interval_days)
         return plays, masked, before
 
     def finish_step(self, plays: np.ndarray, masked: int, before: Any):
@@ -306,10 +328,7 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         assert world is not None
         view, pop = world.view, world.pop
         now = world.now
-        features = kernels.segment_features(
-            world.segments(), dispatch.N_SEGMENTS, view.observed_rx_share(), view.last_touch_day, now, STALE_DAYS,
-            view.email_consent, view.need_known, view.progress, float(pop.n_themes), view.engaged, view.delivered,
-        )  # fmt: skip
+        features = world.segment_features()
         stage = self.scenario.stage
         answered = view.suggestions_accepted + view.suggestions_dismissed
         acceptance = view.suggestions_accepted / answered if answered and has(stage, "acceptance_visible") else 0.0

@@ -27,7 +27,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from oce_sim.config import ScenarioConfig, StageLike, load_scenario
-from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.envs.territory import TerritoryEnv, begin_steps
 from oce_sim.world.batch import WorldBatch
 from oce_sim.world.simulation import Territories
 
@@ -140,7 +140,7 @@ class TerritoryVectorEnv(VectorEnv):
             self._join()
             self._autoreset[:] = False
             return observations, rewards, terminations, truncations, self._batch_infos(env_infos)
-        begun = [env.begin_step(a) for env, a in zip(self.envs, actions)]
+        begun = begin_steps(self.envs, list(actions))
         day = self.envs[0]._day
         self._run_to(day)
         for i, (env, started) in enumerate(zip(self.envs, begun)):
@@ -281,7 +281,7 @@ def _sb3_vec_env_class():
         def step_wait(self):
             vec = self.vec
             assert self._actions is not None, "step_async() first"
-            begun = [env.begin_step(a) for env, a in zip(vec.envs, self._actions)]
+            begun = begin_steps(vec.envs, list(self._actions))
             day = vec.envs[0]._day
             vec._run_to(day)
             observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)

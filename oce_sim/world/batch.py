@@ -227,14 +227,15 @@ class WorldBatch:
 
 def play_in_lockstep(envs: Sequence[Any], act: Callable[[int, Any, Any], Any],
                      observations: list[Any]) -> list[dict[str, Any]]:
-    """Play environments whose territories form one batch (``TerritoryEnv``s: ``begin_step``, ``finish_step``) to
+    """Play environments whose territories form one batch (``TerritoryEnv``s: ``begin_steps``, ``finish_step``) to
     their episode's end together: at each decision ``act(i, observation, action_mask)`` gives env ``i``'s action,
     every env begins its step, the batch runs them all to the next decision, every env finishes its step (each
     exactly as it would alone).  One horizon: they end together.  Returns each env's last info."""
     infos: list[dict[str, Any]] = [{} for _ in envs]
     done = False
     while not done:
-        started = [env.begin_step(act(i, observations[i], env.action_masks())) for i, env in enumerate(envs)]
+        actions = [act(i, observations[i], env.action_masks()) for i, env in enumerate(envs)]
+        started = type(envs[0]).begin_steps(envs, actions)  # the batch plans all territories' plays at once
         envs[0].world.batch.run_until(envs[0]._day)
         for i, env in enumerate(envs):
             observations[i], _, terminated, truncated, infos[i] = env.finish_step(*started[i])

@@ -8,15 +8,14 @@ customer), the channel's cadence, and one message per customer (next best messag
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from oce_sim.config import ScenarioConfig, StageConfig
 from oce_sim.world import kernels
-from oce_sim.world.population import Population
 from oce_sim.world.stages import has
-from oce_sim.world.view import OrchestratorView
 
 TIERS: tuple[str, ...] = ("low", "mid", "high")
 BELIEFS: tuple[str, ...] = ("non_prescriber", "trialing", "adopter")
@@ -54,10 +53,6 @@ EMAIL_CADENCE_DAYS = 7.0
 QUEUE_OVERBOOKING = 1.25  # suggestions beyond nominal capacity, since some are dismissed
 
 
-def segment_of(pop: Population, view: OrchestratorView) -> np.ndarray:
-    return pop.potential_tier.astype(np.int64) * len(BELIEFS) + view.believed_stage()
-
-
 @dataclass
 class Plan:
     """Touches the executor scheduled for one epoch (rep queues are handed to the field force)."""
@@ -87,31 +82,20 @@ def controllable_plays(stage: StageConfig, config: ScenarioConfig, rep_capacity:
     return allowed
 
 
-def action_mask(
-    pop: Population, view: OrchestratorView, segment: np.ndarray, controllable: np.ndarray
-) -> np.ndarray:
-    """``[N_SEGMENTS, N_PLAYS]``: what may be played on each segment given control and known eligibility: a play
-    other than hold needs customers in the segment, and those its channel can reach (``PLAY_NEEDS``)."""
-    counts = kernels.segment_eligibility(segment, N_SEGMENTS, view.email_consent, view.remote_consent, pop.rep,
-                                         view.no_see, view.need_known)
-    return kernels.play_mask(counts, controllable, PLAY_NEEDS)
-
-
 def plan_epoch(
     plays: np.ndarray,
     segment: np.ndarray,
     day: float,
     epoch_days: int,
-    pop: Population,
-    view: OrchestratorView,
     config: ScenarioConfig,
     value: np.ndarray,
     field_calls_per_epoch: float,
     n_reps: int,
-    sent_days: np.ndarray,
-    own_send_day: np.ndarray,
-) -> Plan:
-    """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``.
+    rows: Mapping[str, np.ndarray],
+    active: np.ndarray,
+) -> list[Plan | None]:
+    """Turn one play per segment into concrete suggestions and sends for the next ``epoch_days``, for every
+    ``active`` territory of a batch in one compiled call (``kernels.plan_rows``; ``None`` for the others).
 
     * Rep suggestions: customers of rep plays that are due (not visited within the play's cadence, under the
       30-day visit cap, which the CRM knows at once), ranked per rep by value x overdue (halved for customers
@@ -120,29 +104,42 @@ def plan_epoch(
       on one customer; their cadence counts from the executor's own send days.  Remote detail ranks by value
       (x1.5 for customers known to prefer it) within inside-sales capacity.
     * One message per customer per epoch: the next theme in order, or a known need worth repeating.
-    ``sent_days`` is the channel systems' own delivery log (``CustomerState.sent_days``).
+    ``plays`` ``(N, N_SEGMENTS)``, ``segment`` and ``value`` ``(N, n_hcps)``; ``rows``: the territories' arrays the
+    plan reads (:data:`PLANNING_ROWS`: the view's, the population's ``rep``, the channel systems' own delivery log
+    ``sent_days`` and the executor's own send days ``own_send_day``).
     """
-    play = plays[segment]
-    theme = kernels.choose_themes(view.progress, view.need_relevance())
     channels = config.channels
     remote = channels.remote_detail
     per_rep = int(np.ceil(field_calls_per_epoch * QUEUE_OVERBOOKING)) if n_reps else 0
     working_days = max(1, int(round(epoch_days * 5 / 7)))
-    queue_hcp, queue_theme, queue_ask, email_hcp, remote_hcp, webinar_hcp = kernels.plan_touches(
-        play, theme, float(day), value, pop.rep, n_reps, per_rep, view.last_touch_day, crm_last_call_day(sent_days),
-        view.no_see,
-        view.preferred_channel, view.email_consent, view.remote_consent, view.need_known, sent_days, own_send_day,
-        PLAY_CADENCE_DAYS, IS_REP_PLAY, SENDS_EMAIL, REP_ASK, REMOTE, WEBINAR_PLAY, channels.rep_visit.cap_per_30_days,
-        channels.email.cap_per_30_days, remote.cap_per_30_days, EMAIL_CADENCE_DAYS, remote.calls_per_day * working_days,
+    n = plays.shape[0]
+    queue_hcp = np.empty((n, n_reps, per_rep), dtype=np.int64)
+    queue_theme = np.empty((n, n_reps, per_rep), dtype=np.int64)
+    queue_ask = np.empty((n, n_reps, per_rep), dtype=np.bool_)
+    email, email_theme, remote_hcp, remote_theme, webinar, offsets = kernels.plan_rows(
+        active, plays, segment, float(day), value, rows["progress"], rows["need"], rows["rep"], n_reps, per_rep,
+        rows["last_touch_day"], rows["sent_days"], rows["no_see"], rows["preferred_channel"], rows["email_consent"],
+        rows["remote_consent"], rows["need_known"], rows["own_send_day"], PLAY_CADENCE_DAYS, IS_REP_PLAY, SENDS_EMAIL,
+        REP_ASK, REMOTE, WEBINAR_PLAY, channels.rep_visit.cap_per_30_days, channels.email.cap_per_30_days,
+        remote.cap_per_30_days, EMAIL_CADENCE_DAYS, remote.calls_per_day * working_days, queue_hcp, queue_theme,
+        queue_ask,
     )  # fmt: skip
-    remote_offset = np.arange(remote_hcp.size) // max(1, remote.calls_per_day)
-    return Plan(queue_hcp, queue_theme, queue_ask, email_hcp, theme[email_hcp], remote_hcp, theme[remote_hcp],
-                remote_offset, webinar_hcp)
+    bounds = offsets.tolist()
+    plans: list[Plan | None] = []
+    for t in range(n):
+        if not active[t]:
+            plans.append(None)
+            continue
+        e, r, w = (slice(bounds[k][t], bounds[k][t + 1]) for k in range(3))
+        remote_offset = np.arange(r.stop - r.start) // max(1, remote.calls_per_day)
+        plans.append(Plan(queue_hcp[t], queue_theme[t], queue_ask[t], email[e], email_theme[e], remote_hcp[r],
+                          remote_theme[r], remote_offset, webinar[w]))
+    return plans
 
 
-def crm_last_call_day(sent_days: np.ndarray) -> np.ndarray:
-    """Each customer's last call in the CRM's own log (exact at every stage: reps record their calls)."""
-    return kernels.last_send_day(sent_days, kernels._REP_VISIT)
+#: the territories' arrays :func:`plan_epoch` reads (``rows``)
+PLANNING_ROWS: tuple[str, ...] = ("progress", "need", "rep", "last_touch_day", "sent_days", "no_see",
+                                  "preferred_channel", "email_consent", "remote_consent", "need_known", "own_send_day")
 
 
 def calendar_theme(day: float, period_days: float, n_themes: int) -> int:

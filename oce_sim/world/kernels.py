@@ -1268,3 +1268,90 @@ def absorb_rows(
             for i in range(row.size):
                 row[i] += slot[i]
     return suggested
+
+
+@njit(cache=True)
+def segment_rows(potential_tier, rx_ring, class_rx_per_day, working_days, trialing_below, n_beliefs, share_out,
+                 segment_out):
+    """Every territory's observed brand share (:func:`observed_share`) and segment (potential tier x believed stage,
+    :func:`believed_stages`) on its rows, into ``share_out`` and ``segment_out``."""
+    for t in range(share_out.shape[0]):
+        share = observed_share(rx_ring[t], class_rx_per_day[t], working_days[t])
+        stage = believed_stages(share, trialing_below)
+        for i in range(share.size):
+            share_out[t, i] = share[i]
+            segment_out[t, i] = np.int64(potential_tier[t, i]) * n_beliefs + stage[i]
+
+
+@njit(cache=True)
+def action_mask_rows(segment, n_segments, email_consent, remote_consent, rep, no_see, need_known, controllable,
+                     play_needs, out):
+    """Every territory's ``[n_segments, n_plays]`` action mask (:func:`segment_eligibility`, :func:`play_mask`) on
+    its rows, into ``out``."""
+    for t in range(segment.shape[0]):
+        counts = segment_eligibility(segment[t], n_segments, email_consent[t], remote_consent[t], rep[t], no_see[t],
+                                     need_known[t])
+        out[t] = play_mask(counts, controllable, play_needs)
+
+
+@njit(cache=True)
+def segment_features_rows(segment, n_segments, rx_share, last_touch_day, now, stale_days, email_consent, need_known,
+                          progress, n_themes, engaged, delivered, out):  # fmt: skip
+    """Every territory's :func:`segment_features` on its rows, into ``out`` ``(N, n_segments, 8)``."""
+    for t in range(segment.shape[0]):
+        out[t] = segment_features(segment[t], n_segments, rx_share[t], last_touch_day[t], now, stale_days,
+                                  email_consent[t], need_known[t], progress[t], n_themes, engaged[t], delivered[t])
+
+
+@njit(cache=True)
+def plan_rows(
+    active, plays, segment, day, value, progress, need, rep, n_reps, per_rep, last_touch_day, sent_days, no_see,
+    preferred_channel, email_consent, remote_consent, need_known, own_send_day, play_cadence_days, is_rep_play,
+    sends_email, rep_ask_play, remote_play, webinar_play, rep_visit_cap, email_cap, remote_cap, email_cadence_days,
+    remote_capacity, queue_hcp, queue_theme, queue_ask,
+):  # fmt: skip
+    """Every active territory's epoch plan on its rows (``oce_sim.world.dispatch.plan_epoch``): the plays per segment
+    become one play per customer, each customer's next theme (:func:`choose_themes` on :func:`relative_need`), the
+    CRM's last call (:func:`last_send_day`) and :func:`plan_touches`.  Rep queues into ``queue_*`` ``(N, n_reps,
+    per_rep)``; returns the email, remote and webinar customers (and the email and remote themes) as flat arrays with
+    offsets per territory."""
+    n, n_hcps = segment.shape
+    email = np.empty(n * n_hcps, dtype=np.int64)
+    email_theme = np.empty(n * n_hcps, dtype=np.int64)
+    remote = np.empty(n * n_hcps, dtype=np.int64)
+    remote_theme = np.empty(n * n_hcps, dtype=np.int64)
+    webinar = np.empty(n * n_hcps, dtype=np.int64)
+    offsets = np.zeros((3, n + 1), dtype=np.int64)
+    for t in range(n):
+        offsets[:, t + 1] = offsets[:, t]
+        if not active[t]:
+            continue
+        play = np.empty(n_hcps, dtype=np.int64)
+        for i in range(n_hcps):
+            play[i] = plays[t, segment[t, i]]
+        theme = choose_themes(progress[t], relative_need(need[t]))
+        crm_last_call_day = last_send_day(sent_days[t], _REP_VISIT)
+        q_hcp, q_theme, q_ask, e, r, w = plan_touches(
+            play, theme, day, value[t], rep[t], n_reps, per_rep, last_touch_day[t], crm_last_call_day, no_see[t],
+            preferred_channel[t], email_consent[t], remote_consent[t], need_known[t], sent_days[t], own_send_day[t],
+            play_cadence_days, is_rep_play, sends_email, rep_ask_play, remote_play, webinar_play, rep_visit_cap,
+            email_cap, remote_cap, email_cadence_days, remote_capacity,
+        )  # fmt: skip
+        queue_hcp[t] = q_hcp
+        queue_theme[t] = q_theme
+        queue_ask[t] = q_ask
+        k = offsets[0, t]
+        for j in range(e.size):
+            email[k + j] = e[j]
+            email_theme[k + j] = theme[e[j]]
+        offsets[0, t + 1] = k + e.size
+        k = offsets[1, t]
+        for j in range(r.size):
+            remote[k + j] = r[j]
+            remote_theme[k + j] = theme[r[j]]
+        offsets[1, t + 1] = k + r.size
+        k = offsets[2, t]
+        webinar[k:k + w.size] = w
+        offsets[2, t + 1] = k + w.size
+    return (email[:offsets[0, n]], email_theme[:offsets[0, n]], remote[:offsets[1, n]], remote_theme[:offsets[1, n]],
+            webinar[:offsets[2, n]], offsets)

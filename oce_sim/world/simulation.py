@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import simpy
@@ -24,6 +24,7 @@ from oce_sim.world.batch import CalendarSettings, WorldBatch, same_calendar
 from oce_sim.world.calendar import HOUR, add_working_days, is_working_day
 from oce_sim.world.efficacy import WORKING_DAYS_PER_WINDOW, Z_ONE_SIDED_95, EfficacyTest
 from oce_sim.world.field import FieldForce
+from oce_sim.world.observation import SEGMENT_FEATURES, STALE_DAYS
 from oce_sim.world.population import Population, generate_population
 from oce_sim.world.response import (
     CONTACT_LOAD,
@@ -52,6 +53,7 @@ from oce_sim.world.tail import DAYS_PER_YEAR
 from oce_sim.world.uplift import expected_touch_value_usd, value_horizon_days
 from oce_sim.world.view import (
     RX_WINDOW_DAYS,
+    TRIALING_BELOW_SHARE,
     DataPipeline,
     DayRecord,
     OrchestratorView,
@@ -172,11 +174,10 @@ class World:
         self.event_log: list[DayRecord] = []
         self.daily_rx: list[int] = []
         self.access_upgrades = 0
-        self._mask_cache: tuple[float, np.ndarray] | None = None
         self.own_send_day = np.full((self.pop.n_hcps, N_CHANNELS), -1e9)  # the executor's own sends
         self._portal_rate = config.channels.website.visits_per_day_digital * self.pop.channel_fit[:, WEBSITE]
         self._top_need = self.pop.need.argmax(axis=1)
-        self._segment_cache: tuple[float, np.ndarray] | None = None
+        self._row = 0  # this territory's row in its batch (set by the batch)
         # env.hcp_rewards: per HCP, the expected gross margin of its prescriptions and what was spent on it alone (USD,
         # running); the field force's salaries are no HCP's and stay out
         self.hcp_margin_usd: np.ndarray | None = np.zeros(self.pop.n_hcps) if config.env.hcp_rewards else None
@@ -283,27 +284,34 @@ class World:
 
     # ------------------------------------------------------------------------------------ orchestrator API
     def action_mask(self) -> np.ndarray:
-        if self._mask_cache is None or self._mask_cache[0] != self.now:
-            controllable = dispatch.controllable_plays(self.stage, self.config, self.field.capacity_available)
-            mask = dispatch.action_mask(self.pop, self.view, self.segments(), controllable)
-            self._mask_cache = (self.now, mask)
-        return self._mask_cache[1].copy()
+        """``[N_SEGMENTS, N_PLAYS]``: what may be played on each segment now (``Territories.decisions``)."""
+        return self._decisions().mask[self._row].copy()
 
     def segments(self) -> np.ndarray:
-        """Segment of every HCP as the orchestrator sees it now (the view only changes as time passes)."""
-        if self._segment_cache is None or self._segment_cache[0] != self.now:
-            self._refresh_oracle_view()
-            self._segment_cache = (self.now, dispatch.segment_of(self.pop, self.view))
-        return self._segment_cache[1]
+        """Segment of every HCP as the orchestrator sees it now (read-only; the view only changes as time passes)."""
+        return self._decisions().segment[self._row]
+
+    def segment_features(self) -> np.ndarray:
+        """``[N_SEGMENTS, len(SEGMENT_FEATURES)]``: the observation's per-segment features now, from the view."""
+        territories = self._territories()
+        return territories.segment_features(self.now)[self._row]
+
+    def _territories(self) -> Territories:
+        territories = self._joined_batch().territories
+        assert isinstance(territories, Territories)
+        return territories
+
+    def _decisions(self) -> Decisions:
+        return self._territories().decisions(self.now)
 
     def apply_plays(self, plays: np.ndarray) -> None:
-        """Execute one play per segment for the next decision epoch, starting now."""
-        self._refresh_oracle_view()
+        """Execute one play per segment for the next decision epoch, starting now (``Territories.apply_plays``: a
+        batch plans all its territories' plays in one call)."""
+        self._territories().apply_plays({self._row: plays})
+
+    def execute_plan(self, plan: dispatch.Plan) -> None:
+        """Hand this territory's epoch plan to the field force and the channels (after the efficacy test, at IT 3)."""
         day = self.now
-        epoch = self.config.env.decision_interval_days
-        plan = dispatch.plan_epoch(plays, self.segments(), day, epoch, self.pop, self.view, self.config, self.customer_priority(),
-                                   self.field_calls_per_epoch, self.field.n_reps, self.state.sent_days,
-                                   self.own_send_day)
         if self.testing_efficacy:
             plan = self._test_efficacy(plan, int(day))
         self.ledger.suggestions_expired += self.field.set_queue(plan.queue_hcp, plan.queue_theme, plan.queue_ask)
@@ -373,7 +381,7 @@ class World:
         if bool(on) == self.oracle_view:
             return
         self.oracle_view = bool(on)
-        self._segment_cache = self._mask_cache = None
+        self._territories().forget_decisions()
         if not on:
             self.view.stage_override = None
             self.view._cache.clear()
@@ -596,12 +604,12 @@ STATE_ROWS: tuple[str, ...] = (
 LEDGER_ROWS: tuple[str, ...] = ("cost_usd", "delivered", "engaged")
 # Population data the batch's phases read (it never changes during an episode: stacked as copies)
 POPULATION_ROWS: tuple[str, ...] = ("channel_fit", "need_relevance", "contact_tolerance_per_month", "account",
-                                    "class_rx_per_day", "need")
+                                    "class_rx_per_day", "need", "potential_tier", "rep")
 FIELD_ROWS: tuple[str, ...] = ("trust", "knows_need", "knows_no_see", "failed_visits", "seen_visits", "rep_progress",
                                "chose_other_channel", "last_visit_day", "pointer")
 # The view's arrays a publication writes (replaced only in place: OrchestratorView.sync_ground_truth)
 VIEW_ROWS: tuple[str, ...] = ("last_touch_day", "delivered", "engaged", "progress", "email_consent", "remote_consent",
-                              "rx_ring", "published_rx", "need_known")
+                              "rx_ring", "published_rx", "need_known", "no_see", "need", "preferred_channel")
 EXOGENOUS_STREAMS: tuple[str, ...] = ("rx", "transitions", "refills", "website")
 # ResponseModel methods a measurement harness may wrap on one territory (calibration's shadow customers): such a
 # territory's touches and dynamics go through its own methods, which call the same kernels for one territory
@@ -618,6 +626,15 @@ def offsets_of(sizes: Sequence[int]) -> np.ndarray:
     for t, size in enumerate(sizes):
         offsets[t + 1] = offsets[t] + size
     return offsets
+
+
+class Decisions(NamedTuple):
+    """Every territory's view of its customers at one time, as the orchestrator decides on it (rows per territory)."""
+
+    now: float
+    rx_share: np.ndarray  # (N, n_hcps): observed brand share over the last 28 days of published data
+    segment: np.ndarray  # (N, n_hcps): potential tier x believed stage
+    mask: np.ndarray  # (N, N_SEGMENTS, N_PLAYS): the plays allowed on each segment
 
 
 def joined(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -640,6 +657,8 @@ class Territories:
         if not same_calendar(settings):
             raise ValueError("the territories of one batch share one configuration (one calendar); got several")
         self.worlds = list(worlds)
+        for t, world in enumerate(self.worlds):
+            world._row = t
         self._settings = settings[0]
         self.n = len(self.worlds)
         first = self.worlds[0]
@@ -687,6 +706,10 @@ class Territories:
         self._portal_reveals: bool | None = None  # one stage for the batch: read at the first end of day
         self._no_notes = np.zeros(self.n + 1, dtype=np.int64)
         self._no_needs = np.zeros((0, first.pop.n_themes))
+        self._planning: dict[str, np.ndarray] | None = None
+        self._decisions: Decisions | None = None  # every territory's segments and masks at one time
+        self._features: tuple[float, np.ndarray] | None = None  # and the observation's per-segment features
+        self._controllable = dispatch.controllable_plays(first.stage, first.config, first.field.capacity_available)
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -708,6 +731,82 @@ class Territories:
             if world._blocks[name][0] != block:
                 world.exogenous_uniforms(name, day)
         return self.blocks[name][:, day % EXOGENOUS_BLOCK_DAYS]
+
+    def decisions(self, now: float) -> Decisions:
+        """Every territory's observed brand share, segments and action mask at ``now``, each one compiled call for all
+        territories (kept until the time moves on: the view changes only as the calendar runs).  A territory on the
+        ground-truth view (the oracles) is segmented on its customers' true stages."""
+        if self._decisions is not None and self._decisions.now == now:
+            return self._decisions
+        worlds, view = self.worlds, self._view_rows()
+        for world in worlds:
+            world._refresh_oracle_view()
+        rx_share = np.empty(self.pop["class_rx_per_day"].shape)
+        segment = np.empty(rx_share.shape, dtype=np.int64)
+        working_days = np.array([max(1, min(world.view.rx_days_seen, RX_WINDOW_DAYS)) * 5.0 / 7.0 for world in worlds])
+        kernels.segment_rows(self.pop["potential_tier"], view["rx_ring"], self.pop["class_rx_per_day"], working_days,
+                             TRIALING_BELOW_SHARE, len(dispatch.BELIEFS), rx_share, segment)
+        for t, world in enumerate(worlds):
+            if world.view.stage_override is not None:
+                segment[t] = world.pop.potential_tier.astype(np.int64) * len(dispatch.BELIEFS) + world.view.stage_override
+        mask = np.empty((self.n, dispatch.N_SEGMENTS, dispatch.N_PLAYS), dtype=np.bool_)
+        kernels.action_mask_rows(segment, dispatch.N_SEGMENTS, view["email_consent"], view["remote_consent"],
+                                 self.pop["rep"], view["no_see"], view["need_known"], self._controllable,
+                                 dispatch.PLAY_NEEDS, mask)
+        for array in (rx_share, segment, mask):
+            array.flags.writeable = False
+        self._decisions = Decisions(now, rx_share, segment, mask)
+        return self._decisions
+
+    def apply_plays(self, plays: dict[int, np.ndarray]) -> None:
+        """Execute one play per segment in the territories given (row -> plays) for the next decision epoch,
+        starting now: every territory's plan in one compiled call (``dispatch.plan_epoch``), then each territory
+        hands its plan to its field force and channels (``World.execute_plan``)."""
+        worlds, first = self.worlds, self.worlds[0]
+        now = first.now
+        decisions = self.decisions(now)  # the oracles' views refreshed
+        active = np.zeros(self.n, dtype=np.bool_)
+        plays_rows = np.zeros((self.n, dispatch.N_SEGMENTS), dtype=np.int64)
+        for t, row in plays.items():
+            active[t] = True
+            plays_rows[t] = row
+        value = np.empty(decisions.segment.shape)
+        self._customer_priorities(value)
+        plans = dispatch.plan_epoch(plays_rows, decisions.segment, now, first.config.env.decision_interval_days,
+                                    first.config, value, first.field_calls_per_epoch, first.field.n_reps,
+                                    self._planning_rows(), active)
+        for world, plan in zip(worlds, plans):
+            if plan is not None:
+                world.execute_plan(plan)
+
+    def _planning_rows(self) -> dict[str, np.ndarray]:
+        """The arrays the plan reads, as rows of the batch's (the executor's own send days bound at first use)."""
+        if self._planning is None:
+            own = bind_rows(self.worlds, ("own_send_day",))
+            # the view's beliefs (progress, consent), never the customers' true state of the same names
+            sources = {**self.pop, **self.state, **own, **self._view_rows()}
+            self._planning = {name: sources[name] for name in dispatch.PLANNING_ROWS}
+            assert all(self._planning[name] is self._view_rows()[name] for name in dispatch.PLANNING_ROWS
+                       if name in VIEW_ROWS)
+        return self._planning
+
+    def forget_decisions(self) -> None:
+        """A territory switched views mid-decision (the rollout oracle): its segments and masks are computed again."""
+        self._decisions = self._features = None
+
+    def segment_features(self, now: float) -> np.ndarray:
+        """``(N, N_SEGMENTS, len(SEGMENT_FEATURES))``: every territory's observation features at ``now``, one compiled
+        call (``kernels.segment_features`` on each territory's rows)."""
+        if self._features is not None and self._features[0] == now:
+            return self._features[1]
+        decisions, view = self.decisions(now), self._view_rows()
+        features = np.empty((self.n, dispatch.N_SEGMENTS, len(SEGMENT_FEATURES)))
+        kernels.segment_features_rows(decisions.segment, dispatch.N_SEGMENTS, decisions.rx_share, view["last_touch_day"],
+                                      now, STALE_DAYS, view["email_consent"], view["need_known"], view["progress"],
+                                      float(self.worlds[0].pop.n_themes), view["engaged"], view["delivered"], features)
+        features.flags.writeable = False
+        self._features = (now, features)
+        return features
 
     def portal_visits(self, day: int) -> None:
         """00:00: HCP-initiated website visits (digital, aware customers pull the theme they need), queued at noon."""

@@ -78,7 +78,7 @@ class OrchestratorView:
         self.published_through_day = -1
         self.suggestions_accepted = 0
         self.suggestions_dismissed = 0
-        self.stage_override: np.ndarray | None = None  # the oracles only
+        self.stage_override: np.ndarray | None = None  # the oracles only: believed stages replaced by the truth
         # Class volume comes from syndicated data: known to every stage.
         self.class_rx_per_day = pop.class_rx_per_day
         self._cache: dict[str, np.ndarray] = {}  # derived beliefs, valid until the view next changes
@@ -86,23 +86,6 @@ class OrchestratorView:
         self.efficacy: EfficacyTest | None = None
 
     # ------------------------------------------------------------------------------------------- beliefs
-    def observed_rx_share(self) -> np.ndarray:
-        """Observed brand share over the last 28 days of published data (cached until the next publication)."""
-        cached = self._cache.get("rx_share")
-        if cached is None:
-            days = max(1, min(self.rx_days_seen, RX_WINDOW_DAYS))
-            working = days * 5.0 / 7.0
-            cached = kernels.observed_share(self.rx_ring, self.class_rx_per_day, working)
-            cached.flags.writeable = False
-            self._cache["rx_share"] = cached
-        return cached
-
-    def believed_stage(self) -> np.ndarray:
-        """0 non-prescriber, 1 trialing, 2 adopter, from observed prescriptions."""
-        if self.stage_override is not None:
-            return self.stage_override
-        return kernels.believed_stages(self.observed_rx_share(), TRIALING_BELOW_SHARE)
-
     def engagement_rate(self) -> np.ndarray:
         return self.engaged.sum(axis=1) / np.maximum(1.0, self.delivered.sum(axis=1))
 
@@ -155,10 +138,10 @@ class OrchestratorView:
         self.progress[:] = state.progress
         self.email_consent[:] = state.email_consent
         self.remote_consent[:] = state.remote_consent
-        self.need = pop.need.copy()
+        self.need[:] = pop.need
         self.need_known[:] = True
-        self.no_see = pop.archetype == 2
-        self.preferred_channel = pop.channel_fit.argmax(axis=1)
+        self.no_see[:] = pop.archetype == 2
+        self.preferred_channel[:] = pop.channel_fit.argmax(axis=1)
         sent = state.sent_days.max(axis=2).astype(float)
         self.last_touch_day[:] = np.where(sent > NEVER / 2, sent, NEVER)
         self.published_through_day = int(day)
