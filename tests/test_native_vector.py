@@ -12,7 +12,7 @@ import pytest
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import oce_sim  # noqa: F401  (registers the ids)
-from oce_sim.envs.territory import TerritoryEnv
+from oce_sim.envs.territory import TerritoryEnv, begin_steps, finish_steps
 from oce_sim.envs.vector import TerritoryVectorEnv, make_sb3_vec_env
 from oce_sim.world import dispatch
 
@@ -130,6 +130,31 @@ def test_batched_infos_are_gymnasiums_add_info():
         assert same_vector_infos(vec._batch_infos(infos), vec._add_infos_one_by_one(infos))
     mixed = [{"a": 1, "b": {"c": 2.0}}, {"a": 2}, {"b": {"c": 3.0}, "d": None}]  # differing keys: one by one
     assert same_vector_infos(vec._batch_infos(mixed), vec._add_infos_one_by_one(mixed))
+
+
+@pytest.mark.parametrize("config", [CONFIG, {"env": {"horizon_days": 14, "hcp_rewards": True, "info_kpis": "episode_end"}}],
+                         ids=["default_infos", "hcp_rewards"])
+def test_step_infos_written_as_arrays_are_the_sub_envs_infos_batched(config):
+    """The vector env writes a step's infos as arrays from the batch's results; the same step's infos built env by
+    env (``_step_info``, what a single env returns) and batched by Gymnasium's ``_add_info`` are the reference: the
+    same keys in the same order, dtypes and values (a step, and the episode's last with KPIs and the series)."""
+    vec = TerritoryVectorEnv(N_ENVS, scenario="small", config=config)
+    vec.reset(seed=SEED)
+    rng = np.random.default_rng(5)
+    checked = 0
+    while True:
+        begun = begin_steps(vec.envs, list(random_actions(rng, vec.action_masks())))
+        vec._run_to(vec.envs[0]._day)
+        results = finish_steps(vec.envs, begun)
+        fast = vec._step_infos(results, begun)
+        reference = vec._add_infos_one_by_one([env._step_info(results, i, plays, masked)
+                                                for i, (env, (plays, masked, _)) in enumerate(zip(vec.envs, begun))])
+        assert same_vector_infos(fast, reference)
+        checked += 1
+        if results.ended:
+            assert "series" in fast and "kpis" in fast
+            break
+    assert checked == config["env"]["horizon_days"] // 7
 
 
 def test_seed_list_and_unseeded_resets():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +41,79 @@ def begin_steps(envs: Sequence[TerritoryEnv], actions: Sequence[Any]) -> list[tu
     for env in envs:
         env._day = min(env.horizon_days, env._day + env.decision_interval_days)
     return started
+
+
+class StepResults(NamedTuple):
+    """What :func:`finish_steps` computes for several envs at once (one row per env)."""
+
+    observations: np.ndarray  # (N, 82) float32
+    rewards: np.ndarray  # (N,) float64
+    terminated: np.ndarray  # (N,) bool
+    truncated: np.ndarray  # (N,) bool
+    components: dict[str, np.ndarray]  # reward component -> (N,) USD
+    ended: bool  # the episodes' last step (one horizon: all envs end together)
+
+
+def finish_steps(envs: Sequence[TerritoryEnv], started: Sequence[tuple[np.ndarray, int, Any]]) -> StepResults:
+    """``finish_step`` of envs stepped together (``begin_steps``, then their worlds run to the next decision):
+    rewards and observations as rows, each env's series step recorded; infos are the caller's (``_step_info`` for
+    one env's dict, the vector env's arrays)."""
+    first = envs[0]
+    days = {env._day for env in envs}
+    if len(days) > 1:
+        raise RuntimeError("envs finished together must be at one day")
+    worlds = [env.world for env in envs]
+    assert all(world is not None and world.now >= first._day for world in worlds)
+    components = reward_components([before for _, _, before in started], [world.ledger for world in worlds],
+                                   first.scenario.economics)
+    ended = first._day >= first.horizon_days
+    if ended:
+        # What the customer state still earns after the horizon, without further promotion.
+        for env in envs:
+            env.tail = tail_value(env.world, by_hcp=env._hcp_rewards)
+        components["terminal_value"] = np.array([env.tail.margin_usd for env in envs], dtype=float)
+    rewards = np.empty(len(envs))
+    terminated = np.zeros(len(envs), dtype=bool)
+    for i, env in enumerate(envs):  # one scenario in a vector env; envs finished one by one may differ
+        reward = components[env._reward_component][i]
+        if ended and env._terminal_value:
+            reward += components["terminal_value"][i]
+        rewards[i] = reward / env.reward_scale_usd
+        # With the terminal value in the reward the horizon is a terminal state: the reward has paid what the
+        # customer state earns after it, so a learner must not bootstrap V(s_T) on top (SB3 does on truncation).
+        terminated[i] = ended and env._terminal_value
+        env._series.append((float(env._day), components, i, env.world.ledger.delivered.copy()))
+    return StepResults(observations(envs), rewards, terminated, ~terminated & ended, components, ended)
+
+
+def observations(envs: Sequence[TerritoryEnv]) -> np.ndarray:
+    """``(N, 82)`` float32: each env's observation now (the segment features of a batch in one compiled call)."""
+    rows = np.empty((len(envs), dispatch.N_SEGMENTS * len(SEGMENT_FEATURES) + len(GLOBAL_FEATURES)))
+    for i, env in enumerate(envs):
+        world = env.world
+        assert world is not None
+        view, pop = world.view, world.pop
+        now = world.now
+        stage = env.scenario.stage
+        answered = view.suggestions_accepted + view.suggestions_dismissed
+        acceptance = view.suggestions_accepted / answered if answered and has(stage, "acceptance_visible") else 0.0
+        capacity = world.field_calls_per_epoch * world.field.n_reps / pop.n_hcps
+        epoch = env._day // env.decision_interval_days
+        features = world.segment_features()
+        rows[i, :features.size] = features.ravel()
+        rows[i, features.size:] = (
+            env._day / env.horizon_days,
+            min(STALE_DAYS, now - view.published_through_day) / STALE_DAYS,
+            acceptance,
+            min(1.0, capacity),
+            epoch % 2,  # calendar position, so that a policy can alternate channels week by week
+            (epoch % 4) / 3,
+            stage.customer / 3,
+            stage.sales / 3,
+            stage.marketing / 3,
+            stage.it / 3,
+        )
+    return np.clip(rows.astype(np.float32), 0.0, 1.0)
 
 
 class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -192,6 +265,12 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ---------------------------------------------------------------------------------------------- API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._new_episode(seed, options, standalone=True)
+        return self._observation(), self._info(None, 0, {}, episode_end=False)
+
+    def _new_episode(self, seed: int | None, options: dict[str, Any] | None, standalone: bool) -> None:
+        """``reset`` up to the first observation: a new World (``standalone``: in a batch of its own; else left for
+        the vector env to join with its other territories)."""
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"reset(options=...) must be a mapping or None, got {type(options).__name__}")
         unknown = sorted(map(str, set(options or {}) - set(RESET_OPTIONS)))
@@ -204,12 +283,14 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
             self.world.close()
         if self._start_table is None and self.scenario.history.start == "steady":
             self._start_table = steady_start(self.scenario, TerritoryEnv)  # once per env: the scenario never changes
-        self.world = World(self.scenario, seed=world_seed, start=self._start_table, **self.world_options)
+        self.world = World(self.scenario, seed=world_seed, start=self._start_table, standalone=standalone,
+                           **self.world_options)
         self.tail: TailValue | None = None
         self._day = 0
         self._masked_total = 0
-        self._series: list[dict[str, float]] = []
-        return self._observation(), self._info(None, 0, {}, episode_end=False)
+        # per step: day, the step's reward components (arrays over the envs stepped with this one), this env's
+        # index in them, deliveries per channel: rows made only when the series is read (at the episode's end)
+        self._series: list[tuple[float, dict[str, np.ndarray], int, np.ndarray]] = []
 
     def step(self, action: Any):
         started = self.begin_step(action)
@@ -248,28 +329,29 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def finish_step(self, plays: np.ndarray, masked: int, before: Any):
         """The second half of ``step``, once the world has run to ``self._day``: reward, observation, info."""
-        assert self.world is not None and self.world.now >= self._day
-        components = reward_components(before, self.world.ledger, self.scenario.economics)
-        ended = self._day >= self.horizon_days
-        if ended:
-            # What the customer state still earns after the horizon, without further promotion.
-            self.tail = tail_value(self.world, by_hcp=self._hcp_rewards)
-            components["terminal_value"] = self.tail.margin_usd
-        reward = components[self._reward_component]
-        if ended and self._terminal_value:
-            reward += components["terminal_value"]
-        reward /= self.reward_scale_usd
-        info = self._info(plays, masked, components, episode_end=ended)
+        results = finish_steps([self], [(plays, masked, before)])
+        return (results.observations[0], float(results.rewards[0]), bool(results.terminated[0]),
+                bool(results.truncated[0]), self._step_info(results, 0, plays, masked))
+
+    def _step_info(self, results: StepResults, i: int, plays: np.ndarray, masked: int) -> dict[str, Any]:
+        """This env's step info out of ``results`` (it is env ``i`` of them)."""
+        components = {name: float(values[i]) for name, values in results.components.items()}
+        info = self._info(plays, masked, components, episode_end=results.ended)
         if self._hcp_rewards:
-            info["hcp_reward"] = self._hcp_reward(ended)
+            info["hcp_reward"] = self._hcp_reward(results.ended)
             info["hcp_segment"] = self._hcp_segment
-        self._series.append({"day": float(self._day), **components, **self._channel_counts()})
-        if ended:
-            info["series"] = list(self._series)
-        # With the terminal value in the reward the horizon is a terminal state: the reward has paid what the
-        # customer state earns after it, so a learner must not bootstrap V(s_T) on top (SB3 does on truncation).
-        terminated = ended and self._terminal_value
-        return self._observation(), float(reward), terminated, ended and not terminated, info
+        if results.ended:
+            info["series"] = self.series()
+        return info
+
+    def series(self) -> list[dict[str, float]]:
+        """The episode's steps so far: day, reward components and deliveries per channel (one row per step)."""
+        rows = []
+        for day, components, i, delivered in self._series:
+            row = {"day": day, **{name: float(values[i]) for name, values in components.items()}}
+            row.update({f"delivered_{name}": float(v) for name, v in zip(CHANNELS, delivered)})
+            rows.append(row)
+        return rows
 
     def close(self) -> None:
         if self.world is not None:
@@ -319,37 +401,8 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
             earned = earned + self.tail.margin_per_hcp_usd
         return earned / self.reward_scale_usd
 
-    def _channel_counts(self) -> dict[str, float]:
-        assert self.world is not None
-        return {f"delivered_{name}": float(v) for name, v in zip(CHANNELS, self.world.ledger.delivered)}
-
     def _observation(self) -> np.ndarray:
-        world = self.world
-        assert world is not None
-        view, pop = world.view, world.pop
-        now = world.now
-        features = world.segment_features()
-        stage = self.scenario.stage
-        answered = view.suggestions_accepted + view.suggestions_dismissed
-        acceptance = view.suggestions_accepted / answered if answered and has(stage, "acceptance_visible") else 0.0
-        capacity = world.field_calls_per_epoch * world.field.n_reps / pop.n_hcps
-        epoch = self._day // self.decision_interval_days
-        global_features = np.array(
-            [
-                self._day / self.horizon_days,
-                min(STALE_DAYS, now - view.published_through_day) / STALE_DAYS,
-                acceptance,
-                min(1.0, capacity),
-                epoch % 2,  # calendar position, so that a policy can alternate channels week by week
-                (epoch % 4) / 3,
-                stage.customer / 3,
-                stage.sales / 3,
-                stage.marketing / 3,
-                stage.it / 3,
-            ]
-        )
-        obs = np.concatenate([features.ravel(), global_features]).astype(np.float32)
-        return np.clip(obs, 0.0, 1.0)
+        return observations([self])[0]
 
     def _info(self, plays: np.ndarray | None, masked: int, components: dict[str, float],
               episode_end: bool) -> dict[str, Any]:

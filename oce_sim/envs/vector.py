@@ -27,7 +27,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from oce_sim.config import ScenarioConfig, StageLike, load_scenario
-from oce_sim.envs.territory import TerritoryEnv, begin_steps
+from oce_sim.envs.territory import StepResults, TerritoryEnv, begin_steps, finish_steps
+from oce_sim.world.metrics import episode_kpis
 from oce_sim.world.batch import WorldBatch
 from oce_sim.world.simulation import Territories
 
@@ -109,15 +110,10 @@ class TerritoryVectorEnv(VectorEnv):
             raise ValueError("partial resets (options['reset_mask']) are not supported: the territories step in "
                              "lockstep; reset all of them")
         self._share_start_table()
-        observations, env_infos = [], []
-        for env, s in zip(self.envs, seeds):
-            obs, info = env.reset(seed=s, options=options)
-            observations.append(obs)
-            env_infos.append(info)
-        self._join()
+        observations, env_infos = self._new_episodes(seeds, options)
         self._autoreset[:] = False
         self._started = True
-        return np.stack(observations), self._batch_infos(env_infos)
+        return observations, self._batch_infos(env_infos)
 
     def step(self, actions: Any):
         if not self._started:
@@ -125,29 +121,21 @@ class TerritoryVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         if actions.shape[:1] != (self.num_envs,):
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
-        observations = np.empty((self.num_envs,) + self.single_observation_space.shape, dtype=np.float32)
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminations = np.zeros(self.num_envs, dtype=bool)
-        truncations = np.zeros(self.num_envs, dtype=bool)
-        env_infos: list[dict[str, Any]] = []
         if self._autoreset.any():
             # Next-step autoreset: the territories end together (one horizon), so they start again together.
             if not self._autoreset.all():
                 raise RuntimeError("territories out of lockstep")  # cannot happen: one horizon for all
-            for i, env in enumerate(self.envs):
-                observations[i], info = env.reset(seed=None, options=None)
-                env_infos.append(info)
-            self._join()
+            observations, env_infos = self._new_episodes([None] * self.num_envs, None)
             self._autoreset[:] = False
-            return observations, rewards, terminations, truncations, self._batch_infos(env_infos)
+            nothing = np.zeros(self.num_envs, dtype=bool)
+            return (observations, np.zeros(self.num_envs), nothing, nothing.copy(),
+                    self._batch_infos(env_infos))
         begun = begin_steps(self.envs, list(actions))
-        day = self.envs[0]._day
-        self._run_to(day)
-        for i, (env, started) in enumerate(zip(self.envs, begun)):
-            observations[i], rewards[i], terminations[i], truncations[i], info = env.finish_step(*started)
-            env_infos.append(info)
-        self._autoreset = terminations | truncations
-        return observations, rewards, terminations, truncations, self._batch_infos(env_infos)
+        self._run_to(self.envs[0]._day)
+        results = finish_steps(self.envs, begun)
+        self._autoreset = results.terminated | results.truncated
+        return (results.observations, results.rewards, results.terminated, results.truncated,
+                self._step_infos(results, begun))
 
     def action_masks(self) -> np.ndarray:
         """``(num_envs, 72)`` boolean masks of the next decision (sb3-contrib convention, one row per env)."""
@@ -173,6 +161,39 @@ class TerritoryVectorEnv(VectorEnv):
             first._start_table = steady_start(self.scenario, TerritoryEnv)
         for env in self.envs[1:]:
             env._start_table = first._start_table
+
+    def _step_infos(self, results: StepResults, begun: list[tuple[np.ndarray, int, Any]]) -> dict[str, Any]:
+        """A step's vector infos written as arrays straight from the batch's results (what ``_batch_infos`` makes
+        of the sub-envs' own infos, without building them: tested equal)."""
+        envs, n = self.envs, self.num_envs
+        first = envs[0]
+        infos: dict[str, Any] = {}
+
+        def put(key: str, value: Any) -> None:
+            infos[key] = value
+            infos[f"_{key}"] = np.ones(n, dtype=np.bool_)
+
+        put("day", np.array([env._day for env in envs], dtype=int))
+        put("plays", np.stack([plays for plays, _, _ in begun]))
+        put("masked_actions", np.array([masked for _, masked, _ in begun], dtype=int))
+        put("masked_actions_total", np.array([env._masked_total for env in envs], dtype=int))
+        components: dict[str, Any] = {}
+        for name, values in results.components.items():
+            components[name] = values
+            components[f"_{name}"] = np.ones(n, dtype=np.bool_)
+        put("reward_components", components)
+        put("action_mask", np.stack([env.action_masks() for env in envs]))
+        if results.ended or first._kpis_every_step:
+            put("kpis", self._batch_infos([episode_kpis(env.world, env.tail) for env in envs]))
+        if first._hcp_rewards:
+            put("hcp_reward", np.stack([env._hcp_reward(results.ended) for env in envs]))
+            put("hcp_segment", np.stack([env._hcp_segment for env in envs]))
+        if results.ended:
+            series = np.full(n, fill_value=None, dtype=object)
+            for i, env in enumerate(envs):
+                series[i] = env.series()
+            put("series", series)
+        return infos
 
     def _batch_infos(self, env_infos: list[dict[str, Any]]) -> dict[str, Any]:
         """The vector infos Gymnasium's ``_add_info`` builds from one info per sub-env (same keys, order, dtypes and
@@ -210,8 +231,18 @@ class TerritoryVectorEnv(VectorEnv):
             infos = self._add_info(infos, info, i)
         return infos
 
+    def _new_episodes(self, seeds: Sequence[int | None],
+                      options: dict[str, Any] | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Every territory's new World, joined into one batch before the first observations (each World built
+        straight into the batch: no batch of its own first)."""
+        for env, seed in zip(self.envs, seeds):
+            env._new_episode(seed, options, standalone=not self.shared_simulation)
+        self._join()
+        observations = np.stack([env._observation() for env in self.envs])
+        return observations, [env._info(None, 0, {}, episode_end=False) for env in self.envs]
+
     def _join(self) -> None:
-        """The territories' new Worlds (each built as a batch of one) become one batch (or stay apart)."""
+        """The territories' new Worlds become one batch (or stay apart, each in a batch of its own)."""
         self._batch = Territories.join([env.world for env in self.envs]) if self.shared_simulation else None
 
     def _run_to(self, day: int) -> None:
@@ -282,15 +313,15 @@ def _sb3_vec_env_class():
             vec = self.vec
             assert self._actions is not None, "step_async() first"
             begun = begin_steps(vec.envs, list(self._actions))
-            day = vec.envs[0]._day
-            vec._run_to(day)
-            observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
-            rewards = np.zeros(self.num_envs, dtype=np.float64)  # as SubprocVecEnv (DummyVecEnv: float32)
-            dones = np.zeros(self.num_envs, dtype=bool)
+            vec._run_to(vec.envs[0]._day)
+            results = finish_steps(vec.envs, begun)
+            observations = results.observations
+            rewards = results.rewards  # float64, as SubprocVecEnv (DummyVecEnv: float32)
+            dones = results.terminated | results.truncated
             infos: list[dict[str, Any]] = []
-            for i, (env, started) in enumerate(zip(vec.envs, begun)):
-                obs, reward, terminated, truncated, info = env.finish_step(*started)
-                observations[i], rewards[i], dones[i] = obs, reward, terminated or truncated
+            for i, (env, (plays, masked, _)) in enumerate(zip(vec.envs, begun)):
+                reward, terminated, truncated = float(rewards[i]), bool(results.terminated[i]), bool(results.truncated[i])
+                info = env._step_info(results, i, plays, masked)
                 info["TimeLimit.truncated"] = truncated and not terminated
                 self._ep_return[i] += reward
                 self._ep_length[i] += 1

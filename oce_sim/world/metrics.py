@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,26 +18,31 @@ if TYPE_CHECKING:
 KPI_NAMES: tuple[str, ...] = tuple(name for name in KPIS if not name.startswith("incremental_"))
 
 
-def reward_components(before: "Ledger", after: "Ledger", economics: EconomicsConfig) -> dict[str, float]:
-    """Named parts of one step's reward, in USD: revenue and gross margin (realised, expected and observed: as
-    the pipeline published it to the view during the step), the cost of each channel, the field force's fixed
-    cost, and profit = gross margin - costs."""
-    variable = after.cost_usd - before.cost_usd
-    fixed = after.fixed_cost_usd - before.fixed_cost_usd
-    revenue = after.revenue_usd - before.revenue_usd
-    expected_revenue = after.expected_revenue_usd - before.expected_revenue_usd
-    observed_revenue = (after.observed_rx - before.observed_rx) * economics.price_per_rx_usd
-    cost = float(variable.sum() + fixed)
+def reward_components(before: Sequence["Ledger"], after: Sequence["Ledger"],
+                      economics: EconomicsConfig) -> dict[str, np.ndarray]:
+    """Named parts of one step's reward for each territory (``before``/``after``: their ledgers), in USD, one array
+    per part: revenue and gross margin (realised, expected and observed: as the pipeline published it to the view
+    during the step), the cost of each channel, the field force's fixed cost, and profit = gross margin - costs."""
+    def change(name: str) -> np.ndarray:
+        return np.array([getattr(a, name) for a in after], dtype=float) - np.array([getattr(b, name) for b in before],
+                                                                                   dtype=float)
+
+    variable = np.stack([a.cost_usd for a in after]) - np.stack([b.cost_usd for b in before])
+    fixed = change("fixed_cost_usd")
+    revenue = change("revenue_usd")
+    expected_revenue = change("expected_revenue_usd")
+    observed_revenue = change("observed_rx") * economics.price_per_rx_usd
+    cost = variable.sum(axis=1) + fixed
     parts = {
-        "revenue": float(revenue),
-        "expected_revenue": float(expected_revenue),
-        "gross_margin": float(revenue * economics.gross_margin),
-        "expected_gross_margin": float(expected_revenue * economics.gross_margin),
-        "observed_revenue": float(observed_revenue),
-        "observed_gross_margin": float(observed_revenue * economics.gross_margin),
-        "field_fixed_cost": float(fixed),
+        "revenue": revenue,
+        "expected_revenue": expected_revenue,
+        "gross_margin": revenue * economics.gross_margin,
+        "expected_gross_margin": expected_revenue * economics.gross_margin,
+        "observed_revenue": observed_revenue,
+        "observed_gross_margin": observed_revenue * economics.gross_margin,
+        "field_fixed_cost": fixed,
     }
-    parts.update({f"{name}_cost": float(variable[i]) for i, name in enumerate(CHANNELS) if name != "website"})
+    parts.update({f"{name}_cost": variable[:, i] for i, name in enumerate(CHANNELS) if name != "website"})
     parts["profit"] = parts["gross_margin"] - cost
     parts["expected_profit"] = parts["expected_gross_margin"] - cost
     parts["observed_profit"] = parts["observed_gross_margin"] - cost
