@@ -45,13 +45,14 @@ def test_parameter_sets_are_fixed_distinct_and_each_has_its_own_history(tmp_path
 def test_every_option_of_a_sub_market_runs_under_the_same_parameter_sets(monkeypatch, tmp_path):
     seen = []
 
-    def fake_episode(policy, config, seed):
-        seen.append((policy.name, config.response.carryover_per_month, config.economics.gross_margin, seed))
-        return types.SimpleNamespace(kpis={"profit_usd": 1.0, "value_at_horizon_usd": 0.0})
+    def fake_episodes(policy, config, seeds):
+        seen.extend((policy.name, config.response.carryover_per_month, config.economics.gross_margin, seed)
+                    for seed in seeds)
+        return [types.SimpleNamespace(kpis={"profit_usd": 1.0, "value_at_horizon_usd": 0.0}) for _ in seeds]
 
-    monkeypatch.setattr(evaluation, "run_episode", fake_episode)
+    monkeypatch.setattr(evaluation, "run_episodes", fake_episodes)
     _, markets = rm.load_portfolio(_portfolio(tmp_path))
-    results = rm.simulate(markets, 2, 5, progress=False, parameter_draws=3)
+    results = rm.simulate(markets, 2, 5, progress=False, parameter_draws=3, workers=1)
     labels = [o.label for o in rm.options(markets[0].today)]
     assert len(seen) == len(labels) * 3 * 2  # D x the episodes per option
     per_option = {label: [s[1:] for s in seen if s[0] == label] for label in labels}
@@ -59,7 +60,7 @@ def test_every_option_of_a_sub_market_runs_under_the_same_parameter_sets(monkeyp
     assert len({s[1] for s in seen}) == 3
     assert set(results.parameter_draw) == {0, 1, 2} and set(results.seed) == {5, 6}
     assert rm.paired_units(results, markets[0]) == [(d, s) for d in range(3) for s in (5, 6)]
-    assert "parameter_draw" not in rm.simulate(markets, 1, 0, progress=False).columns  # without: as before
+    assert "parameter_draw" not in rm.simulate(markets, 1, 0, progress=False, workers=1).columns  # without: as before
 
 
 def test_the_pooled_draws_mix_the_parameter_sets_and_stay_paired():

@@ -177,6 +177,25 @@ def test_a_one_sub_market_roadmap_runs_end_to_end(cli, tmp_path):
     assert page.count('<img src="data:image/png;base64,') == 1 and "<script" not in page
 
 
+def test_simulate_plays_each_option_as_one_batch_the_same_rows_whatever_the_workers(tmp_path):
+    """An option's seeds play as one batch, the batches in a pool of processes: the rows are those of playing every
+    episode alone, one after another, in the same order."""
+    from oce_sim.studies.evaluation import run_episode, strategy_config
+
+    (tmp_path / "short.yaml").write_text("extends: small\nenv: {horizon_days: 28}\n")
+    path = tmp_path / "one.yaml"
+    path.write_text("name: one\nsub_markets: [{name: m, scenario: short.yaml, territories: 2, stage: 1}]\n")
+    _, markets = rm.load_portfolio(path)
+    one = rm.simulate(markets, 3, 7, progress=False, workers=1)
+    two = rm.simulate(markets, 3, 7, progress=False, workers=2)
+    pd.testing.assert_frame_equal(one, two)
+    option = rm.options(markets[0].today)[2]
+    policy = rm.player(markets[0], option)
+    alone = run_episode(policy, strategy_config(markets[0].config, policy), 8).kpis
+    rows = one[(one.option == option.label) & (one.seed == 8)]
+    assert list(rows.metric) == list(alone) and list(rows.value) == [float(v) for v in alone.values()]
+
+
 def test_the_roadmap_report_renders_in_headless_chromium(cli, tmp_path):
     from test_report import render
 

@@ -219,7 +219,7 @@ def test_local_workers_are_bounded_by_the_cores_and_the_memory(tmp_path, monkeyp
     scenario.write_text(SCENARIO)
     result = CliRunner().invoke(app, [*whatif_args(scenario, tmp_path / "out"), "--workers", "9"])
     flat = " ".join(result.output.split())
-    assert result.exit_code == 2 and "--workers must be at most 8 with --executor local here (8 usable CPUs)" in flat
+    assert result.exit_code == 2 and "--workers must be between 0 (one per usable CPU) and 8 here (8 usable CPUs)" in flat
     assert not (tmp_path / "out").exists() and not default_cache(tmp_path / "out").exists()
 
 

@@ -208,7 +208,8 @@ BAD_SETTINGS = {
     "money that overflows": (["--set", "economics.price_per_rx_usd=1e308"],
                              "economics.price_per_rx_usd: must be at most 1,000,000,000,000 USD"),
     "more workers than the machine": (["--set", "population.n_reps=2", "--workers", "256"],
-                                      "--workers must be at most"),
+                                      "--workers must be between 0 (one per usable CPU) and"),
+    "negative workers": (["--set", "population.n_reps=2", "--workers", "-1"], "--workers must be between 0"),
 }
 
 

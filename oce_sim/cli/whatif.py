@@ -11,7 +11,6 @@ from rich.markup import escape
 from oce_sim.cli.common import (
     MAX_BEST_PLAN_BUDGET,
     MAX_EPISODES,
-    MAX_N_ENVS,
     RANK_BY_OPTION,
     SCENARIO_ARG,
     _clip,
@@ -25,6 +24,7 @@ from oce_sim.cli.common import (
     check_rank_by,
     check_seed,
     check_text,
+    check_workers,
     console,
     err,
     fail,
@@ -53,8 +53,9 @@ def whatif(
     seed: int = typer.Option(0, help="First seed; every variant runs on the baseline's seeds."),
     out: Path = typer.Option(Path("results/whatif"), help="Output folder (finished episodes are kept in "
                              "<out>.cache beside it, so a killed sweep resumes where it stopped)."),
-    workers: int = typer.Option(1, help="Episodes run at once by the local executor (a process pool above 1; at "
-                                "most the usable CPUs and what the available memory holds)."),
+    workers: int = typer.Option(0, help="Processes of the local executor: 0 (default) one per usable CPU when the "
+                                "work pays for starting them, 1 this process only; at most the usable CPUs and what "
+                                "the available memory holds. The results are the same."),
     executor: str = typer.Option("local", help="local (this machine) or ray (ray.init(): a local Ray instance, "
                                  "or the cluster RAY_ADDRESS names)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -68,15 +69,14 @@ def whatif(
     from oce_sim.studies import whatif as wi
     from oce_sim.studies.report import population_text, whatif_report
     from oce_sim.studies.settling import SEED_NOISE_ONLY
-    from oce_sim.studies.sweep import EXECUTORS, CacheError, EpisodeCache, default_cache, local_worker_limit
+    from oce_sim.studies.sweep import EXECUTORS, CacheError, EpisodeCache, default_cache
 
-    check_positive("--workers", workers, maximum=MAX_N_ENVS)
     if executor not in EXECUTORS:
         fail(f"--executor must be one of {', '.join(EXECUTORS)}, got {_clip(repr(executor), 80)}")
     if executor == "local":  # a Ray cluster sizes itself; this machine's processes must fit this machine
-        limit, why = local_worker_limit()
-        if workers > limit:
-            fail(f"--workers must be at most {limit} with --executor local here ({why}), got {workers}")
+        check_workers(workers)
+    elif workers < 0:
+        fail(f"--workers must be >= 0, got {workers}")
     if executor == "ray":
         try:
             import ray  # noqa: F401

@@ -455,36 +455,54 @@ def player(market: Market, option: Option, progress: bool = False) -> Any:
 
 
 def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool = True,
-             choices: Callable[[Market], list[Option]] | None = None, parameter_draws: int = 0) -> pd.DataFrame:
+             choices: Callable[[Market], list[Option]] | None = None, parameter_draws: int = 0,
+             workers: int = 0) -> pd.DataFrame:
     """Every option of every sub-market on seeds ``seed .. seed+episodes-1`` (paired within a sub-market).  Tidy
     rows ``sub_market, scenario, option, stage, seed, metric, value``.  ``choices``: the options of a sub-market
     (default :func:`options` of today; the portfolio plan passes its ladder's other configurations).
     ``parameter_draws`` D > 0: the seeds run under each of :func:`parameter_sets` (D x the episodes), the rows gain
-    a ``parameter_draw`` column and the paired unit is (parameter draw, seed)."""
+    a ``parameter_draw`` column and the paired unit is (parameter draw, seed).  An option's seeds play as the
+    territories of one batch (``evaluation.run_episodes``), the batches in ``workers`` processes (0: one per usable
+    CPU when the work pays for starting them); the rows are the same whatever the workers."""
     choices = choices or (lambda market: options(market.today))
     from tqdm.auto import tqdm
 
     from oce_sim.agents.organisation import stage_text
-    from oce_sim.studies.evaluation import run_episode, strategy_config
+    from oce_sim.studies.evaluation import (POOL_MIN_EPISODES, Unit, episode_size, play_units, seed_batches,
+                                            strategy_config)
+    from oce_sim.studies.processes import local_worker_limit
 
-    rows: list[dict[str, Any]] = []
-    total = sum(len(choices(m)) for m in markets) * episodes * max(parameter_draws, 1)
+    seeds = list(range(seed, seed + episodes))
+    policies: dict[str, Any] = {}
+    rows_of: dict[str, dict[str, Any]] = {}  # per (sub-market, option, parameter draw): its rows' leading columns
+    units: list[Unit] = []
+    for market in markets:
+        bases: list[tuple[dict[str, int], ScenarioConfig]] = (
+            [({}, market.config)] if not parameter_draws else
+            [({"parameter_draw": d}, c) for d, c in enumerate(parameter_sets(market, parameter_draws))])
+        for option in choices(market):
+            policy = player(market, option, progress)
+            for unit, base in bases:
+                label = str(len(policies))
+                policies[label] = policy
+                rows_of[label] = dict(sub_market=market.spec.name, scenario=market.config.name, option=option.label,
+                                      stage=stage_text(option.stage), **unit)
+                config = strategy_config(base, policy)
+                units += [Unit(label, config, batch) for batch in seed_batches(seeds, config.population.n_hcps)]
+    if workers == 0:
+        work = sum(len(unit.seeds) * episode_size(unit.config) for unit in units)
+        workers = local_worker_limit()[0] if work >= POOL_MIN_EPISODES else 1
+    kpis: dict[tuple[str, int], dict[str, float]] = {}
+    total = sum(len(unit.seeds) for unit in units)
     with tqdm(total=total, desc="roadmap", unit="episode", disable=not progress) as bar:
-        for market in markets:
-            bases: list[tuple[dict[str, int], ScenarioConfig]] = (
-                [({}, market.config)] if not parameter_draws else
-                [({"parameter_draw": d}, c) for d, c in enumerate(parameter_sets(market, parameter_draws))])
-            for option in choices(market):
-                policy = player(market, option, progress)
-                for unit, base in bases:
-                    config = strategy_config(base, policy)
-                    for episode in range(episodes):
-                        kpis = run_episode(policy, config, seed + episode).kpis
-                        rows += [dict(sub_market=market.spec.name, scenario=market.config.name, option=option.label,
-                                      stage=stage_text(option.stage), **unit, seed=seed + episode, metric=metric,
-                                      value=float(value)) for metric, value in kpis.items()]
-                        bar.set_postfix(sub_market=market.spec.name, option=option.label)
-                        bar.update(1)
+        for index, played in play_units(units, policies, workers, {label: 1.0 for label in policies}):
+            unit = units[index]
+            for unit_seed, episode in zip(unit.seeds, played):
+                kpis[unit.label, unit_seed] = episode.kpis
+            bar.set_postfix(sub_market=rows_of[unit.label]["sub_market"], option=rows_of[unit.label]["option"])
+            bar.update(len(unit.seeds))
+    rows = [dict(**rows_of[label], seed=s, metric=metric, value=float(value))
+            for label in policies for s in seeds for metric, value in kpis[label, s].items()]
     columns = ["sub_market", "scenario", "option", "stage", *(["parameter_draw"] if parameter_draws else []), "seed",
                "metric", "value"]
     return pd.DataFrame(rows, columns=columns)

@@ -37,7 +37,7 @@ from oce_sim.config import format_validation_error, read_json
 from oce_sim.config.errors import _clip, _excerpt
 from oce_sim.storage.outputs import atomic_write_text, folder_problem
 
-from .processes import WORKER_MEMORY_BYTES, available_memory_bytes, ignore_sigint, local_worker_limit, spawn_pool
+from .processes import WORKER_MEMORY_BYTES, available_memory_bytes, local_worker_limit, spawn_pool
 
 __all__ = ["WORKER_MEMORY_BYTES", "available_memory_bytes", "local_worker_limit"]  # also read from here
 
@@ -197,7 +197,8 @@ def _note_on_stderr(line: str) -> None:
 def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", workers: int = 1,
              on_done: Callable[[int], None] | None = None, note: Callable[[str], None] | None = None
              ) -> tuple[dict[str, dict[str, float]], int]:
-    """Every job's KPIs by key, from the cache where finished, else run (and cached as each finishes).
+    """Every job's KPIs by key, from the cache where finished, else run (and cached as each finishes); ``workers``:
+    the local executor's processes (0: one per usable CPU when the work pays for starting them, else this process).
     Returns (results, number read from the cache).  ``on_done(n)`` reports progress; ``note`` (default: stderr)
     gets one line about cache entries that were refused and are run again."""
     if executor not in EXECUTORS:
@@ -229,6 +230,11 @@ def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", 
 
     if not todo:
         return results, reused
+    if workers == 0:  # one per usable CPU where the work pays for starting them
+        from .evaluation import POOL_MIN_EPISODES, episode_size
+
+        work = sum(episode_size(job.config) for job in todo)
+        workers = local_worker_limit()[0] if work >= POOL_MIN_EPISODES else 1
     if executor == "ray":
         _run_ray(todo, finish)
     elif len(todo) == 1:

@@ -371,7 +371,7 @@ def value_at(config: ScenarioConfig, path: str) -> Any:
 
 # -------------------------------------------------------------------------------------------- running
 def run_plan(plan: Plan, strategy: str, episodes: int, seed: int, progress: bool = True,
-             cache: Path | None = None, executor: str = "local", workers: int = 1,
+             cache: Path | None = None, executor: str = "local", workers: int = 0,
              note: Callable[[str], None] | None = None, best_plan: int = 0) -> pd.DataFrame:
     """Every variant (and the baseline) on seeds ``seed .. seed+episodes-1``; tidy rows
     ``variant, <paths>, strategy, seed, metric, value``.  ``strategy`` is ``today`` (the organisation of each
