@@ -235,3 +235,56 @@ def test_maskable_ppo_learns_on_the_native_vec_env():
     assert model.num_timesteps >= 256
     assert len(model.ep_info_buffer) > 0  # Monitor-style episode infos reached the logger
     vec.close()
+
+
+def test_a_territory_on_the_ground_truth_view_is_synced_as_alone_beside_a_public_one():
+    """Review of the batched decisions: a territory switched to the ground-truth view is synced to the truth when it
+    reads its own segments, mask or observation, never because another territory of its batch asked (at sales 3 with
+    the holdout test, a public territory's reps read their segments on every field day).  Sub-env 0 on the truth
+    view stays a single env switched alike, step for step (this seed diverged at step 21 before the fix)."""
+    config = {"env": {"horizon_days": 182}, "pipeline": {"holdout_share": 0.3}}
+    stage = {"customer": 3, "sales": 3, "marketing": 3, "it": 3}
+    vec = TerritoryVectorEnv(2, scenario="small", stage=stage, config=config)
+    single = TerritoryEnv(scenario="small", stage=stage, config=config)
+    vec.reset(seed=2)
+    single.reset(seed=2)
+    vec.envs[0].world.use_oracle_view(True)
+    single.world.use_oracle_view(True)
+    rngs, rng_single = [np.random.default_rng(1), np.random.default_rng(2)], np.random.default_rng(1)
+    while True:
+        masks = vec.action_masks()
+        actions = np.concatenate([random_actions(rngs[i], masks[i:i + 1]) for i in range(2)])
+        assert np.array_equal(actions[0], random_actions(rng_single, single.action_masks()[np.newaxis])[0])
+        obs, rewards, terminations, truncations, _ = vec.step(actions)
+        o, r, te, tr, _ = single.step(actions[0])
+        assert np.array_equal(obs[0], o) and rewards[0] == r
+        if te or tr:
+            break
+
+
+def test_step_infos_are_the_consumers_to_change_and_a_bad_action_changes_nothing():
+    """The vector infos' arrays are the caller's (changing one in place leaves the episode's series alone), and an
+    invalid action of any sub-env is refused before any sub-env's step begins (no masked-play count moves)."""
+    vec = TerritoryVectorEnv(2, scenario="small", config={"env": {"horizon_days": 14}})
+    vec.reset(seed=SEED)
+    rng = np.random.default_rng(0)
+    _, _, _, _, infos = vec.step(random_actions(rng, vec.action_masks()))
+    profit = vec.envs[0].series()[0]["profit"]
+    infos["reward_components"]["profit"] *= 0.0
+    assert vec.envs[0].series()[0]["profit"] == profit != 0.0
+    counted = [(env._masked_total, env.world.ledger.masked_actions) for env in vec.envs]
+    bad = random_actions(rng, vec.action_masks())
+    bad[1, 0] = dispatch.N_PLAYS  # outside the space
+    with pytest.raises(ValueError, match="action must be"):
+        vec.step(bad)
+    assert [(env._masked_total, env.world.ledger.masked_actions) for env in vec.envs] == counted
+    assert all(env._day == 7 for env in vec.envs)
+
+
+def test_a_batch_refuses_territories_of_different_stages():
+    from oce_sim.world.simulation import Territories, World
+    from oce_sim.config import load_scenario
+
+    worlds = [World(load_scenario("small", stage=s), seed=0, standalone=False) for s in (2, 3)]
+    with pytest.raises(ValueError, match="one batch share one"):
+        Territories.join(worlds)

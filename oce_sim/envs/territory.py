@@ -29,7 +29,8 @@ RESET_OPTIONS: tuple[str, ...] = ()  # reset() takes no options: the scenario is
 def begin_steps(envs: Sequence[TerritoryEnv], actions: Sequence[Any]) -> list[tuple[np.ndarray, int, Any]]:
     """``begin_step`` of several envs: every action checked first, then the plays of envs whose worlds share a batch
     applied together (one plan for all of them: ``Territories.apply_plays``), then each env's next day set."""
-    started = [env._checked_plays(action) for env, action in zip(envs, actions)]
+    checked = [env._checked_action(action) for env, action in zip(envs, actions)]  # all, before any side effect
+    started = [env._masked_plays(plays) for env, plays in zip(envs, checked)]
     by_batch: dict[int, tuple[Any, dict[int, np.ndarray]]] = {}
     for env, (plays, _, _) in zip(envs, started):
         world = env.world
@@ -306,14 +307,19 @@ class TerritoryEnv(gym.Env[np.ndarray, np.ndarray]):
         steps together (:func:`begin_steps`)."""
         return begin_steps([self], [action])[0]
 
-    def _checked_plays(self, action: Any) -> tuple[np.ndarray, int, Any]:
-        """``begin_step`` up to the plays: checked, masked, and what the reward is measured from."""
+    def _checked_action(self, action: Any) -> np.ndarray:
+        """The action as plays, or an error (no side effect)."""
         if self.world is None:
             raise RuntimeError("call reset() before step()")
         if self._day >= self.horizon_days:  # Gymnasium: stepping past the end is undefined; say so
             raise RuntimeError(f"the episode ended at day {self._day} (horizon_days); call reset() "
                                f"before step()")
-        plays = self._validate(action)
+        return self._validate(action)
+
+    def _masked_plays(self, plays: np.ndarray) -> tuple[np.ndarray, int, Any]:
+        """``begin_step`` up to applying the checked plays: masked (and counted), and what the reward is measured
+        from."""
+        assert self.world is not None
         mask = self.world.action_mask()
         allowed = mask[np.arange(dispatch.N_SEGMENTS), plays]
         masked = int((~allowed).sum())

@@ -179,7 +179,7 @@ class TerritoryVectorEnv(VectorEnv):
         put("masked_actions_total", np.array([env._masked_total for env in envs], dtype=int))
         components: dict[str, Any] = {}
         for name, values in results.components.items():
-            components[name] = values
+            components[name] = values.copy()  # the episode's series reads the results' own arrays
             components[f"_{name}"] = np.ones(n, dtype=np.bool_)
         put("reward_components", components)
         put("action_mask", np.stack([env.action_masks() for env in envs]))
@@ -231,12 +231,13 @@ class TerritoryVectorEnv(VectorEnv):
             infos = self._add_info(infos, info, i)
         return infos
 
-    def _new_episodes(self, seeds: Sequence[int | None],
-                      options: dict[str, Any] | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    def _new_episodes(self, seeds: Sequence[int | None], options: dict[str, Any] | None | Sequence[Any] = None
+                      ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Every territory's new World, joined into one batch before the first observations (each World built
-        straight into the batch: no batch of its own first)."""
-        for env, seed in zip(self.envs, seeds):
-            env._new_episode(seed, options, standalone=not self.shared_simulation)
+        straight into the batch: no batch of its own first); ``options``: one for all, or a list of one per env."""
+        per_env = options if isinstance(options, (list, tuple)) else [options] * self.num_envs
+        for env, seed, env_options in zip(self.envs, seeds, per_env):
+            env._new_episode(seed, env_options, standalone=not self.shared_simulation)
         self._join()
         observations = np.stack([env._observation() for env in self.envs])
         return observations, [env._info(None, 0, {}, episode_end=False) for env in self.envs]
@@ -295,10 +296,7 @@ def _sb3_vec_env_class():
         def _reset_all(self, seeds: list[int | None], options: list[Mapping[str, Any] | None]) -> np.ndarray:
             vec = self.vec
             vec._share_start_table()
-            observations = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.float32)
-            for i, env in enumerate(vec.envs):
-                observations[i], self.reset_infos[i] = env.reset(seed=seeds[i], options=options[i])
-            vec._join()
+            observations, self.reset_infos = vec._new_episodes(seeds, list(options))
             vec._started = True
             vec._autoreset[:] = False
             self._ep_return[:] = 0.0

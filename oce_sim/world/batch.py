@@ -228,8 +228,8 @@ class WorldBatch:
 def play_in_lockstep(envs: Sequence[Any], act: Callable[[int, Any, Any], Any],
                      observations: list[Any]) -> list[dict[str, Any]]:
     """Play environments whose territories form one batch (``TerritoryEnv``s: ``begin_steps``, ``finish_step``) to
-    their episode's end together: at each decision ``act(i, observation, action_mask)`` gives env ``i``'s action,
-    every env begins its step, the batch runs them all to the next decision, every env finishes its step (each
+    their episode's end together: at each decision ``act(i, observation, action_mask)`` gives env ``i``'s action
+    (every env's action before any env's plays are applied), every env begins its step (one plan for all), the batch runs them all to the next decision, every env finishes its step (each
     exactly as it would alone).  One horizon: they end together.  Returns each env's last info."""
     infos: list[dict[str, Any]] = [{} for _ in envs]
     done = False

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import simpy
@@ -289,12 +289,14 @@ class World:
 
     def segments(self) -> np.ndarray:
         """Segment of every HCP as the orchestrator sees it now (read-only; the view only changes as time passes)."""
-        return self._decisions().segment[self._row]
+        segment = self._decisions().segment[self._row]
+        segment.flags.writeable = False
+        return segment
 
     def segment_features(self) -> np.ndarray:
         """``[N_SEGMENTS, len(SEGMENT_FEATURES)]``: the observation's per-segment features now, from the view."""
-        territories = self._territories()
-        return territories.segment_features(self.now)[self._row]
+        self._decisions()  # first: a territory on the ground-truth view syncs it
+        return self._territories().segment_features(self.now)[self._row]
 
     def _territories(self) -> Territories:
         territories = self._joined_batch().territories
@@ -302,7 +304,7 @@ class World:
         return territories
 
     def _decisions(self) -> Decisions:
-        return self._territories().decisions(self.now)
+        return self._territories().decisions(self.now, self._row)
 
     def apply_plays(self, plays: np.ndarray) -> None:
         """Execute one play per segment for the next decision epoch, starting now (``Territories.apply_plays``: a
@@ -628,13 +630,15 @@ def offsets_of(sizes: Sequence[int]) -> np.ndarray:
     return offsets
 
 
-class Decisions(NamedTuple):
+@dataclass
+class Decisions:
     """Every territory's view of its customers at one time, as the orchestrator decides on it (rows per territory)."""
 
     now: float
     rx_share: np.ndarray  # (N, n_hcps): observed brand share over the last 28 days of published data
     segment: np.ndarray  # (N, n_hcps): potential tier x believed stage
     mask: np.ndarray  # (N, N_SEGMENTS, N_PLAYS): the plays allowed on each segment
+    synced: np.ndarray  # (N,): a territory on the ground-truth view, synced to the truth at this time
 
 
 def joined(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -710,6 +714,11 @@ class Territories:
         self._decisions: Decisions | None = None  # every territory's segments and masks at one time
         self._features: tuple[float, np.ndarray] | None = None  # and the observation's per-segment features
         self._controllable = dispatch.controllable_plays(first.stage, first.config, first.field.capacity_available)
+        for world in self.worlds[1:]:  # the batch's decisions read one stage's authority for all territories
+            if world.stage != first.stage or not np.array_equal(
+                    dispatch.controllable_plays(world.stage, world.config, world.field.capacity_available),
+                    self._controllable):
+                raise ValueError("the territories of one batch share one stage and its plays; got several")
 
     @classmethod
     def join(cls, worlds: Sequence[World], now: float = 0.0,
@@ -732,31 +741,40 @@ class Territories:
                 world.exogenous_uniforms(name, day)
         return self.blocks[name][:, day % EXOGENOUS_BLOCK_DAYS]
 
-    def decisions(self, now: float) -> Decisions:
+    def decisions(self, now: float, row: int) -> Decisions:
         """Every territory's observed brand share, segments and action mask at ``now``, each one compiled call for all
-        territories (kept until the time moves on: the view changes only as the calendar runs).  A territory on the
-        ground-truth view (the oracles) is segmented on its customers' true stages."""
-        if self._decisions is not None and self._decisions.now == now:
-            return self._decisions
-        worlds, view = self.worlds, self._view_rows()
-        for world in worlds:
+        territories (kept until the time moves on: the view changes only as the calendar runs), for territory ``row``
+        to read its row.  A territory on the ground-truth view (the oracles) is synced to the truth when it asks, as it
+        would be alone (never as a side effect of another territory's asking), and its row is computed again:
+        segmented on its customers' true stages."""
+        memo = self._decisions
+        if memo is None or memo.now != now:
+            n_hcps = self.pop["class_rx_per_day"].shape[1]
+            memo = self._decisions = Decisions(now, np.empty((self.n, n_hcps)), np.empty((self.n, n_hcps), np.int64),
+                                               np.empty((self.n, dispatch.N_SEGMENTS, dispatch.N_PLAYS), np.bool_),
+                                               np.zeros(self.n, dtype=np.bool_))
+            self._decide(memo, slice(0, self.n))
+        world = self.worlds[row]
+        if world.oracle_view and not memo.synced[row]:
             world._refresh_oracle_view()
-        rx_share = np.empty(self.pop["class_rx_per_day"].shape)
-        segment = np.empty(rx_share.shape, dtype=np.int64)
+            self._decide(memo, slice(row, row + 1))
+            memo.synced[row] = True
+            self._features = None  # its features follow its synced view
+        return memo
+
+    def _decide(self, memo: Decisions, rows: slice) -> None:
+        """``memo``'s rows ``rows`` from the territories' views as they are now."""
+        worlds, view, pop = self.worlds[rows], self._view_rows(), self.pop
         working_days = np.array([max(1, min(world.view.rx_days_seen, RX_WINDOW_DAYS)) * 5.0 / 7.0 for world in worlds])
-        kernels.segment_rows(self.pop["potential_tier"], view["rx_ring"], self.pop["class_rx_per_day"], working_days,
-                             TRIALING_BELOW_SHARE, len(dispatch.BELIEFS), rx_share, segment)
+        segment = memo.segment[rows]
+        kernels.segment_rows(pop["potential_tier"][rows], view["rx_ring"][rows], pop["class_rx_per_day"][rows],
+                             working_days, TRIALING_BELOW_SHARE, len(dispatch.BELIEFS), memo.rx_share[rows], segment)
         for t, world in enumerate(worlds):
             if world.view.stage_override is not None:
                 segment[t] = world.pop.potential_tier.astype(np.int64) * len(dispatch.BELIEFS) + world.view.stage_override
-        mask = np.empty((self.n, dispatch.N_SEGMENTS, dispatch.N_PLAYS), dtype=np.bool_)
-        kernels.action_mask_rows(segment, dispatch.N_SEGMENTS, view["email_consent"], view["remote_consent"],
-                                 self.pop["rep"], view["no_see"], view["need_known"], self._controllable,
-                                 dispatch.PLAY_NEEDS, mask)
-        for array in (rx_share, segment, mask):
-            array.flags.writeable = False
-        self._decisions = Decisions(now, rx_share, segment, mask)
-        return self._decisions
+        kernels.action_mask_rows(segment, dispatch.N_SEGMENTS, view["email_consent"][rows], view["remote_consent"][rows],
+                                 pop["rep"][rows], view["no_see"][rows], view["need_known"][rows], self._controllable,
+                                 dispatch.PLAY_NEEDS, memo.mask[rows])
 
     def apply_plays(self, plays: dict[int, np.ndarray]) -> None:
         """Execute one play per segment in the territories given (row -> plays) for the next decision epoch,
@@ -764,10 +782,12 @@ class Territories:
         hands its plan to its field force and channels (``World.execute_plan``)."""
         worlds, first = self.worlds, self.worlds[0]
         now = first.now
-        decisions = self.decisions(now)  # the oracles' views refreshed
+        if not plays:
+            return
         active = np.zeros(self.n, dtype=np.bool_)
         plays_rows = np.zeros((self.n, dispatch.N_SEGMENTS), dtype=np.int64)
         for t, row in plays.items():
+            decisions = self.decisions(now, t)  # a territory on the ground-truth view synced
             active[t] = True
             plays_rows[t] = row
         value = np.empty(decisions.segment.shape)
@@ -799,7 +819,8 @@ class Territories:
         call (``kernels.segment_features`` on each territory's rows)."""
         if self._features is not None and self._features[0] == now:
             return self._features[1]
-        decisions, view = self.decisions(now), self._view_rows()
+        decisions, view = self._decisions, self._view_rows()
+        assert decisions is not None and decisions.now == now, "World.segment_features asks for its decisions first"
         features = np.empty((self.n, dispatch.N_SEGMENTS, len(SEGMENT_FEATURES)))
         kernels.segment_features_rows(decisions.segment, dispatch.N_SEGMENTS, decisions.rx_share, view["last_touch_day"],
                                       now, STALE_DAYS, view["email_consent"], view["need_known"], view["progress"],

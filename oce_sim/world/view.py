@@ -19,6 +19,7 @@ from oce_sim.world import kernels
 from oce_sim.world.efficacy import EfficacyTest
 from oce_sim.world.population import Population
 from oce_sim.world.response import N_CHANNELS, CustomerState, TouchOutcome
+from oce_sim.world.rows import RowBound
 
 RX_WINDOW_DAYS = 28
 TRIALING_BELOW_SHARE = 0.2  # an observed brand share below this (and above 0) reads as trialing, above as adopting
@@ -53,8 +54,9 @@ def covered_mask(covered_channels: tuple[str, ...]) -> np.ndarray:
     return mask
 
 
-class OrchestratorView:
-    """The orchestrator's belief arrays, one row per HCP."""
+class OrchestratorView(RowBound):
+    """The orchestrator's belief arrays, one row per HCP.  In a batch, the arrays its phases read are rows of the
+    batch's (``simulation.VIEW_ROWS``): assigning one copies into the row (``RowBound``)."""
 
     def __init__(self, config: ScenarioConfig, pop: Population):
         n, t = pop.n_hcps, pop.n_themes
