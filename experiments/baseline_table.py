@@ -3,7 +3,7 @@
 each, evaluated on the test seeds, with each agent's share of the gap from intervention to the best policy that sees
 only observations closed, and each scenario's adaptivity headroom.
 
-    python experiments/baseline_table.py                      # the full budget: 15 minutes of training per RL run
+    python experiments/baseline_table.py                      # the full budget: 500,032 env steps per RL run, every learner
     python experiments/baseline_table.py --timesteps 16384 --workers 2 --docs   # a small budget, into the README
 
 Not part of CI.  The grid (scenarios x agents x training seeds) is data (``AGENTS``, ``Args``); every cell is a
@@ -124,8 +124,10 @@ class Args:
     select_seeds: int = 10  # selection seeds (validation, from 201,000): choose the best observation-only policy
     plan_budget: int = 1000  # K of the best-plan-S rows: episodes per stage's search
     plan_seeds: int = SEARCH_SEEDS  # validation seeds per evaluation of a plan in the search
-    train_minutes: float = 15.0  # per RL run (wall clock), unless --timesteps is given
-    timesteps: int | None = None  # per RL run (environment steps), instead of --train-minutes
+    # per RL run: the same environment steps for every learner (the learning target's budget), or, with
+    # --train-minutes, the same wall clock instead (unequal steps: the learners differ in speed)
+    timesteps: int | None = 500_032
+    train_minutes: float | None = None
     workers: int = 1  # cells run at once (each in its own process, one torch thread)
     out: Path = Path("results/baselines")
     docs: bool = False  # write the table into README.md between the baseline-table markers
@@ -479,8 +481,8 @@ def main(args: Args) -> str:
     cache = default_cache(args.out)
     rl_runs = sum(AGENTS[c.agent] is not None for c in cells)
     per_run = (f"{args.timesteps:,} env steps" if args.timesteps is not None else f"{args.train_minutes:g} min")
-    training = (f"{rl_runs} RL runs x {args.train_minutes:g} min = {rl_runs * args.train_minutes / 60:.1f} CPU-hours"
-                if args.timesteps is None else f"{rl_runs} RL runs x {args.timesteps:,} env steps "
+    training = (f"{rl_runs} RL runs x {args.train_minutes:g} min = {rl_runs * (args.train_minutes or 0) / 60:.1f} "
+                "CPU-hours" if args.timesteps is None else f"{rl_runs} RL runs x {args.timesteps:,} env steps "
                 f"= {rl_runs * args.timesteps:,} steps (about {rl_runs * args.timesteps / 250 / 3600:.1f} CPU-hours "
                 "at 250 steps/s)")
     searches = sum(c.agent in PLAN_STAGES for c in cells)
@@ -565,8 +567,11 @@ def parse(argv: list[str] | None = None) -> Args:
                         help="K of the best-plan-S rows (episodes per stage's search)")
     parser.add_argument("--plan-seeds", type=int, default=Args.plan_seeds,
                         help="validation seeds per evaluation of a plan in the search")
-    parser.add_argument("--train-minutes", type=float, default=Args.train_minutes, help="per RL run (wall clock)")
-    parser.add_argument("--timesteps", type=int, default=None, help="per RL run, instead of --train-minutes")
+    parser.add_argument("--timesteps", type=int, default=None,
+                        help=f"environment steps per RL run, the same for every learner (default {Args.timesteps:,})")
+    parser.add_argument("--train-minutes", type=float, default=None,
+                        help="wall-clock minutes per RL run instead of a step budget (the learners then get unequal "
+                        "steps)")
     parser.add_argument("--workers", type=int, default=Args.workers)
     parser.add_argument("--out", type=Path, default=Args.out)
     parser.add_argument("--docs", action="store_true", help="write the table into README.md")
@@ -594,15 +599,18 @@ def parse(argv: list[str] | None = None) -> Args:
         if evaluation & set(chosen):
             parser.error(f"evaluation seeds {ns.eval_seed:,}-{ns.eval_seed + ns.eval_seeds - 1:,} overlap the "
                          f"{name} ({chosen[0]:,}-{chosen[-1]:,}): a seed that chose cannot report")
-    if not 0 < ns.train_minutes <= 24 * 60:
+    if ns.train_minutes is not None and ns.timesteps is not None:
+        parser.error("give --timesteps or --train-minutes, not both")
+    if ns.train_minutes is not None and not 0 < ns.train_minutes <= 24 * 60:
         parser.error(f"--train-minutes must be in (0, 1440], got {ns.train_minutes}")
     if ns.timesteps is not None and not 1 <= ns.timesteps <= 10**10:
         parser.error(f"--timesteps must be in [1, 10^10], got {ns.timesteps}")
+    timesteps = None if ns.train_minutes is not None else (ns.timesteps or Args.timesteps)
     if ns.out.exists() and not ns.out.is_dir():
         parser.error(f"--out {ns.out} exists and is not a folder")
     return Args(scenarios=scenarios, agents=agents, train_seeds=ns.train_seeds, eval_seeds=ns.eval_seeds,
                 eval_seed=ns.eval_seed, select_seeds=ns.select_seeds, plan_budget=ns.plan_budget,
-                plan_seeds=ns.plan_seeds, train_minutes=ns.train_minutes, timesteps=ns.timesteps, workers=ns.workers,
+                plan_seeds=ns.plan_seeds, train_minutes=ns.train_minutes, timesteps=timesteps, workers=ns.workers,
                 out=ns.out, docs=ns.docs, progress=ns.progress)
 
 

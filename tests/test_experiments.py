@@ -201,11 +201,17 @@ def test_baseline_table_refuses_bad_arguments(tmp_path, capsys):
                           (["--train-minutes", "0"], "--train-minutes must be in (0, 1440]"),
                           (["--eval-seed", "201005"], "overlap the --select-seeds (201,000-201,009)"),
                           (["--eval-seed", "200000", "--select-seeds", "2"], "overlap the --plan-seeds"),
-                          (["--plan-budget", "0"], "--plan-budget must be >= 1")):
+                          (["--plan-budget", "0"], "--plan-budget must be >= 1"),
+                          (["--timesteps", "1000", "--train-minutes", "5"], "not both")):
         with pytest.raises(SystemExit) as exit_info:
             module.parse([*argv, "--out", str(tmp_path / "x")])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert module.parse(["--timesteps", "1000", "--agents", "ppo"]).agents == ["ppo"]
+    # issue 23, item 5: every learner the same environment steps by default; wall clock only when asked
+    default = module.parse([])
+    assert default.timesteps == 500_032 and default.train_minutes is None
+    assert module.budget(default) == {"timesteps": 500_032}
+    assert module.budget(module.parse(["--train-minutes", "5"])) == {"train_minutes": 5.0}
 
 
 
