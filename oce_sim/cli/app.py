@@ -81,12 +81,13 @@ def main() -> None:
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc``'s chain of causes (a few links deep) holds a KeyboardInterrupt."""
+    """Whether ``exc``'s chain of causes holds a KeyboardInterrupt, however deep (an interrupt inside Numba's
+    unpickling of a kernel's constants comes back through one SystemError per nested call: nine links were seen)."""
+    visited: set[int] = set()
     seen: BaseException | None = exc
-    for _ in range(8):
-        seen = seen.__cause__ or seen.__context__ if seen is not None else None
-        if seen is None:
-            return False
+    while seen is not None and id(seen) not in visited:  # a cycle of causes ends the walk
         if isinstance(seen, KeyboardInterrupt):
             return True
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
     return False
