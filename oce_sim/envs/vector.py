@@ -28,6 +28,7 @@ from gymnasium.vector.utils import batch_space
 
 from oce_sim.config import ScenarioConfig, StageLike, load_scenario
 from oce_sim.envs.territory import StepResults, TerritoryEnv, begin_steps, finish_steps
+from oce_sim.envs.territory import observations as observations_of
 from oce_sim.world.metrics import episode_kpis
 from oce_sim.world.batch import WorldBatch
 from oce_sim.world.simulation import Territories
@@ -239,8 +240,7 @@ class TerritoryVectorEnv(VectorEnv):
         for env, seed, env_options in zip(self.envs, seeds, per_env):
             env._new_episode(seed, env_options, standalone=not self.shared_simulation)
         self._join()
-        observations = np.stack([env._observation() for env in self.envs])
-        return observations, [env._info(None, 0, {}, episode_end=False) for env in self.envs]
+        return observations_of(self.envs), [env._info(None, 0, {}, episode_end=False) for env in self.envs]
 
     def _join(self) -> None:
         """The territories' new Worlds become one batch (or stay apart, each in a batch of its own)."""
@@ -318,7 +318,8 @@ def _sb3_vec_env_class():
             dones = results.terminated | results.truncated
             infos: list[dict[str, Any]] = []
             for i, (env, (plays, masked, _)) in enumerate(zip(vec.envs, begun)):
-                reward, terminated, truncated = float(rewards[i]), bool(results.terminated[i]), bool(results.truncated[i])
+                reward = float(rewards[i])
+                terminated, truncated = bool(results.terminated[i]), bool(results.truncated[i])
                 info = env._step_info(results, i, plays, masked)
                 info["TimeLimit.truncated"] = truncated and not terminated
                 self._ep_return[i] += reward

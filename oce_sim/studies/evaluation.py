@@ -188,6 +188,14 @@ def episode_size(scenario: ScenarioConfig) -> float:
     return scenario.population.n_hcps / 600 * scenario.env.horizon_days / 365
 
 
+def pool_workers(work: float) -> int:
+    """Processes for ``work`` heuristic episodes (:func:`episode_size`): one per usable CPU where that pays for
+    starting a pool (``POOL_MIN_EPISODES``), else this process alone."""
+    from .processes import local_worker_limit
+
+    return local_worker_limit()[0] if work >= POOL_MIN_EPISODES else 1
+
+
 def pool_pays(policies: Mapping[str, Any], scenario: ScenarioConfig, episodes: int) -> bool:
     """Whether ``evaluate`` is worth a process pool: its work, in heuristic episodes of 600 customers for a year."""
     weight = sum(EPISODE_WEIGHT.get(getattr(policy, "name", label), 1.0) for label, policy in policies.items())

@@ -327,10 +327,9 @@ def plan_cache_dir() -> Path:
 
 def search_workers(scenario: ScenarioConfig, budget: int) -> int:
     """Processes for a search of ``budget`` episodes: one per usable CPU where that work pays for starting them."""
-    from .evaluation import POOL_MIN_EPISODES, episode_size
-    from .processes import local_worker_limit
+    from .evaluation import episode_size, pool_workers
 
-    return local_worker_limit()[0] if budget * episode_size(scenario) >= POOL_MIN_EPISODES else 1
+    return pool_workers(budget * episode_size(scenario))
 
 
 def _cached(path: Path, key: str, what: str, searching: str, compute: Callable[[], Any],

@@ -468,9 +468,7 @@ def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool
     from tqdm.auto import tqdm
 
     from oce_sim.agents.organisation import stage_text
-    from oce_sim.studies.evaluation import (POOL_MIN_EPISODES, Unit, episode_size, play_units, seed_batches,
-                                            strategy_config)
-    from oce_sim.studies.processes import local_worker_limit
+    from oce_sim.studies.evaluation import Unit, episode_size, play_units, pool_workers, seed_batches, strategy_config
 
     seeds = list(range(seed, seed + episodes))
     policies: dict[str, Any] = {}
@@ -490,8 +488,7 @@ def simulate(markets: Sequence[Market], episodes: int, seed: int, progress: bool
                 config = strategy_config(base, policy)
                 units += [Unit(label, config, batch) for batch in seed_batches(seeds, config.population.n_hcps)]
     if workers == 0:
-        work = sum(len(unit.seeds) * episode_size(unit.config) for unit in units)
-        workers = local_worker_limit()[0] if work >= POOL_MIN_EPISODES else 1
+        workers = pool_workers(sum(len(unit.seeds) * episode_size(unit.config) for unit in units))
     kpis: dict[tuple[str, int], dict[str, float]] = {}
     total = sum(len(unit.seeds) for unit in units)
     with tqdm(total=total, desc="roadmap", unit="episode", disable=not progress) as bar:

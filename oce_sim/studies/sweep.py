@@ -231,10 +231,9 @@ def run_jobs(jobs: Sequence[Job], cache: EpisodeCache, executor: str = "local", 
     if not todo:
         return results, reused
     if workers == 0:  # one per usable CPU where the work pays for starting them
-        from .evaluation import POOL_MIN_EPISODES, episode_size
+        from .evaluation import episode_size, pool_workers
 
-        work = sum(episode_size(job.config) for job in todo)
-        workers = local_worker_limit()[0] if work >= POOL_MIN_EPISODES else 1
+        workers = pool_workers(sum(episode_size(job.config) for job in todo))
     if executor == "ray":
         _run_ray(todo, finish)
     elif len(todo) == 1:
