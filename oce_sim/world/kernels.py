@@ -70,6 +70,70 @@ FIELD_PARAMS: tuple[str, ...] = (
 
 
 @njit(cache=True)
+def _before(first, second, i, j) -> bool:
+    """Whether row ``i`` sorts strictly before row ``j`` by ``first``, then ``second`` (NaN last, as NumPy)."""
+    a, b = first[i], first[j]
+    if a < b or (b != b and a == a):
+        return True
+    if not a == b:
+        return False
+    c, d = second[i], second[j]
+    return c < d or (d != d and c == c)
+
+
+@njit(cache=True)
+def stable_order(first, second):
+    """The indices that sort ``first``, then ``second``, ties in index order: ``np.lexsort((second, first))``, and
+    ``np.argsort(first, kind="mergesort")`` when ``second`` is ``first``.  A bottom-up merge sort written out
+    because NumPy's compiles for seconds on a fresh install; any stable sort gives the same order."""
+    n = first.size
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[i] = i
+    buffer = np.empty(n, dtype=np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if _before(first, second, order[j], order[i]):  # the right run's only when strictly before
+                    buffer[k] = order[j]
+                    j += 1
+                else:
+                    buffer[k] = order[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                buffer[k] = order[i]
+                i += 1
+                k += 1
+            while j < hi:
+                buffer[k] = order[j]
+                j += 1
+                k += 1
+        order, buffer = buffer, order
+        width *= 2
+    return order
+
+
+@njit(cache=True)
+def copy_into(target, start, source):
+    """``target[start:start + source.size] = source`` as a loop (a slice assignment compiles NumPy's broadcasting
+    checks and their error messages, seconds on a fresh install)."""
+    for i in range(source.size):
+        target[start + i] = source[i]
+
+
+@njit(cache=True)
+def copy_rows(target, source):
+    """``target[:] = source`` for 2-D arrays of one shape, as a loop (see :func:`copy_into`)."""
+    for i in range(source.shape[0]):
+        for j in range(source.shape[1]):
+            target[i, j] = source[i, j]
+
+
+@njit(cache=True)
 def poisson_inverse_cdf(u: float, lam: float) -> int:
     """Smallest k with CDF(k) >= u (at most 30): monotone in ``lam`` for a fixed ``u``."""
     if lam <= 0.0:
@@ -404,6 +468,7 @@ def field_day(
         return (ex_hcp[:0], ex_theme[:0], ex_origin[:0], ex_ask[:0], ex_met[:0], ex_time[:0], answered[:0],
                 noted[:0], no_see[:0], 0, 0)
 
+    accepted_today = np.zeros(last_visit_day.size, dtype=np.bool_)  # a rep's accepted suggestions (one load a pick)
     for r in range(n_reps):
         # Suggestions: accepted with probability = trust, unless the rep knows the HCP does not see reps.
         n_dismissed = 0
@@ -418,6 +483,8 @@ def field_day(
             dismissed[s] = has and not accept[s]
             if dismissed[s] or (fills_free_slots and not has):
                 n_dismissed += 1
+            if accept[s]:
+                accepted_today[sugg[s]] = True
         # Own picks, in habit order: not seen lately, not known as no-see, not already accepted for today (a
         # padded slot never repeats a suggested call).  Coached on engagement, she ranks them by potential times
         # the chance she meets them, judged from her own calls (a partial selection sort: a few picks a day).
@@ -430,12 +497,7 @@ def field_day(
                 continue
             if uses_shared_insight and chose_other_channel[h]:
                 continue
-            suggested_today = False
-            for s in range(slots):
-                if accept[s] and sugg[s] == h:
-                    suggested_today = True
-                    break
-            if suggested_today:
+            if accepted_today[h]:
                 continue
             picks[n_picks] = h
             if coached_on_engagement:
@@ -451,6 +513,9 @@ def field_day(
                     picks[k], picks[best] = picks[best], picks[k]
                     pick_score[k], pick_score[best] = pick_score[best], pick_score[k]
         n_picks = min(n_dismissed, n_picks)
+        for s in range(slots):
+            if accept[s]:
+                accepted_today[sugg[s]] = False
         # The day: visits in slot order until the working minutes run out.
         used_picks = 0
         elapsed = 0.0
@@ -668,7 +733,7 @@ def plan_touches(
         cand[n_cand] = i
         priority[n_cand] = -(value[i] * overdue * (0.5 if prefers_other else 1.0))
         n_cand += 1
-    order = np.argsort(priority[:n_cand], kind="mergesort")
+    order = stable_order(priority[:n_cand], priority[:n_cand])
     queue_hcp = np.full((n_reps, per_rep), -1, dtype=np.int64)
     queue_theme = np.zeros((n_reps, per_rep), dtype=np.int64)
     queue_ask = np.zeros((n_reps, per_rep), dtype=np.bool_)
@@ -710,7 +775,7 @@ def plan_touches(
                 remote_cand[n_remote] = i
                 remote_priority[n_remote] = -(value[i] * (1.5 if preferred_channel[i] == _REMOTE_DETAIL else 1.0))
                 n_remote += 1
-    remote_order = np.argsort(remote_priority[:n_remote], kind="mergesort")
+    remote_order = stable_order(remote_priority[:n_remote], remote_priority[:n_remote])
     n_take = min(n_remote, remote_capacity)
     remote_hcp = np.empty(n_take, dtype=np.int64)
     for k in range(n_take):
@@ -730,7 +795,13 @@ def new_need_reports(noted_hcp, touch_hcp, touch_channel, portal_channel, portal
             h = touch_hcp[i]
             if touch_channel[i] == portal_channel and not need_known[h]:
                 marked[h] = True
-    return np.flatnonzero(marked)
+    found = np.empty(n_hcps, dtype=np.int64)
+    k = 0
+    for h in range(n_hcps):
+        if marked[h]:
+            found[k] = h
+            k += 1
+    return found[:k]
 
 
 @njit(cache=True)
@@ -761,7 +832,7 @@ def need_reports_rows(noted, noted_offsets, touch_hcp, touch_channel, touch_offs
         a, b = touch_offsets[t], touch_offsets[t + 1]
         found = new_need_reports(noted[noted_offsets[t]:noted_offsets[t + 1]], touch_hcp[a:b], touch_channel[a:b],
                                  portal_channel, portal_reveals, need_known[t], n_hcps)
-        out[k:k + found.size] = found
+        copy_into(out, k, found)
         k += found.size
         offsets[t + 1] = k
     return out[:k], offsets
@@ -774,7 +845,7 @@ def noisy_need_rows(need, hcp, offsets, noise):
     for t in range(offsets.size - 1):
         a, b = offsets[t], offsets[t + 1]
         if b > a:
-            out[a:b] = noisy_need_shares(need[t], hcp[a:b], noise[a:b])
+            copy_rows(out[a:b], noisy_need_shares(need[t], hcp[a:b], noise[a:b]))
     return out
 
 
@@ -984,24 +1055,22 @@ def take_day_rows(day, size, days, hcp, channel, theme, origin, question, hint, 
             continue
         taken = take_day(day, size[t], days[t], hcp[t], channel[t], theme[t], origin[t], question[t], hint[t],
                          time[t])
-        a, b = offsets[t], offsets[t + 1]
-        out_hcp[a:b] = taken[0]
-        out_channel[a:b] = taken[1]
-        out_theme[a:b] = taken[2]
-        out_origin[a:b] = taken[3]
-        out_question[a:b] = taken[4]
-        out_hint[a:b] = taken[5]
-        out_time[a:b] = taken[6]
+        a = offsets[t]
+        copy_into(out_hcp, a, taken[0])
+        copy_into(out_channel, a, taken[1])
+        copy_into(out_theme, a, taken[2])
+        copy_into(out_origin, a, taken[3])
+        copy_into(out_question, a, taken[4])
+        copy_into(out_hint, a, taken[5])
+        copy_into(out_time, a, taken[6])
         size[t] = taken[7]
     return offsets, out_hcp, out_channel, out_theme, out_origin, out_question, out_hint, out_time
 
 
 @njit(cache=True)
 def delivery_order(hcp, time):
-    """``np.lexsort((time, hcp))``: by HCP, then time, ties in queue order (two stable passes)."""
-    by_time = np.argsort(time, kind="mergesort")
-    by_hcp = np.argsort(hcp[by_time], kind="mergesort")
-    return by_time[by_hcp]
+    """``np.lexsort((time, hcp))``: by HCP, then time, ties in queue order."""
+    return stable_order(hcp, time)
 
 
 @njit(cache=True)
@@ -1049,17 +1118,17 @@ def deliver_rows(
             caps, base_engagement, channel_effect, unit_cost, source_of_channel, contact_weight, params,
         )  # fmt: skip
         m = res[0].size
-        o_hcp[k:k + m] = res[0]
-        o_channel[k:k + m] = res[1]
-        o_theme[k:k + m] = res[2]
-        o_origin[k:k + m] = res[3]
-        o_question[k:k + m] = res[4]
-        o_engaged[k:k + m] = res[5]
-        o_conflict[k:k + m] = res[6]
-        o_ahead[k:k + m] = res[7]
-        o_unsub[k:k + m] = res[8]
-        o_impact[k:k + m] = res[9]
-        o_cost[k:k + m] = res[10]
+        copy_into(o_hcp, k, res[0])
+        copy_into(o_channel, k, res[1])
+        copy_into(o_theme, k, res[2])
+        copy_into(o_origin, k, res[3])
+        copy_into(o_question, k, res[4])
+        copy_into(o_engaged, k, res[5])
+        copy_into(o_conflict, k, res[6])
+        copy_into(o_ahead, k, res[7])
+        copy_into(o_unsub, k, res[8])
+        copy_into(o_impact, k, res[9])
+        copy_into(o_cost, k, res[10])
         blocked[t, 0] = res[11]
         blocked[t, 1] = res[12]
         c0, c1, c2 = book_touches(res[1], res[5], res[10], res[6], res[7], res[8], cost_total[t], delivered_total[t],
@@ -1219,7 +1288,7 @@ def field_rows(
         for k, found in enumerate((res[6], res[7], res[8])):
             a = offsets[k, t]
             out = answered if k == 0 else (noted if k == 1 else no_see)
-            out[a:a + found.size] = found
+            copy_into(out, a, found)
             offsets[k, t + 1] = a + found.size
         if intervenes:
             n_hcps = view_progress.shape[1]
@@ -1291,7 +1360,7 @@ def action_mask_rows(segment, n_segments, email_consent, remote_consent, rep, no
     for t in range(segment.shape[0]):
         counts = segment_eligibility(segment[t], n_segments, email_consent[t], remote_consent[t], rep[t], no_see[t],
                                      need_known[t])
-        out[t] = play_mask(counts, controllable, play_needs)
+        copy_rows(out[t], play_mask(counts, controllable, play_needs))
 
 
 @njit(cache=True)
@@ -1299,8 +1368,9 @@ def segment_features_rows(segment, n_segments, rx_share, last_touch_day, now, st
                           progress, n_themes, engaged, delivered, out):  # fmt: skip
     """Every territory's :func:`segment_features` on its rows, into ``out`` ``(N, n_segments, 8)``."""
     for t in range(segment.shape[0]):
-        out[t] = segment_features(segment[t], n_segments, rx_share[t], last_touch_day[t], now, stale_days,
-                                  email_consent[t], need_known[t], progress[t], n_themes, engaged[t], delivered[t])
+        copy_rows(out[t], segment_features(segment[t], n_segments, rx_share[t], last_touch_day[t], now, stale_days,
+                                           email_consent[t], need_known[t], progress[t], n_themes, engaged[t],
+                                           delivered[t]))
 
 
 @njit(cache=True)
@@ -1323,7 +1393,8 @@ def plan_rows(
     webinar = np.empty(n * n_hcps, dtype=np.int64)
     offsets = np.zeros((3, n + 1), dtype=np.int64)
     for t in range(n):
-        offsets[:, t + 1] = offsets[:, t]
+        for k in range(3):
+            offsets[k, t + 1] = offsets[k, t]
         if not active[t]:
             continue
         play = np.empty(n_hcps, dtype=np.int64)
@@ -1337,9 +1408,9 @@ def plan_rows(
             play_cadence_days, is_rep_play, sends_email, rep_ask_play, remote_play, webinar_play, rep_visit_cap,
             email_cap, remote_cap, email_cadence_days, remote_capacity,
         )  # fmt: skip
-        queue_hcp[t] = q_hcp
-        queue_theme[t] = q_theme
-        queue_ask[t] = q_ask
+        copy_rows(queue_hcp[t], q_hcp)
+        copy_rows(queue_theme[t], q_theme)
+        copy_rows(queue_ask[t], q_ask)
         k = offsets[0, t]
         for j in range(e.size):
             email[k + j] = e[j]
@@ -1351,7 +1422,7 @@ def plan_rows(
             remote_theme[k + j] = theme[r[j]]
         offsets[1, t + 1] = k + r.size
         k = offsets[2, t]
-        webinar[k:k + w.size] = w
+        copy_into(webinar, k, w)
         offsets[2, t + 1] = k + w.size
     return (email[:offsets[0, n]], email_theme[:offsets[0, n]], remote[:offsets[1, n]], remote_theme[:offsets[1, n]],
             webinar[:offsets[2, n]], offsets)

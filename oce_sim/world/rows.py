@@ -67,8 +67,11 @@ def bind_rows(objects: Sequence[Any], names: Sequence[str]) -> dict[str, np.ndar
 
 
 def stack_rows(objects: Sequence[Any], name: str) -> np.ndarray:
-    """``getattr(obj, name)`` of every object as one array (for data that never changes): a copy, or for one object
-    a view."""
+    """``getattr(obj, name)`` of every object as one read-only array (for data that never changes): a copy, or for
+    one object a view.  Read-only for any number of objects, so that a compiled kernel reading it is compiled once."""
     if len(objects) == 1:
-        return getattr(objects[0], name)[np.newaxis]
-    return np.stack([getattr(obj, name) for obj in objects])
+        stacked = getattr(objects[0], name)[np.newaxis]
+    else:
+        stacked = np.stack([getattr(obj, name) for obj in objects])
+    stacked.flags.writeable = False
+    return stacked

@@ -229,8 +229,11 @@ class World:
             rng = self.streams.daily(name, block)
             if cached is None:
                 cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))
-            else:  # in place: in a batch the block is a row of the batch's (the same draws: random(out=...))
-                rng.random(out=cached[1])
+            else:  # in place: in a batch the block is a column of the batch's (the same draws)
+                if cached[1].flags.c_contiguous:
+                    rng.random(out=cached[1])
+                else:  # a batch's day-major block (NumPy draws only into contiguous arrays)
+                    cached[1][...] = rng.random(cached[1].shape)
                 cached = (block, cached[1])
             self._blocks[name] = cached
         return cached[1][day % EXOGENOUS_BLOCK_DAYS]
@@ -685,19 +688,21 @@ class Territories:
         self.kol_edge_follower = np.concatenate([pop.kol_edge_follower for pop in pops]).astype(np.int64)
         n_hcps = first.pop.n_hcps
         self.blocks: dict[str, np.ndarray] = {}
-        for name in EXOGENOUS_STREAMS:  # each territory's 28-day block of a stream: a row of the batch's
+        # Each territory's 28-day block of a stream: a column of the batch's, day-major, so that a day's uniforms
+        # are one contiguous (N, n_hcps) array for any N (one compiled specialisation of the kernels that read them)
+        for name in EXOGENOUS_STREAMS:
             cached = first._blocks.get(name)
-            if self.n == 1 and cached is not None:  # a batch of one: its block is already its row
-                self.blocks[name] = cached[1][np.newaxis]
+            if self.n == 1 and cached is not None:  # a batch of one: its block is already its column
+                self.blocks[name] = cached[1][:, np.newaxis]
                 continue
-            parent = np.zeros((self.n, EXOGENOUS_BLOCK_DAYS, n_hcps))
+            parent = np.zeros((EXOGENOUS_BLOCK_DAYS, self.n, n_hcps))
             for t, world in enumerate(self.worlds):
                 cached = world._blocks.get(name)
                 if cached is not None:
-                    parent[t] = cached[1]
-                    world._blocks[name] = (cached[0], parent[t])
+                    parent[:, t] = cached[1]
+                    world._blocks[name] = (cached[0], parent[:, t])
                 else:
-                    world._blocks[name] = (-1, parent[t])  # no block drawn yet: block -1 is never a day's
+                    world._blocks[name] = (-1, parent[:, t])  # no block drawn yet: block -1 is never a day's
             self.blocks[name] = parent
         self._no_values = np.zeros((self.n, 0))
         self._all_active = np.ones(self.n, dtype=np.bool_)
@@ -739,7 +744,7 @@ class Territories:
         for world in self.worlds:
             if world._blocks[name][0] != block:
                 world.exogenous_uniforms(name, day)
-        return self.blocks[name][:, day % EXOGENOUS_BLOCK_DAYS]
+        return self.blocks[name][day % EXOGENOUS_BLOCK_DAYS]
 
     def decisions(self, now: float, row: int) -> Decisions:
         """Every territory's observed brand share, segments and action mask at ``now``, each one compiled call for all
