@@ -51,6 +51,15 @@ COST_COMPONENTS = ("rep_visit_cost", "remote_detail_cost", "email_cost", "webina
 Policy = Callable[[int, TerritoryEnv, np.random.Generator], np.ndarray]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the kernels on every core once, before the test processes start (``oce_sim.world.warm``): on a
+    fresh install each xdist worker would otherwise compile the same kernels itself.  A no-op once cached."""
+    if not hasattr(config, "workerinput"):  # the controller (or the only process), not an xdist worker
+        from oce_sim.world.warm import warm
+
+        warm()
+
+
 def small_config(*overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``SMALL`` deep-merged with each override in turn."""
     merged: dict[str, Any] = dict(SMALL)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from oce_sim.cli.common import SIMPLE_NAME, _clip, check_out, console, fail
+from oce_sim.cli.common import SIMPLE_NAME, _clip, check_out, console, fail, warm_kernels
 
 
 def bench(
@@ -32,6 +32,7 @@ def bench(
         fail("--junit-xml reports the gate: it needs --check")
     if junit_xml is not None and junit_xml.is_dir():
         fail(f"--junit-xml {junit_xml} is a folder; give a file path")
+    warm_kernels()
     try:
         code = bench_mod.run_bench(suite=suite, check=check, update=update, perf=perf, out=out, progress=progress,
                                    console=console, junit=junit_xml)

@@ -15,6 +15,7 @@ from oce_sim.cli.common import (
     console,
     fail,
     resolve,
+    warm_kernels,
 )
 
 
@@ -38,6 +39,7 @@ def calibrate(
             calibration.check_docs(config.name, calibration.docs_path())
         except (OSError, ValueError) as exc:
             fail(str(exc))
+    warm_kernels()
     with console.status(f"calibrating {config.name} on {seeds} paired seeds"):
         rows = calibration.calibrate(config, seeds, seed, workers=min(seeds, workers or limit))
     states = [calibration.status(row, rows) for row in rows]

@@ -206,6 +206,18 @@ def check_stage(stage: Optional[int]) -> None:
         fail(f"--stage must be 0-3 (0 instruction, 1 insight, 2 involvement, 3 intervention), got {stage}")
 
 
+def warm_kernels() -> None:
+    """Before a command's work: on a fresh install, compile the simulation kernels on every core at once
+    (``oce_sim.world.warm``; a few file checks once they are cached)."""
+    from oce_sim.world.warm import warm
+
+    def say(processes: int, seconds: float) -> None:
+        typer.echo(f"Compiling the simulation kernels once for this install ({processes} processes, about "
+                   f"{seconds:.0f} s on the 2-core machine that recorded them)...", err=True)
+
+    warm(notify=say)
+
+
 @contextmanager
 def _output_folder(out: Path, command: str) -> Iterator[Path]:
     """The staging folder of ``out`` (see oce_sim.storage.outputs); a bad or busy ``--out`` is exit 2 before any work."""
@@ -213,6 +225,7 @@ def _output_folder(out: Path, command: str) -> Iterator[Path]:
 
     try:
         with transaction(out, command) as staging:
+            warm_kernels()
             yield staging
     except OutputError as exc:
         fail(str(exc))

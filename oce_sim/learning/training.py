@@ -466,6 +466,10 @@ def train(args: TrainArgs, log: Callable[[str], None] = print, warn: Callable[[s
             dropped = truncate_event_files(run / "tb", int(start[0]["num_timesteps"]))
             log(f"resuming {run.name} from step {start[0]['num_timesteps']:,} ({start[2].name})"
                 + (f"; dropped {dropped} TensorBoard record(s) logged after it" if dropped else ""))
+        from oce_sim.world.warm import warm
+
+        warm(notify=lambda processes, seconds: log(f"compiling the simulation kernels once for this install "
+                                                   f"({processes} processes, about {seconds:.0f} s)..."))
         if args.algo == "factored-ppo":
             _train_factored_session(args, config, run, start, log)
         else:
