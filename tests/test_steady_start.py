@@ -134,6 +134,36 @@ def test_the_history_runs_the_formulary_reviews_of_an_episode():
     assert env.world.access_upgrades > 0
 
 
+def test_histories_played_as_one_batch_are_each_as_played_alone():
+    """The burn-in plays its seeds' histories as one batch (one calendar, one compiled call per phase): each
+    territory, its year-end campaigns and reviews included, ends exactly as when played alone."""
+    history = steady_start.history_config(load_scenario("small"))
+    data = history.model_dump(mode="python")
+    data["env"] = {**data["env"], "horizon_days": 2 * steady_start.DAYS_PER_BRAND_YEAR + 28}  # a new campaign
+    config = load_scenario(data)
+    seeds = steady_start.BURN_IN_SEEDS[:3]
+
+    def ends(envs: list[TerritoryEnv]) -> list[tuple[np.ndarray, ...]]:
+        return [(env.world.state.adoption.copy(), env.world.state.goodwill.copy(),
+                 env.world.state.account_access.copy(), env.world.state.email_consent.copy(),
+                 np.array(env.world.response.access_balance_log, dtype=float)) for env in envs]
+
+    years: dict[int, list[float]] = {}
+    batch = [TerritoryEnv(scenario=config) for _ in seeds]
+    steady_start.play_usual_plans(batch, seeds, balance_access=True, on_year_end=lambda world: years.setdefault(
+        id(world), []).append(world.ledger.expected_revenue_usd))
+    together = ends(batch)
+    assert batch[0].world.batch is batch[1].world.batch  # one batch
+    for k, seed in enumerate(seeds):
+        alone_years: list[float] = []
+        env = TerritoryEnv(scenario=config)
+        steady_start.play_usual_plan(env, seed, balance_access=True,
+                                     on_year_end=lambda world: alone_years.append(world.ledger.expected_revenue_usd))
+        for a, b in zip(ends([env])[0], together[k]):
+            assert np.array_equal(a, b)
+        assert alone_years == years[id(batch[k].world)] and len(alone_years) == 2
+
+
 def test_a_small_market_pools_enough_history():
     assert len(steady_start.burn_in_seeds(load_scenario("default"))) == 4
     assert len(steady_start.burn_in_seeds(load_scenario("specialty_access"))) == 10

@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -36,6 +37,8 @@ from oce_sim.world.response import (
     configured_access_shares,
     stationary_access,
 )
+from oce_sim.world.batch import play_in_lockstep, seed_batches
+from oce_sim.world.simulation import Territories
 from oce_sim.world.start import StartTable, cell_of
 
 BURN_IN_SEEDS: tuple[int, ...] = tuple(range(910_001, 910_017))  # a small market's history uses more of them
@@ -120,16 +123,20 @@ def run_burn_in(config: ScenarioConfig, make_env: Callable[..., Any],
     cells, adoption, goodwill, balance = [], [], [], []
     seeds = burn_in_seeds(config) if seeds is None else seeds
     n_balance = max(1, int(round(BALANCE_YEARS * DAYS_PER_BRAND_YEAR / config.response.access_review_interval_days)))
-    for seed in seeds:
-        env = make_env(scenario=config)
-        play_usual_plan(env, seed, balance_access=True)
-        world = env.world
-        assert world is not None
-        cells.append(cell_of(world.pop, world.state.account_access))
-        adoption.append(world.state.adoption.astype(np.int64))
-        goodwill.append(world.state.goodwill.copy())
-        balance += world.response.access_balance_log[-n_balance:]
-        env.close()
+    for batch in seed_batches(seeds, config.population.n_hcps):  # the seeds' histories as batches
+        envs = [make_env(scenario=config) for _ in batch]
+        try:
+            play_usual_plans(envs, batch, balance_access=True)
+            for env in envs:
+                world = env.world
+                assert world is not None
+                cells.append(cell_of(world.pop, world.state.account_access))
+                adoption.append(world.state.adoption.astype(np.int64))
+                goodwill.append(world.state.goodwill.copy())
+                balance += world.response.access_balance_log[-n_balance:]
+        finally:
+            for env in envs:
+                env.close()
     pooled = np.array(balance, dtype=float).reshape(-1, 5).sum(axis=0)
     downgrade = balancing_downgrade(configured_access_shares(config), *pooled[:4])
     # Day 0 draws access from the shares the history's access chain holds (its upgrade pressure and these
@@ -144,27 +151,40 @@ def run_burn_in(config: ScenarioConfig, make_env: Callable[..., Any],
 def play_usual_plan(env: Any, seed: int, balance_access: bool = False,
                     on_start: Callable[[Any], None] | None = None,
                     on_year_end: Callable[[Any], None] | None = None) -> None:
-    """Play ``env``'s episode with its stage's usual promotion (the organisation, entity by entity), a new campaign
-    every brand year; ``balance_access``: the history's reviews (downgrades balancing the upgrades at the configured
-    shares); ``on_start(world)`` after the reset, ``on_year_end(world)`` after every full brand year."""
-    policy = Organisation(env.scenario.stage)
-    obs, _ = env.reset(seed=seed)
-    if on_start is not None:
-        on_start(env.world)
-    env.world.response.balance_access = balance_access  # before the first review (day 91)
-    policy.reset(env, seed)
-    done = False
-    step = 0
-    while not done:
-        action, _ = policy.predict(obs, action_masks=env.action_masks())
-        obs, _, terminated, truncated, _ = env.step(action)
-        done = terminated or truncated
-        step += 1
-        if step % CAMPAIGN_STEPS == 0:
-            if on_year_end is not None:
-                on_year_end(env.world)
-            if not done:
-                new_campaign(env.world)
+    """``play_usual_plans`` for one env."""
+    play_usual_plans([env], [seed], balance_access, on_start, on_year_end)
+
+
+def play_usual_plans(envs: Sequence[Any], seeds: Sequence[int], balance_access: bool = False,
+                     on_start: Callable[[Any], None] | None = None,
+                     on_year_end: Callable[[Any], None] | None = None) -> None:
+    """Play each env's episode (``envs[i]`` on ``seeds[i]``) with its stage's usual promotion (the organisation,
+    entity by entity), a new campaign every brand year; ``balance_access``: the history's reviews (downgrades
+    balancing the upgrades at the configured shares); ``on_start(world)`` after the reset, ``on_year_end(world)``
+    after every full brand year.  The territories advance together as one batch (one calendar, one compiled call
+    per phase), each exactly as it would alone (``tests/test_steady_start.py``)."""
+    policies = [Organisation(env.scenario.stage) for env in envs]
+    observations = []
+    for env, policy, seed in zip(envs, policies, seeds):
+        obs, _ = env.reset(seed=seed)
+        if on_start is not None:
+            on_start(env.world)
+        env.world.response.balance_access = balance_access  # before the first review (day 91)
+        policy.reset(env, seed)
+        observations.append(obs)
+    if len(envs) > 1:
+        Territories.join([env.world for env in envs])
+
+    def year_end(steps: int, done: bool) -> None:
+        if steps % CAMPAIGN_STEPS == 0:
+            for env in envs:
+                if on_year_end is not None:
+                    on_year_end(env.world)
+                if not done:
+                    new_campaign(env.world)
+
+    play_in_lockstep(envs, lambda i, obs, mask: policies[i].predict(obs, action_masks=mask)[0], observations,
+                     after_step=year_end)
 
 
 def yearly_expected_trx(config: ScenarioConfig, make_env: Callable[..., Any], seeds: tuple[int, ...],
@@ -178,13 +198,22 @@ def yearly_expected_trx(config: ScenarioConfig, make_env: Callable[..., Any], se
     played = load_scenario(data)
     price = config.economics.price_per_rx_usd
     out = np.zeros((len(seeds), years))
-    for row, seed in enumerate(seeds):
-        ends: list[float] = []
-        env = make_env(scenario=played)
-        play_usual_plan(env, seed, on_year_end=lambda world, ends=ends: ends.append(
-            world.ledger.expected_revenue_usd / price))
-        out[row] = np.diff(np.concatenate([[0.0], ends]))
-        env.close()
+    row = 0
+    for batch in seed_batches(seeds, played.population.n_hcps):  # the seeds as batches
+        envs = [make_env(scenario=played) for _ in batch]
+        ends: dict[int, list[float]] = {}  # id(World) -> its revenue at each year's end, as TRx
+
+        def year_end(world: Any, ends: dict[int, list[float]] = ends) -> None:
+            ends.setdefault(id(world), []).append(world.ledger.expected_revenue_usd / price)
+
+        try:
+            play_usual_plans(envs, batch, on_year_end=year_end)
+            for env in envs:
+                out[row] = np.diff(np.concatenate([[0.0], ends[id(env.world)]]))
+                row += 1
+        finally:
+            for env in envs:
+                env.close()
     return out
 
 

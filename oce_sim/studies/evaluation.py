@@ -23,7 +23,7 @@ from oce_sim.config import (
 )
 from oce_sim.envs.territory import TerritoryEnv
 from oce_sim.storage.outputs import atomic_save_figure, atomic_write_text  # noqa: F401  (also imported from here)
-from oce_sim.world.batch import play_in_lockstep
+from oce_sim.world.batch import MAX_BATCH_CUSTOMERS, play_in_lockstep, seed_batches  # noqa: F401  (re-exported)
 from oce_sim.world.kpis import KPIS, TABLE_KPIS, UNDEFINED, definitions, format_value
 from oce_sim.world.simulation import Territories
 
@@ -79,11 +79,6 @@ def run_episode(policy: Any, config: ScenarioConfig, seed: int) -> Episode:
     return Episode(info["kpis"], info["series"])
 
 
-# Customers in one batch of paired seeds: at the default 600 a territory, 16 seeds; a national-scale world (100k
-# customers) runs alone, as its arrays are then large enough that a batch saves nothing and doubles the memory.
-MAX_BATCH_CUSTOMERS = 16 * 600
-
-
 def run_episodes(policy: Any, config: ScenarioConfig, seeds: Sequence[int]) -> list[Episode]:
     """``policy`` on every seed, the seeds' territories advancing together as one batch (one SimPy calendar and one
     compiled call per phase for all of them, ``oce_sim.world.simulation.Territories``).  Each seed plays its own copy
@@ -107,12 +102,6 @@ def run_episodes(policy: Any, config: ScenarioConfig, seeds: Sequence[int]) -> l
     finally:
         for env in envs:
             env.close()
-
-
-def seed_batches(seeds: Sequence[int], n_hcps: int) -> list[list[int]]:
-    """``seeds`` in batches of at most ``MAX_BATCH_CUSTOMERS`` customers (at least one seed each)."""
-    size = max(1, MAX_BATCH_CUSTOMERS // max(1, n_hcps))
-    return [list(seeds[i:i + size]) for i in range(0, len(seeds), size)]
 
 
 def stage_label(config: ScenarioConfig) -> str:

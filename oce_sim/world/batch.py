@@ -225,14 +225,16 @@ class WorldBatch:
             yield self._wait("access", interval)
 
 
-def play_in_lockstep(envs: Sequence[Any], act: Callable[[int, Any, Any], Any],
-                     observations: list[Any]) -> list[dict[str, Any]]:
+def play_in_lockstep(envs: Sequence[Any], act: Callable[[int, Any, Any], Any], observations: list[Any],
+                     after_step: Callable[[int, bool], None] | None = None) -> list[dict[str, Any]]:
     """Play environments whose territories form one batch (``TerritoryEnv``s: ``begin_steps``, ``finish_step``) to
     their episode's end together: at each decision ``act(i, observation, action_mask)`` gives env ``i``'s action
-    (every env's action before any env's plays are applied), every env begins its step (one plan for all), the batch runs them all to the next decision, every env finishes its step (each
-    exactly as it would alone).  One horizon: they end together.  Returns each env's last info."""
+    (every env's action before any env's plays are applied), every env begins its step (one plan for all), the
+    batch runs them all to the next decision, every env finishes its step (each exactly as it would alone), then
+    ``after_step(steps, done)`` (steps played so far; what a caller does to each territory between two steps, as
+    it would between two steps of one env).  One horizon: they end together.  Returns each env's last info."""
     infos: list[dict[str, Any]] = [{} for _ in envs]
-    done = False
+    done, steps = False, 0
     while not done:
         actions = [act(i, observations[i], env.action_masks()) for i, env in enumerate(envs)]
         started = type(envs[0]).begin_steps(envs, actions)  # the batch plans all territories' plays at once
@@ -240,7 +242,21 @@ def play_in_lockstep(envs: Sequence[Any], act: Callable[[int, Any, Any], Any],
         for i, env in enumerate(envs):
             observations[i], _, terminated, truncated, infos[i] = env.finish_step(*started[i])
             done = terminated or truncated
+        steps += 1
+        if after_step is not None:
+            after_step(steps, done)
     return infos
+
+
+# Customers in one batch of paired seeds: at the default 600 a territory, 16 seeds; a national-scale world (100k
+# customers) runs alone, as its arrays are then large enough that a batch saves nothing and doubles the memory.
+MAX_BATCH_CUSTOMERS = 16 * 600
+
+
+def seed_batches(seeds: Sequence[int], n_hcps: int) -> list[list[int]]:
+    """``seeds`` in batches of at most ``MAX_BATCH_CUSTOMERS`` customers (at least one seed each)."""
+    size = max(1, MAX_BATCH_CUSTOMERS // max(1, n_hcps))
+    return [list(seeds[i:i + size]) for i in range(0, len(seeds), size)]
 
 
 def same_calendar(settings: Sequence[CalendarSettings]) -> bool:
