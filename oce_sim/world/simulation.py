@@ -979,8 +979,10 @@ class Territories:
         level = worlds[0].pipeline.level
         for _ in range(worlds[0].pipeline.due(now)):  # one calendar: every territory has the same days pending
             self._absorb([world.pipeline.pending.popleft() for world in worlds], level)
-        for world in worlds:
-            world.ledger.observed_rx = float(world.view.published_rx.sum())
+        # each row summed as alone (NumPy sums a contiguous row the same way in a 2-D array)
+        published = self._view_rows()["published_rx"].sum(axis=1).tolist()
+        for world, total in zip(worlds, published):
+            world.ledger.observed_rx = total
 
     def _absorb(self, records: list[DayRecord], level: PipelineLevel) -> None:
         worlds, view = self.worlds, self._view_rows()
@@ -998,11 +1000,12 @@ class Territories:
         written = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(np.count_nonzero(rx, axis=1), out=written[1:])
         u_keep, noise, u_present = np.empty(offsets[-1]), np.empty(written[-1]), np.empty(written[-1])
+        touch_bounds, rx_bounds = offsets.tolist(), written.tolist()
         for t, world in enumerate(worlds):  # each territory's pipeline stream, in the order a view draws them
             rng = world._rng_pipeline
-            rng.random(out=u_keep[offsets[t]:offsets[t + 1]])
-            a, b = written[t], written[t + 1]
-            noise[a:b], u_present[a:b] = rx_noise(rng, int(b - a), level)
+            rng.random(out=u_keep[touch_bounds[t]:touch_bounds[t + 1]])
+            a, b = rx_bounds[t], rx_bounds[t + 1]
+            noise[a:b], u_present[a:b] = rx_noise(rng, b - a, level)
         suggested = kernels.absorb_rows(
             day, offsets, *columns, u_keep, covered_mask(level.covered_channels), level.missing_share,
             view["last_touch_day"], view["delivered"], view["engaged"], view["progress"], view["email_consent"],

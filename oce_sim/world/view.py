@@ -129,8 +129,10 @@ class OrchestratorView(RowBound):
         if record.need_hcp.size:
             self.need[record.need_hcp] = record.need_values
             self.need_known[record.need_hcp] = True
-        self.no_see[record.no_see_hcp] = True
-        self.preferred_channel[record.preferred_hcp] = record.preferred_channel
+        if record.no_see_hcp.size:  # most days: none (an empty fancy assignment still costs a few microseconds)
+            self.no_see[record.no_see_hcp] = True
+        if record.preferred_hcp.size:
+            self.preferred_channel[record.preferred_hcp] = record.preferred_channel
         self.published_through_day = max(self.published_through_day, record.day)
 
     def sync_ground_truth(self, pop: Population, state: CustomerState, day: float) -> None:
