@@ -704,6 +704,7 @@ class Territories:
                 else:
                     world._blocks[name] = (-1, parent[:, t])  # no block drawn yet: block -1 is never a day's
             self.blocks[name] = parent
+        self._drawn: dict[str, int] = {}  # stream -> the block every territory holds (only this batch draws them)
         self._no_values = np.zeros((self.n, 0))
         self._all_active = np.ones(self.n, dtype=np.bool_)
         self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
@@ -741,9 +742,11 @@ class Territories:
         """Every territory's exogenous uniforms of stream ``name`` on ``day``, ``(N, n_hcps)`` (each territory's
         block drawn where it is not the day's: ``World.exogenous_uniforms``)."""
         block = day // EXOGENOUS_BLOCK_DAYS
-        for world in self.worlds:
-            if world._blocks[name][0] != block:
-                world.exogenous_uniforms(name, day)
+        if self._drawn.get(name) != block:  # a new block: each territory draws its own (once per 28 days)
+            for world in self.worlds:
+                if world._blocks[name][0] != block:
+                    world.exogenous_uniforms(name, day)
+            self._drawn[name] = block
         return self.blocks[name][day % EXOGENOUS_BLOCK_DAYS]
 
     def decisions(self, now: float, row: int) -> Decisions:
