@@ -158,13 +158,22 @@ def warm(workers: int | None = None, entries: Sequence[Entry] | None = None,
         compile_entries(groups[0])
         return True
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    procs = [subprocess.Popen([sys.executable, "-m", "oce_sim.world.warm", "--compile", json.dumps(
-        [[e.module, e.name, e.signature] for e in group])], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL) for group in groups[1:]]
+    started: list[subprocess.Popen[bytes]] = []
+    here = list(groups[0])
+    for group in groups[1:]:
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "oce_sim.world.warm", "--compile"], env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert proc.stdin is not None
+            with proc.stdin:  # the share as JSON (long: not a command-line argument)
+                proc.stdin.write(json.dumps([[e.module, e.name, e.signature] for e in group]).encode())
+            started.append(proc)
+        except OSError:  # no process to start (an embedded interpreter): this process compiles that share too
+            here += group
     try:
-        compile_entries(groups[0])
+        compile_entries(here)
     finally:
-        for proc in procs:
+        for proc in started:
             proc.wait()
     return True
 
@@ -172,10 +181,10 @@ def warm(workers: int | None = None, entries: Sequence[Entry] | None = None,
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m oce_sim.world.warm", description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per usable CPU, <= 4)")
-    parser.add_argument("--compile", default=None, help=argparse.SUPPRESS)  # a worker's share, as JSON
+    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)  # a worker: its share on stdin
     args = parser.parse_args(argv)
-    if args.compile is not None:
-        compile_entries([Entry(m, n, s, 0.0) for m, n, s in json.loads(args.compile)])
+    if args.compile:
+        compile_entries([Entry(m, n, s, 0.0) for m, n, s in json.loads(sys.stdin.read())])
         return
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
