@@ -49,6 +49,10 @@ assert all(path is None or path.is_file() for path in scenarios.values())
 assert len(scenarios) > 1 and any(name.startswith("benchmark/") for name in scenarios), scenarios
 assert "site-packages" in str(repo_scenario_dir())
 assert (SUITE_DIR / "quick.yaml").is_file() and (GOLDEN_DIR / "quick.json").is_file(), (SUITE_DIR, GOLDEN_DIR)
+from oce_sim.world.warm import load_entries, warm  # noqa: E402
+
+assert len(load_entries()) >= 15, "the kernels' recorded signatures are packaged"
+print("kernels warmed on every core:", warm())  # a fresh install: compiles (True) into the wheel's __pycache__
 for env_id in oce_sim.ENV_IDS:
     env = gym.make(env_id)
     with warnings.catch_warnings():

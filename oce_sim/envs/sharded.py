@@ -16,7 +16,6 @@ ignore Ctrl-C (the learner handles it and closes them) and end with this process
 
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
 import os
 import signal
@@ -65,17 +64,12 @@ def default_workers(num_envs: int) -> int:
     return max(1, min(usable_cpus(), int(num_envs)))
 
 
-def shard_sizes(num_envs: int, workers: int, local_share: float = 1.0) -> list[int]:
-    """Territories per shard: as even as possible, the larger shards first (``[3, 3, 2]`` for 8 over 3).  With
-    ``local_share`` below 1, shard 0 (the calling process's own) gets that share of an even shard (rounded up, at
-    least one territory) and the other shards split the rest evenly: ``[6, 10]`` for 16 over 2 at 0.75."""
-    num_envs, workers = int(num_envs), int(workers)
-    first = math.ceil(num_envs * float(local_share) / workers - 1e-9)
-    first = max(1, min(first, num_envs - (workers - 1)))
-    if workers == 1:
-        return [num_envs]
-    base, extra = divmod(num_envs - first, workers - 1)
-    return [first] + [base + (1 if k < extra else 0) for k in range(workers - 1)]
+def shard_sizes(num_envs: int, workers: int) -> list[int]:
+    """Territories per shard: as even as possible, the larger shards first (``[3, 3, 2]`` for 8 over 3).  Even is
+    what trains fastest on two cores, although shard 0's process also runs the learner's policy (docs/PERFORMANCE.md
+    section 15: 8 + 8 territories against 7 + 9, 6 + 10, 9 + 7 and 10 + 6)."""
+    base, extra = divmod(int(num_envs), int(workers))
+    return [base + (1 if k < extra else 0) for k in range(int(workers))]
 
 
 def _worker(conn: Any, num_envs: int, kwargs: dict[str, Any]) -> None:
@@ -154,15 +148,12 @@ class ShardedTerritoryVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, workers: int = 2, context: str | None = None, local_share: float = 1.0,
-                 **kwargs: Any):
+    def __init__(self, num_envs: int = 1, workers: int = 2, context: str | None = None, **kwargs: Any):
         num_envs = check_num_envs(num_envs)
         workers = check_workers(workers, num_envs)  # before any territory or process
-        if not 0.0 < float(local_share) <= 1.0:
-            raise ValueError(f"local_share must be in (0, 1], got {local_share!r}")
         self.num_envs = num_envs
         self.workers = workers
-        self.sizes = shard_sizes(num_envs, workers, local_share)
+        self.sizes = shard_sizes(num_envs, workers)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
         self.local = TerritoryVectorEnv(self.sizes[0], **kwargs)  # also checks the arguments, before any process
         self.scenario = self.local.scenario
@@ -310,7 +301,7 @@ class ShardedTerritoryVectorEnv(VectorEnv):
 
 
 def make_territory_vector_env(num_envs: int = 1, workers: int = 1, context: str | None = None,
-                              local_share: float = 1.0, **kwargs: Any) -> VectorEnv:
+                              **kwargs: Any) -> VectorEnv:
     """The registered ``vector_entry_point``: ``TerritoryVectorEnv`` (``workers=1``) or, with ``workers`` > 1,
     ``ShardedTerritoryVectorEnv`` (the same territories, spread over that many processes).  ``num_envs`` is an
     integer in [1, 4,096] and ``workers`` one in [1, min(num_envs, max_workers())], checked before anything is built
@@ -319,4 +310,4 @@ def make_territory_vector_env(num_envs: int = 1, workers: int = 1, context: str 
     workers = check_workers(workers, num_envs)
     if workers == 1:
         return TerritoryVectorEnv(num_envs, **kwargs)
-    return ShardedTerritoryVectorEnv(num_envs, workers=workers, context=context, local_share=local_share, **kwargs)
+    return ShardedTerritoryVectorEnv(num_envs, workers=workers, context=context, **kwargs)

@@ -47,9 +47,6 @@ from oce_sim.world import dispatch
 
 N_HEADS = dispatch.N_SEGMENTS
 N_PLAYS = dispatch.N_PLAYS
-# The learner's process steps this share of an even split of the territories (it also runs the policy between
-# steps): docs/PERFORMANCE.md section 15 measured it.
-LEARNER_SHARE = 1.0
 TRAIN_SEED_OFFSET = 1_000_000  # training territories are seeded from here up: far from evaluation seeds (100,000+)
 
 
@@ -133,10 +130,9 @@ class FactoredPPO:
     file writer reads (the same names as an SB3 model's)."""
 
     def __init__(self, scenario: ScenarioConfig, settings: FactoredSettings, net_arch: list[int], seed: int,
-                 workers: int = 1, local_share: float = LEARNER_SHARE):
+                 workers: int = 1):
         """``workers``: processes the territories step in (``oce_sim.envs.sharded``; the same rollouts for any
-        count); ``local_share``: the share of an even split that this process steps itself, as it also runs the
-        policy and the update (the same rollouts for any share)."""
+        count)."""
         import torch
 
         from oce_sim.envs.sharded import make_territory_vector_env
@@ -149,8 +145,7 @@ class FactoredPPO:
         self.bootstrap = config.env.reward == "observed"  # a truncated horizon: bootstrap the final state
         self.settings = settings
         self.seed = int(seed)
-        self.envs = make_territory_vector_env(settings.n_envs, workers=workers, scenario=config,
-                                              **({"local_share": local_share} if workers > 1 else {}))
+        self.envs = make_territory_vector_env(settings.n_envs, workers=workers, scenario=config)
         self.observation_space = self.envs.single_observation_space
         self.action_space = self.envs.single_action_space
         self.episode_steps = -(-self.envs.horizon_days // self.envs.decision_interval_days)
