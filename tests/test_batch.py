@@ -226,3 +226,28 @@ def test_a_days_need_reports_are_each_territorys_own():
     alone = [kernels.new_need_reports(np.array([7]), hcp[:3], channel[:3], WEBSITE, True, need_known[0], 150),
              kernels.new_need_reports(np.array([2]), hcp[3:], channel[3:], WEBSITE, True, need_known[1], 150)]
     assert flat.tolist() == [1, 3, 7, 2, 12, 40] == np.concatenate(alone).tolist() and offsets.tolist() == [0, 3, 6]
+
+
+def test_a_block_drawn_from_outside_the_batch_is_seen_by_it():
+    """``World.exogenous_uniforms`` called on a territory of a batch (a measurement harness does) redraws its block
+    in the batch's rows: the batch checks every territory again at its next day instead of trusting the block it
+    drew last, so the territory stays as it would be alone."""
+    import numpy as np
+
+    from oce_sim.envs.vector import TerritoryVectorEnv
+
+    def play(poke: bool) -> list[np.ndarray]:
+        vec = TerritoryVectorEnv(2, scenario="small", stage=3)
+        vec.reset(seed=3)
+        rng = np.random.default_rng(0)
+        out = []
+        for step in range(10):
+            if poke and step == 5:  # day 35: block 1; redraw block 0 of one stream into the rows
+                vec.envs[0].world.exogenous_uniforms("rx", 0)
+            mask = vec.action_masks().reshape(2, 9, 8)
+            out.append(vec.step(np.argmax(rng.random(mask.shape) * mask, axis=2))[1])
+        vec.close()
+        return out
+
+    for a, b in zip(play(False), play(True)):
+        assert np.array_equal(a, b)

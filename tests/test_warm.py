@@ -95,3 +95,23 @@ def test_a_warmed_cache_leaves_nothing_to_compile(tmp_path: Path) -> None:
     compiled = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True,
                               timeout=900).stdout
     assert int(compiled.strip().splitlines()[-1]) == 0
+
+
+def test_a_stale_record_never_fails_a_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A kernel renamed or a module gone since the file was recorded: warming skips it, never raises."""
+    stale = [Entry("oce_sim.world.kernels", "renamed_kernel", "(int64,)", 1.0),
+             Entry("oce_sim.world.gone", "kernel", "(int64,)", 1.0)]
+    assert warm.resolvable(stale) == []
+    monkeypatch.setattr(warm, "_warmed", False)
+    assert warm.warm(entries=stale) is False
+
+
+def test_a_worker_ignores_an_oce_sim_folder_in_the_current_directory(tmp_path: Path) -> None:
+    fake = tmp_path / "oce_sim" / "world"
+    fake.mkdir(parents=True)
+    for folder in (tmp_path / "oce_sim", fake):
+        (folder / "__init__.py").write_text("")
+    (fake / "warm.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('x')\n")
+    subprocess.run([sys.executable, "-c", warm.WORKER_CODE, "--compile"], input="[]", text=True, cwd=tmp_path,
+                   check=True, timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert not (tmp_path / "ran").exists()

@@ -226,6 +226,8 @@ class World:
         block = day // EXOGENOUS_BLOCK_DAYS
         cached = self._blocks.get(name)
         if cached is None or cached[0] != block:
+            if self.batch is not None:  # a draw from outside the batch's own: it checks every territory again
+                getattr(self.batch.territories, "_drawn", {}).pop(name, None)
             rng = self.streams.daily(name, block)
             if cached is None:
                 cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))

@@ -35,6 +35,10 @@ SIGNATURES_FILE = Path(__file__).with_name("kernel_signatures.json")
 KERNEL_MODULES = ("oce_sim.world.kernels", "oce_sim.world.tail")
 _ARRAY = re.compile(r"Array\((\w+), (\d+), '([CFA])', (True|False), aligned=True\)")
 _warmed = False  # once per process
+WORKER_TIMEOUT_S = 600.0  # a worker's share takes seconds; a stuck one is killed, its kernels compile on first use
+# A worker runs this package's module without the current folder on sys.path (``-m`` would put it first, and an
+# ``oce_sim`` folder there would run instead).
+WORKER_CODE = "import runpy, sys; sys.path.pop(0); runpy.run_module('oce_sim.world.warm', run_name='__main__')"
 
 
 @dataclass(frozen=True)
@@ -112,12 +116,24 @@ def _dispatcher(entry: Entry) -> Any:
     return getattr(importlib.import_module(entry.module), entry.name)
 
 
+def resolvable(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries whose kernel still exists (a kernel renamed since the file was recorded is left out)."""
+    found = []
+    for entry in entries:
+        try:
+            if hasattr(_dispatcher(entry), "compile"):
+                found.append(entry)
+        except Exception:  # noqa: BLE001  (a module or kernel gone: nothing to warm)
+            continue
+    return found
+
+
 def is_cached(entries: Sequence[Entry]) -> bool:
     """Whether Numba's cache holds a current index for every kernel of ``entries`` (the file its loader reads
     first, checked against the source's stamp as Numba does; Numba's own loader, so this reads nothing else)."""
     for entry in entries:
-        cache_file = getattr(getattr(_dispatcher(entry), "_cache", None), "_cache_file", None)
         try:
+            cache_file = getattr(getattr(_dispatcher(entry), "_cache", None), "_cache_file", None)
             if cache_file is None or not cache_file._load_index():
                 return False
         except Exception:  # noqa: BLE001  (another Numba: treat as not cached)
@@ -146,7 +162,13 @@ def warm(workers: int | None = None, entries: Sequence[Entry] | None = None,
     if _warmed or not CACHE_ENABLED:
         return False
     _warmed = True
-    entries = load_entries() if entries is None else list(entries)
+    try:
+        return _warm(workers, resolvable(load_entries() if entries is None else list(entries)), notify)
+    except Exception:  # noqa: BLE001  (warming is an optimisation: it never fails a command)
+        return False
+
+
+def _warm(workers: int | None, entries: list[Entry], notify: Callable[[int, float], None] | None) -> bool:
     if not entries or is_cached(entries):
         return False
     if workers is None:
@@ -160,21 +182,28 @@ def warm(workers: int | None = None, entries: Sequence[Entry] | None = None,
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     started: list[subprocess.Popen[bytes]] = []
     here = list(groups[0])
-    for group in groups[1:]:
-        try:
-            proc = subprocess.Popen([sys.executable, "-m", "oce_sim.world.warm", "--compile"], env=env,
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            assert proc.stdin is not None
-            with proc.stdin:  # the share as JSON (long: not a command-line argument)
-                proc.stdin.write(json.dumps([[e.module, e.name, e.signature] for e in group]).encode())
-            started.append(proc)
-        except OSError:  # no process to start (an embedded interpreter): this process compiles that share too
-            here += group
+    finished = False
     try:
+        for group in groups[1:]:
+            try:
+                proc = subprocess.Popen([sys.executable, "-c", WORKER_CODE, "--compile"], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                started.append(proc)  # reaped below whatever happens next
+                assert proc.stdin is not None
+                with proc.stdin:  # the share as JSON (long: not a command-line argument)
+                    proc.stdin.write(json.dumps([[e.module, e.name, e.signature] for e in group]).encode())
+            except OSError:  # no process to start, or it died at once: this process compiles that share too
+                here += group
         compile_entries(here)
-    finally:
         for proc in started:
-            proc.wait()
+            proc.wait(timeout=WORKER_TIMEOUT_S)
+        finished = True
+    finally:
+        if not finished:  # an error, a timeout or Ctrl-C: no worker outlives the command
+            for proc in started:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
     return True
 
 
