@@ -23,6 +23,7 @@ from oce_sim.world.warm import KERNEL_MODULES, SIGNATURES_FILE, Entry
 
 def play_every_stage() -> None:
     """Short episodes at every stage, one territory and a batch of two: what the model compiles."""
+    from oce_sim.bench.perf.vector import _random_batch
     from oce_sim.envs.vector import TerritoryVectorEnv
 
     for stage in range(4):
@@ -32,8 +33,7 @@ def play_every_stage() -> None:
             vec.reset(seed=0)
             done = False
             while not done:
-                mask = vec.action_masks().reshape(n, -1, int(vec.single_action_space.nvec[0]))
-                _, _, terminated, truncated, _ = vec.step(np.argmax(rng.random(mask.shape) * mask, axis=2))
+                _, _, terminated, truncated, _ = vec.step(_random_batch(rng, vec.action_masks()))
                 done = bool(terminated.all() or truncated.all())
             vec.close()
 

@@ -23,8 +23,8 @@ import hashlib
 import json
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -32,12 +32,12 @@ import numpy as np
 from oce_sim.agents.organisation import Organisation
 from oce_sim.config import ScenarioConfig, load_scenario
 from oce_sim.storage.outputs import cache_root
+from oce_sim.world.batch import play_in_lockstep, seed_batches
 from oce_sim.world.response import (
     balancing_downgrade,
     configured_access_shares,
     stationary_access,
 )
-from oce_sim.world.batch import play_in_lockstep, seed_batches
 from oce_sim.world.simulation import Territories
 from oce_sim.world.start import StartTable, cell_of
 

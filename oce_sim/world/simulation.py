@@ -226,8 +226,6 @@ class World:
         block = day // EXOGENOUS_BLOCK_DAYS
         cached = self._blocks.get(name)
         if cached is None or cached[0] != block:
-            if self.batch is not None:  # a draw from outside the batch's own: it checks every territory again
-                getattr(self.batch.territories, "_drawn", {}).pop(name, None)
             rng = self.streams.daily(name, block)
             if cached is None:
                 cached = (block, rng.random((EXOGENOUS_BLOCK_DAYS, self.pop.n_hcps)))
@@ -706,7 +704,6 @@ class Territories:
                 else:
                     world._blocks[name] = (-1, parent[:, t])  # no block drawn yet: block -1 is never a day's
             self.blocks[name] = parent
-        self._drawn: dict[str, int] = {}  # stream -> the block every territory holds (only this batch draws them)
         self._no_values = np.zeros((self.n, 0))
         self._all_active = np.ones(self.n, dtype=np.bool_)
         self._field: dict[str, np.ndarray] | None = None  # bound at the first field day (a batch may have no reps)
@@ -744,11 +741,9 @@ class Territories:
         """Every territory's exogenous uniforms of stream ``name`` on ``day``, ``(N, n_hcps)`` (each territory's
         block drawn where it is not the day's: ``World.exogenous_uniforms``)."""
         block = day // EXOGENOUS_BLOCK_DAYS
-        if self._drawn.get(name) != block:  # a new block: each territory draws its own (once per 28 days)
-            for world in self.worlds:
-                if world._blocks[name][0] != block:
-                    world.exogenous_uniforms(name, day)
-            self._drawn[name] = block
+        for world in self.worlds:
+            if world._blocks[name][0] != block:
+                world.exogenous_uniforms(name, day)
         return self.blocks[name][day % EXOGENOUS_BLOCK_DAYS]
 
     def decisions(self, now: float, row: int) -> Decisions:
