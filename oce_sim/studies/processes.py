@@ -3,7 +3,8 @@
 Every study that plays many independent episodes (``evaluation.evaluate``, the planner's candidates, calibration's
 seeds, a sweep's groups) may spread them over processes; the results never depend on how many.
 
-May import: the standard library and ``oce_sim.envs.sharded`` (for the usable CPUs).
+May import: the standard library, ``oce_sim.envs.sharded`` (for the usable CPUs) and ``oce_sim.world.warm`` (the kernels
+compiled before a pool starts).
 """
 
 from __future__ import annotations
@@ -104,5 +105,8 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
     Ctrl-C.  A script that starts one needs Python's ``if __name__ == "__main__":`` guard."""
     import multiprocessing
 
+    from oce_sim.world.warm import warm
+
+    warm()  # a fresh install: compile the kernels once on every core, not once in each worker
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=ignore_sigint)

@@ -8,8 +8,9 @@ share.  It does nothing when the cache already holds them (a check of a few file
 writable, or when the recorded signatures cannot be read: a kernel not warmed still compiles on first use, and
 nothing here changes a result.
 
-``python -m oce_sim.world.warm`` warms the cache; the CLI's commands and the test session (``tests/conftest.py``)
-call :func:`warm` before their work, so a first run's processes do not each compile the same kernels.
+``python -m oce_sim.world.warm`` warms the cache; the CLI's commands, training, every process pool of the studies
+(``studies.processes.spawn_pool``) and the test session (``tests/conftest.py``) call :func:`warm` before their work,
+so a first run's processes do not each compile the same kernels.
 ``python -m oce_sim.bench.kernel_signatures`` records the signature file from episodes at every stage
 (``tests/test_warm.py`` checks that it still covers what the model compiles).
 
